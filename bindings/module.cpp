@@ -1,0 +1,21 @@
+// The _core extension module: registration only, one file per concern.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void register_errors(py::module_& m);
+void register_params(py::module_& m);
+void register_tensor(py::module_& m);
+void register_context(py::module_& m);
+void register_ring(py::module_& m);
+void register_cuda(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "hetensor C++ core: CKKS over RNS polynomials";
+  register_errors(m);
+  register_params(m);
+  register_tensor(m);
+  register_context(m);
+  register_ring(m);
+  register_cuda(m);
+}

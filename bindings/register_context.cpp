@@ -1,0 +1,115 @@
+// The Engine (context + keys + encoder) and its operations. Every heavy call
+// releases the GIL; numpy inputs are copied before the release.
+#include <pybind11/complex.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+
+#include "ckks/engine.hpp"
+#include "core/error.hpp"
+
+namespace py = pybind11;
+using ht::Ciphertext;
+using ht::Engine;
+using CArray = py::array_t<std::complex<double>, py::array::c_style | py::array::forcecast>;
+
+namespace {
+struct Rows {
+  std::vector<std::complex<double>> values;
+  int rows = 0;
+  ht::u64 count = 0;
+};
+Rows rows_of(const CArray& a) {
+  if (a.ndim() != 2) throw ht::InvalidArgument("expected a 2-D array of rows of slot values");
+  Rows r;
+  r.rows = static_cast<int>(a.shape(0));
+  r.count = static_cast<ht::u64>(a.shape(1));
+  r.values.assign(a.data(), a.data() + a.size());
+  return r;
+}
+using release = py::call_guard<py::gil_scoped_release>;
+}  // namespace
+
+void register_context(py::module_& m) {
+  py::class_<Engine>(m, "Engine")
+      .def(py::init([](const ht::ParamsLiteral& lit, std::optional<ht::u64> seed) {
+             py::gil_scoped_release r;
+             return std::make_unique<Engine>(lit, seed);
+           }),
+           py::arg("literal"), py::arg("seed") = py::none())
+      .def_property_readonly("id", [](const Engine& e) { return e.context().id(); })
+      .def_property_readonly("ring_degree", [](const Engine& e) { return e.context().n(); })
+      .def_property_readonly("slots", [](const Engine& e) { return e.context().slots(); })
+      .def_property_readonly("max_level", [](const Engine& e) { return e.context().max_level(); })
+      .def_property_readonly("dnum", [](const Engine& e) { return e.context().params().dnum(); })
+      .def_property_readonly("log_q", [](const Engine& e) { return e.context().params().log_q(); })
+      .def_property_readonly("log_qp", [](const Engine& e) { return e.context().params().log_qp(); })
+      .def_property_readonly("is_secure", [](const Engine& e) { return e.context().params().is_secure(); })
+      .def_property_readonly("security_bound", [](const Engine& e) { return e.context().params().security_bound(); })
+      .def_property_readonly("q", [](const Engine& e) { return e.context().params().q(); })
+      .def_property_readonly("p", [](const Engine& e) { return e.context().params().p(); })
+      .def_property_readonly("params_hash", [](const Engine& e) { return e.context().params().hash(); })
+      .def_property_readonly("max_encrypt_magnitude", &Engine::max_encrypt_magnitude)
+      .def("describe", [](const Engine& e) { return e.context().params().describe(); })
+      .def("scale_at", [](const Engine& e, int level) {
+        if (level < 0 || level > e.context().max_level()) throw ht::InvalidArgument("level out of range");
+        return e.context().scale_at(level);
+      })
+      .def("generate_rotation_keys", [](Engine& e, const std::vector<long>& steps) {
+        e.keys().generate_rotation_keys(steps);
+      }, release())
+      .def("generate_conjugation_key", [](Engine& e) { e.keys().generate_conjugation_key(); }, release())
+      .def("rotation_steps", [](Engine& e) { return e.keys().rotation_steps(); })
+      .def("require_rotation_keys", [](Engine& e, const std::vector<long>& steps) {
+        ht::require_rotation_keys(e.keys(), steps);
+      })
+      .def("key_bytes", [](Engine& e) { return e.keys().key_bytes(); })
+      .def("relin_key_bytes", [](Engine& e) { return e.keys().relin_key().bytes(); })
+      .def("encrypt", [](Engine& e, const CArray& values, bool symmetric) {
+        Rows r = rows_of(values);
+        py::gil_scoped_release rel;
+        return e.encrypt(r.values.data(), r.rows, r.count, symmetric);
+      }, py::arg("values"), py::arg("symmetric") = false)
+      .def("decrypt", [](const Engine& e, const Ciphertext& ct) {
+        std::vector<std::complex<double>> out;
+        {
+          py::gil_scoped_release rel;
+          out = e.decrypt(ct);
+        }
+        CArray arr({static_cast<py::ssize_t>(ct.batch), static_cast<py::ssize_t>(e.context().slots())});
+        std::copy(out.begin(), out.end(), arr.mutable_data());
+        return arr;
+      })
+      .def("add", [](const Engine& e, const Ciphertext& a, const Ciphertext& b) { return ht::add(e.context(), a, b); }, release())
+      .def("sub", [](const Engine& e, const Ciphertext& a, const Ciphertext& b) { return ht::sub(e.context(), a, b); }, release())
+      .def("negate", [](const Engine& e, const Ciphertext& a) { return ht::negate(e.context(), a); }, release())
+      .def("add_values", [](Engine& e, const Ciphertext& a, const CArray& v, bool subtract, bool reverse) {
+        Rows r = rows_of(v);
+        py::gil_scoped_release rel;
+        return e.add_values(a, r.values.data(), r.rows, r.count, subtract, reverse);
+      }, py::arg("a"), py::arg("values"), py::arg("subtract") = false, py::arg("reverse") = false)
+      .def("mul_values", [](Engine& e, const Ciphertext& a, const CArray& v) {
+        Rows r = rows_of(v);
+        py::gil_scoped_release rel;
+        return e.mul_values(a, r.values.data(), r.rows, r.count);
+      })
+      .def("add_scalar", [](const Engine& e, const Ciphertext& a, double c) { return ht::add_scalar(e.context(), a, c); }, release())
+      .def("mul_scalar", [](const Engine& e, const Ciphertext& a, double c) { return ht::mul_scalar(e.context(), a, c); }, release())
+      .def("multiply", [](Engine& e, const Ciphertext& a, const Ciphertext& b) {
+        return ht::multiply(e.context(), e.keys(), a, b);
+      }, release())
+      .def("square", [](Engine& e, const Ciphertext& a) { return ht::square(e.context(), e.keys(), a); }, release())
+      .def("multiply_no_relin", [](const Engine& e, const Ciphertext& a, const Ciphertext& b) {
+        return ht::multiply_no_relin(e.context(), a, b);
+      }, release())
+      .def("relinearize", [](Engine& e, const Ciphertext& a) { return ht::relinearize(e.context(), e.keys(), a); }, release())
+      .def("rescale", [](const Engine& e, const Ciphertext& a) { return ht::rescale(e.context(), a); }, release())
+      .def("level_to", [](const Engine& e, const Ciphertext& a, int level) { return ht::level_to(e.context(), a, level); }, release())
+      .def("rotate", [](Engine& e, const Ciphertext& a, long step) { return ht::rotate(e.context(), e.keys(), a, step); }, release())
+      .def("rotate_hoisted", [](Engine& e, const Ciphertext& a, const std::vector<long>& steps) {
+        return ht::rotate_hoisted(e.context(), e.keys(), a, steps);
+      }, release())
+      .def("conjugate", [](Engine& e, const Ciphertext& a) { return ht::conjugate(e.context(), e.keys(), a); }, release());
+}

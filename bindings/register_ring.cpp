@@ -1,0 +1,42 @@
+// Low-level ring functions for tests and benchmarks: prime search, NTT of
+// raw residues, thread count. Not part of the stable API.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "backend/cpu_ntt.hpp"
+#include "core/error.hpp"
+#include "core/numth.hpp"
+#include "runtime/parallel.hpp"
+
+namespace py = pybind11;
+using U64Array = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
+
+namespace {
+U64Array transform(const U64Array& a, ht::u64 q, bool inverse) {
+  if (a.ndim() != 1) throw ht::InvalidArgument("expected a 1-D array of residues");
+  const ht::u64 n = static_cast<ht::u64>(a.shape(0));
+  ht::NttTables t(q, n);
+  U64Array out(a.shape(0));
+  std::copy(a.data(), a.data() + n, out.mutable_data());
+  for (ht::u64 k = 0; k < n; ++k)
+    if (out.data()[k] >= q) throw ht::InvalidArgument("residues must be < q");
+  {
+    py::gil_scoped_release r;
+    if (inverse) ht::cpu::ntt_inverse(out.mutable_data(), t);
+    else ht::cpu::ntt_forward(out.mutable_data(), t);
+  }
+  return out;
+}
+}  // namespace
+
+void register_ring(py::module_& m) {
+  m.def("is_prime", &ht::is_prime);
+  m.def("ntt_prime", [](int bits, ht::u64 n) { return ht::closest_ntt_prime(std::ldexp(1.0, bits) - 1, n, bits, {}); });
+  m.def("ntt_forward", [](const U64Array& a, ht::u64 q) { return transform(a, q, false); });
+  m.def("ntt_inverse", [](const U64Array& a, ht::u64 q) { return transform(a, q, true); });
+  m.def("primitive_2n_root", &ht::primitive_2n_root);
+  m.def("set_num_threads", &ht::set_num_threads);
+  m.def("get_num_threads", &ht::get_num_threads);
+  m.def("bit_reverse", &ht::bit_reverse);
+}

@@ -1,0 +1,41 @@
+// Plain value types for encoded and encrypted data. Both are batches: one
+// allocation [batch][size][level + 1][N] of residues in the NTT domain, so an
+// operation on a batch is one call, parallel over batch and limbs.
+// Metadata: the context id (mixing contexts is refused), level and scale.
+#pragma once
+#include "core/defs.hpp"
+#include "runtime/buffer.hpp"
+
+namespace ht {
+
+struct PolyBatch {
+  Buffer data;
+  u64 n = 0;
+  int batch = 0;
+  int size = 0;    // polynomials per item: 1 (plaintext), 2 or 3 (ciphertext)
+  int level = 0;   // limbs = level + 1
+  double scale = 1.0;
+  u64 context_id = 0;
+
+  PolyBatch() = default;
+  PolyBatch(u64 n_, int batch_, int size_, int level_, double scale_, u64 ctx, bool secure = false)
+      : data(static_cast<size_t>(batch_) * size_ * (level_ + 1) * n_, secure),
+        n(n_), batch(batch_), size(size_), level(level_), scale(scale_), context_id(ctx) {}
+
+  int limbs() const { return level + 1; }
+  u64* poly(int b, int k) { return data.data() + (static_cast<size_t>(b) * size + k) * limbs() * n; }
+  const u64* poly(int b, int k) const {
+    return data.data() + (static_cast<size_t>(b) * size + k) * limbs() * n;
+  }
+  u64* limb(int b, int k, int i) { return poly(b, k) + static_cast<size_t>(i) * n; }
+  const u64* limb(int b, int k, int i) const { return poly(b, k) + static_cast<size_t>(i) * n; }
+};
+
+struct Plaintext : PolyBatch {
+  using PolyBatch::PolyBatch;
+};
+struct Ciphertext : PolyBatch {
+  using PolyBatch::PolyBatch;
+};
+
+}  // namespace ht

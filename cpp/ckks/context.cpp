@@ -1,0 +1,56 @@
+#include "ckks/context.hpp"
+
+#include <atomic>
+
+#include "core/galois.hpp"
+#include "core/numth.hpp"
+
+namespace ht {
+
+namespace {
+std::atomic<u64> next_context_id{1};
+}
+
+Context::Context(const ParamsLiteral& literal) : params_(literal), id_(next_context_id++) {
+  const u64 n = params_.n();
+  const int L = params_.max_level();
+  std::vector<u64> all = params_.q();
+  all.insert(all.end(), params_.p().begin(), params_.p().end());
+  ntt_.resize(all.size());
+  for (size_t i = 0; i < all.size(); ++i) ntt_[i] = NttTables(all[i], n);
+
+  scales_.assign(L + 1, 0.0);
+  scales_[L] = params_.default_scale();
+  for (int l = L; l >= 1; --l) scales_[l - 1] = scales_[l] * (scales_[l] / static_cast<double>(all[l]));
+
+  inv_last_.resize(L + 1);
+  for (int l = 1; l <= L; ++l)
+    for (int i = 0; i < l; ++i) inv_last_[l].push_back(make_shoup(inv_mod(all[l] % all[i], all[i]), all[i]));
+
+  const std::vector<u64>& P = params_.p();
+  modup_.resize(L + 1);
+  moddown_.resize(L + 1);
+  for (int l = 0; l <= L; ++l) {
+    for (int d = 0; d < num_digits(l); ++d) {
+      std::vector<u64> src, dst;
+      for (int i = 0; i <= l; ++i) (i >= digit_begin(d) && i < digit_end(d, l) ? src : dst).push_back(all[i]);
+      dst.insert(dst.end(), P.begin(), P.end());
+      modup_[l].emplace_back(src, dst);
+    }
+    moddown_[l] = BasisConverter(P, std::vector<u64>(all.begin(), all.begin() + l + 1));
+  }
+  for (int i = 0; i <= L; ++i) {
+    u64 pm = 1;
+    for (u64 p : P) pm = static_cast<u64>((u128(pm) * (p % all[i])) % all[i]);
+    p_inv_.push_back(make_shoup(inv_mod(pm, all[i]), all[i]));
+  }
+}
+
+const std::vector<u32>& Context::galois_perm(u64 g) const {
+  std::lock_guard<std::mutex> lock(perm_mutex_);
+  auto it = perms_.find(g);
+  if (it == perms_.end()) it = perms_.emplace(g, galois_permutation_ntt(g, n())).first;
+  return it->second;
+}
+
+}  // namespace ht

@@ -1,0 +1,106 @@
+#include "ckks/encoder.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "backend/cpu_ntt.hpp"
+#include "core/error.hpp"
+#include "core/numth.hpp"
+#include "runtime/parallel.hpp"
+
+namespace ht {
+
+Encoder::Encoder(std::shared_ptr<const Context> ctx) : ctx_(std::move(ctx)), fft_(ctx_->n()) {
+  const int limbs = std::min(3, ctx_->max_level() + 1);
+  garner_inv_.assign(limbs, std::vector<u64>(limbs, 0));
+  for (int i = 0; i < limbs; ++i)
+    for (int j = 0; j < i; ++j) garner_inv_[i][j] = inv_mod(ctx_->prime(j) % ctx_->prime(i), ctx_->prime(i));
+}
+
+Plaintext Encoder::encode(const std::complex<double>* values, int batch, u64 count, int level,
+                          double scale) const {
+  const Context& c = *ctx_;
+  const u64 n = c.n(), slots = c.slots();
+  if (count > slots) fail("encode", std::to_string(count) + " values exceed the " + std::to_string(slots) + " slots");
+  if (level < 0 || level > c.max_level()) fail("encode", "level " + std::to_string(level) + " is not in the chain");
+  if (!(scale > 0) || !std::isfinite(scale)) fail("encode", "scale must be positive and finite");
+  Plaintext pt(n, batch, 1, level, scale, c.id());
+  std::vector<double> max_abs(batch, 0.0);
+  std::vector<char> non_finite(batch, 0);
+  std::vector<std::vector<i64>> coeffs(batch, std::vector<i64>(n));
+  parallel_for(batch, [&](size_t b) {
+    std::vector<std::complex<double>> z(slots);
+    for (u64 j = 0; j < count; ++j) z[j] = values[b * count + j];
+    std::vector<double> m(n);
+    fft_.slots_to_coeffs(z.data(), m.data());
+    double mx = 0;
+    for (u64 k = 0; k < n; ++k) {
+      const double v = m[k] * scale;
+      if (!std::isfinite(v)) { non_finite[b] = 1; break; }
+      mx = std::max(mx, std::fabs(v));
+      if (mx < 4.0e18) coeffs[b][k] = std::llround(v);
+    }
+    max_abs[b] = mx;
+  });
+  for (int b = 0; b < batch; ++b) {
+    if (non_finite[b]) fail("encode", "values are not finite (NaN or Inf)");
+    if (max_abs[b] >= 4.0e18) {
+      std::ostringstream os;
+      os << "values too large for the scale: a coefficient reaches " << max_abs[b]
+         << " >= 2^62 at scale 2^" << std::log2(scale) << "; scale the values down";
+      fail("encode", os.str());
+    }
+  }
+  parallel_for(static_cast<size_t>(batch) * (level + 1), [&](size_t idx) {
+    const int b = static_cast<int>(idx / (level + 1)), i = static_cast<int>(idx % (level + 1));
+    const u64 q = c.prime(i);
+    u64* out = pt.limb(b, 0, i);
+    const i64* m = coeffs[b].data();
+    for (u64 k = 0; k < n; ++k) {
+      const u64 r = m[k] >= 0 ? static_cast<u64>(m[k]) % q : (q - static_cast<u64>(-m[k]) % q) % q;
+      out[k] = r;
+    }
+    cpu::ntt_forward(out, c.ntt(i));
+  });
+  return pt;
+}
+
+void Encoder::decode(const u64* message, int batch, int limbs, double scale, std::complex<double>* out) const {
+  const Context& c = *ctx_;
+  const u64 n = c.n(), slots = c.slots();
+  if (limbs < 1 || limbs > 3 || limbs > c.max_level() + 1) fail("decode", "needs 1 to 3 limbs");
+  std::vector<std::vector<u64>> coef(static_cast<size_t>(batch) * limbs, std::vector<u64>(n));
+  parallel_for(static_cast<size_t>(batch) * limbs, [&](size_t idx) {
+    const int i = static_cast<int>(idx % limbs);
+    std::copy(message + idx * n, message + (idx + 1) * n, coef[idx].begin());
+    cpu::ntt_inverse(coef[idx].data(), c.ntt(i));
+  });
+  parallel_for(batch, [&](size_t b) {
+    std::vector<double> m(n);
+    std::vector<u64> q(limbs);
+    std::vector<Modulus> mods(limbs);
+    for (int i = 0; i < limbs; ++i) { q[i] = c.prime(i); mods[i] = c.modulus(i); }
+    for (u64 k = 0; k < n; ++k) {
+      // Garner: mixed-radix digits v_i with x = v_0 + q_0 (v_1 + q_1 v_2).
+      u64 v[3] = {0, 0, 0};
+      for (int i = 0; i < limbs; ++i) {
+        u64 t = coef[b * limbs + i][k];
+        for (int j = 0; j < i; ++j)
+          t = mul_mod(sub_mod(t, reduce_u64(v[j], mods[i]), q[i]), garner_inv_[i][j], mods[i]);
+        v[i] = t;
+      }
+      // Centered lift: negative when the top digit is in the upper half.
+      const bool negative = v[limbs - 1] > (q[limbs - 1] - 1) / 2;
+      long double x = 0;
+      for (int i = limbs - 1; i >= 0; --i) {
+        const u64 d = negative ? q[i] - 1 - v[i] : v[i];
+        x = x * static_cast<long double>(q[i]) + static_cast<long double>(d);
+      }
+      if (negative) x = -(x + 1);
+      m[k] = static_cast<double>(x / scale);
+    }
+    fft_.coeffs_to_slots(m.data(), out + b * slots);
+  });
+}
+
+}  // namespace ht

@@ -1,0 +1,37 @@
+// CKKS encoding: slot values -> scaled, rounded coefficients (canonical
+// embedding via core/fft) -> residues in the NTT domain, and back. Decoding
+// interpolates the lowest min(level + 1, 3) primes (at least 140 bits), which
+// holds any |value| * scale < 2^139; higher limbs carry no extra information
+// about a message of that size.
+#pragma once
+#include <complex>
+#include <memory>
+#include <vector>
+
+#include "ckks/ciphertext.hpp"
+#include "ckks/context.hpp"
+#include "core/fft.hpp"
+
+namespace ht {
+
+class Encoder {
+ public:
+  explicit Encoder(std::shared_ptr<const Context> ctx);
+
+  // values: batch rows of `count` complex slots (count <= slots; zero padded).
+  // Throws InvalidArgument when |value| * scale does not fit 62 bits.
+  Plaintext encode(const std::complex<double>* values, int batch, u64 count, int level, double scale) const;
+
+  // message: `batch` polynomials of `limbs` limbs in the NTT domain (limbs <= 3),
+  // out: batch rows of `slots` values.
+  void decode(const u64* message, int batch, int limbs, double scale, std::complex<double>* out) const;
+
+  const Context& context() const { return *ctx_; }
+
+ private:
+  std::shared_ptr<const Context> ctx_;
+  SlotFft fft_;
+  std::vector<std::vector<u64>> garner_inv_;  // [i][j] = q_j^-1 mod q_i, j < i < 3
+};
+
+}  // namespace ht

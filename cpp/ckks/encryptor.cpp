@@ -1,0 +1,106 @@
+#include "ckks/encryptor.hpp"
+
+#include <algorithm>
+
+#include "backend/kernels/elementwise.hpp"
+#include "core/error.hpp"
+#include "core/sampling.hpp"
+#include "runtime/parallel.hpp"
+
+namespace ht {
+
+namespace {
+std::vector<int> first_primes(int count) {
+  std::vector<int> r(count);
+  for (int i = 0; i < count; ++i) r[i] = i;
+  return r;
+}
+void check_plaintext(const KeyChain& keys, const Plaintext& pt, const char* op) {
+  if (pt.context_id != keys.context().id()) fail(op, "the plaintext belongs to another context");
+}
+}  // namespace
+
+Ciphertext encrypt_public(KeyChain& keys, const Plaintext& pt) {
+  check_plaintext(keys, pt, "encrypt");
+  const Context& c = keys.context();
+  const u64 n = c.n();
+  const int limbs = pt.limbs();
+  Ciphertext ct(n, pt.batch, 2, pt.level, pt.scale, c.id());
+  std::vector<Prng> streams;
+  for (int b = 0; b < pt.batch; ++b) streams.push_back(keys.fork_prng());
+  const auto primes = first_primes(limbs);
+  for (int b = 0; b < pt.batch; ++b) {
+    // u in the NTT domain, then c0 = u*b + e0 + m, c1 = u*a + e1.
+    Buffer u(static_cast<size_t>(limbs) * n, true);
+    add_small_poly_ntt(c, sample_ternary(streams[b], n), u.data(), primes);
+    add_small_poly_ntt(c, sample_gaussian(streams[b], n, c.params().sigma()), ct.poly(b, 0), primes);
+    add_small_poly_ntt(c, sample_gaussian(streams[b], n, c.params().sigma()), ct.poly(b, 1), primes);
+    parallel_for(limbs, [&](size_t i) {
+      const Modulus& m = c.modulus(static_cast<int>(i));
+      const u64* ui = u.data() + i * n;
+      const u64* pb = keys.public_key().b.data() + i * n;
+      const u64* pa = keys.public_key().a.data() + i * n;
+      const u64* mi = pt.limb(b, 0, static_cast<int>(i));
+      u64* c0 = ct.limb(b, 0, static_cast<int>(i));
+      u64* c1 = ct.limb(b, 1, static_cast<int>(i));
+      for (u64 k = 0; k < n; ++k) {
+        kernels::mul_add_limb(c0, ui, pb, m, k);
+        kernels::add_limb(c0, c0, mi, m.value, k);
+        kernels::mul_add_limb(c1, ui, pa, m, k);
+      }
+    });
+  }
+  return ct;
+}
+
+Ciphertext encrypt_symmetric(KeyChain& keys, const Plaintext& pt) {
+  check_plaintext(keys, pt, "encrypt");
+  const Context& c = keys.context();
+  const u64 n = c.n();
+  const int limbs = pt.limbs();
+  Ciphertext ct(n, pt.batch, 2, pt.level, pt.scale, c.id());
+  const auto primes = first_primes(limbs);
+  for (int b = 0; b < pt.batch; ++b) {
+    Prng prng = keys.fork_prng();
+    for (int i = 0; i < limbs; ++i) sample_uniform(prng, c.prime(i), ct.limb(b, 1, i), n);
+    add_small_poly_ntt(c, sample_gaussian(prng, n, c.params().sigma()), ct.poly(b, 0), primes);
+    parallel_for(limbs, [&](size_t i) {
+      const Modulus& m = c.modulus(static_cast<int>(i));
+      const u64* s = keys.secret().s.data() + i * n;
+      const u64* mi = pt.limb(b, 0, static_cast<int>(i));
+      const u64* a = ct.limb(b, 1, static_cast<int>(i));
+      u64* c0 = ct.limb(b, 0, static_cast<int>(i));
+      for (u64 k = 0; k < n; ++k) {
+        c0[k] = sub_mod(add_mod(c0[k], mi[k], m.value), mul_mod(a[k], s[k], m), m.value);
+      }
+    });
+  }
+  return ct;
+}
+
+Buffer decrypt_message(const KeyChain& keys, const Ciphertext& ct, int& limbs) {
+  const Context& c = keys.context();
+  if (ct.context_id != c.id()) fail("decrypt", "the ciphertext belongs to another context");
+  const u64 n = c.n();
+  limbs = std::min(3, ct.limbs());
+  Buffer m(static_cast<size_t>(ct.batch) * limbs * n, true);
+  parallel_for(static_cast<size_t>(ct.batch) * limbs, [&](size_t idx) {
+    const int b = static_cast<int>(idx / limbs), i = static_cast<int>(idx % limbs);
+    const Modulus& mod = c.modulus(i);
+    const u64* s = keys.secret().s.data() + static_cast<size_t>(i) * n;
+    u64* out = m.data() + idx * n;
+    const u64* c0 = ct.limb(b, 0, i);
+    const u64* c1 = ct.limb(b, 1, i);
+    for (u64 k = 0; k < n; ++k) {
+      u64 v = add_mod(c0[k], mul_mod(c1[k], s[k], mod), mod.value);
+      if (ct.size == 3) {
+        const u64 s2 = mul_mod(s[k], s[k], mod);
+        v = add_mod(v, mul_mod(ct.limb(b, 2, i)[k], s2, mod), mod.value);
+      }
+      out[k] = v;
+    }
+  });
+  return m;
+}
+
+}  // namespace ht

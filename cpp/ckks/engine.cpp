@@ -1,0 +1,77 @@
+#include "ckks/engine.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "core/error.hpp"
+
+namespace ht {
+
+namespace {
+double max_abs(const cplx* v, size_t count, bool& finite) {
+  double m = 0;
+  finite = true;
+  for (size_t i = 0; i < count; ++i) {
+    const double a = std::abs(v[i]);
+    if (!std::isfinite(v[i].real()) || !std::isfinite(v[i].imag())) { finite = false; return 0; }
+    m = std::max(m, a);
+  }
+  return m;
+}
+}  // namespace
+
+Engine::Engine(const ParamsLiteral& literal, std::optional<u64> seed)
+    : ctx_(std::make_shared<Context>(literal)),
+      keys_(std::make_unique<KeyChain>(ctx_, seed)),
+      encoder_(std::make_unique<Encoder>(ctx_)) {}
+
+double Engine::max_encrypt_magnitude() const {
+  return static_cast<double>(ctx_->prime(0)) / 4.0 / ctx_->scale_at(ctx_->max_level());
+}
+
+Ciphertext Engine::encrypt(const cplx* values, int batch, u64 count, bool symmetric) {
+  bool finite;
+  const double m = max_abs(values, static_cast<size_t>(batch) * count, finite);
+  if (!finite) fail("encrypt", "the input contains NaN or Inf");
+  if (m >= max_encrypt_magnitude()) {
+    std::ostringstream os;
+    os << "a value of magnitude " << m << " is too large for the scale 2^" << std::log2(ctx_->scale_at(ctx_->max_level()))
+       << ": inputs must satisfy |x| < " << max_encrypt_magnitude()
+       << " to survive down to the last level; divide the input by a constant first";
+    fail("encrypt", os.str());
+  }
+  const int L = ctx_->max_level();
+  Plaintext pt = encoder_->encode(values, batch, count, L, ctx_->scale_at(L));
+  return symmetric ? encrypt_symmetric(*keys_, pt) : encrypt_public(*keys_, pt);
+}
+
+std::vector<cplx> Engine::decrypt(const Ciphertext& ct) const {
+  int limbs = 0;
+  Buffer m = decrypt_message(*keys_, ct, limbs);
+  std::vector<cplx> out(static_cast<size_t>(ct.batch) * ctx_->slots());
+  encoder_->decode(m.data(), ct.batch, limbs, ct.scale, out.data());
+  return out;
+}
+
+Ciphertext Engine::add_values(const Ciphertext& a, const cplx* values, int rows, u64 count, bool subtract,
+                              bool reverse) {
+  if (a.context_id != ctx_->id()) fail("add", "the ciphertext belongs to another context");
+  bool finite;
+  max_abs(values, static_cast<size_t>(rows) * count, finite);
+  if (!finite) fail("add", "the plaintext operand contains NaN or Inf");
+  Plaintext pt = encoder_->encode(values, rows, count, a.level, a.scale);
+  return sub_plain(*ctx_, a, pt, subtract && !reverse, reverse);
+}
+
+Ciphertext Engine::mul_values(const Ciphertext& a, const cplx* values, int rows, u64 count) {
+  if (a.context_id != ctx_->id()) fail("multiply", "the ciphertext belongs to another context");
+  bool finite;
+  max_abs(values, static_cast<size_t>(rows) * count, finite);
+  if (!finite) fail("multiply", "the plaintext operand contains NaN or Inf");
+  if (a.level < 1)
+    fail("multiply", "the ciphertext is at level 0 and no level is left to rescale; use a preset with more levels");
+  Plaintext pt = encoder_->encode(values, rows, count, a.level, plain_mul_scale(*ctx_, a.level));
+  return mul_plain(*ctx_, a, pt);
+}
+
+}  // namespace ht

@@ -1,0 +1,184 @@
+// Key generation (secret, public, relinearization, Galois keys).
+#include <algorithm>
+
+#include "backend/cpu_ntt.hpp"
+#include "backend/kernels/elementwise.hpp"
+#include "ckks/keys.hpp"
+#include "core/error.hpp"
+#include "core/galois.hpp"
+#include "core/sampling.hpp"
+#include "runtime/parallel.hpp"
+
+namespace ht {
+
+void add_small_poly_ntt(const Context& ctx, const std::vector<i64>& c, u64* out, const std::vector<int>& primes) {
+  const u64 n = ctx.n();
+  parallel_for(primes.size(), [&](size_t i) {
+    const NttTables& t = ctx.ntt(primes[i]);
+    const u64 q = t.mod.value;
+    std::vector<u64> tmp(n);
+    for (u64 k = 0; k < n; ++k) tmp[k] = c[k] >= 0 ? static_cast<u64>(c[k]) % q : q - (static_cast<u64>(-c[k]) % q);
+    for (u64 k = 0; k < n; ++k) if (tmp[k] == q) tmp[k] = 0;
+    cpu::ntt_forward(tmp.data(), t);
+    u64* o = out + i * n;
+    for (u64 k = 0; k < n; ++k) kernels::add_limb(o, o, tmp.data(), q, k);
+  });
+}
+
+namespace {
+std::vector<int> range(int begin, int end) {
+  std::vector<int> r;
+  for (int i = begin; i < end; ++i) r.push_back(i);
+  return r;
+}
+}  // namespace
+
+KeyChain::KeyChain(std::shared_ptr<const Context> ctx, std::optional<u64> seed)
+    : ctx_(std::move(ctx)), prng_(seed ? Prng::from_seed(*seed) : Prng()) {
+  const Context& c = *ctx_;
+  const u64 n = c.n();
+  const int L = c.max_level(), all = L + 1 + c.alpha();
+  const auto all_primes = range(0, all);
+
+  // Secret key s, ternary, in the NTT domain over every prime.
+  const int h = c.params().hamming_weight();
+  const std::vector<i64> s = h ? sample_ternary_hamming(prng_, n, static_cast<u64>(h)) : sample_ternary(prng_, n);
+  sk_.s = Buffer(static_cast<size_t>(all) * n, /*secure=*/true);
+  add_small_poly_ntt(c, s, sk_.s.data(), all_primes);
+
+  // Public key (b, a) over Q: b = -a*s + e.
+  pk_.a = Buffer(static_cast<size_t>(L + 1) * n);
+  pk_.b = Buffer(static_cast<size_t>(L + 1) * n);
+  for (int i = 0; i <= L; ++i) sample_uniform(prng_, c.prime(i), pk_.a.data() + i * n, n);
+  add_small_poly_ntt(c, sample_gaussian(prng_, n, c.params().sigma()), pk_.b.data(), range(0, L + 1));
+  parallel_for(L + 1, [&](size_t i) {
+    const Modulus& m = c.modulus(static_cast<int>(i));
+    const u64* a = pk_.a.data() + i * n;
+    const u64* sk = sk_.s.data() + i * n;
+    u64* b = pk_.b.data() + i * n;
+    for (u64 k = 0; k < n; ++k) b[k] = sub_mod(b[k], mul_mod(a[k], sk[k], m), m.value);
+  });
+
+  // Relinearization key: switches s^2 to s.
+  Buffer s2(static_cast<size_t>(all) * n, true);
+  parallel_for(all, [&](size_t i) {
+    const Modulus& m = c.modulus(static_cast<int>(i));
+    const u64* sk = sk_.s.data() + i * n;
+    for (u64 k = 0; k < n; ++k) s2.data()[i * n + k] = mul_mod(sk[k], sk[k], m);
+  });
+  relin_ = make_switch_key(s2.data());
+}
+
+SwitchKey KeyChain::make_switch_key(const u64* s_prime) {
+  const Context& c = *ctx_;
+  const u64 n = c.n();
+  const int L = c.max_level(), all = L + 1 + c.alpha();
+  const int digits = c.num_digits(L);
+  SwitchKey key;
+  key.digits = digits;
+  key.data = Buffer(static_cast<size_t>(digits) * 2 * all * n);
+  std::vector<Prng> streams;
+  {
+    std::lock_guard<std::mutex> lock(prng_mutex_);
+    for (int j = 0; j < digits; ++j) streams.push_back(prng_.fork());
+  }
+  const auto all_primes = range(0, all);
+  for (int j = 0; j < digits; ++j) {
+    u64* b = key.data.data() + static_cast<size_t>(2 * j) * all * n;
+    u64* a = key.data.data() + static_cast<size_t>(2 * j + 1) * all * n;
+    for (int i = 0; i < all; ++i) sample_uniform(streams[j], c.prime(i), a + i * n, n);
+    add_small_poly_ntt(c, sample_gaussian(streams[j], n, c.params().sigma()), b, all_primes);
+    const int db = c.digit_begin(j), de = c.digit_end(j, L);
+    parallel_for(all, [&](size_t ii) {
+      const int i = static_cast<int>(ii);
+      const Modulus& m = c.modulus(i);
+      const u64* sk = sk_.s.data() + ii * n;
+      const u64* sp = s_prime + ii * n;
+      u64* bi = b + ii * n;
+      const u64* ai = a + ii * n;
+      u64 p_mod = 1;  // P mod q_i, for the gadget term of digit j
+      for (int k = 0; k < c.alpha(); ++k) p_mod = mul_mod(p_mod, reduce_u64(c.prime(c.p_index(k)), m), m);
+      const bool in_digit = i >= db && i < de;
+      for (u64 k = 0; k < n; ++k) {
+        u64 v = sub_mod(bi[k], mul_mod(ai[k], sk[k], m), m.value);
+        if (in_digit) v = add_mod(v, mul_mod(p_mod, sp[k], m), m.value);
+        bi[k] = v;
+      }
+    });
+  }
+  return key;
+}
+
+void KeyChain::generate_rotation_keys(const std::vector<long>& steps) {
+  const Context& c = *ctx_;
+  const u64 n = c.n();
+  const int all = c.max_level() + 1 + c.alpha();
+  for (long step : steps) {
+    if (normalize_step(step, c.slots()) == 0) continue;  // rotation by 0 needs no key
+    const u64 g = galois_element_for_step(step, n);
+    if (has_galois_key(g)) continue;
+    const auto& perm = c.galois_perm(g);
+    Buffer sg(static_cast<size_t>(all) * n, true);
+    parallel_for(all, [&](size_t i) {
+      const u64* s = sk_.s.data() + i * n;
+      u64* o = sg.data() + i * n;
+      for (u64 k = 0; k < n; ++k) o[k] = s[perm[k]];
+    });
+    auto key = std::make_unique<SwitchKey>(make_switch_key(sg.data()));
+    std::lock_guard<std::mutex> lock(galois_mutex_);
+    galois_.emplace(g, std::move(key));
+  }
+}
+
+void KeyChain::generate_conjugation_key() {
+  const Context& c = *ctx_;
+  const u64 n = c.n(), g = galois_element_conjugate(n);
+  if (has_galois_key(g)) return;
+  const int all = c.max_level() + 1 + c.alpha();
+  const auto& perm = c.galois_perm(g);
+  Buffer sg(static_cast<size_t>(all) * n, true);
+  for (int i = 0; i < all; ++i)
+    for (u64 k = 0; k < n; ++k) sg.data()[i * n + k] = sk_.s.data()[i * n + perm[k]];
+  auto key = std::make_unique<SwitchKey>(make_switch_key(sg.data()));
+  std::lock_guard<std::mutex> lock(galois_mutex_);
+  galois_.emplace(g, std::move(key));
+}
+
+bool KeyChain::has_galois_key(u64 g) const {
+  std::lock_guard<std::mutex> lock(galois_mutex_);
+  return galois_.count(g) != 0;
+}
+
+const SwitchKey& KeyChain::galois_key(u64 g) const {
+  std::lock_guard<std::mutex> lock(galois_mutex_);
+  auto it = galois_.find(g);
+  if (it == galois_.end()) throw InvalidArgument("no Galois key for element " + std::to_string(g));
+  return *it->second;
+}
+
+std::vector<long> KeyChain::rotation_steps() const {
+  const u64 n = ctx_->n(), slots = ctx_->slots();
+  std::vector<long> out;
+  std::lock_guard<std::mutex> lock(galois_mutex_);
+  // Map Galois elements back to steps: 5^k mod 2N.
+  u64 g = 1;
+  for (u64 k = 0; k < slots; ++k) {
+    if (k > 0 && galois_.count(g)) out.push_back(static_cast<long>(k));
+    g = (g * 5) % (2 * n);
+  }
+  return out;
+}
+
+size_t KeyChain::key_bytes() const {
+  size_t total = pk_.a.bytes() + pk_.b.bytes() + relin_.bytes();
+  std::lock_guard<std::mutex> lock(galois_mutex_);
+  for (auto& kv : galois_) total += kv.second->bytes();
+  return total;
+}
+
+Prng KeyChain::fork_prng() {
+  std::lock_guard<std::mutex> lock(prng_mutex_);
+  return prng_.fork();
+}
+
+}  // namespace ht

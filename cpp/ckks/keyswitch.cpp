@@ -1,0 +1,131 @@
+#include "ckks/keyswitch.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu_ntt.hpp"
+#include "backend/kernels/basis.hpp"
+#include "backend/kernels/elementwise.hpp"
+#include "runtime/parallel.hpp"
+
+namespace ht {
+
+namespace {
+// Prime index of ext limb e at `level`: Q primes first, then P.
+inline int ext_prime(const Context& ctx, int level, int e) {
+  return e <= level ? e : ctx.p_index(e - level - 1);
+}
+// Runs a basis conversion over all N coefficients, split in chunks for threads.
+void convert(const BasisConverter& conv, const std::vector<const u64*>& src, const std::vector<u64*>& dst, u64 n,
+             bool exact) {
+  const auto view = conv.view();
+  const u64 chunk = 1024;
+  const u64 chunks = (n + chunk - 1) / chunk;
+  parallel_for(chunks, [&](size_t ch) {
+    std::vector<u64> y(view.nsrc);
+    const u64 end = std::min(n, (ch + 1) * chunk);
+    if (exact)
+      for (u64 k = ch * chunk; k < end; ++k) kernels::basis_convert_coeff_exact(view, src.data(), dst.data(), y.data(), k);
+    else
+      for (u64 k = ch * chunk; k < end; ++k) kernels::basis_convert_coeff(view, src.data(), dst.data(), y.data(), k);
+  });
+}
+}  // namespace
+
+Decomposition decompose(const Context& ctx, const u64* d_ntt, int level) {
+  const u64 n = ctx.n();
+  const int alpha = ctx.alpha();
+  Decomposition dec;
+  dec.level = level;
+  dec.alpha = alpha;
+  dec.digits = ctx.num_digits(level);
+  const int el = dec.ext_limbs();
+  dec.ext = Buffer(static_cast<size_t>(dec.digits) * el * n);
+
+  Buffer coef(static_cast<size_t>(level + 1) * n);
+  std::memcpy(coef.data(), d_ntt, coef.bytes());
+  parallel_for(level + 1, [&](size_t i) { cpu::ntt_inverse(coef.data() + i * n, ctx.ntt(static_cast<int>(i))); });
+
+  for (int j = 0; j < dec.digits; ++j) {
+    u64* ext = dec.ext.data() + static_cast<size_t>(j) * el * n;
+    const int db = ctx.digit_begin(j), de = ctx.digit_end(j, level);
+    std::vector<const u64*> src;
+    std::vector<u64*> dst;
+    std::vector<int> dst_limb;
+    for (int i = db; i < de; ++i) src.push_back(coef.data() + static_cast<size_t>(i) * n);
+    for (int e = 0; e < el; ++e) {
+      if (e >= db && e < de) {
+        std::memcpy(ext + static_cast<size_t>(e) * n, d_ntt + static_cast<size_t>(e) * n, n * sizeof(u64));
+      } else {
+        dst.push_back(ext + static_cast<size_t>(e) * n);
+        dst_limb.push_back(e);
+      }
+    }
+    convert(ctx.modup(level, j), src, dst, n, false);
+    parallel_for(dst.size(), [&](size_t t) { cpu::ntt_forward(dst[t], ctx.ntt(ext_prime(ctx, level, dst_limb[t]))); });
+  }
+  return dec;
+}
+
+void inner_product(const Context& ctx, const Decomposition& dec, const SwitchKey& key, const u32* perm, u64* out0,
+                   u64* out1) {
+  const u64 n = ctx.n();
+  const int L = ctx.max_level(), level = dec.level, el = dec.ext_limbs();
+  const u64 key_limbs = static_cast<u64>(L + 1 + ctx.alpha());
+  parallel_for(el, [&](size_t e) {
+    const int pi = ext_prime(ctx, level, static_cast<int>(e));
+    const Modulus& m = ctx.modulus(pi);
+    const size_t key_limb = static_cast<size_t>(pi);  // key limbs are indexed by prime
+    u64* o0 = out0 + e * n;
+    u64* o1 = out1 + e * n;
+    std::fill(o0, o0 + n, 0);
+    std::fill(o1, o1 + n, 0);
+    std::vector<u64> tmp(perm ? n : 0);
+    for (int j = 0; j < dec.digits; ++j) {
+      const u64* d = dec.digit(j, n) + e * n;
+      if (perm) {
+        for (u64 k = 0; k < n; ++k) tmp[k] = d[perm[k]];
+        d = tmp.data();
+      }
+      const u64* kb = key.b(j, key_limbs, n) + key_limb * n;
+      const u64* ka = key.a(j, key_limbs, n) + key_limb * n;
+      for (u64 k = 0; k < n; ++k) {
+        kernels::mul_add_limb(o0, d, kb, m, k);
+        kernels::mul_add_limb(o1, d, ka, m, k);
+      }
+    }
+  });
+}
+
+void mod_down(const Context& ctx, const u64* ext, int level, u64* out, bool accumulate) {
+  const u64 n = ctx.n();
+  const int alpha = ctx.alpha();
+  // The P part to the coefficient domain.
+  Buffer pcoef(static_cast<size_t>(alpha) * n);
+  std::memcpy(pcoef.data(), ext + static_cast<size_t>(level + 1) * n, pcoef.bytes());
+  parallel_for(alpha, [&](size_t k) { cpu::ntt_inverse(pcoef.data() + k * n, ctx.ntt(ctx.p_index(static_cast<int>(k)))); });
+  // Convert to Q_level, back to NTT, then (x - conv) * P^-1.
+  Buffer conv(static_cast<size_t>(level + 1) * n);
+  std::vector<const u64*> src;
+  std::vector<u64*> dst;
+  for (int k = 0; k < alpha; ++k) src.push_back(pcoef.data() + static_cast<size_t>(k) * n);
+  for (int i = 0; i <= level; ++i) dst.push_back(conv.data() + static_cast<size_t>(i) * n);
+  convert(ctx.moddown(level), src, dst, n, true);
+  parallel_for(level + 1, [&](size_t i) {
+    const int ii = static_cast<int>(i);
+    cpu::ntt_forward(dst[i], ctx.ntt(ii));
+    const u64 q = ctx.prime(ii);
+    const ShoupConst pinv = ctx.p_inv(ii);
+    const u64* x = ext + i * n;
+    u64* o = out + i * n;
+    const u64* cv = dst[i];
+    if (accumulate) {
+      for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], mul_shoup(sub_mod(x[k], cv[k], q), pinv, q), q);
+    } else {
+      for (u64 k = 0; k < n; ++k) kernels::sub_mul_const(o, x, cv, pinv, q, k);
+    }
+  });
+}
+
+}  // namespace ht

@@ -1,0 +1,128 @@
+#include "ckks/params.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "ckks/security.hpp"
+#include "core/error.hpp"
+#include "core/numth.hpp"
+
+namespace ht {
+
+namespace {
+void check(bool ok, const std::string& name, const std::string& why) {
+  if (!ok) throw InvalidArgument("invalid parameters '" + name + "': " + why);
+}
+int bit_length(u64 x) { return 64 - __builtin_clzll(x); }
+}  // namespace
+
+Params::Params(const ParamsLiteral& lit) : lit_(lit) {
+  const std::string& nm = lit.name;
+  check(lit.log_n >= 10 && lit.log_n <= 17, nm, "log_n must be in [10, 17]");
+  check(lit.levels >= 0 && lit.levels <= 60, nm, "levels must be in [0, 60]");
+  check(lit.scale_bits >= 32 && lit.scale_bits <= 60, nm, "scale_bits must be in [32, 60]");
+  check(lit.first_prime_bits >= lit.scale_bits && lit.first_prime_bits <= 61, nm,
+        "first_prime_bits must be in [scale_bits, 61]");
+  check(lit.special_prime_bits >= 32 && lit.special_prime_bits <= 61, nm,
+        "special_prime_bits must be in [32, 61]");
+  check(lit.dnum >= 1 && lit.dnum <= lit.levels + 1, nm, "dnum must be in [1, levels + 1]");
+  check(lit.sigma > 0 && lit.sigma < 100, nm, "sigma must be in (0, 100)");
+  const u64 n = u64(1) << lit.log_n;
+  check(lit.hamming_weight >= 0 && static_cast<u64>(lit.hamming_weight) <= n, nm,
+        "hamming_weight must be in [0, N] (0 means a uniform ternary secret)");
+
+  digit_size_ = (lit.levels + 1 + lit.dnum - 1) / lit.dnum;
+  int alpha = lit.special_primes;
+  if (alpha == 0) {
+    // P must be at least as large as the largest digit so that key switching
+    // adds noise of the order of the rounding error only.
+    const int digit_bits = lit.first_prime_bits + (digit_size_ - 1) * lit.scale_bits;
+    alpha = (digit_bits + lit.special_prime_bits - 1) / lit.special_prime_bits;
+  }
+  check(alpha >= 1 && alpha <= 60, nm, "special_primes must be in [1, 60]");
+
+  std::vector<u64> taken;
+  // q_0: the largest NTT prime of first_prime_bits bits.
+  q_.assign(lit.levels + 1, 0);
+  q_[0] = closest_ntt_prime(std::ldexp(1.0, lit.first_prime_bits) - 1, n, lit.first_prime_bits, taken);
+  taken.push_back(q_[0]);
+  // q_L .. q_1 chosen so that the scale after each rescale stays next to
+  // 2^scale_bits: s_{l-1} = s_l^2 / q_l with q_l the prime nearest s_l^2 / delta.
+  const double delta = std::ldexp(1.0, lit.scale_bits);
+  double s = delta;
+  for (int l = lit.levels; l >= 1; --l) {
+    const u64 ql = closest_ntt_prime(s * (s / delta), n, lit.scale_bits, taken);
+    q_[l] = ql;
+    taken.push_back(ql);
+    s = s * (s / static_cast<double>(ql));
+  }
+  for (int k = 0; k < alpha; ++k) {
+    const u64 pk = closest_ntt_prime(std::ldexp(1.0, lit.special_prime_bits) - 1, n,
+                                     lit.special_prime_bits, taken);
+    p_.push_back(pk);
+    taken.push_back(pk);
+  }
+  scale_ = delta;
+
+  if (!lit.allow_insecure) {
+    const int bound = security_bound();
+    int total_bits = 0;
+    for (u64 x : q_) total_bits += bit_length(x);
+    for (u64 x : p_) total_bits += bit_length(x);
+    if (bound < 0)
+      throw SecurityError("parameters '" + nm + "': N = 2^" + std::to_string(lit.log_n) +
+                          " is outside the HE-standard table (2^10 .. 2^17); set allow_insecure=True "
+                          "only for tests");
+    if (total_bits > bound)
+      throw SecurityError("parameters '" + nm + "': log2(QP) = " + std::to_string(total_bits) +
+                          " bits exceeds the 128-bit HE-standard bound of " + std::to_string(bound) +
+                          " bits for N = 2^" + std::to_string(lit.log_n) +
+                          "; use fewer levels, smaller primes, a larger dnum or a larger N "
+                          "(allow_insecure=True is for tests only)");
+  }
+}
+
+double Params::log_q() const {
+  double s = 0;
+  for (u64 x : q_) s += std::log2(static_cast<double>(x));
+  return s;
+}
+double Params::log_qp() const {
+  double s = log_q();
+  for (u64 x : p_) s += std::log2(static_cast<double>(x));
+  return s;
+}
+int Params::security_bound() const { return he_standard_max_log_qp(lit_.log_n); }
+bool Params::is_secure() const {
+  int total_bits = 0;
+  for (u64 x : q_) total_bits += bit_length(x);
+  for (u64 x : p_) total_bits += bit_length(x);
+  return security_bound() > 0 && total_bits <= security_bound();
+}
+
+u64 Params::hash() const {
+  u64 h = 1469598103934665603ull;  // FNV-1a
+  auto mix = [&h](u64 v) {
+    for (int i = 0; i < 8; ++i) { h ^= (v >> (8 * i)) & 0xff; h *= 1099511628211ull; }
+  };
+  mix(static_cast<u64>(lit_.log_n));
+  for (u64 x : q_) mix(x);
+  mix(0xffff);
+  for (u64 x : p_) mix(x);
+  mix(static_cast<u64>(lit_.dnum));
+  mix(static_cast<u64>(lit_.hamming_weight));
+  mix(static_cast<u64>(lit_.sigma * 1e6));
+  return h;
+}
+
+std::string Params::describe() const {
+  std::ostringstream os;
+  os << "Params(name='" << lit_.name << "', N=2^" << lit_.log_n << ", levels=" << lit_.levels
+     << ", scale=2^" << lit_.scale_bits << ", log2(Q)=" << std::lround(log_q())
+     << ", log2(QP)=" << std::lround(log_qp()) << ", dnum=" << lit_.dnum << ", special_primes=" << p_.size()
+     << ", secret=" << (lit_.hamming_weight ? "ternary h=" + std::to_string(lit_.hamming_weight) : "uniform ternary")
+     << ", " << (is_secure() ? "128-bit secure" : "INSECURE") << ")";
+  return os.str();
+}
+
+}  // namespace ht

@@ -1,0 +1,43 @@
+#include "ckks/presets.hpp"
+
+#include "core/error.hpp"
+
+namespace ht {
+
+namespace {
+ParamsLiteral make(const char* name, int log_n, int levels, int dnum, int special_bits, int special_primes,
+                   bool insecure) {
+  ParamsLiteral p;
+  p.name = name;
+  p.log_n = log_n;
+  p.levels = levels;
+  p.first_prime_bits = 60;
+  p.scale_bits = 40;
+  p.dnum = dnum;
+  p.special_prime_bits = special_bits;
+  p.special_primes = special_primes;
+  p.allow_insecure = insecure;
+  return p;
+}
+}  // namespace
+
+// Shapes follow OpenFHE's / desilofhe's defaults (60-bit q_0, 40-bit scale):
+// P is at least the largest digit; where the bound leaves room, one more prime
+// makes the key-switching noise negligible next to the rounding noise.
+//  n14: N=2^14, 7 levels,  log Q = 340,  dnum 8, P = 1 x 61 bits,  log QP = 401 <= 438
+//  n15: N=2^15, 15 levels, log Q = 660,  dnum 4, P = 3 x 60 bits,  log QP = 840 <= 881
+//  n16: N=2^16, 24 levels, log Q = 1020, dnum 2, P = 10 x 60 bits, log QP = 1620 <= 1747
+std::vector<std::string> preset_names() { return {"toy-insecure", "n13-insecure", "n14", "n15", "n16"}; }
+
+ParamsLiteral preset_literal(const std::string& name) {
+  if (name == "toy-insecure") return make("toy-insecure", 12, 6, 2, 60, 4, true);
+  if (name == "n13-insecure") return make("n13-insecure", 13, 10, 3, 60, 4, true);
+  if (name == "n14") return make("n14", 14, 7, 8, 61, 1, false);
+  if (name == "n15") return make("n15", 15, 15, 4, 60, 3, false);
+  if (name == "n16") return make("n16", 16, 24, 2, 60, 10, false);
+  std::string known;
+  for (auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
+  throw InvalidArgument("unknown preset '" + name + "'; known presets: " + known);
+}
+
+}  // namespace ht

@@ -1,0 +1,44 @@
+"""hetensor: CKKS homomorphic encryption with encrypted tensors.
+
+>>> import numpy as np, hetensor
+>>> ctx = hetensor.Context.from_preset("toy-insecure", rotations=[1])
+>>> x = ctx.encrypt(np.linspace(-1, 1, 8))
+>>> y = (x * x + 0.5).rotate(1)
+>>> ctx.decrypt(y)[:7]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from . import _core
+from .context import Context, presets
+from .errors import MissingKeyError, SecurityError
+from .tensor import CipherTensor
+
+__version__ = "0.1.0"
+
+
+def set_num_threads(threads: int) -> None:
+    """Set how many CPU threads the core uses (like ``OMP_NUM_THREADS``)."""
+    _core.set_num_threads(int(threads))
+
+
+def get_num_threads() -> int:
+    """Number of CPU threads the core uses."""
+    return int(_core.get_num_threads())
+
+
+def cuda_available() -> bool:
+    """True when the CUDA backend was compiled in and a GPU is present."""
+    return bool(_core.cuda_available())
+
+
+__all__ = [
+    "CipherTensor",
+    "Context",
+    "MissingKeyError",
+    "SecurityError",
+    "cuda_available",
+    "get_num_threads",
+    "presets",
+    "set_num_threads",
+]

@@ -1,0 +1,222 @@
+"""Context: CKKS parameters, keys and the entry points encrypt / decrypt.
+
+A context owns its secret key: it is never pickled, logged or printed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, List, Optional
+
+import numpy as np
+
+from . import _core
+from ._convert import is_torch_tensor, to_numpy, to_rows
+
+
+def presets() -> List[str]:
+    """Names of the built-in parameter presets (``toy-insecure``, ``n14`` ...)."""
+    return list(_core.preset_names())
+
+
+class Context:
+    """Parameters, keys and encoder of one CKKS instance.
+
+    Create one with :meth:`from_preset` (or :meth:`from_params`). Ciphertexts
+    remember the context that made them; mixing contexts raises ``ValueError``.
+    """
+
+    def __init__(self, engine: "_core.Engine", name: str) -> None:
+        self._engine = engine
+        self._name = name
+
+    # -- construction -----------------------------------------------------
+    @classmethod
+    def from_preset(
+        cls,
+        name: str,
+        *,
+        rotations: Optional[Iterable[int]] = None,
+        seed: Optional[int] = None,
+        conjugation: bool = False,
+    ) -> "Context":
+        """Create parameters and keys (secret, public, relinearization) from a preset.
+
+        Args:
+            name: one of :func:`presets`; names ending in ``-insecure`` are for tests.
+            rotations: slot rotation steps to make Galois keys for now.
+            seed: makes key generation and encryption deterministic. For
+                reproducible tests only: a seeded context is not secure.
+            conjugation: also make the conjugation key.
+        """
+        if not isinstance(name, str):
+            raise TypeError("preset name must be a string; see hetensor.presets()")
+        literal = _core.preset_literal(name)
+        return cls._create(literal, rotations, seed, conjugation)
+
+    @classmethod
+    def from_params(
+        cls,
+        *,
+        log_n: int,
+        levels: int,
+        scale_bits: int = 40,
+        first_prime_bits: int = 60,
+        dnum: int = 1,
+        special_prime_bits: int = 60,
+        special_primes: int = 0,
+        hamming_weight: int = 0,
+        sigma: float = 3.2,
+        allow_insecure: bool = False,
+        name: str = "custom",
+        rotations: Optional[Iterable[int]] = None,
+        seed: Optional[int] = None,
+        conjugation: bool = False,
+    ) -> "Context":
+        """Create a context from explicit parameters.
+
+        The parameters are checked against the 128-bit HE-standard bound on
+        log2(QP); ``allow_insecure=True`` skips the check (tests only).
+        """
+        lit = _core.ParamsLiteral()
+        lit.name = name
+        lit.log_n = int(log_n)
+        lit.levels = int(levels)
+        lit.scale_bits = int(scale_bits)
+        lit.first_prime_bits = int(first_prime_bits)
+        lit.dnum = int(dnum)
+        lit.special_prime_bits = int(special_prime_bits)
+        lit.special_primes = int(special_primes)
+        lit.hamming_weight = int(hamming_weight)
+        lit.sigma = float(sigma)
+        lit.allow_insecure = bool(allow_insecure)
+        return cls._create(lit, rotations, seed, conjugation)
+
+    @classmethod
+    def _create(cls, literal: Any, rotations, seed, conjugation) -> "Context":
+        if seed is not None:
+            seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+        ctx = cls(_core.Engine(literal, seed), literal.name)
+        if rotations:
+            ctx.generate_rotation_keys(rotations)
+        if conjugation:
+            ctx.generate_conjugation_key()
+        return ctx
+
+    # -- facts --------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Preset or parameter-set name."""
+        return self._name
+
+    @property
+    def ring_degree(self) -> int:
+        """N, the degree of the ring Z[X]/(X^N + 1)."""
+        return int(self._engine.ring_degree)
+
+    @property
+    def slots(self) -> int:
+        """Values per ciphertext: N/2."""
+        return int(self._engine.slots)
+
+    @property
+    def max_level(self) -> int:
+        """Level of a fresh ciphertext: the number of multiplications available."""
+        return int(self._engine.max_level)
+
+    @property
+    def scale(self) -> float:
+        """Scale of a fresh ciphertext (2^scale_bits)."""
+        return float(self._engine.scale_at(self.max_level))
+
+    @property
+    def is_secure(self) -> bool:
+        """True when log2(QP) is within the 128-bit HE-standard bound."""
+        return bool(self._engine.is_secure)
+
+    @property
+    def dnum(self) -> int:
+        """Number of key-switching digits."""
+        return int(self._engine.dnum)
+
+    @property
+    def log_qp(self) -> float:
+        """log2 of the whole modulus Q*P, special primes included."""
+        return float(self._engine.log_qp)
+
+    @property
+    def max_value(self) -> float:
+        """Largest |x| that encrypt accepts: it must survive to the last level."""
+        return float(self._engine.max_encrypt_magnitude)
+
+    def scale_at(self, level: int) -> float:
+        """The canonical scale of ciphertexts at ``level``."""
+        return float(self._engine.scale_at(int(level)))
+
+    def describe(self) -> str:
+        """One line with N, levels, moduli sizes, dnum, secret and security."""
+        return str(self._engine.describe())
+
+    def key_bytes(self) -> int:
+        """Bytes held by public, relinearization and rotation keys."""
+        return int(self._engine.key_bytes())
+
+    def __repr__(self) -> str:
+        return f"Context({self.describe()})"
+
+    # -- keys ---------------------------------------------------------------
+    def generate_rotation_keys(self, steps: Iterable[int]) -> None:
+        """Make Galois keys for the given slot rotation steps (existing keys are kept)."""
+        steps = [int(s) for s in steps]
+        self._engine.generate_rotation_keys(steps)
+
+    def generate_conjugation_key(self) -> None:
+        """Make the key for complex conjugation of the slots."""
+        self._engine.generate_conjugation_key()
+
+    @property
+    def rotation_steps(self) -> List[int]:
+        """Rotation steps (normalised to [1, slots)) that have keys."""
+        return list(self._engine.rotation_steps())
+
+    # -- encryption -----------------------------------------------------------
+    def encrypt(self, x: Any, *, symmetric: bool = False) -> "CipherTensor":
+        """Encrypt a numpy array, torch tensor, list or scalar.
+
+        Data larger than one ciphertext is split over a batch of ciphertexts
+        held in one allocation; unused slots are zero. With ``symmetric=True``
+        the secret key encrypts (smaller noise); otherwise the public key.
+        """
+        from .tensor import CipherTensor
+
+        was_torch = is_torch_tensor(x)
+        arr = to_numpy(x)
+        rows, _ = to_rows(arr.reshape(-1), self.slots)
+        ct = self._engine.encrypt(rows, bool(symmetric))
+        return CipherTensor._wrap(self, ct, arr.shape, np.iscomplexobj(arr), was_torch)
+
+    def decrypt(self, ct: "CipherTensor") -> Any:
+        """Decrypt to a float64 numpy array of the original shape.
+
+        Complex inputs come back as complex128; a torch tensor comes back when
+        a torch tensor was encrypted.
+        """
+        from .tensor import CipherTensor
+
+        if not isinstance(ct, CipherTensor):
+            raise TypeError(f"decrypt expects a CipherTensor, got {type(ct).__name__}")
+        if ct.context is not self:
+            raise ValueError("cannot decrypt: the tensor belongs to another context")
+        rows = self._engine.decrypt(ct._ct)
+        size = int(math.prod(ct.shape))
+        flat = rows.reshape(-1)[:size]
+        out = flat if ct.is_complex else np.ascontiguousarray(flat.real)
+        out = out.reshape(ct.shape)
+        if ct._torch:
+            import torch
+
+            return torch.from_numpy(np.array(out))
+        return out
+
+    def __reduce__(self):
+        raise TypeError("a hetensor Context holds a secret key and is not picklable")

@@ -1,0 +1,212 @@
+"""CipherTensor: an encrypted tensor that remembers its shape and context.
+
+Elements are packed row-major into the slots of a batch of ciphertexts (one
+C++ allocation). Arithmetic rescales automatically; operands at different
+levels are aligned to the lower one.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, List, Sequence, Tuple
+
+import numpy as np
+
+from ._convert import is_torch_tensor, to_numpy, to_rows
+
+
+class CipherTensor:
+    """An encrypted real (or complex) tensor.
+
+    Supports ``+ - *`` with another CipherTensor, a scalar, or a numpy/torch
+    array (a plaintext, broadcast to this shape), unary ``-``, ``.rotate(k)``
+    and ``.conjugate()``. ``.level``, ``.scale`` and ``.shape`` describe it.
+    """
+
+    __slots__ = ("_ctx", "_ct", "_shape", "_complex", "_torch")
+
+    def __init__(self) -> None:
+        raise TypeError("create CipherTensors with Context.encrypt")
+
+    @classmethod
+    def _wrap(cls, ctx, ct, shape: Tuple[int, ...], is_complex: bool, torch_out: bool) -> "CipherTensor":
+        obj = object.__new__(cls)
+        obj._ctx = ctx
+        obj._ct = ct
+        obj._shape = tuple(int(s) for s in shape)
+        obj._complex = bool(is_complex)
+        obj._torch = bool(torch_out)
+        return obj
+
+    def _like(self, ct, is_complex: bool = None) -> "CipherTensor":
+        return CipherTensor._wrap(self._ctx, ct, self._shape, self._complex if is_complex is None else is_complex, self._torch)
+
+    # -- metadata -------------------------------------------------------------
+    @property
+    def context(self):
+        """The Context that encrypted this tensor."""
+        return self._ctx
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        """Logical shape of the tensor."""
+        return self._shape
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(math.prod(self._shape))
+
+    @property
+    def level(self) -> int:
+        """Multiplications left before the modulus chain is used up."""
+        return int(self._ct.level)
+
+    @property
+    def scale(self) -> float:
+        """The scale Delta of the encoding (value = decoded / Delta)."""
+        return float(self._ct.scale)
+
+    @property
+    def num_ciphertexts(self) -> int:
+        """Ciphertexts in the batch that holds this tensor."""
+        return int(self._ct.batch)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of ciphertext data."""
+        return int(self._ct.nbytes)
+
+    @property
+    def is_complex(self) -> bool:
+        """True when the tensor holds complex values."""
+        return self._complex
+
+    def __repr__(self) -> str:
+        return (
+            f"CipherTensor(shape={self._shape}, level={self.level}, scale=2^{math.log2(self.scale):.2f}, "
+            f"ciphertexts={self.num_ciphertexts}{', complex' if self._complex else ''})"
+        )
+
+    def decrypt(self) -> Any:
+        """Shortcut for ``self.context.decrypt(self)``."""
+        return self._ctx.decrypt(self)
+
+    def __reduce__(self):
+        raise TypeError("CipherTensor pickling is not supported yet; serialization comes with its own format")
+
+    # -- operand handling -------------------------------------------------------
+    def _check_peer(self, other: "CipherTensor", op: str) -> None:
+        if other._ctx is not self._ctx:
+            raise ValueError(f"cannot {op}: the tensors belong to different contexts; encrypt both with one Context")
+        if other._shape != self._shape:
+            raise ValueError(f"cannot {op}: shapes {self._shape} and {other._shape} differ")
+
+    def _plain_rows(self, value: Any, op: str) -> Tuple[np.ndarray, bool]:
+        arr = to_numpy(value, what=f"operand of {op}")
+        try:
+            arr = np.broadcast_to(arr, self._shape)
+        except ValueError:
+            raise ValueError(f"cannot {op}: operand shape {arr.shape} does not broadcast to {self._shape}") from None
+        rows, count = to_rows(np.ascontiguousarray(arr).reshape(-1), self._ctx.slots)
+        if count != self.num_ciphertexts:
+            raise ValueError(f"cannot {op}: layout mismatch ({count} rows for {self.num_ciphertexts} ciphertexts)")
+        return rows, np.iscomplexobj(arr)
+
+    @staticmethod
+    def _is_scalar(x: Any) -> bool:
+        return isinstance(x, numbers.Number) and not isinstance(x, bool) or isinstance(x, (bool, np.bool_))
+
+    def _fills_slots(self) -> bool:
+        return self.size == self.num_ciphertexts * self._ctx.slots
+
+    # -- arithmetic -------------------------------------------------------------
+    def _add(self, other: Any, subtract: bool, reverse: bool) -> "CipherTensor":
+        eng = self._ctx._engine
+        op = "subtract" if subtract else "add"
+        if isinstance(other, CipherTensor):
+            self._check_peer(other, op)
+            a, b = (other, self) if reverse else (self, other)
+            ct = eng.sub(a._ct, b._ct) if subtract else eng.add(a._ct, b._ct)
+            return self._like(ct, self._complex or other._complex)
+        if self._is_scalar(other) and not isinstance(other, complex) and self._fills_slots():
+            c = float(other)
+            if not math.isfinite(c):
+                raise ValueError(f"cannot {op}: the scalar is not finite")
+            base = eng.negate(self._ct) if reverse and subtract else self._ct
+            return self._like(eng.add_scalar(base, -c if subtract and not reverse else c))
+        # Vectors, complex scalars, and scalars on partly filled slots (so the
+        # zero padding stays zero) go through an encoded plaintext.
+        rows, cplx = self._plain_rows(other, op)
+        return self._like(eng.add_values(self._ct, rows, subtract, reverse), self._complex or cplx)
+
+    def __add__(self, other: Any) -> "CipherTensor":
+        return self._add(other, False, False)
+
+    def __radd__(self, other: Any) -> "CipherTensor":
+        return self._add(other, False, False)
+
+    def __sub__(self, other: Any) -> "CipherTensor":
+        return self._add(other, True, False)
+
+    def __rsub__(self, other: Any) -> "CipherTensor":
+        return self._add(other, True, True)
+
+    def __neg__(self) -> "CipherTensor":
+        return self._like(self._ctx._engine.negate(self._ct))
+
+    def __mul__(self, other: Any) -> "CipherTensor":
+        eng = self._ctx._engine
+        if isinstance(other, CipherTensor):
+            self._check_peer(other, "multiply")
+            ct = eng.square(self._ct) if other is self else eng.multiply(self._ct, other._ct)
+            return self._like(ct, self._complex or other._complex)
+        if self._is_scalar(other) and not isinstance(other, complex):
+            c = float(other)
+            if not math.isfinite(c):
+                raise ValueError("cannot multiply: the scalar is not finite")
+            return self._like(eng.mul_scalar(self._ct, c))
+        rows, cplx = self._plain_rows(other, "multiply")
+        return self._like(eng.mul_values(self._ct, rows), self._complex or cplx)
+
+    def __rmul__(self, other: Any) -> "CipherTensor":
+        return self.__mul__(other)
+
+    def __pow__(self, exponent: int) -> "CipherTensor":
+        if not isinstance(exponent, numbers.Integral) or exponent < 1:
+            raise ValueError("only positive integer powers are supported")
+        result, base, e = None, self, int(exponent)
+        while e:  # square-and-multiply: depth ceil(log2(exponent))
+            if e & 1:
+                result = base if result is None else result * base
+            e >>= 1
+            if e:
+                base = base * base
+        return result
+
+    def square(self) -> "CipherTensor":
+        """Element-wise square (one level)."""
+        return self._like(self._ctx._engine.square(self._ct))
+
+    # -- slots --------------------------------------------------------------------
+    def rotate(self, k: int) -> "CipherTensor":
+        """Rotate the slot vector of each ciphertext: out[i] = in[(i + k) mod slots].
+
+        Needs the rotation key for ``k`` (see ``Context.generate_rotation_keys``);
+        raises :class:`hetensor.MissingKeyError` otherwise.
+        """
+        return self._like(self._ctx._engine.rotate(self._ct, int(k)))
+
+    def rotate_many(self, steps: Sequence[int]) -> List["CipherTensor"]:
+        """Several rotations of this tensor sharing one key-switch decomposition (hoisting)."""
+        cts = self._ctx._engine.rotate_hoisted(self._ct, [int(s) for s in steps])
+        return [self._like(c) for c in cts]
+
+    def conjugate(self) -> "CipherTensor":
+        """Complex conjugate of every slot (needs the conjugation key)."""
+        return self._like(self._ctx._engine.conjugate(self._ct))
+
+    def level_to(self, level: int) -> "CipherTensor":
+        """A copy brought down to ``level`` (levels can only go down)."""
+        return self._like(self._ctx._engine.level_to(self._ct, int(level)))
