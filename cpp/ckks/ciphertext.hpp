@@ -18,8 +18,9 @@ struct PolyBatch {
   u64 context_id = 0;
 
   PolyBatch() = default;
-  PolyBatch(u64 n_, int batch_, int size_, int level_, double scale_, u64 ctx, bool secure = false)
-      : data(static_cast<size_t>(batch_) * size_ * (level_ + 1) * n_, secure),
+  // zero = false leaves the data uninitialized, for outputs written in full.
+  PolyBatch(u64 n_, int batch_, int size_, int level_, double scale_, u64 ctx, bool secure = false, bool zero = true)
+      : data(static_cast<size_t>(batch_) * size_ * (level_ + 1) * n_, secure, zero),
         n(n_), batch(batch_), size(size_), level(level_), scale(scale_), context_id(ctx) {}
 
   int limbs() const { return level + 1; }

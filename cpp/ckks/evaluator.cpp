@@ -64,7 +64,7 @@ Ciphertext add_or_sub(const Context& ctx, const Ciphertext& a0, const Ciphertext
   AtLevel a(ctx, a0, level), b(ctx, b0, level);
   check_scales(*a, *b, op);
   const int size = std::max(a->size, b->size);
-  Ciphertext out(ctx.n(), a->batch, size, level, a->scale, ctx.id());
+  Ciphertext out(ctx.n(), a->batch, size, level, a->scale, ctx.id(), false, false);
   const u64 n = ctx.n();
   parallel_for(static_cast<size_t>(out.batch) * size * (level + 1), [&](size_t idx) {
     const int i = static_cast<int>(idx % (level + 1));
@@ -110,7 +110,7 @@ void mul_by_residues(const Context& ctx, Ciphertext& c, const std::vector<u64>& 
 }
 
 Ciphertext truncate(const Context& ctx, const Ciphertext& a, int level) {
-  Ciphertext out(ctx.n(), a.batch, a.size, level, a.scale, ctx.id());
+  Ciphertext out(ctx.n(), a.batch, a.size, level, a.scale, ctx.id(), false, false);
   const size_t limb_words = ctx.n();
   for (int b = 0; b < a.batch; ++b)
     for (int k = 0; k < a.size; ++k)
@@ -125,7 +125,7 @@ Ciphertext sub(const Context& ctx, const Ciphertext& a, const Ciphertext& b) { r
 
 Ciphertext negate(const Context& ctx, const Ciphertext& a) {
   check_ct(ctx, a, "negate");
-  Ciphertext out(ctx.n(), a.batch, a.size, a.level, a.scale, ctx.id());
+  Ciphertext out(ctx.n(), a.batch, a.size, a.level, a.scale, ctx.id(), false, false);
   const u64 n = ctx.n();
   parallel_for(static_cast<size_t>(a.batch) * a.size * a.limbs(), [&](size_t idx) {
     const u64 q = ctx.prime(static_cast<int>(idx % a.limbs()));
@@ -166,7 +166,7 @@ Ciphertext mul_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p
     fail("multiply by a plaintext", "the ciphertext is at level 0 and no level is left to rescale; use a preset "
                                     "with more levels");
   const u64 n = ctx.n();
-  Ciphertext t(n, a.batch, a.size, a.level, a.scale * p.scale, ctx.id());
+  Ciphertext t(n, a.batch, a.size, a.level, a.scale * p.scale, ctx.id(), false, false);
   parallel_for(static_cast<size_t>(a.batch) * a.size * a.limbs(), [&](size_t idx) {
     const int i = static_cast<int>(idx % a.limbs());
     const int b = static_cast<int>(idx / (a.limbs() * a.size));
@@ -224,7 +224,7 @@ Ciphertext multiply_no_relin(const Context& ctx, const Ciphertext& a0, const Cip
   const int level = std::min(a0.level, b0.level);
   AtLevel a(ctx, a0, level), b(ctx, b0, level);
   const u64 n = ctx.n();
-  Ciphertext out(n, a->batch, 3, level, a->scale * b->scale, ctx.id());
+  Ciphertext out(n, a->batch, 3, level, a->scale * b->scale, ctx.id(), false, false);
   const bool same = (&*a == &*b);
   parallel_for(static_cast<size_t>(out.batch) * (level + 1), [&](size_t idx) {
     const int i = static_cast<int>(idx % (level + 1)), bb = static_cast<int>(idx / (level + 1));
@@ -246,13 +246,13 @@ Ciphertext relinearize(const Context& ctx, const KeyChain& keys, const Ciphertex
   if (a.size == 2) return a;
   const u64 n = ctx.n();
   const int level = a.level;
-  Ciphertext out(n, a.batch, 2, level, a.scale, ctx.id());
+  Ciphertext out(n, a.batch, 2, level, a.scale, ctx.id(), false, false);
   const size_t ext_words = static_cast<size_t>(level + 1 + ctx.alpha()) * n;
   for (int b = 0; b < a.batch; ++b) {
     std::memcpy(out.poly(b, 0), a.poly(b, 0), a.limbs() * n * sizeof(u64));
     std::memcpy(out.poly(b, 1), a.poly(b, 1), a.limbs() * n * sizeof(u64));
     Decomposition dec = decompose(ctx, a.poly(b, 2), level);
-    Buffer e0(ext_words), e1(ext_words);
+    Buffer e0 = Buffer::uninitialized(ext_words), e1 = Buffer::uninitialized(ext_words);
     inner_product(ctx, dec, keys.relin_key(), nullptr, e0.data(), e1.data());
     mod_down(ctx, e0.data(), level, out.poly(b, 0), true);
     mod_down(ctx, e1.data(), level, out.poly(b, 1), true);
@@ -278,10 +278,10 @@ Ciphertext rescale(const Context& ctx, const Ciphertext& a) {
   const u64 n = ctx.n();
   const int l = a.level;
   const u64 ql = ctx.prime(l);
-  Ciphertext out(n, a.batch, a.size, l - 1, a.scale / static_cast<double>(ql), ctx.id());
+  Ciphertext out(n, a.batch, a.size, l - 1, a.scale / static_cast<double>(ql), ctx.id(), false, false);
   // The last limb of every polynomial, in the coefficient domain.
   const size_t polys = static_cast<size_t>(a.batch) * a.size;
-  Buffer last(polys * n);
+  Buffer last = Buffer::uninitialized(polys * n);
   parallel_for(polys, [&](size_t pidx) {
     u64* x = last.data() + pidx * n;
     std::memcpy(x, a.data.data() + (pidx * a.limbs() + l) * n, n * sizeof(u64));

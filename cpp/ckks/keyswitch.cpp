@@ -41,9 +41,9 @@ Decomposition decompose(const Context& ctx, const u64* d_ntt, int level) {
   dec.alpha = alpha;
   dec.digits = ctx.num_digits(level);
   const int el = dec.ext_limbs();
-  dec.ext = Buffer(static_cast<size_t>(dec.digits) * el * n);
+  dec.ext = Buffer::uninitialized(static_cast<size_t>(dec.digits) * el * n);
 
-  Buffer coef(static_cast<size_t>(level + 1) * n);
+  Buffer coef = Buffer::uninitialized(static_cast<size_t>(level + 1) * n);
   std::memcpy(coef.data(), d_ntt, coef.bytes());
   parallel_for(level + 1, [&](size_t i) { cpu::ntt_inverse(coef.data() + i * n, ctx.ntt(static_cast<int>(i))); });
 
@@ -102,11 +102,11 @@ void mod_down(const Context& ctx, const u64* ext, int level, u64* out, bool accu
   const u64 n = ctx.n();
   const int alpha = ctx.alpha();
   // The P part to the coefficient domain.
-  Buffer pcoef(static_cast<size_t>(alpha) * n);
+  Buffer pcoef = Buffer::uninitialized(static_cast<size_t>(alpha) * n);
   std::memcpy(pcoef.data(), ext + static_cast<size_t>(level + 1) * n, pcoef.bytes());
   parallel_for(alpha, [&](size_t k) { cpu::ntt_inverse(pcoef.data() + k * n, ctx.ntt(ctx.p_index(static_cast<int>(k)))); });
   // Convert to Q_level, back to NTT, then (x - conv) * P^-1.
-  Buffer conv(static_cast<size_t>(level + 1) * n);
+  Buffer conv = Buffer::uninitialized(static_cast<size_t>(level + 1) * n);
   std::vector<const u64*> src;
   std::vector<u64*> dst;
   for (int k = 0; k < alpha; ++k) src.push_back(pcoef.data() + static_cast<size_t>(k) * n);

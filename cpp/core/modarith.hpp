@@ -1,5 +1,5 @@
-// Modular arithmetic for primes 2^32 <= q < 2^61 on host and device.
-// Barrett reduction (HAC 14.42, base 2) for products of reduced operands;
+// Modular arithmetic for primes 2^20 <= q < 2^61 on host and device.
+// Barrett reduction with a 128-bit ratio for products and sums of products;
 // Shoup multiplication for constant operands (twiddles, RNS constants).
 // The only __CUDA_ARCH__ branch is the 64x64 -> high 64 multiply.
 #pragma once
@@ -15,10 +15,12 @@ HT_HD u64 mulhi64(u64 a, u64 b) {
 #endif
 }
 
-// A prime modulus with its Barrett constant mu = floor(2^(2*bits) / value).
+// A prime modulus with its Barrett constant ratio = floor(2^128 / value),
+// split in two words (ratio_hi, ratio_lo).
 struct Modulus {
   u64 value = 0;
-  u64 mu = 0;
+  u64 ratio_lo = 0;
+  u64 ratio_hi = 0;
   int bits = 0;
 };
 
@@ -35,22 +37,25 @@ HT_HD u64 add_mod(u64 a, u64 b, u64 q) {
 HT_HD u64 sub_mod(u64 a, u64 b, u64 q) { return a >= b ? a - b : a + q - b; }
 HT_HD u64 neg_mod(u64 a, u64 q) { return a == 0 ? 0 : q - a; }
 
-// Reduce the 128-bit value (hi, lo) < 2^(2*bits) modulo q.
+// Reduce any 128-bit value x = (hi, lo) modulo q by Barrett reduction with
+// the 128-bit ratio: the quotient estimate floor(x * ratio / 2^128) drops only
+// the low partial product, so it is at most one below floor(x / q) and a
+// single conditional subtraction finishes for x < 2^127. No variable shifts.
 HT_HD u64 barrett_reduce_128(u64 hi, u64 lo, const Modulus& m) {
-  const int k = m.bits;
-  // q1 = x >> (k - 1), which is < 2^(k+1)
-  const u64 q1 = (hi << (65 - k)) | (lo >> (k - 1));
-  // q3 = (q1 * mu) >> (k + 1)
-  const u64 plo = q1 * m.mu;
-  const u64 phi = mulhi64(q1, m.mu);
-  const u64 q3 = (phi << (63 - k)) | (plo >> (k + 1));
-  u64 r = lo - q3 * m.value;  // exact modulo 2^64, r < 3q
-  if (r >= m.value) r -= m.value;
-  if (r >= m.value) r -= m.value;
-  return r;
+  const u64 carry = mulhi64(lo, m.ratio_lo);
+  // middle words: lo * ratio_hi + hi * ratio_lo + carry
+  const u64 a_lo = lo * m.ratio_hi, a_hi = mulhi64(lo, m.ratio_hi);
+  const u64 b_lo = hi * m.ratio_lo, b_hi = mulhi64(hi, m.ratio_lo);
+  u64 mid = a_lo + carry;
+  u64 top = a_hi + (mid < carry ? 1 : 0);
+  const u64 mid2 = mid + b_lo;
+  top += b_hi + (mid2 < b_lo ? 1 : 0);
+  const u64 quotient = hi * m.ratio_hi + top;
+  const u64 r = lo - quotient * m.value;
+  return r >= m.value ? r - m.value : r;
 }
 
-// a mod q for any 64-bit a (needs bits >= 32 so that a < 2^(2*bits)).
+// a mod q for any 64-bit a.
 HT_HD u64 reduce_u64(u64 a, const Modulus& m) { return barrett_reduce_128(0, a, m); }
 
 // a * b mod q for a, b < q.
@@ -79,11 +84,7 @@ struct Acc128 {
   }
 };
 
-// Any 128-bit value modulo q: hi mod q, times 2^64 mod q, plus lo mod q.
-HT_HD u64 reduce_acc(const Acc128& x, u64 two64_mod_q, const Modulus& m) {
-  const u64 h = reduce_u64(x.hi, m);
-  const u64 l = reduce_u64(x.lo, m);
-  return add_mod(mul_mod(h, two64_mod_q, m), l, m.value);
-}
+// The accumulated 128-bit value modulo q.
+HT_HD u64 reduce_acc(const Acc128& x, u64 /*two64_mod_q*/, const Modulus& m) { return barrett_reduce_128(x.hi, x.lo, m); }
 
 }  // namespace ht

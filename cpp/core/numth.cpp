@@ -8,12 +8,14 @@
 namespace ht {
 
 Modulus make_modulus(u64 q) {
-  if (q < (u64(1) << 32) || q >= (u64(1) << 61))
-    throw InvalidArgument("modulus " + std::to_string(q) + " must lie in [2^32, 2^61)");
+  if (q < (u64(1) << 20) || q >= (u64(1) << 61))
+    throw InvalidArgument("modulus " + std::to_string(q) + " must lie in [2^20, 2^61)");
   Modulus m;
   m.value = q;
   m.bits = 64 - __builtin_clzll(q);
-  m.mu = static_cast<u64>((u128(1) << (2 * m.bits)) / q);
+  const u128 ratio = ~u128(0) / q;  // = floor(2^128 / q) since q is not a power of two
+  m.ratio_lo = static_cast<u64>(ratio);
+  m.ratio_hi = static_cast<u64>(ratio >> 64);
   return m;
 }
 

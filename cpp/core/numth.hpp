@@ -7,7 +7,7 @@
 
 namespace ht {
 
-Modulus make_modulus(u64 q);            // checks 2^32 <= q < 2^61
+Modulus make_modulus(u64 q);            // checks 2^20 <= q < 2^61
 ShoupConst make_shoup(u64 w, u64 q);    // w < q
 u64 pow_mod(u64 base, u64 exp, u64 q);
 u64 inv_mod(u64 a, u64 q);              // q prime, a != 0 mod q

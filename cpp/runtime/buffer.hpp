@@ -1,6 +1,8 @@
-// Buffer: a move-only owner of 64-byte-aligned host memory of uint64 words.
-// Every polynomial, plaintext, ciphertext batch and key is one Buffer, laid out
-// limb-major and contiguous. `secure` buffers are zeroed before they are freed.
+// Buffer: an owner of 64-byte-aligned host memory of uint64 words, from the
+// pool of runtime/allocator. Every polynomial, plaintext, ciphertext batch and
+// key is one Buffer, laid out limb-major and contiguous. `secure` buffers are
+// zeroed before they go back to the pool. Buffer::uninitialized skips the
+// zero fill for outputs that are overwritten in full.
 #pragma once
 #include <cstdlib>
 #include <cstring>
@@ -8,20 +10,20 @@
 #include <utility>
 
 #include "core/defs.hpp"
+#include "runtime/allocator.hpp"
 
 namespace ht {
 
 class Buffer {
  public:
   Buffer() = default;
-  explicit Buffer(std::size_t words, bool secure = false) : size_(words), secure_(secure) {
+  explicit Buffer(std::size_t words, bool secure = false, bool zero = true) : size_(words), secure_(secure) {
     if (words == 0) return;
-    const std::size_t bytes = ((words * sizeof(u64) + 63) / 64) * 64;
-    data_ = static_cast<u64*>(std::aligned_alloc(64, bytes));
-    if (!data_) throw std::bad_alloc();
-    std::memset(data_, 0, words * sizeof(u64));
+    data_ = static_cast<u64*>(pool_allocate(words * sizeof(u64)));
+    if (zero) std::memset(data_, 0, words * sizeof(u64));
   }
-  Buffer(const Buffer& o) : Buffer(o.size_, o.secure_) {
+  static Buffer uninitialized(std::size_t words) { return Buffer(words, false, false); }
+  Buffer(const Buffer& o) : Buffer(o.size_, o.secure_, false) {
     if (size_) std::memcpy(data_, o.data_, size_ * sizeof(u64));
   }
   Buffer& operator=(const Buffer& o) {
@@ -50,7 +52,7 @@ class Buffer {
       volatile u64* p = data_;
       for (std::size_t i = 0; i < size_; ++i) p[i] = 0;
     }
-    std::free(data_);
+    pool_free(data_, size_ * sizeof(u64));
     data_ = nullptr;
     size_ = 0;
   }

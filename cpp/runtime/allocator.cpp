@@ -1,0 +1,82 @@
+#include "runtime/allocator.hpp"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace ht {
+
+namespace {
+struct Pool {
+  std::mutex mutex;
+  std::multimap<std::size_t, void*> free_blocks;  // rounded size -> block
+  std::size_t cached = 0;
+  std::size_t limit = std::size_t(4) << 30;
+  ~Pool() {
+    for (auto& kv : free_blocks) std::free(kv.second);
+  }
+};
+Pool& pool() {
+  static Pool* p = new Pool();  // never destroyed: buffers may outlive static teardown
+  return *p;
+}
+std::size_t rounded(std::size_t bytes) { return ((bytes + 4095) / 4096) * 4096; }
+}  // namespace
+
+void* pool_allocate(std::size_t bytes) {
+  const std::size_t size = rounded(bytes);
+  Pool& p = pool();
+  {
+    std::lock_guard<std::mutex> lock(p.mutex);
+    auto it = p.free_blocks.find(size);
+    if (it != p.free_blocks.end()) {
+      void* block = it->second;
+      p.free_blocks.erase(it);
+      p.cached -= size;
+      return block;
+    }
+  }
+  void* block = std::aligned_alloc(64, size);
+  if (!block) {
+    pool_release_cached();
+    block = std::aligned_alloc(64, size);
+    if (!block) throw std::bad_alloc();
+  }
+  return block;
+}
+
+void pool_free(void* block, std::size_t bytes) {
+  if (!block) return;
+  const std::size_t size = rounded(bytes);
+  Pool& p = pool();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  if (p.cached + size > p.limit) {
+    std::free(block);
+    return;
+  }
+  p.free_blocks.emplace(size, block);
+  p.cached += size;
+}
+
+std::size_t pool_cached_bytes() {
+  std::lock_guard<std::mutex> lock(pool().mutex);
+  return pool().cached;
+}
+
+void pool_release_cached() {
+  Pool& p = pool();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  for (auto& kv : p.free_blocks) std::free(kv.second);
+  p.free_blocks.clear();
+  p.cached = 0;
+}
+
+void pool_set_cache_limit(std::size_t bytes) {
+  Pool& p = pool();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  p.limit = bytes;
+}
+
+}  // namespace ht
