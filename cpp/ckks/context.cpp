@@ -43,6 +43,18 @@ Context::Context(const ParamsLiteral& literal) : params_(literal), id_(next_cont
     u64 pm = 1;
     for (u64 p : P) pm = static_cast<u64>((u128(pm) * (p % all[i])) % all[i]);
     p_inv_.push_back(make_shoup(inv_mod(pm, all[i]), all[i]));
+    p_mod_.push_back(make_shoup(pm, all[i]));
+  }
+  moddown_rescale_.resize(L + 1);
+  pq_inv_.resize(L + 1);
+  for (int l = 1; l <= L; ++l) {
+    std::vector<u64> src{all[l]};
+    src.insert(src.end(), P.begin(), P.end());
+    moddown_rescale_[l] = BasisConverter(src, std::vector<u64>(all.begin(), all.begin() + l));
+    for (int i = 0; i < l; ++i) {
+      const u64 pq = static_cast<u64>((u128(p_mod_[i].operand) * (all[l] % all[i])) % all[i]);
+      pq_inv_[l].push_back(make_shoup(inv_mod(pq, all[i]), all[i]));
+    }
   }
 }
 

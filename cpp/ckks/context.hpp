@@ -53,6 +53,11 @@ class Context {
   // ModDown at `level`: P -> Q_level.
   const BasisConverter& moddown(int level) const { return moddown_[level]; }
   const ShoupConst& p_inv(int i) const { return p_inv_[i]; }   // P^-1 mod q_i
+  const ShoupConst& p_mod(int i) const { return p_mod_[i]; }   // P mod q_i
+  // ModDown and rescale in one step at `level`: {q_level} + P -> Q_(level-1),
+  // and (P * q_level)^-1 mod q_i for i < level.
+  const BasisConverter& moddown_rescale(int level) const { return moddown_rescale_[level]; }
+  const ShoupConst& pq_inv(int level, int i) const { return pq_inv_[level][i]; }
 
   // Permutation of NTT values for the automorphism X -> X^g (cached).
   const std::vector<u32>& galois_perm(u64 galois_elt) const;
@@ -65,7 +70,9 @@ class Context {
   std::vector<std::vector<ShoupConst>> inv_last_;
   std::vector<std::vector<BasisConverter>> modup_;
   std::vector<BasisConverter> moddown_;
-  std::vector<ShoupConst> p_inv_;
+  std::vector<ShoupConst> p_inv_, p_mod_;
+  std::vector<BasisConverter> moddown_rescale_;
+  std::vector<std::vector<ShoupConst>> pq_inv_;
   mutable std::mutex perm_mutex_;
   mutable std::map<u64, std::vector<u32>> perms_;
 };

@@ -16,19 +16,21 @@ namespace {
 inline int ext_prime(const Context& ctx, int level, int e) {
   return e <= level ? e : ctx.p_index(e - level - 1);
 }
-// Runs a basis conversion over all N coefficients, split in chunks for threads.
+// Runs a basis conversion over all N coefficients, four at a time, in
+// chunks spread over the threads.
 void convert(const BasisConverter& conv, const std::vector<const u64*>& src, const std::vector<u64*>& dst, u64 n,
              bool exact) {
   const auto view = conv.view();
+  constexpr int W = 4;
   const u64 chunk = 1024;
   const u64 chunks = (n + chunk - 1) / chunk;
   parallel_for(chunks, [&](size_t ch) {
-    std::vector<u64> y(view.nsrc);
+    std::vector<u64> y(static_cast<size_t>(view.nsrc) * W);
     const u64 end = std::min(n, (ch + 1) * chunk);
-    if (exact)
-      for (u64 k = ch * chunk; k < end; ++k) kernels::basis_convert_coeff_exact(view, src.data(), dst.data(), y.data(), k);
-    else
-      for (u64 k = ch * chunk; k < end; ++k) kernels::basis_convert_coeff(view, src.data(), dst.data(), y.data(), k);
+    for (u64 k = ch * chunk; k < end; k += W) {
+      if (exact) kernels::basis_convert_block<W, true>(view, src.data(), dst.data(), y.data(), k);
+      else kernels::basis_convert_block<W, false>(view, src.data(), dst.data(), y.data(), k);
+    }
   });
 }
 }  // namespace
@@ -79,21 +81,30 @@ void inner_product(const Context& ctx, const Decomposition& dec, const SwitchKey
     const size_t key_limb = static_cast<size_t>(pi);  // key limbs are indexed by prime
     u64* o0 = out0 + e * n;
     u64* o1 = out1 + e * n;
-    std::fill(o0, o0 + n, 0);
-    std::fill(o1, o1 + n, 0);
-    std::vector<u64> tmp(perm ? n : 0);
+    // Sum over digits in 128 bits and reduce once: dnum products of < 2^122
+    // stay far below the 2^127 bound of the reduction.
+    const u64* d[64];
+    const u64* kb[64];
+    const u64* ka[64];
+    std::vector<u64> permuted(perm ? static_cast<size_t>(dec.digits) * n : 0);
     for (int j = 0; j < dec.digits; ++j) {
-      const u64* d = dec.digit(j, n) + e * n;
+      d[j] = dec.digit(j, n) + e * n;
       if (perm) {
-        for (u64 k = 0; k < n; ++k) tmp[k] = d[perm[k]];
-        d = tmp.data();
+        u64* t = permuted.data() + static_cast<size_t>(j) * n;
+        for (u64 k = 0; k < n; ++k) t[k] = d[j][perm[k]];
+        d[j] = t;
       }
-      const u64* kb = key.b(j, key_limbs, n) + key_limb * n;
-      const u64* ka = key.a(j, key_limbs, n) + key_limb * n;
-      for (u64 k = 0; k < n; ++k) {
-        kernels::mul_add_limb(o0, d, kb, m, k);
-        kernels::mul_add_limb(o1, d, ka, m, k);
+      kb[j] = key.b(j, key_limbs, n) + key_limb * n;
+      ka[j] = key.a(j, key_limbs, n) + key_limb * n;
+    }
+    for (u64 k = 0; k < n; ++k) {
+      Acc128 s0, s1;
+      for (int j = 0; j < dec.digits; ++j) {
+        s0.mul_add(d[j][k], kb[j][k]);
+        s1.mul_add(d[j][k], ka[j][k]);
       }
+      o0[k] = reduce_acc(s0, m);
+      o1[k] = reduce_acc(s1, m);
     }
   });
 }
@@ -125,6 +136,31 @@ void mod_down(const Context& ctx, const u64* ext, int level, u64* out, bool accu
     } else {
       for (u64 k = 0; k < n; ++k) kernels::sub_mul_const(o, x, cv, pinv, q, k);
     }
+  });
+}
+
+void mod_down_rescale(const Context& ctx, const u64* ext, int level, u64* out) {
+  const u64 n = ctx.n();
+  const int alpha = ctx.alpha();
+  // q_level and P limbs are contiguous in ext: limbs level .. level + alpha.
+  Buffer src = Buffer::uninitialized(static_cast<size_t>(alpha + 1) * n);
+  std::memcpy(src.data(), ext + static_cast<size_t>(level) * n, src.bytes());
+  parallel_for(alpha + 1, [&](size_t k) {
+    const int prime = k == 0 ? level : ctx.p_index(static_cast<int>(k) - 1);
+    cpu::ntt_inverse(src.data() + k * n, ctx.ntt(prime));
+  });
+  Buffer conv = Buffer::uninitialized(static_cast<size_t>(level) * n);
+  std::vector<const u64*> s;
+  std::vector<u64*> d;
+  for (int k = 0; k <= alpha; ++k) s.push_back(src.data() + static_cast<size_t>(k) * n);
+  for (int i = 0; i < level; ++i) d.push_back(conv.data() + static_cast<size_t>(i) * n);
+  convert(ctx.moddown_rescale(level), s, d, n, true);
+  parallel_for(level, [&](size_t i) {
+    const int ii = static_cast<int>(i);
+    cpu::ntt_forward(d[i], ctx.ntt(ii));
+    const u64 q = ctx.prime(ii);
+    const ShoupConst inv = ctx.pq_inv(level, ii);
+    for (u64 k = 0; k < n; ++k) kernels::sub_mul_const(out + i * n, ext + i * n, d[i], inv, q, k);
   });
 }
 

@@ -33,4 +33,9 @@ void inner_product(const Context& ctx, const Decomposition& dec, const SwitchKey
 // (or added to when `accumulate`).
 void mod_down(const Context& ctx, const u64* ext, int level, u64* out, bool accumulate);
 
+// ModDown and rescale fused: ext [level + 1 + alpha][N] NTT holding P * x + y
+// -> out [level][N] NTT, round((P * x + y) / (P * q_level)). Saves the
+// separate rescale's inverse and forward NTTs after relinearization.
+void mod_down_rescale(const Context& ctx, const u64* ext, int level, u64* out);
+
 }  // namespace ht

@@ -25,7 +25,7 @@ Params::Params(const ParamsLiteral& lit) : lit_(lit) {
         "first_prime_bits must be in [scale_bits, 61]");
   check(lit.special_prime_bits >= 32 && lit.special_prime_bits <= 61, nm,
         "special_prime_bits must be in [32, 61]");
-  check(lit.dnum >= 1 && lit.dnum <= lit.levels + 1, nm, "dnum must be in [1, levels + 1]");
+  check(lit.dnum >= 1 && lit.dnum <= lit.levels + 1 && lit.dnum <= 32, nm, "dnum must be in [1, min(levels + 1, 32)]");
   check(lit.sigma > 0 && lit.sigma < 100, nm, "sigma must be in (0, 100)");
   const u64 n = u64(1) << lit.log_n;
   check(lit.hamming_weight >= 0 && static_cast<u64>(lit.hamming_weight) <= n, nm,

@@ -84,7 +84,7 @@ struct Acc128 {
   }
 };
 
-// The accumulated 128-bit value modulo q.
-HT_HD u64 reduce_acc(const Acc128& x, u64 /*two64_mod_q*/, const Modulus& m) { return barrett_reduce_128(x.hi, x.lo, m); }
+// The accumulated value modulo q (valid while the sum stays below 2^127).
+HT_HD u64 reduce_acc(const Acc128& x, const Modulus& m) { return barrett_reduce_128(x.hi, x.lo, m); }
 
 }  // namespace ht

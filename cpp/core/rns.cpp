@@ -25,15 +25,14 @@ BasisConverter::BasisConverter(const std::vector<u64>& src, const std::vector<u6
     }
     u64 prod = 1;
     for (size_t k = 0; k < ns; ++k) prod = static_cast<u64>((u128(prod) * (src[k] % dst[j])) % dst[j]);
-    prod_mod_.push_back(prod);
+    neg_prod_mod_.push_back(prod == 0 ? 0 : dst[j] - prod);
     dst_mod_.push_back(make_modulus(dst[j]));
-    dst_two64_.push_back(static_cast<u64>((u128(1) << 64) % dst[j]));
   }
 }
 
 kernels::BasisConvView BasisConverter::view() const {
   return kernels::BasisConvView{nsrc(), ndst(), src_.data(), qhat_inv_.data(), qhat_mod_.data(),
-                                dst_mod_.data(), dst_two64_.data(), src_inv_.data(), prod_mod_.data()};
+                                dst_mod_.data(), src_inv_.data(), neg_prod_mod_.data()};
 }
 
 }  // namespace ht

@@ -21,9 +21,8 @@ class BasisConverter {
   std::vector<ShoupConst> qhat_inv_;
   std::vector<u64> qhat_mod_;  // [ndst][nsrc]
   std::vector<Modulus> dst_mod_;
-  std::vector<u64> dst_two64_;
   std::vector<double> src_inv_;
-  std::vector<u64> prod_mod_;
+  std::vector<u64> neg_prod_mod_;
 };
 
 }  // namespace ht

@@ -24,6 +24,14 @@ HT_HD void gs_butterfly(u64& x, u64& y, const ShoupConst& w, u64 q, u64 two_q) {
   y = mul_shoup_lazy(u - v + two_q, w, q);
 }
 
+// The last inverse stage with N^-1 folded in: (x, y) -> ((x + y) / N,
+// (x - y) * w / N), both fully reduced to [0, q); w_ninv = w * N^-1.
+HT_HD void gs_butterfly_last(u64& x, u64& y, const ShoupConst& ninv, const ShoupConst& w_ninv, u64 q, u64 two_q) {
+  const u64 u = x, v = y;
+  x = mul_shoup(u + v, ninv, q);
+  y = mul_shoup(u - v + two_q, w_ninv, q);
+}
+
 // Final correction of a lazily reduced value in [0, 4q) to [0, q).
 HT_HD u64 reduce_from_4q(u64 x, u64 q) {
   if (x >= 2 * q) x -= 2 * q;
