@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "backend/kernels/elementwise.hpp"
+#include "ckks/keyswitch.hpp"
 #include "core/error.hpp"
 #include "core/sampling.hpp"
 #include "runtime/parallel.hpp"
@@ -24,31 +25,46 @@ Ciphertext encrypt_public(KeyChain& keys, const Plaintext& pt) {
   check_plaintext(keys, pt, "encrypt");
   const Context& c = keys.context();
   const u64 n = c.n();
-  const int limbs = pt.limbs();
-  Ciphertext ct(n, pt.batch, 2, pt.level, pt.scale, c.id());
+  const int level = pt.level, alpha = c.alpha();
+  const int ext_limbs = level + 1 + alpha;
+  Ciphertext ct(n, pt.batch, 2, pt.level, pt.scale, c.id(), false, false);
   std::vector<Prng> streams;
   for (int b = 0; b < pt.batch; ++b) streams.push_back(keys.fork_prng());
-  const auto primes = first_primes(limbs);
+  // Primes of Q_level followed by P, the layout mod_down expects.
+  std::vector<int> primes = first_primes(level + 1);
+  for (int k = 0; k < alpha; ++k) primes.push_back(c.p_index(k));
+  const size_t words = static_cast<size_t>(ext_limbs) * n;
+  Buffer u(words, true), x0(words), x1(words);
   for (int b = 0; b < pt.batch; ++b) {
-    // u in the NTT domain, then c0 = u*b + e0 + m, c1 = u*a + e1.
-    Buffer u(static_cast<size_t>(limbs) * n, true);
+    // In QP: x0 = u*b + e0 + P*m, x1 = u*a + e1; then divide by P (Lattigo's
+    // approach), which leaves rounding noise instead of u*e + e1*s.
+    std::fill(u.data(), u.data() + words, 0);
+    std::fill(x0.data(), x0.data() + words, 0);
+    std::fill(x1.data(), x1.data() + words, 0);
     add_small_poly_ntt(c, sample_ternary(streams[b], n), u.data(), primes);
-    add_small_poly_ntt(c, sample_gaussian(streams[b], n, c.params().sigma()), ct.poly(b, 0), primes);
-    add_small_poly_ntt(c, sample_gaussian(streams[b], n, c.params().sigma()), ct.poly(b, 1), primes);
-    parallel_for(limbs, [&](size_t i) {
-      const Modulus& m = c.modulus(static_cast<int>(i));
-      const u64* ui = u.data() + i * n;
-      const u64* pb = keys.public_key().b.data() + i * n;
-      const u64* pa = keys.public_key().a.data() + i * n;
-      const u64* mi = pt.limb(b, 0, static_cast<int>(i));
-      u64* c0 = ct.limb(b, 0, static_cast<int>(i));
-      u64* c1 = ct.limb(b, 1, static_cast<int>(i));
+    add_small_poly_ntt(c, sample_gaussian(streams[b], n, c.params().sigma()), x0.data(), primes);
+    add_small_poly_ntt(c, sample_gaussian(streams[b], n, c.params().sigma()), x1.data(), primes);
+    parallel_for(ext_limbs, [&](size_t e) {
+      const int prime = primes[e];
+      const Modulus& m = c.modulus(prime);
+      const size_t key_limb = static_cast<size_t>(prime);  // key limbs are indexed by prime
+      const u64* ui = u.data() + e * n;
+      const u64* pb = keys.public_key().b.data() + key_limb * n;
+      const u64* pa = keys.public_key().a.data() + key_limb * n;
+      u64* o0 = x0.data() + e * n;
+      u64* o1 = x1.data() + e * n;
       for (u64 k = 0; k < n; ++k) {
-        kernels::mul_add_limb(c0, ui, pb, m, k);
-        kernels::add_limb(c0, c0, mi, m.value, k);
-        kernels::mul_add_limb(c1, ui, pa, m, k);
+        kernels::mul_add_limb(o0, ui, pb, m, k);
+        kernels::mul_add_limb(o1, ui, pa, m, k);
+      }
+      if (static_cast<int>(e) <= level) {
+        const ShoupConst pm = c.p_mod(prime);
+        const u64* mi = pt.limb(b, 0, prime);
+        for (u64 k = 0; k < n; ++k) o0[k] = add_mod(o0[k], mul_shoup(mi[k], pm, m.value), m.value);
       }
     });
+    mod_down(c, x0.data(), level, ct.poly(b, 0), false);
+    mod_down(c, x1.data(), level, ct.poly(b, 1), false);
   }
   return ct;
 }

@@ -1,5 +1,6 @@
 // Encryption (public-key and symmetric) and decryption of batches.
-//  public:    c = (u*b + e0 + m, u*a + e1), u ternary, e0, e1 Gaussian
+//  public:    c = ModDown_P(u*b + e0 + P*m, u*a + e1) computed over Q and P,
+//             u ternary, e0, e1 Gaussian: the noise is divided by P
 //  symmetric: c = (-a*s + e + m, a), a uniform
 //  decrypt:   m = c0 + c1*s (+ c2*s^2) over the lowest min(level + 1, 3) primes
 // Fresh randomness per call from a stream forked off the key chain's CSPRNG.

@@ -17,8 +17,12 @@ void add_small_poly_ntt(const Context& ctx, const std::vector<i64>& c, u64* out,
     const NttTables& t = ctx.ntt(primes[i]);
     const u64 q = t.mod.value;
     std::vector<u64> tmp(n);
-    for (u64 k = 0; k < n; ++k) tmp[k] = c[k] >= 0 ? static_cast<u64>(c[k]) % q : q - (static_cast<u64>(-c[k]) % q);
-    for (u64 k = 0; k < n; ++k) if (tmp[k] == q) tmp[k] = 0;
+    // |c| < 2^62 <= q is not guaranteed for small primes: reduce large magnitudes.
+    for (u64 k = 0; k < n; ++k) {
+      const u64 mag = static_cast<u64>(c[k] >= 0 ? c[k] : -c[k]);
+      const u64 r = mag < q ? mag : mag % q;
+      tmp[k] = (c[k] >= 0 || r == 0) ? r : q - r;
+    }
     cpu::ntt_forward(tmp.data(), t);
     u64* o = out + i * n;
     for (u64 k = 0; k < n; ++k) kernels::add_limb(o, o, tmp.data(), q, k);
@@ -46,12 +50,13 @@ KeyChain::KeyChain(std::shared_ptr<const Context> ctx, std::optional<u64> seed)
   sk_.s = Buffer(static_cast<size_t>(all) * n, /*secure=*/true);
   add_small_poly_ntt(c, s, sk_.s.data(), all_primes);
 
-  // Public key (b, a) over Q: b = -a*s + e.
-  pk_.a = Buffer(static_cast<size_t>(L + 1) * n);
-  pk_.b = Buffer(static_cast<size_t>(L + 1) * n);
-  for (int i = 0; i <= L; ++i) sample_uniform(prng_, c.prime(i), pk_.a.data() + i * n, n);
-  add_small_poly_ntt(c, sample_gaussian(prng_, n, c.params().sigma()), pk_.b.data(), range(0, L + 1));
-  parallel_for(L + 1, [&](size_t i) {
+  // Public key (b, a) over Q and P: b = -a*s + e. Encryption works in QP and
+  // divides by P, so a fresh ciphertext carries only rounding noise.
+  pk_.a = Buffer(static_cast<size_t>(all) * n);
+  pk_.b = Buffer(static_cast<size_t>(all) * n);
+  for (int i = 0; i < all; ++i) sample_uniform(prng_, c.prime(i), pk_.a.data() + i * n, n);
+  add_small_poly_ntt(c, sample_gaussian(prng_, n, c.params().sigma()), pk_.b.data(), all_primes);
+  parallel_for(all, [&](size_t i) {
     const Modulus& m = c.modulus(static_cast<int>(i));
     const u64* a = pk_.a.data() + i * n;
     const u64* sk = sk_.s.data() + i * n;

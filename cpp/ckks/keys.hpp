@@ -1,6 +1,6 @@
 // Key material, all in the NTT domain.
 //  SecretKey: s over every prime of Q and P (zeroed on free).
-//  PublicKey: (b, a) = (-a*s + e, a) over Q.
+//  PublicKey: (b, a) = (-a*s + e, a) over Q and P.
 //  SwitchKey: hybrid key-switching key from s' to s with dnum digits:
 //    digit j: (b_j, a_j) over Q and P, b_j = -a_j*s + e_j + P*g_j*s', where the
 //    gadget g_j is 1 modulo the primes of digit j and 0 modulo the others.
@@ -23,7 +23,7 @@ struct SecretKey {
 };
 
 struct PublicKey {
-  Buffer b, a;  // [L + 1][N]
+  Buffer b, a;  // [L + 1 + alpha][N]
 };
 
 struct SwitchKey {

@@ -22,11 +22,10 @@ ParamsLiteral make(const char* name, int log_n, int levels, int dnum, int specia
 }  // namespace
 
 // Shapes follow OpenFHE's / desilofhe's defaults (60-bit q_0, 40-bit scale):
-// P is at least the largest digit; where the bound leaves room, one more prime
-// makes the key-switching noise negligible next to the rounding noise.
+// P is at least as large as the largest key-switching digit.
 //  n14: N=2^14, 7 levels,  log Q = 340,  dnum 8, P = 1 x 61 bits,  log QP = 401 <= 438
 //  n15: N=2^15, 15 levels, log Q = 660,  dnum 4, P = 3 x 60 bits,  log QP = 840 <= 881
-//  n16: N=2^16, 24 levels, log Q = 1020, dnum 2, P = 10 x 60 bits, log QP = 1620 <= 1747
+//  n16: N=2^16, 24 levels, log Q = 1020, dnum 2, P = 9 x 60 bits,  log QP = 1560 <= 1747
 std::vector<std::string> preset_names() { return {"toy-insecure", "n13-insecure", "n14", "n15", "n16"}; }
 
 ParamsLiteral preset_literal(const std::string& name) {
@@ -34,7 +33,7 @@ ParamsLiteral preset_literal(const std::string& name) {
   if (name == "n13-insecure") return make("n13-insecure", 13, 10, 3, 60, 4, true);
   if (name == "n14") return make("n14", 14, 7, 8, 61, 1, false);
   if (name == "n15") return make("n15", 15, 15, 4, 60, 3, false);
-  if (name == "n16") return make("n16", 16, 24, 2, 60, 10, false);
+  if (name == "n16") return make("n16", 16, 24, 2, 60, 9, false);
   std::string known;
   for (auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
   throw InvalidArgument("unknown preset '" + name + "'; known presets: " + known);
