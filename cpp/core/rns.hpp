@@ -4,7 +4,7 @@
 #pragma once
 #include <vector>
 
-#include "backend/kernels/basis.hpp"
+#include "core/rns_view.hpp"
 
 namespace ht {
 

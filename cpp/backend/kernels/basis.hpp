@@ -3,20 +3,9 @@
 //      y_i = [x_i * (B/b_i)^-1]_{b_i},   out_j = sum_i y_i * [B/b_i]_{c_j}  mod c_j
 //  - division by the dropped prime (rescale / ModDown tail).
 #pragma once
-#include "core/modarith.hpp"
+#include "core/rns_view.hpp"
 
 namespace ht::kernels {
-
-// Source limbs x[i][k] for i < nsrc (stride n), fills out[j][k] for j < ndst.
-struct BasisConvView {
-  int nsrc, ndst;
-  const u64* src_q;            // [nsrc]
-  const ShoupConst* qhat_inv;  // [nsrc]   (B/b_i)^-1 mod b_i
-  const u64* qhat_mod;         // [ndst][nsrc]  (B/b_i) mod c_j
-  const Modulus* dst_mod;      // [ndst]
-  const double* src_inv;       // [nsrc]  1 / b_i, for the exact variant
-  const u64* neg_prod_mod;     // [ndst]  -B mod c_j, for the exact variant
-};
 
 // Converts W consecutive coefficients k0 .. k0+W-1 (W = 1 on the GPU; the
 // CPU takes W = 4 so each constant is loaded once for four coefficients).
