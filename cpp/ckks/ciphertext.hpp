@@ -16,6 +16,11 @@ struct PolyBatch {
   int level = 0;   // limbs = level + 1
   double scale = 1.0;
   u64 context_id = 0;
+  // An upper bound on |value| of every slot, tracked through the operations
+  // (a power of two at encryption, so it reveals no more than the exponent).
+  // It lets an operation refuse to produce a value that the lowest primes
+  // cannot hold, instead of returning garbage. 0 for plaintexts.
+  double bound = 0.0;
 
   PolyBatch() = default;
   // zero = false leaves the data uninitialized, for outputs written in full.

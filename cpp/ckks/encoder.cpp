@@ -25,6 +25,7 @@ Plaintext Encoder::encode(const std::complex<double>* values, int batch, u64 cou
   if (level < 0 || level > c.max_level()) fail("encode", "level " + std::to_string(level) + " is not in the chain");
   if (!(scale > 0) || !std::isfinite(scale)) fail("encode", "scale must be positive and finite");
   Plaintext pt(n, batch, 1, level, scale, c.id());
+  for (size_t i = 0; i < static_cast<size_t>(batch) * count; ++i) pt.bound = std::max(pt.bound, std::abs(values[i]));
   std::vector<double> max_abs(batch, 0.0);
   std::vector<char> non_finite(batch, 0);
   std::vector<std::vector<i64>> coeffs(batch, std::vector<i64>(n));

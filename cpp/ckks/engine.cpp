@@ -42,7 +42,10 @@ Ciphertext Engine::encrypt(const cplx* values, int batch, u64 count, bool symmet
   }
   const int L = ctx_->max_level();
   Plaintext pt = encoder_->encode(values, batch, count, L, ctx_->scale_at(L));
-  return symmetric ? encrypt_symmetric(*keys_, pt) : encrypt_public(*keys_, pt);
+  Ciphertext ct = symmetric ? encrypt_symmetric(*keys_, pt) : encrypt_public(*keys_, pt);
+  // The value bound: the next power of two, so the metadata reveals only its exponent.
+  ct.bound = m > 0 ? std::exp2(std::ceil(std::log2(m))) : 0.0;
+  return ct;
 }
 
 std::vector<cplx> Engine::decrypt(const Ciphertext& ct) const {

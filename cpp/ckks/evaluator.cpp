@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <sstream>
 
 #include "backend/cpu_ntt.hpp"
 #include "backend/kernels/basis.hpp"
@@ -42,6 +43,23 @@ struct AtLevel {
   const Ciphertext& operator*() const { return *ptr; }
   const Ciphertext* operator->() const { return ptr; }
 };
+
+// Sets the value bound of a result and refuses values that decryption could
+// not recover: |value| * scale must stay below half the product of the lowest
+// min(level + 1, 3) primes (what decryption interpolates).
+Ciphertext finish(const Context& ctx, Ciphertext out, double bound, const char* op) {
+  out.bound = bound;
+  double cap = 0;
+  for (int i = 0; i <= std::min(out.level, 2); ++i) cap += std::log2(static_cast<double>(ctx.prime(i)));
+  if (bound > 0 && std::log2(bound) + std::log2(out.scale) >= cap - 1) {
+    std::ostringstream os;
+    os << "the result may reach |x| = " << bound << ", which at scale 2^" << std::lround(std::log2(out.scale))
+       << " exceeds what level " << out.level << " can hold (|x| < 2^" << std::lround(cap - 1 - std::log2(out.scale))
+       << "); scale the values down (multiply by a small constant) before they reach the lowest levels";
+    fail(op, os.str());
+  }
+  return out;
+}
 
 void check_scales(const Ciphertext& a, const Ciphertext& b, const char* op) {
   if (std::fabs(a.scale / b.scale - 1.0) > 1e-9)
@@ -86,7 +104,7 @@ Ciphertext add_or_sub(const Context& ctx, const Ciphertext& a0, const Ciphertext
       else std::memcpy(o, y, n * sizeof(u64));
     }
   });
-  return out;
+  return finish(ctx, std::move(out), a->bound + b->bound, op);
 }
 
 void check_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p, const char* op) {
@@ -131,6 +149,7 @@ Ciphertext negate(const Context& ctx, const Ciphertext& a) {
     const u64 q = ctx.prime(static_cast<int>(idx % a.limbs()));
     for (u64 t = 0; t < n; ++t) kernels::neg_limb(out.data.data() + idx * n, a.data.data() + idx * n, q, t);
   });
+  out.bound = a.bound;
   return out;
 }
 
@@ -152,7 +171,7 @@ Ciphertext sub_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p
     if (negate_plain) for (u64 k = 0; k < n; ++k) kernels::sub_limb(x, x, y, q, k);
     else for (u64 k = 0; k < n; ++k) kernels::add_limb(x, x, y, q, k);
   });
-  return out;
+  return finish(ctx, std::move(out), a.bound + p.bound, "add a plaintext");
 }
 
 double plain_mul_scale(const Context& ctx, int level) {
@@ -176,7 +195,7 @@ Ciphertext mul_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p
   });
   Ciphertext out = rescale(ctx, t);
   if (std::fabs(out.scale / ctx.scale_at(out.level) - 1) < 1e-6) out.scale = ctx.scale_at(out.level);
-  return out;
+  return finish(ctx, std::move(out), a.bound * p.bound, "multiply by a plaintext");
 }
 
 Ciphertext add_scalar(const Context& ctx, const Ciphertext& a, double c) {
@@ -193,7 +212,7 @@ Ciphertext add_scalar(const Context& ctx, const Ciphertext& a, double c) {
     // A constant polynomial has the same value at every NTT point.
     for (u64 k = 0; k < n; ++k) kernels::add_const_limb(x, x, r, q, k);
   });
-  return out;
+  return finish(ctx, std::move(out), a.bound + std::fabs(c), "add a scalar");
 }
 
 Ciphertext mul_scalar(const Context& ctx, const Ciphertext& a, double c) {
@@ -204,7 +223,7 @@ Ciphertext mul_scalar(const Context& ctx, const Ciphertext& a, double c) {
     Ciphertext out = a;
     for (int i = 0; i < a.limbs(); ++i) res[i] = residue_of(c, ctx.prime(i));
     mul_by_residues(ctx, out, res);
-    return out;
+    return finish(ctx, std::move(out), a.bound * std::fabs(c), "multiply by a scalar");
   }
   if (a.level < 1)
     fail("multiply by a scalar", "the ciphertext is at level 0 and a non-integer scalar needs one level");
@@ -215,7 +234,7 @@ Ciphertext mul_scalar(const Context& ctx, const Ciphertext& a, double c) {
   mul_by_residues(ctx, t, res);
   Ciphertext out = rescale(ctx, t);
   out.scale = ctx.scale_at(out.level);
-  return out;
+  return finish(ctx, std::move(out), a.bound * std::fabs(c), "multiply by a scalar");
 }
 
 Ciphertext multiply_no_relin(const Context& ctx, const Ciphertext& a0, const Ciphertext& b0) {
@@ -238,6 +257,7 @@ Ciphertext multiply_no_relin(const Context& ctx, const Ciphertext& a0, const Cip
       d2[k] = mul_mod(x1[k], y1[k], m);
     }
   });
+  out.bound = a->bound * b->bound;
   return out;
 }
 
@@ -257,6 +277,7 @@ Ciphertext relinearize(const Context& ctx, const KeyChain& keys, const Ciphertex
     mod_down(ctx, e0.data(), level, out.poly(b, 0), true);
     mod_down(ctx, e1.data(), level, out.poly(b, 1), true);
   }
+  out.bound = a.bound;
   return out;
 }
 
@@ -287,6 +308,7 @@ Ciphertext relinearize_rescale(const Context& ctx, const KeyChain& keys, const C
     mod_down_rescale(ctx, e0.data(), level, out.poly(b, 0));
     mod_down_rescale(ctx, e1.data(), level, out.poly(b, 1));
   }
+  out.bound = a.bound;
   return out;
 }
 
@@ -297,7 +319,7 @@ Ciphertext multiply(const Context& ctx, const KeyChain& keys, const Ciphertext& 
                      "more levels (Context.max_level)");
   Ciphertext out = relinearize_rescale(ctx, keys, multiply_no_relin(ctx, a, b));
   if (std::fabs(out.scale / ctx.scale_at(out.level) - 1) < 1e-6) out.scale = ctx.scale_at(out.level);
-  return out;
+  return finish(ctx, std::move(out), a.bound * b.bound, "multiply");
 }
 
 Ciphertext square(const Context& ctx, const KeyChain& keys, const Ciphertext& a) { return multiply(ctx, keys, a, a); }
@@ -330,7 +352,7 @@ Ciphertext rescale(const Context& ctx, const Ciphertext& a) {
     u64* dst = out.data.data() + (pidx * out.limbs() + i) * n;
     for (u64 k = 0; k < n; ++k) kernels::sub_mul_const(dst, src, t.data(), ctx.inv_last(l, i), m.value, k);
   });
-  return out;
+  return finish(ctx, std::move(out), a.bound, "rescale");
 }
 
 Ciphertext level_to(const Context& ctx, const Ciphertext& a, int level) {
@@ -353,7 +375,7 @@ Ciphertext level_to(const Context& ctx, const Ciphertext& a, int level) {
   Ciphertext r = rescale(ctx, t);
   Ciphertext out = r.level == level ? std::move(r) : truncate(ctx, r, level);
   out.scale = ctx.scale_at(level);
-  return out;
+  return finish(ctx, std::move(out), a.bound, "change level");
 }
 
 }  // namespace ht

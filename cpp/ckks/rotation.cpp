@@ -47,7 +47,10 @@ std::vector<Ciphertext> apply_galois(const Context& ctx, const KeyChain& keys, c
   const u64 n = ctx.n();
   const int level = a.level;
   std::vector<Ciphertext> outs;
-  for (size_t r = 0; r < elts.size(); ++r) outs.emplace_back(n, a.batch, 2, level, a.scale, ctx.id(), false, false);
+  for (size_t r = 0; r < elts.size(); ++r) {
+    outs.emplace_back(n, a.batch, 2, level, a.scale, ctx.id(), false, false);
+    outs.back().bound = a.bound;
+  }
   const size_t ext_words = static_cast<size_t>(level + 1 + ctx.alpha()) * n;
   Buffer e0 = Buffer::uninitialized(ext_words), e1 = Buffer::uninitialized(ext_words);
   for (int b = 0; b < a.batch; ++b) {

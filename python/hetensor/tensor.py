@@ -25,6 +25,10 @@ class CipherTensor:
     """
 
     __slots__ = ("_ctx", "_ct", "_shape", "_complex", "_torch")
+    # numpy defers to our reflected operators (array + tensor -> tensor.__radd__)
+    __array_ufunc__ = None
+    # and torch does the same for tensor (op) CipherTensor
+    __torch_function__ = None
 
     def __init__(self) -> None:
         raise TypeError("create CipherTensors with Context.encrypt")
