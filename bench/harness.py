@@ -54,8 +54,8 @@ def run_op(benchmark, lib: str, op: str) -> None:
     last: list = []
 
     def setup():
-        if last and bench.cleanup is not None:
-            bench.cleanup(*last.pop())
+        if len(last) == 2 and bench.cleanup is not None:
+            bench.cleanup(*last)
         last.clear()
         arg = bench.setup()
         last.append(arg)

@@ -34,10 +34,12 @@ def _run(args, tmp_path: Path) -> subprocess.CompletedProcess:
 def bench_doc(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bench")
     out = tmp / "out.json"
+    md = tmp / "out.md"
     proc = _run(["--preset", "toy-insecure", "--repeat", "1", "--warmup", "0", "--ops", ",".join(OPS),
-                 "--peers", ",".join(PEERS), "--json", str(out), "--no-progress"], tmp)
+                 "--peers", ",".join(PEERS), "--json", str(out), "--markdown", str(md), "--no-progress"], tmp)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "toy-insecure" in proc.stdout  # the report table was printed
+    assert "| op | hetensor ms |" in md.read_text()
     return json.loads(out.read_text())
 
 
@@ -115,3 +117,12 @@ def test_bad_arguments_say_what_is_valid(tmp_path):
     assert proc.returncode == 2 and "valid ops" in proc.stderr
     proc = _run(["--preset", "n99"], tmp_path)
     assert proc.returncode == 2 and "choose from" in proc.stderr
+
+
+def test_plot_is_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "plot.png"
+    proc = _run(["--preset", "toy-insecure", "--repeat", "1", "--warmup", "0", "--ops", "add",
+                 "--plot", str(out), "--no-progress", "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

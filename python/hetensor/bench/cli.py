@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=1, metavar="W", help="untimed calls before them (default 1)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a PNG plot (needs matplotlib)")
+    p.add_argument("--markdown", metavar="PATH", help="write the report as markdown tables")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="no report table on stdout")
     return p
@@ -108,6 +109,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         write_json(doc, args.json)
         print(f"wrote {args.json}", file=sys.stderr)
+    if args.markdown:
+        from .report import render_markdown
+
+        with open(args.markdown, "w", encoding="utf-8") as fh:
+            fh.write(render_markdown(doc))
+        print(f"wrote {args.markdown}", file=sys.stderr)
     if args.plot:
         if doc["runs"]:
             from .plot import write_plot

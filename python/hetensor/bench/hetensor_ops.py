@@ -48,7 +48,6 @@ class _HetensorSession(Session):
         self.y = rng_values(self.ctx.slots, 2)
         self.X = adapter._X
         self.Y = adapter._Y
-        self._steps = itertools.count(HOISTED_K + 1)
         self._adapter = adapter
         self.params = LibParams(
             ring_degree=self.ctx.ring_degree,
@@ -119,7 +118,7 @@ class _HetensorSession(Session):
                                "public and relinearization keys together (see keygen_context)")
         if op == "keygen_galois":
             kctx = self._adapter.key_context()
-            return Bench(setup=lambda: next(self._steps),
+            return Bench(setup=lambda: next(self._adapter.new_steps),
                          run=lambda step: kctx.generate_rotation_keys([step]),
                          note="Context.generate_rotation_keys([k]) for a new step k each sample")
         return unavailable(f"op '{op}' is not defined for hetensor")
@@ -154,6 +153,7 @@ class HetensorAdapter(Adapter):
         self._ctx = None
         self._kctx = None
         self._X = self._Y = None
+        self.new_steps = itertools.count(HOISTED_K + 1)  # rotation steps that have no key yet
 
     def probe(self) -> Probe:
         import hetensor as ht
@@ -178,6 +178,7 @@ class HetensorAdapter(Adapter):
 
         if self._kctx is None:
             self._kctx = ht.Context.from_preset(self._preset)
+            self.new_steps = itertools.count(HOISTED_K + 1)
         return self._kctx
 
     def release(self) -> None:

@@ -136,3 +136,35 @@ def _notes(run: Dict[str, Any]) -> List[str]:
             if rec.get("status") in ("unavailable", "error") and op in OP_BY_NAME:
                 lines.append(f"  {lib} {op}: {rec['status']}: {rec['reason']}")
     return ["", "notes:"] + lines if lines else []
+
+
+def render_markdown(doc: Dict[str, Any]) -> str:
+    """The report as GitHub markdown (what bench/RESULTS.md quotes)."""
+    out: List[str] = []
+    m = doc["machine"]
+    out.append(f"Machine: {m['cpu_model']}, {m['cores_usable']} usable cores at {m.get('clock_mhz')} MHz, "
+               f"flags {', '.join(m['cpu_flags'])}; {(m.get('memory_bytes') or 0) / 2**30:.0f} GiB; "
+               f"{m['os']}; Python {m['python']}, numpy {m['numpy']}, hetensor {m.get('hetensor_version')}.")
+    out.append("")
+    out.append("Libraries: " + "; ".join(
+        f"{k} {v['version'] or ''} ({v['status']})".replace(" (", " (", 1) for k, v in doc["libraries"].items()) + ".")
+    for k, v in doc["libraries"].items():
+        if v["status"] != "ok":
+            out.append(f"- {k}: {v['reason']}")
+    for s in doc["skipped"]:
+        out.append(f"- skipped {s['device']}: {s['reason']}")
+    out.append(f"\nCommand: `{' '.join(doc['command'])}` (median of {doc['settings']['repeat']} after "
+               f"{doc['settings']['warmup']} warm-up; times in ms; ht/peer below 1 means hetensor is faster)")
+    for run in doc["runs"]:
+        hp = run["params"].get("hetensor", {})
+        out.append(f"\n### {run['preset']}, {run['threads']} thread(s), {run['device']}: N=2^{hp.get('log_n')}, "
+                   f"{hp.get('levels')} levels, dnum {hp.get('dnum')}, log QP {hp.get('log_qp')}\n")
+        t = run_tables(run)
+        out.append(markdown_table(t["header"], t["rows"]))
+        out.append("")
+        out.append(markdown_table(t["mheader"], t["mrows"]))
+        notes = _notes(run)
+        if notes:
+            out.append("\nNotes:\n")
+            out.extend(f"- {line.strip()}" for line in notes[2:])
+    return "\n".join(out) + "\n"
