@@ -1,0 +1,37 @@
+// Diagonal linear transforms on slot vectors (BSGS, hoisted rotations).
+#include <pybind11/complex.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "ckks/engine.hpp"
+#include "circuits/lintrans.hpp"
+#include "core/error.hpp"
+
+namespace py = pybind11;
+using CArray = py::array_t<std::complex<double>, py::array::c_style | py::array::forcecast>;
+
+void register_lintrans(py::module_& m) {
+  py::class_<ht::LinearTransform>(m, "LinearTransform")
+      .def_readonly("level", &ht::LinearTransform::level)
+      .def_readonly("n1", &ht::LinearTransform::n1)
+      .def_readonly("norm_inf", &ht::LinearTransform::norm_inf)
+      .def_readonly("babies", &ht::LinearTransform::babies)
+      .def_readonly("giants", &ht::LinearTransform::giants)
+      .def_property_readonly("diagonals", &ht::LinearTransform::diagonals)
+      .def("rotation_steps", &ht::LinearTransform::rotation_steps);
+  m.def("encode_linear_transform", [](ht::Engine& e, const py::dict& diagonals, int level, long n1) {
+    std::map<long, std::vector<std::complex<double>>> diags;
+    for (auto item : diagonals) {
+      const long step = py::cast<long>(item.first);
+      CArray arr = py::cast<CArray>(item.second);
+      if (arr.ndim() != 1) throw ht::InvalidArgument("each diagonal must be a 1-D array of slot values");
+      diags[step].assign(arr.data(), arr.data() + arr.size());
+    }
+    py::gil_scoped_release r;
+    return ht::encode_linear_transform(e.encoder(), diags, level, n1);
+  }, py::arg("engine"), py::arg("diagonals"), py::arg("level"), py::arg("n1") = 0);
+  m.def("apply_linear_transform", [](ht::Engine& e, const ht::Ciphertext& ct, const ht::LinearTransform& lt) {
+    return ht::apply_linear_transform(e.context(), e.keys(), ct, lt);
+  }, py::call_guard<py::gil_scoped_release>());
+}

@@ -1,0 +1,40 @@
+// Linear maps on the slot vector, given by their nonzero generalized
+// diagonals: y[i] = sum_d diag_d[i] * x[(i + d) mod slots].
+// Evaluated by baby-step giant-step (Halevi-Shoup 2014; Bossuat et al. 2021):
+//   y = sum_g rot_g( sum_j rot_{-g}(diag_{g+j}) * rot_j(x) )
+// with the baby rotations rot_j(x) hoisted (one decomposition) and the
+// diagonals encoded once, pre-rotated. Cost: |babies| + |giants| - 2 key
+// switches, |diagonals| plaintext products, one level.
+#pragma once
+#include <complex>
+#include <map>
+#include <vector>
+
+#include "ckks/encoder.hpp"
+#include "ckks/keys.hpp"
+
+namespace ht {
+
+struct LinearTransform {
+  int level = 0;          // the level the diagonals are encoded for
+  long n1 = 1;            // baby-step size
+  double norm_inf = 0;    // max row sum of |entries|: bounds |y| by norm_inf * |x|
+  std::vector<long> babies;                       // distinct baby steps j
+  std::vector<long> giants;                       // distinct giant steps g
+  // groups[g_index]: (index into babies, plaintext of rot_{-g}(diag_{g+j}))
+  std::vector<std::vector<std::pair<int, Plaintext>>> groups;
+  std::vector<long> rotation_steps() const;       // keys needed (nonzero babies and giants)
+  int diagonals() const;
+};
+
+// diagonals: step d in [0, slots) -> slots values. n1 = 0 chooses the baby
+// step that minimises the number of rotations.
+LinearTransform encode_linear_transform(const Encoder& encoder,
+                                        const std::map<long, std::vector<std::complex<double>>>& diagonals,
+                                        int level, long n1 = 0);
+
+// One level: input at the transform's level or above (brought down first).
+Ciphertext apply_linear_transform(const Context& ctx, const KeyChain& keys, const Ciphertext& ct,
+                                  const LinearTransform& lt);
+
+}  // namespace ht
