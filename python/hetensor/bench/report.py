@@ -60,7 +60,7 @@ def run_tables(run: Dict[str, Any]) -> Dict[str, Any]:
     """Header and rows of the time table and of the metrics table of one run."""
     libs = list(run["results"])
     peers = [lib for lib in libs if lib != "hetensor"]
-    header = ["op", "hetensor ms", "min-max"]
+    header = ["op", "hetensor ms", "min-max", "ht peak+ MiB"]
     ring = run["params"].get("hetensor", {}).get("ring_degree")
     mark = {p: "*" if run["params"].get(p, {}).get("ring_degree") not in (None, ring) else "" for p in peers}
     for peer in peers:
@@ -69,8 +69,10 @@ def run_tables(run: Dict[str, Any]) -> Dict[str, Any]:
     ops = list(run["results"].get("hetensor", {}) or next(iter(run["results"].values()), {}))
     for op in ops:
         ours = run["results"].get("hetensor", {}).get(op)
+        ok = bool(ours) and ours.get("status") == "ok"
         row = [op, _cell(ours),
-               f"{fmt_ms(ours['min'])}-{fmt_ms(ours['max'])}" if ours and ours.get("status") == "ok" else ""]
+               f"{fmt_ms(ours['min'])}-{fmt_ms(ours['max'])}" if ok else "",
+               f"{ours['peak_delta_bytes'] / 2**20:.1f}" if ok and "peak_delta_bytes" in ours else ""]
         for peer in peers:
             rec = run["results"][peer].get(op)
             ratio = run["ratios"].get(peer, {}).get(op)
@@ -154,7 +156,8 @@ def render_markdown(doc: Dict[str, Any]) -> str:
     for s in doc["skipped"]:
         out.append(f"- skipped {s['device']}: {s['reason']}")
     out.append(f"\nCommand: `{' '.join(doc['command'])}` (median of {doc['settings']['repeat']} after "
-               f"{doc['settings']['warmup']} warm-up; times in ms; ht/peer below 1 means hetensor is faster)")
+               f"{doc['settings']['warmup']} warm-up; times in ms; ht/peer below 1 means hetensor is faster; "
+               "ht peak+ = resident memory high-water above the start of the op, in MiB)")
     for run in doc["runs"]:
         hp = run["params"].get("hetensor", {})
         out.append(f"\n### {run['preset']}, {run['threads']} thread(s), {run['device']}: N=2^{hp.get('log_n')}, "

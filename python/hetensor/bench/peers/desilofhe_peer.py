@@ -129,7 +129,7 @@ class DesilofheAdapter(Adapter):
     def open(self, spec: PresetSpec, threads: int) -> Session:
         key = (spec.preset, threads)
         if key not in self._sessions:
-            self._sessions = {k: v for k, v in self._sessions.items() if k[0] == spec.preset}
+            self._sessions = {}  # one live session: keys of the last thread count are freed first
             self._sessions[key] = _DesiloSession(spec, threads)
         return self._sessions[key]
 
