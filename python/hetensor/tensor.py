@@ -126,9 +126,26 @@ class CipherTensor:
         return self.size == self.num_ciphertexts * self._ctx.slots
 
     # -- arithmetic -------------------------------------------------------------
+    def _aligned_to_plain(self, pt: Any, op: str, purpose: str) -> "CipherTensor":
+        """This tensor brought to the level a PlainTensor was encoded for."""
+        if pt.context is not self._ctx:
+            raise ValueError(f"cannot {op}: the plaintext was encoded by another context")
+        if pt.shape != self._shape:
+            raise ValueError(f"cannot {op}: shapes {self._shape} and {pt.shape} differ")
+        if pt.purpose != purpose:
+            raise ValueError(f"cannot {op}: the plaintext was encoded with purpose='{pt.purpose}'; encode it with purpose='{purpose}'")
+        if pt.level > self.level:
+            raise ValueError(f"cannot {op}: the plaintext is encoded for level {pt.level} but the tensor is at level {self.level}; encode it with level={self.level}")
+        return self if pt.level == self.level else self.level_to(pt.level)
+
     def _add(self, other: Any, subtract: bool, reverse: bool) -> "CipherTensor":
         eng = self._ctx._engine
         op = "subtract" if subtract else "add"
+        from .plain import PlainTensor
+
+        if isinstance(other, PlainTensor):
+            me = self._aligned_to_plain(other, op, "add")
+            return self._like(eng.add_plain(me._ct, other._pt, subtract, reverse), self._complex or other._complex)
         if isinstance(other, CipherTensor):
             self._check_peer(other, op)
             a, b = (other, self) if reverse else (self, other)
@@ -162,6 +179,11 @@ class CipherTensor:
 
     def __mul__(self, other: Any) -> "CipherTensor":
         eng = self._ctx._engine
+        from .plain import PlainTensor
+
+        if isinstance(other, PlainTensor):
+            me = self._aligned_to_plain(other, "multiply", "multiply")
+            return self._like(eng.mul_plain(me._ct, other._pt), self._complex or other._complex)
         if isinstance(other, CipherTensor):
             self._check_peer(other, "multiply")
             ct = eng.square(self._ct) if other is self else eng.multiply(self._ct, other._ct)

@@ -1,0 +1,60 @@
+"""PlainTensor: values encoded once for reuse against many ciphertexts.
+
+Encoding (FFT + NTT per prime) costs about as much as the product it feeds; a
+weight applied to many inputs should be encoded once with ``ctx.encode``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Tuple
+
+
+class PlainTensor:
+    """Encoded (not encrypted) values bound to a context, a level and a purpose.
+
+    ``purpose="multiply"`` encodes at the scale that makes ``ct * pt`` land on
+    the canonical scale after the rescale; ``purpose="add"`` at the
+    ciphertext scale of that level.
+    """
+
+    __slots__ = ("_ctx", "_pt", "_shape", "_purpose", "_complex")
+
+    def __init__(self) -> None:
+        raise TypeError("create PlainTensors with Context.encode")
+
+    @classmethod
+    def _wrap(cls, ctx, pt, shape: Tuple[int, ...], purpose: str, is_complex: bool) -> "PlainTensor":
+        obj = object.__new__(cls)
+        obj._ctx, obj._pt, obj._shape, obj._purpose, obj._complex = ctx, pt, tuple(shape), purpose, is_complex
+        return obj
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        """Logical shape of the encoded values."""
+        return self._shape
+
+    @property
+    def level(self) -> int:
+        """The level the values are encoded for."""
+        return int(self._pt.level)
+
+    @property
+    def purpose(self) -> str:
+        """'multiply' or 'add'."""
+        return self._purpose
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of encoded data."""
+        return int(self._pt.nbytes)
+
+    @property
+    def context(self):
+        """The Context that encoded the values."""
+        return self._ctx
+
+    def __repr__(self) -> str:
+        return f"PlainTensor(shape={self._shape}, level={self.level}, purpose='{self._purpose}', scale=2^{math.log2(self._pt.scale):.2f})"
+
+    __array_ufunc__ = None
