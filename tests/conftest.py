@@ -1,0 +1,101 @@
+"""Shared fixtures for the hetensor test suite.
+
+Every numeric test compares a decrypted result with a float64 numpy reference
+and asserts a precision in bits: ``bits(got, ref) = -log2(max |got - ref|)``.
+Contexts are session-scoped (key generation is the expensive part) and seeded
+so that a failure can be replayed; tests that add keys build their own small
+context instead of mutating the shared ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import hetensor as ht
+
+# Rotation steps that the shared toy context has keys for. Large steps
+# (slots + 3, -slots - 1, ...) reuse these keys after reduction mod slots.
+TOY_ROTATIONS = (1, 2, 3, 7, -1, -5, 100, 1000)
+TOY_SEED = 20240601
+OTHER_SEED = 987654321
+
+
+def bits(got, ref) -> float:
+    """Precision in bits of `got` against the float64 reference `ref`.
+
+    -log2 of the maximum absolute error; +inf when they are equal. Shapes must
+    agree exactly (a wrong shape is a failure, not a broadcast).
+    """
+    g = np.asarray(got)
+    r = np.asarray(ref)
+    assert g.shape == r.shape, f"shape {g.shape} != reference shape {r.shape}"
+    if g.size == 0:
+        return math.inf
+    err = float(np.max(np.abs(g.astype(np.complex128) - r.astype(np.complex128))))
+    assert math.isfinite(err), "result contains NaN or Inf"
+    return math.inf if err == 0.0 else -math.log2(err)
+
+
+def padded_rows(x: np.ndarray, slots: int) -> np.ndarray:
+    """The slot layout of `x`: row-major, zero-padded to whole rows of `slots`."""
+    flat = np.asarray(x).reshape(-1)
+    count = max(1, -(-flat.size // slots))
+    rows = np.zeros(count * slots, dtype=flat.dtype if flat.size else np.float64)
+    rows[: flat.size] = flat
+    return rows.reshape(count, slots)
+
+
+def rotated_reference(x: np.ndarray, k: int, slots: int) -> np.ndarray:
+    """out[i] = in[(i + k) mod slots] over the full (zero-padded) slot vector of
+    every ciphertext, cut back to the shape of `x`."""
+    x = np.asarray(x)
+    rows = padded_rows(x, slots)
+    rolled = np.roll(rows, -k, axis=1)
+    return rolled.reshape(-1)[: x.size].reshape(x.shape)
+
+
+@pytest.fixture(scope="session")
+def bits_of():
+    """The `bits(got, ref)` helper as a fixture."""
+    return bits
+
+
+@pytest.fixture(scope="session")
+def toy_ctx():
+    """Seeded toy-insecure context (N = 2^12, 6 levels) with rotation and
+    conjugation keys for the steps the tests use."""
+    return ht.Context.from_preset("toy-insecure", rotations=TOY_ROTATIONS, seed=TOY_SEED, conjugation=True)
+
+
+@pytest.fixture(scope="session")
+def other_ctx():
+    """A second, independent toy context (other keys) for mixing tests."""
+    return ht.Context.from_preset("toy-insecure", rotations=[1], seed=OTHER_SEED)
+
+
+@pytest.fixture(scope="session")
+def rot1_ctx():
+    """A toy context that has the rotation key for step 1 only."""
+    return ht.Context.from_preset("toy-insecure", rotations=[1], seed=TOY_SEED + 1)
+
+
+@pytest.fixture
+def small_ctx():
+    """A fresh, small context (N = 2^11, 2 levels) that a test may add keys to."""
+    return ht.Context.from_params(log_n=11, levels=2, dnum=1, allow_insecure=True, seed=4242)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def restore_threads():
+    """Puts the core's thread count back after a test that changes it."""
+    before = ht.get_num_threads()
+    yield before
+    ht.set_num_threads(before)
