@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu_dot.hpp"
 #include "backend/cpu_ntt.hpp"
 #include "backend/kernels/basis.hpp"
 #include "backend/kernels/elementwise.hpp"
@@ -64,7 +65,9 @@ Decomposition decompose(const Context& ctx, const u64* d_ntt, int level) {
         dst_limb.push_back(e);
       }
     }
-    convert(ctx.modup(level, j), src, dst, n, false);
+    // Centered digits: with [0, D) representatives the mean D/2 of every
+    // coefficient times the key's error is a fixed, data-independent error.
+    convert(ctx.modup(level, j), src, dst, n, true);
     parallel_for(dst.size(), [&](size_t t) { cpu::ntt_forward(dst[t], ctx.ntt(ext_prime(ctx, level, dst_limb[t]))); });
   }
   return dec;
@@ -97,15 +100,7 @@ void inner_product(const Context& ctx, const Decomposition& dec, const SwitchKey
       kb[j] = key.b(j, key_limbs, n) + key_limb * n;
       ka[j] = key.a(j, key_limbs, n) + key_limb * n;
     }
-    for (u64 k = 0; k < n; ++k) {
-      Acc128 s0, s1;
-      for (int j = 0; j < dec.digits; ++j) {
-        s0.mul_add(d[j][k], kb[j][k]);
-        s1.mul_add(d[j][k], ka[j][k]);
-      }
-      o0[k] = reduce_acc(s0, m);
-      o1[k] = reduce_acc(s1, m);
-    }
+    cpu::dot_two(o0, o1, d, kb, ka, dec.digits, n, m);
   });
 }
 

@@ -48,7 +48,11 @@ Params::Params(const ParamsLiteral& lit) : lit_(lit) {
   taken.push_back(q_[0]);
   // q_L .. q_1 chosen so that the scale after each rescale stays next to
   // 2^scale_bits: s_{l-1} = s_l^2 / q_l with q_l the prime nearest s_l^2 / delta.
-  const double delta = std::ldexp(1.0, lit.scale_bits);
+  // The default scale sits a little below 2^scale_bits (relative 2^-12) so
+  // that NTT primes of exactly scale_bits bits exist on both sides of every
+  // target s_l^2 / delta; otherwise all primes fall below the target when
+  // they are sparse (large N) and the scale drifts up level after level.
+  const double delta = std::ldexp(1.0, lit.scale_bits) * (1.0 - std::ldexp(1.0, -12));
   double s = delta;
   for (int l = lit.levels; l >= 1; --l) {
     const u64 ql = closest_ntt_prime(s * (s / delta), n, lit.scale_bits, taken);

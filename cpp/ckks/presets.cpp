@@ -33,7 +33,7 @@ ParamsLiteral preset_literal(const std::string& name) {
   if (name == "n13-insecure") return make("n13-insecure", 13, 10, 3, 60, 4, true);
   if (name == "n14") return make("n14", 14, 7, 8, 61, 1, false);
   if (name == "n15") return make("n15", 15, 15, 4, 60, 3, false);
-  if (name == "n16") return make("n16", 16, 24, 2, 60, 9, false);
+  if (name == "n16") return make("n16", 16, 24, 2, 50, 11, false);
   std::string known;
   for (auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
   throw InvalidArgument("unknown preset '" + name + "'; known presets: " + known);

@@ -87,8 +87,12 @@ u64 primitive_2n_root(u64 q, u64 n) {
 }
 
 u64 closest_ntt_prime(double target, u64 n, int bits, const std::vector<u64>& taken) {
-  const u64 step = 2 * n;
   const u64 lo_bound = u64(1) << (bits - 1), hi_bound = (bits >= 64) ? ~u64(0) : (u64(1) << bits) - 1;
+  return closest_ntt_prime_in(target, n, lo_bound, hi_bound, taken);
+}
+
+u64 closest_ntt_prime_in(double target, u64 n, u64 lo_bound, u64 hi_bound, const std::vector<u64>& taken) {
+  const u64 step = 2 * n;
   double t = std::min(std::max(target, double(lo_bound)), double(hi_bound));
   u64 base = (static_cast<u64>(t) / step) * step + 1;  // = 1 mod 2N, <= t (+1)
   for (u64 k = 0; k < (u64(1) << 40); ++k) {
@@ -105,8 +109,8 @@ u64 closest_ntt_prime(double target, u64 n, int bits, const std::vector<u64>& ta
     }
     if (up > hi_bound && (base <= (k + 1) * step || base - (k + 1) * step < lo_bound)) break;
   }
-  throw InvalidArgument("no NTT-friendly prime of " + std::to_string(bits) + " bits for N = " +
-                        std::to_string(n));
+  throw InvalidArgument("no NTT-friendly prime in [" + std::to_string(lo_bound) + ", " + std::to_string(hi_bound) +
+                        "] for N = " + std::to_string(n));
 }
 
 }  // namespace ht

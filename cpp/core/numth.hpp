@@ -20,5 +20,7 @@ u64 primitive_2n_root(u64 q, u64 n);
 // The prime p = 1 mod 2N closest to `target`, not in `taken`, with
 // bit length exactly `bits` (so that a prime "of b bits" really has b bits).
 u64 closest_ntt_prime(double target, u64 n, int bits, const std::vector<u64>& taken);
+// The same within [lo, hi].
+u64 closest_ntt_prime_in(double target, u64 n, u64 lo, u64 hi, const std::vector<u64>& taken);
 
 }  // namespace ht
