@@ -236,3 +236,19 @@ class CipherTensor:
     def level_to(self, level: int) -> "CipherTensor":
         """A copy brought down to ``level`` (levels can only go down)."""
         return self._like(self._ctx._engine.level_to(self._ct, int(level)))
+
+    def polyval(self, poly: Any) -> "CipherTensor":
+        """Evaluate a polynomial approximation (see :mod:`hetensor.approx`) on every element.
+
+        ``poly`` is a :class:`hetensor.approx.Polynomial` (Chebyshev basis,
+        baby-step giant-step, depth ``ceil(log2(degree + 1))``, one more for
+        intervals wider than 3) or a composite one (``exp`` with squarings,
+        ``inv_sqrt`` / ``reciprocal`` with Newton steps). Consumes
+        ``poly.depth`` levels; the result has the canonical scale of its level.
+        Elements must lie in ``poly.interval``: outside it the result is
+        meaningless. Raises ``ValueError`` when the tensor has fewer levels than
+        ``poly.depth`` (the message gives both counts).
+        """
+        from .approx import polyval
+
+        return polyval(self, poly)
