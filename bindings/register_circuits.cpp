@@ -59,15 +59,15 @@ void register_circuits(py::module_& m) {
   m.def("chebyshev_depth", &ht::chebyshev_depth, py::arg("degree"));
   m.def("chebyshev_affine_is_free", &ht::chebyshev_affine_is_free, py::arg("a"), py::arg("b"));
   m.def("chebyshev_eval_depth", &ht::chebyshev_eval_depth, py::arg("a"), py::arg("b"), py::arg("degree"));
-  m.def("eval_chebyshev", [](ht::Engine& e, const ht::Ciphertext& ct, const ChebyshevPoly& p) {
+  m.def("eval_chebyshev", [](ht::Engine& e, const ht::Ciphertext& ct, const ChebyshevPoly& p, double out_scale) {
     PolyEvalStats st;
     ht::Ciphertext out;
     {
       py::gil_scoped_release r;
-      out = ht::eval_chebyshev(e.context(), e.keys(), ct, p, &st);
+      out = ht::eval_chebyshev_at_scale(e.context(), e.keys(), ct, p, out_scale, &st);
     }
     return py::make_tuple(std::move(out), st);
-  }, py::arg("engine"), py::arg("ct"), py::arg("poly"));
+  }, py::arg("engine"), py::arg("ct"), py::arg("poly"), py::arg("out_scale") = 0.0);
   m.def("eval_power", [](ht::Engine& e, const ht::Ciphertext& ct, const std::vector<double>& coeffs) {
     PolyEvalStats st;
     ht::Ciphertext out;

@@ -228,3 +228,14 @@ def test_bad_inputs(poly_ctx, other_ctx):
         _core.eval_chebyshev(poly_ctx._engine, foreign._ct, _core.ChebyshevPoly(-1, 1, [0.0, 1.0]))
     with pytest.raises(ValueError, match="interval"):
         _core.chebyshev_interpolate(math.exp, 2.0, 1.0, 3)
+
+
+def test_output_at_a_requested_scale(poly_ctx):
+    x, ct = encrypt_uniform(poly_ctx, -1, 1, n=128, seed=12)
+    c = [0.2, 0.6, -0.1, 0.05]
+    target = poly_ctx.scale_at(ct.level - 2) * 3.7
+    out, _ = _core.eval_chebyshev(poly_ctx._engine, ct._ct, _core.ChebyshevPoly(-1, 1, c), target)
+    assert out.scale == target and out.level == ct.level - 2
+    assert bits(poly_ctx.decrypt(ct._like(out)), cheb_ref(x, -1, 1, c)) >= NOISE_BITS + 4
+    with pytest.raises(ValueError, match="output scale"):
+        _core.eval_chebyshev(poly_ctx._engine, ct._ct, _core.ChebyshevPoly(-1, 1, c), 2.0 ** 90)

@@ -358,8 +358,13 @@ std::string fmt(double v) {
 
 }  // namespace
 
-Ciphertext eval_chebyshev(const Context& ctx, const KeyChain& keys, const Ciphertext& ct0, const ChebyshevPoly& p,
+Ciphertext eval_chebyshev(const Context& ctx, const KeyChain& keys, const Ciphertext& ct, const ChebyshevPoly& p,
                           PolyEvalStats* stats) {
+  return eval_chebyshev_at_scale(ctx, keys, ct, p, 0.0, stats);
+}
+
+Ciphertext eval_chebyshev_at_scale(const Context& ctx, const KeyChain& keys, const Ciphertext& ct0,
+                                   const ChebyshevPoly& p, double out_scale, PolyEvalStats* stats) {
   if (ct0.context_id != ctx.id()) fail(kOp, "the ciphertext belongs to another context; encrypt it with this one");
   if (ct0.size < 2 || ct0.size > 3) fail(kOp, "the ciphertext has " + std::to_string(ct0.size) + " polynomials");
   if (!std::isfinite(p.a) || !std::isfinite(p.b) || !(p.a < p.b))
@@ -387,8 +392,9 @@ Ciphertext eval_chebyshev(const Context& ctx, const KeyChain& keys, const Cipher
 
   const int L = x.level;
   if (d == 0) {
-    Ciphertext out(ctx.n(), x.batch, 2, L, ctx.scale_at(L), ctx.id());
-    add_const(ctx, out, static_cast<long double>(c[0]) * ctx.scale_at(L));
+    const double s = out_scale > 0 ? out_scale : ctx.scale_at(L);
+    Ciphertext out(ctx.n(), x.batch, 2, L, s, ctx.id());
+    add_const(ctx, out, static_cast<long double>(c[0]) * s);
     out.bound = std::max(std::fabs(c[0]), 1e-300);
     return out;
   }
@@ -434,6 +440,10 @@ Ciphertext eval_chebyshev(const Context& ctx, const KeyChain& keys, const Cipher
     run.set_t1_prod(std::move(y));
   }
   const int out_level = L - depth;
+  const double sigma_out = out_scale > 0 ? out_scale : ctx.scale_at(out_level);
+  if (!(std::fabs(std::log2(sigma_out / ctx.scale_at(out_level))) <= 20))
+    fail(kOp, "the output scale 2^" + fmt(std::log2(sigma_out)) + " is not within a factor 2^20 of the canonical "
+              "scale 2^" + fmt(std::log2(ctx.scale_at(out_level))) + " of level " + std::to_string(out_level));
 
   // Baby-step size g = 2^k with the lowest estimated cost.
   const int mdeg = chebyshev_depth(d);
@@ -449,8 +459,8 @@ Ciphertext eval_chebyshev(const Context& ctx, const KeyChain& keys, const Cipher
   std::unique_ptr<Node> root = plan.build(c, out_level + 1);
   st.baby_step = 1 << best_k;
 
-  Ciphertext out = run.full(*root, ctx.scale_at(out_level));
-  out.scale = ctx.scale_at(out_level);
+  Ciphertext out = run.full(*root, sigma_out);
+  out.scale = sigma_out;
   out.bound = std::max(norm1, 1e-300);
   st.levels = L - out.level;
   return out;

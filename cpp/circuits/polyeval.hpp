@@ -45,6 +45,13 @@ struct PolyEvalStats {
 Ciphertext eval_chebyshev(const Context& ctx, const KeyChain& keys, const Ciphertext& ct, const ChebyshevPoly& p,
                           PolyEvalStats* stats = nullptr);
 
+// The same, with the result at `out_scale` (within a factor 2^20 of the
+// canonical scale of the output level) instead of the canonical scale, e.g. to
+// land where a following step expects it. No extra level or operation.
+// out_scale <= 0 means canonical.
+Ciphertext eval_chebyshev_at_scale(const Context& ctx, const KeyChain& keys, const Ciphertext& ct,
+                                   const ChebyshevPoly& p, double out_scale, PolyEvalStats* stats = nullptr);
+
 // p(x) = sum_k c_k x^k (power basis), evaluated through its Chebyshev form on
 // [-1, 1]: ceil(log2(d + 1)) levels, accurate for |x| <= 1.
 Ciphertext eval_power(const Context& ctx, const KeyChain& keys, const Ciphertext& ct,
