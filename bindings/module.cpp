@@ -10,6 +10,7 @@ void register_context(py::module_& m);
 void register_ring(py::module_& m);
 void register_cuda(py::module_& m);
 void register_lintrans(py::module_& m);
+void register_boot(py::module_& m);
 void register_circuits(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -21,5 +22,6 @@ PYBIND11_MODULE(_core, m) {
   register_ring(m);
   register_cuda(m);
   register_lintrans(m);
+  register_boot(m);
   register_circuits(m);
 }

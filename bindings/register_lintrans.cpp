@@ -20,7 +20,7 @@ void register_lintrans(py::module_& m) {
       .def_readonly("giants", &ht::LinearTransform::giants)
       .def_property_readonly("diagonals", &ht::LinearTransform::diagonals)
       .def("rotation_steps", &ht::LinearTransform::rotation_steps);
-  m.def("encode_linear_transform", [](ht::Engine& e, const py::dict& diagonals, int level, long n1) {
+  m.def("encode_linear_transform", [](ht::Engine& e, const py::dict& diagonals, int level, long n1, double input_scale) {
     std::map<long, std::vector<std::complex<double>>> diags;
     for (auto item : diagonals) {
       const long step = py::cast<long>(item.first);
@@ -29,8 +29,8 @@ void register_lintrans(py::module_& m) {
       diags[step].assign(arr.data(), arr.data() + arr.size());
     }
     py::gil_scoped_release r;
-    return ht::encode_linear_transform(e.encoder(), diags, level, n1);
-  }, py::arg("engine"), py::arg("diagonals"), py::arg("level"), py::arg("n1") = 0);
+    return ht::encode_linear_transform(e.encoder(), diags, level, n1, input_scale);
+  }, py::arg("engine"), py::arg("diagonals"), py::arg("level"), py::arg("n1") = 0, py::arg("input_scale") = 0.0);
   m.def("apply_linear_transform", [](ht::Engine& e, const ht::Ciphertext& ct, const ht::LinearTransform& lt) {
     return ht::apply_linear_transform(e.context(), e.keys(), ct, lt);
   }, py::call_guard<py::gil_scoped_release>());

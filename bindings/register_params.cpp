@@ -16,6 +16,7 @@ void register_params(py::module_& m) {
       .def_readwrite("first_prime_bits", &ht::ParamsLiteral::first_prime_bits)
       .def_readwrite("scale_bits", &ht::ParamsLiteral::scale_bits)
       .def_readwrite("levels", &ht::ParamsLiteral::levels)
+      .def_readwrite("level_bits", &ht::ParamsLiteral::level_bits)
       .def_readwrite("special_prime_bits", &ht::ParamsLiteral::special_prime_bits)
       .def_readwrite("special_primes", &ht::ParamsLiteral::special_primes)
       .def_readwrite("dnum", &ht::ParamsLiteral::dnum)

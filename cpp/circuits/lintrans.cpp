@@ -43,7 +43,7 @@ size_t rotations_for(const std::vector<long>& diags, long n1, long slots) {
 
 LinearTransform encode_linear_transform(const Encoder& encoder,
                                         const std::map<long, std::vector<std::complex<double>>>& diagonals,
-                                        int level, long n1) {
+                                        int level, long n1, double input_scale) {
   const Context& ctx = encoder.context();
   const long slots = static_cast<long>(ctx.slots());
   if (diagonals.empty()) fail("encode a linear transform", "no diagonals given");
@@ -80,7 +80,8 @@ LinearTransform encode_linear_transform(const Encoder& encoder,
   for (auto& kv : by_giant)
     for (auto& jd : kv.second) babies.insert(jd.first);
   lt.babies.assign(babies.begin(), babies.end());
-  const double pscale = plain_mul_scale(ctx, level);
+  lt.input_scale = input_scale > 0 ? input_scale : ctx.scale_at(level);
+  const double pscale = ctx.scale_at(level - 1) * (static_cast<double>(ctx.prime(level)) / lt.input_scale);
   std::vector<std::complex<double>> rotated(slots);
   for (auto& kv : by_giant) {
     const long g = kv.first;
@@ -108,6 +109,8 @@ Ciphertext apply_linear_transform(const Context& ctx, const KeyChain& keys, cons
                  std::to_string(lt.level) + "; encode it for a lower level");
   require_rotation_keys(keys, lt.rotation_steps());
   const Ciphertext ct = in.level == lt.level ? in : level_to(ctx, in, lt.level);
+  if (std::fabs(ct.scale / lt.input_scale - 1) > 1e-9)
+    fail(op, "the ciphertext's scale differs from the one the transform was encoded for");
   const u64 n = ctx.n();
   const int level = lt.level, limbs = level + 1;
   const std::vector<Ciphertext> baby = rotate_hoisted(ctx, keys, ct, lt.babies);

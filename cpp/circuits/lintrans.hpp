@@ -19,6 +19,7 @@ struct LinearTransform {
   int level = 0;          // the level the diagonals are encoded for
   long n1 = 1;            // baby-step size
   double norm_inf = 0;    // max row sum of |entries|: bounds |y| by norm_inf * |x|
+  double input_scale = 0; // the scale the diagonals were encoded against
   std::vector<long> babies;                       // distinct baby steps j
   std::vector<long> giants;                       // distinct giant steps g
   // groups[g_index]: (index into babies, plaintext of rot_{-g}(diag_{g+j}))
@@ -29,9 +30,11 @@ struct LinearTransform {
 
 // diagonals: step d in [0, slots) -> slots values. n1 = 0 chooses the baby
 // step that minimises the number of rotations.
+// input_scale: the scale of the ciphertexts it will meet (0: the canonical
+// scale of `level`); the output always has the canonical scale of level - 1.
 LinearTransform encode_linear_transform(const Encoder& encoder,
                                         const std::map<long, std::vector<std::complex<double>>>& diagonals,
-                                        int level, long n1 = 0);
+                                        int level, long n1 = 0, double input_scale = 0);
 
 // One level: input at the transform's level or above (brought down first).
 Ciphertext apply_linear_transform(const Context& ctx, const KeyChain& keys, const Ciphertext& ct,

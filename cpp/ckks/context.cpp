@@ -20,8 +20,7 @@ Context::Context(const ParamsLiteral& literal) : params_(literal), id_(next_cont
   for (size_t i = 0; i < all.size(); ++i) ntt_[i] = NttTables(all[i], n);
 
   scales_.assign(L + 1, 0.0);
-  scales_[L] = params_.default_scale();
-  for (int l = L; l >= 1; --l) scales_[l - 1] = scales_[l] * (scales_[l] / static_cast<double>(all[l]));
+  for (int l = 0; l <= L; ++l) scales_[l] = params_.scale_at(l);
 
   inv_last_.resize(L + 1);
   for (int l = 1; l <= L; ++l)

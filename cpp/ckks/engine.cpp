@@ -26,7 +26,8 @@ Engine::Engine(const ParamsLiteral& literal, std::optional<u64> seed)
       encoder_(std::make_unique<Encoder>(ctx_)) {}
 
 double Engine::max_encrypt_magnitude() const {
-  return static_cast<double>(ctx_->prime(0)) / 4.0 / ctx_->scale_at(ctx_->max_level());
+  // The binding constraint is level 0, where the value sits at scale s_0 in q_0.
+  return static_cast<double>(ctx_->prime(0)) / 4.0 / ctx_->scale_at(0);
 }
 
 Ciphertext Engine::encrypt(const cplx* values, int batch, u64 count, bool symmetric) {
@@ -35,7 +36,7 @@ Ciphertext Engine::encrypt(const cplx* values, int batch, u64 count, bool symmet
   if (!finite) fail("encrypt", "the input contains NaN or Inf");
   if (m >= max_encrypt_magnitude()) {
     std::ostringstream os;
-    os << "a value of magnitude " << m << " is too large for the scale 2^" << std::log2(ctx_->scale_at(ctx_->max_level()))
+    os << "a value of magnitude " << m << " is too large for the scale 2^" << std::log2(ctx_->scale_at(0))
        << ": inputs must satisfy |x| < " << max_encrypt_magnitude()
        << " to survive down to the last level; divide the input by a constant first";
     fail("encrypt", os.str());

@@ -1,5 +1,6 @@
 #include "ckks/params.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -32,41 +33,57 @@ Params::Params(const ParamsLiteral& lit) : lit_(lit) {
         "hamming_weight must be in [0, N] (0 means a uniform ternary secret)");
 
   digit_size_ = (lit.levels + 1 + lit.dnum - 1) / lit.dnum;
-  int alpha = lit.special_primes;
-  if (alpha == 0) {
-    // P must be at least as large as the largest digit so that key switching
-    // adds noise of the order of the rounding error only.
-    const int digit_bits = lit.first_prime_bits + (digit_size_ - 1) * lit.scale_bits;
-    alpha = (digit_bits + lit.special_prime_bits - 1) / lit.special_prime_bits;
-  }
-  check(alpha >= 1 && alpha <= 60, nm, "special_primes must be in [1, 60]");
+  check(lit.level_bits.empty() || static_cast<int>(lit.level_bits.size()) == lit.levels, nm,
+        "level_bits must be empty or list one size per level (q_1 .. q_L)");
+  for (int b : lit.level_bits) check(b >= 32 && b <= 61, nm, "level_bits entries must be in [32, 61]");
 
   std::vector<u64> taken;
   // q_0: the largest NTT prime of first_prime_bits bits.
   q_.assign(lit.levels + 1, 0);
   q_[0] = closest_ntt_prime(std::ldexp(1.0, lit.first_prime_bits) - 1, n, lit.first_prime_bits, taken);
   taken.push_back(q_[0]);
-  // q_L .. q_1 chosen so that the scale after each rescale stays next to
-  // 2^scale_bits: s_{l-1} = s_l^2 / q_l with q_l the prime nearest s_l^2 / delta.
-  // The default scale sits a little below 2^scale_bits (relative 2^-12) so
-  // that NTT primes of exactly scale_bits bits exist on both sides of every
-  // target s_l^2 / delta; otherwise all primes fall below the target when
-  // they are sparse (large N) and the scale drifts up level after level.
-  const double delta = std::ldexp(1.0, lit.scale_bits) * (1.0 - std::ldexp(1.0, -12));
-  double s = delta;
+  // q_L .. q_1 chosen so that the scale after each rescale stays next to the
+  // nominal size of its region: s_{l-1} = s_l^2 / q_l with q_l the prime
+  // nearest s_l^2 / nominal. The nominal scale sits a little below
+  // 2^bits (relative 2^-12) so that primes of exactly that many bits exist on
+  // both sides of every target; otherwise all primes fall below the target
+  // when they are sparse (large N) and the scale drifts up level after level.
+  auto nominal = [&](int l) { return std::ldexp(1.0, level_bits(l < 1 ? 1 : l)) * (1.0 - std::ldexp(1.0, -12)); };
+  scales_.assign(lit.levels + 1, 0.0);
+  double s = lit.levels >= 1 ? nominal(lit.levels) : std::ldexp(1.0, lit.scale_bits);
+  if (lit.levels == 0) scales_[0] = s;
   for (int l = lit.levels; l >= 1; --l) {
-    const u64 ql = closest_ntt_prime(s * (s / delta), n, lit.scale_bits, taken);
+    scales_[l] = s;
+    const int bits = level_bits(l);
+    const bool same_region = (l == 1) || level_bits(l - 1) == bits;
+    const double target = same_region ? s * (s / nominal(l - 1)) : nominal(l);
+    const u64 ql = closest_ntt_prime(target, n, bits, taken);
     q_[l] = ql;
     taken.push_back(ql);
-    s = s * (s / static_cast<double>(ql));
+    s = same_region ? s * (s / static_cast<double>(ql)) : nominal(l - 1);
   }
+  if (lit.levels >= 1) scales_[0] = s;
+
+  int alpha = lit.special_primes;
+  if (alpha == 0) {
+    // P must be at least as large as the largest digit so that key switching
+    // adds noise of the order of the rounding error only.
+    int digit_bits = 0;
+    for (int d = 0; d * digit_size_ <= lit.levels; ++d) {
+      int bits = 0;
+      for (int i = d * digit_size_; i < std::min((d + 1) * digit_size_, lit.levels + 1); ++i)
+        bits += 64 - __builtin_clzll(q_[i]);
+      digit_bits = std::max(digit_bits, bits);
+    }
+    alpha = (digit_bits + lit.special_prime_bits - 1) / lit.special_prime_bits;
+  }
+  check(alpha >= 1 && alpha <= 60, nm, "special_primes must be in [1, 60]");
   for (int k = 0; k < alpha; ++k) {
     const u64 pk = closest_ntt_prime(std::ldexp(1.0, lit.special_prime_bits) - 1, n,
                                      lit.special_prime_bits, taken);
     p_.push_back(pk);
     taken.push_back(pk);
   }
-  scale_ = delta;
 
   if (!lit.allow_insecure) {
     const int bound = security_bound();
@@ -84,6 +101,10 @@ Params::Params(const ParamsLiteral& lit) : lit_(lit) {
                           "; use fewer levels, smaller primes, a larger dnum or a larger N "
                           "(allow_insecure=True is for tests only)");
   }
+}
+
+int Params::level_bits(int level) const {
+  return lit_.level_bits.empty() ? lit_.scale_bits : lit_.level_bits[level - 1];
 }
 
 double Params::log_q() const {

@@ -16,6 +16,11 @@ struct ParamsLiteral {
   int first_prime_bits = 60;      // q_0: holds the message at the last level
   int scale_bits = 40;            // log2 of the default scale; q_1..q_L have this size
   int levels = 0;                 // L: multiplications before the chain is used up
+  // Optional sizes of q_1 .. q_L (index l - 1), for chains whose levels differ
+  // (bootstrapping wants large primes where it works); empty: all scale_bits.
+  // A run of equal sizes is a region: its canonical scale follows
+  // s_{l-1} = s_l^2 / q_l; crossing to another size resets it to the new size.
+  std::vector<int> level_bits;
   int special_prime_bits = 60;    // size of each prime of P
   int special_primes = 0;         // alpha: number of primes of P (0: derive from dnum)
   int dnum = 1;                   // number of key-switching digits
@@ -35,7 +40,9 @@ class Params {
   u64 slots() const { return n() / 2; }
   int max_level() const { return lit_.levels; }
   int dnum() const { return lit_.dnum; }
-  double default_scale() const { return scale_; }
+  double default_scale() const { return scales_.back(); }
+  double scale_at(int level) const { return scales_[level]; }   // canonical scale of a level
+  int level_bits(int level) const;                               // nominal size of q_level (level >= 1)
   double sigma() const { return lit_.sigma; }
   int hamming_weight() const { return lit_.hamming_weight; }
   const std::vector<u64>& q() const { return q_; }   // q_0 .. q_L
@@ -54,7 +61,7 @@ class Params {
  private:
   ParamsLiteral lit_;
   std::vector<u64> q_, p_;
-  double scale_ = 0;
+  std::vector<double> scales_;
   int digit_size_ = 0;
 };
 

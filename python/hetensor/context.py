@@ -69,6 +69,7 @@ class Context:
         sigma: float = 3.2,
         allow_insecure: bool = False,
         name: str = "custom",
+        level_bits: Optional[Iterable[int]] = None,
         rotations: Optional[Iterable[int]] = None,
         seed: Optional[int] = None,
         conjugation: bool = False,
@@ -77,6 +78,8 @@ class Context:
 
         The parameters are checked against the 128-bit HE-standard bound on
         log2(QP); ``allow_insecure=True`` skips the check (tests only).
+        ``level_bits`` (one size per level, q_1 .. q_L) builds chains whose
+        primes differ by level, as bootstrapping needs.
         """
         lit = _core.ParamsLiteral()
         lit.name = name
@@ -90,6 +93,8 @@ class Context:
         lit.hamming_weight = int(hamming_weight)
         lit.sigma = float(sigma)
         lit.allow_insecure = bool(allow_insecure)
+        if level_bits is not None:
+            lit.level_bits = [int(b) for b in level_bits]
         return cls._create(lit, rotations, seed, conjugation)
 
     @classmethod

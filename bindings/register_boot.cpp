@@ -1,0 +1,15 @@
+// Bootstrapping primitives (the circuit itself is composed in hetensor/boot.py).
+#include <pybind11/pybind11.h>
+
+#include "boot/modraise.hpp"
+#include "ckks/engine.hpp"
+
+namespace py = pybind11;
+
+void register_boot(py::module_& m) {
+  m.def("mod_raise", [](ht::Engine& e, const ht::Ciphertext& ct) { return ht::mod_raise(e.context(), ct); },
+        py::call_guard<py::gil_scoped_release>());
+  m.def("mul_by_i", [](ht::Engine& e, const ht::Ciphertext& ct, bool negative) {
+    return ht::mul_by_i(e.context(), ct, negative);
+  }, py::arg("engine"), py::arg("ct"), py::arg("negative") = false, py::call_guard<py::gil_scoped_release>());
+}

@@ -1,0 +1,221 @@
+"""CKKS bootstrapping: ModRaise -> CoeffToSlot -> EvalMod -> SlotToCoeff.
+
+The circuit (Cheon-Han-Kim-Kim-Song 2018, with the Chen-Chillotti-Song
+factorised DFT and the Han-Ki cosine/double-angle EvalMod) is composed here
+from C++ primitives, each a heavy call: ``mod_raise``, diagonal linear
+transforms (BSGS, hoisted rotations), ``eval_chebyshev``, conjugation and
+multiplication by i.
+
+Slots and coefficients. With N = 2n, the slots of a polynomial t are
+z = V (t_lo + i t_hi) / scale with V[j, k] = zeta^(5^j k). V factors as
+S_m ... S_1 BR (BR the bit reversal, each S_k three diagonals), so
+CoeffToSlot applies S_1^-1 ... S_m^-1 (the output is bit-reversed, which
+EvalMod does not mind) and SlotToCoeff applies S_m ... S_1, each grouped into
+a few levels.
+
+Scales. Nothing is multiplied by tiny constants: after ModRaise the same
+polynomial is read at scale 2 K q_0 (so the slots are t / (2 K q_0)), and
+after EvalMod at scale S * 2 pi s_0 / q_0 (so the slots are m / s_0 again).
+CoeffToSlot and EvalMod use 60-bit primes so that EvalMod runs at scale ~2^60
+and its error, amplified by q_0 / s_0 ~ 2^20, stays near 2^-28; SlotToCoeff
+and the computation levels below use 40-bit primes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from . import _core
+
+
+@dataclass(frozen=True)
+class BootParams:
+    """Shape of the bootstrapping circuit.
+
+    k_bound: |I| <= K for t = m + q_0 I (set by the secret's Hamming weight).
+    double_angles: r, the cosine is evaluated at angle / 2^r, then doubled r times.
+    cts_levels, stc_levels: levels of CoeffToSlot and SlotToCoeff.
+    cos_degree: degree of the Chebyshev approximation (None: smallest 2^k - 1 that
+    meets the error target).
+    """
+
+    k_bound: int = 16
+    double_angles: int = 3
+    cts_levels: int = 3
+    stc_levels: int = 3
+    cos_degree: Optional[int] = None
+
+    def eval_mod_levels(self, degree: int) -> int:
+        return _core.chebyshev_depth(degree) + self.double_angles
+
+
+def boot_level_count(params: BootParams, log_n: int) -> int:
+    """Levels one bootstrap consumes (CtS + EvalMod + StC)."""
+    return params.cts_levels + params.eval_mod_levels(choose_cos_degree(params)) + params.stc_levels
+
+
+def choose_cos_degree(params: BootParams) -> int:
+    if params.cos_degree is not None:
+        return params.cos_degree
+    g = _cos_function(params)
+    xs = np.cos(np.linspace(0, np.pi, 4001))
+    for d in (15, 31, 63, 127, 255):
+        p = _core.chebyshev_interpolate(g, -1.0, 1.0, d)
+        err = max(abs(p.eval(float(x)) - g(float(x))) for x in xs[::4])
+        if err * 4.0**params.double_angles < 2.0**-34:
+            return d
+    return 255
+
+
+def _cos_function(params: BootParams):
+    k, r = params.k_bound, params.double_angles
+    return lambda x: math.cos((2 * math.pi * k * x - math.pi / 2) / 2**r)
+
+
+# -- the factorised special DFT ---------------------------------------------------
+
+Diagonals = Dict[int, np.ndarray]
+
+
+def _stage(n: int, length: int, inverse: bool) -> Diagonals:
+    """The butterfly stage of block `length` (or its inverse) as diagonals."""
+    m = 4 * n
+    h = length // 2
+    pos = np.arange(n) % length
+    j = np.where(pos < h, pos, pos - h)
+    rot = np.array([pow(5, int(t), 4 * length) for t in range(h)])
+    xi = np.exp(2j * np.pi * rot[j] * (m // (4 * length)) / m)
+    upper = pos < h
+    d0 = np.zeros(n, dtype=complex)
+    dp = np.zeros(n, dtype=complex)
+    dm = np.zeros(n, dtype=complex)
+    if not inverse:  # [[1, xi], [1, -xi]]
+        d0[upper], dp[upper] = 1, xi[upper]
+        dm[~upper], d0[~upper] = 1, -xi[~upper]
+    else:            # (1/2) [[1, 1], [1/xi, -1/xi]]
+        d0[upper], dp[upper] = 0.5, 0.5
+        dm[~upper], d0[~upper] = 0.5 / xi[~upper], -0.5 / xi[~upper]
+    out: Diagonals = {0: d0}
+    out[h % n] = out.get(h % n, 0) + dp
+    out[(n - h) % n] = out.get((n - h) % n, 0) + dm
+    return {k: v for k, v in out.items() if np.any(np.abs(v) > 0)}
+
+
+def _compose(a: Diagonals, b: Diagonals, n: int) -> Diagonals:
+    """Diagonals of A @ B (B applied first): (AB)_{d+e}[i] = a_d[i] b_e[i+d]."""
+    out: Diagonals = {}
+    for d, av in a.items():
+        for e, bv in b.items():
+            k = (d + e) % n
+            out[k] = out.get(k, 0) + av * np.roll(bv, -d)
+    return {k: v for k, v in out.items() if np.max(np.abs(v)) > 1e-14}
+
+
+def _groups(count: int, parts: int) -> List[int]:
+    base, extra = divmod(count, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def dft_factors(n: int, parts: int, inverse: bool) -> List[Diagonals]:
+    """CoeffToSlot (inverse=True: S_1^-1 ... S_m^-1) or SlotToCoeff (S_m ... S_1)
+    as `parts` matrices, listed in the order they are applied."""
+    lengths = [2 ** (k + 1) for k in range(int(math.log2(n)))]  # S_1 .. S_m
+    stages = [_stage(n, ln, inverse) for ln in lengths]
+    order = stages[::-1] if inverse else stages  # application order
+    mats: List[Diagonals] = []
+    start = 0
+    for size in _groups(len(order), parts):
+        acc: Optional[Diagonals] = None
+        for st in order[start:start + size]:
+            acc = st if acc is None else _compose(st, acc, n)
+        mats.append(acc)
+        start += size
+    return mats
+
+
+# -- the bootstrapper ----------------------------------------------------------------
+
+class Bootstrapper:
+    """Precomputed transforms and polynomial for one context; see module doc."""
+
+    def __init__(self, ctx, params: BootParams) -> None:
+        self.ctx = ctx
+        self.params = params
+        eng = ctx._engine
+        n = ctx.slots
+        top = ctx.max_level
+        self.degree = choose_cos_degree(params)
+        self.poly = _core.chebyshev_interpolate(_cos_function(params), -1.0, 1.0, self.degree)
+        em = params.eval_mod_levels(self.degree)
+        self.levels = params.cts_levels + em + params.stc_levels
+        self.output_level = top - self.levels
+        if self.output_level < 0:
+            raise ValueError(
+                f"bootstrapping needs {self.levels} levels but the chain has {top}; use a boot preset")
+        q0 = float(eng.q[0])
+        s0 = ctx.scale_at(0)
+        self.input_scale = 2.0 * params.k_bound * q0
+        self.cts = []
+        level, in_scale = top, self.input_scale
+        for mat in dft_factors(n, params.cts_levels, inverse=True):
+            self.cts.append(_core.encode_linear_transform(eng, mat, level, 0, in_scale))
+            level -= 1
+            in_scale = ctx.scale_at(level)
+        self.eval_mod_level = level
+        stc_level = level - em
+        # EvalMod output: sin(2 pi t / q0) ~ 2 pi m / q0. Its scale: canonical after
+        # the polynomial, then s^2 / q_l per double angle (the last one crosses
+        # into the 40-bit region, so it is not that level's canonical scale).
+        scale = ctx.scale_at(level - _core.chebyshev_depth(self.degree))
+        for lv in range(level - _core.chebyshev_depth(self.degree), stc_level, -1):
+            scale = scale * scale / float(eng.q[lv])
+            if abs(scale / ctx.scale_at(lv - 1) - 1) < 1e-6:
+                scale = ctx.scale_at(lv - 1)
+        self.eval_mod_scale = scale
+        # Read at S * 2 pi s0 / q0 the slots are m / s0 again.
+        self.stc_input_scale = scale * 2 * math.pi * s0 / q0
+        self.stc = []
+        level, in_scale = stc_level, self.stc_input_scale
+        for mat in dft_factors(n, params.stc_levels, inverse=False):
+            self.stc.append(_core.encode_linear_transform(eng, mat, level, 0, in_scale))
+            level -= 1
+            in_scale = ctx.scale_at(level)
+        steps = set()
+        for lt in self.cts + self.stc:
+            steps.update(lt.rotation_steps())
+        self.rotation_steps = sorted(steps)
+
+    def generate_keys(self) -> None:
+        """Rotation keys of the transforms and the conjugation key."""
+        self.ctx.generate_rotation_keys(self.rotation_steps)
+        self.ctx.generate_conjugation_key()
+
+    def _eval_mod(self, ct):
+        eng = self.ctx._engine
+        y, _ = _core.eval_chebyshev(eng, ct, self.poly)
+        for _ in range(self.params.double_angles):
+            y = eng.add_scalar(eng.mul_scalar(eng.square(y), 2.0), -1.0)  # cos(2a) = 2cos(a)^2 - 1
+        return y
+
+    def bootstrap(self, ct):
+        """A fresh ciphertext (core object) holding the same values at output_level."""
+        eng = self.ctx._engine
+        if ct.level > 0:
+            ct = eng.level_to(ct, 0)
+        raised = _core.mod_raise(eng, ct).with_scale(self.input_scale, 0.0)
+        a = raised
+        for lt in self.cts:
+            a = _core.apply_linear_transform(eng, a, lt)
+        conj = eng.conjugate(a)
+        real = eng.add(a, conj)                                          # BR t_lo / (K q0)
+        imag = _core.mul_by_i(eng, eng.sub(a, conj), True)               # BR t_hi / (K q0)
+        real, imag = self._eval_mod(real), self._eval_mod(imag)
+        w = eng.add(real, _core.mul_by_i(eng, imag, False))
+        w = w.with_scale(self.stc_input_scale, float(ct.bound))
+        for lt in self.stc:
+            w = _core.apply_linear_transform(eng, w, lt)
+        return w
