@@ -67,11 +67,11 @@ void register_context(py::module_& m) {
       })
       .def("key_bytes", [](Engine& e) { return e.keys().key_bytes(); })
       .def("relin_key_bytes", [](Engine& e) { return e.keys().relin_key().bytes(); })
-      .def("encrypt", [](Engine& e, const CArray& values, bool symmetric) {
+      .def("encrypt", [](Engine& e, const CArray& values, bool symmetric, int level) {
         Rows r = rows_of(values);
         py::gil_scoped_release rel;
-        return e.encrypt(r.values.data(), r.rows, r.count, symmetric);
-      }, py::arg("values"), py::arg("symmetric") = false)
+        return e.encrypt(r.values.data(), r.rows, r.count, symmetric, level);
+      }, py::arg("values"), py::arg("symmetric") = false, py::arg("level") = -1)
       .def("encode", [](Engine& e, const CArray& values, int level, bool for_multiply) {
         Rows r = rows_of(values);
         const int L = e.context().max_level();

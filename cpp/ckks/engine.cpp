@@ -30,7 +30,7 @@ double Engine::max_encrypt_magnitude() const {
   return static_cast<double>(ctx_->prime(0)) / 4.0 / ctx_->scale_at(0);
 }
 
-Ciphertext Engine::encrypt(const cplx* values, int batch, u64 count, bool symmetric) {
+Ciphertext Engine::encrypt(const cplx* values, int batch, u64 count, bool symmetric, int level) {
   bool finite;
   const double m = max_abs(values, static_cast<size_t>(batch) * count, finite);
   if (!finite) fail("encrypt", "the input contains NaN or Inf");
@@ -41,7 +41,8 @@ Ciphertext Engine::encrypt(const cplx* values, int batch, u64 count, bool symmet
        << " to survive down to the last level; divide the input by a constant first";
     fail("encrypt", os.str());
   }
-  const int L = ctx_->max_level();
+  const int L = level < 0 ? ctx_->max_level() : level;
+  if (L > ctx_->max_level()) fail("encrypt", "level " + std::to_string(L) + " is above the chain");
   Plaintext pt = encoder_->encode(values, batch, count, L, ctx_->scale_at(L));
   Ciphertext ct = symmetric ? encrypt_symmetric(*keys_, pt) : encrypt_public(*keys_, pt);
   // The value bound: the next power of two, so the metadata reveals only its exponent.

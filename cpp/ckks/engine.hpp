@@ -26,7 +26,8 @@ class Engine {
 
   // values: batch rows of `count` slots. Checks |value| * scale < q_0 / 4 so
   // the value survives to the last level.
-  Ciphertext encrypt(const cplx* values, int batch, u64 count, bool symmetric);
+  // level < 0: the top of the chain.
+  Ciphertext encrypt(const cplx* values, int batch, u64 count, bool symmetric, int level = -1);
   // batch rows of `slots` values.
   std::vector<cplx> decrypt(const Ciphertext& ct) const;
 

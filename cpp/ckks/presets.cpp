@@ -26,7 +26,9 @@ ParamsLiteral make(const char* name, int log_n, int levels, int dnum, int specia
 //  n14: N=2^14, 7 levels,  log Q = 340,  dnum 8, P = 1 x 61 bits,  log QP = 401 <= 438
 //  n15: N=2^15, 15 levels, log Q = 660,  dnum 4, P = 3 x 60 bits,  log QP = 840 <= 881
 //  n16: N=2^16, 24 levels, log Q = 1020, dnum 2, P = 9 x 60 bits,  log QP = 1560 <= 1747
-std::vector<std::string> preset_names() { return {"toy-insecure", "n13-insecure", "n14", "n15", "n16"}; }
+std::vector<std::string> preset_names() {
+  return {"toy-insecure", "n13-insecure", "n14", "n15", "n16", "toy-boot-insecure"};
+}
 
 ParamsLiteral preset_literal(const std::string& name) {
   if (name == "toy-insecure") return make("toy-insecure", 12, 6, 2, 60, 4, true);
@@ -34,6 +36,18 @@ ParamsLiteral preset_literal(const std::string& name) {
   if (name == "n14") return make("n14", 14, 7, 8, 61, 1, false);
   if (name == "n15") return make("n15", 15, 15, 4, 60, 3, false);
   if (name == "n16") return make("n16", 16, 24, 2, 50, 11, false);
+  if (name == "toy-boot-insecure") {
+    // Bootstrappable test chain (see hetensor/boot.py): q_0 60 bits, 4
+    // computation levels and 3 SlotToCoeff levels at 45 bits (message ratio
+    // q_0 / scale = 2^15), 8 EvalMod and 3 CoeffToSlot levels at 60 bits;
+    // sparse secret h = 64 so that |I| <= 16.
+    ParamsLiteral p = make("toy-boot-insecure", 12, 18, 3, 60, 0, true);
+    p.scale_bits = 45;
+    p.level_bits.assign(7, 45);
+    p.level_bits.insert(p.level_bits.end(), 11, 60);
+    p.hamming_weight = 64;
+    return p;
+  }
   std::string known;
   for (auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
   throw InvalidArgument("unknown preset '" + name + "'; known presets: " + known);

@@ -76,6 +76,12 @@ def _cos_function(params: BootParams):
     return lambda x: math.cos((2 * math.pi * k * x - math.pi / 2) / 2**r)
 
 
+#: Bootstrapping parameters of the presets that support it.
+BOOT_PRESETS: Dict[str, BootParams] = {
+    "toy-boot-insecure": BootParams(k_bound=16, double_angles=2, cts_levels=3, stc_levels=3),
+}
+
+
 # -- the factorised special DFT ---------------------------------------------------
 
 Diagonals = Dict[int, np.ndarray]
@@ -124,6 +130,8 @@ def dft_factors(n: int, parts: int, inverse: bool) -> List[Diagonals]:
     """CoeffToSlot (inverse=True: S_1^-1 ... S_m^-1) or SlotToCoeff (S_m ... S_1)
     as `parts` matrices, listed in the order they are applied."""
     lengths = [2 ** (k + 1) for k in range(int(math.log2(n)))]  # S_1 .. S_m
+    if not 1 <= parts <= len(lengths):
+        raise ValueError(f"the DFT of {n} slots has {len(lengths)} stages; it cannot be split in {parts} levels")
     stages = [_stage(n, ln, inverse) for ln in lengths]
     order = stages[::-1] if inverse else stages  # application order
     mats: List[Diagonals] = []
@@ -189,10 +197,25 @@ class Bootstrapper:
             steps.update(lt.rotation_steps())
         self.rotation_steps = sorted(steps)
 
-    def generate_keys(self) -> None:
-        """Rotation keys of the transforms and the conjugation key."""
-        self.ctx.generate_rotation_keys(self.rotation_steps)
+    def generate_keys(self, progress: bool = False) -> None:
+        """Rotation keys of the transforms and the conjugation key (slow at large N)."""
+        steps = [s for s in self.rotation_steps if s not in set(self.ctx.rotation_steps)]
+        bar = None
+        if progress:
+            try:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(steps) + 1, desc="bootstrapping keys", unit="key")
+            except ImportError:
+                bar = None
+        for s in steps:
+            self.ctx.generate_rotation_keys([s])
+            if bar is not None:
+                bar.update(1)
         self.ctx.generate_conjugation_key()
+        if bar is not None:
+            bar.update(1)
+            bar.close()
 
     def _eval_mod(self, ct):
         eng = self.ctx._engine

@@ -29,6 +29,8 @@ class Context:
     def __init__(self, engine: "_core.Engine", name: str) -> None:
         self._engine = engine
         self._name = name
+        self._bootstrapper = None
+        self._fresh_level = int(engine.max_level)
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -39,6 +41,7 @@ class Context:
         rotations: Optional[Iterable[int]] = None,
         seed: Optional[int] = None,
         conjugation: bool = False,
+        bootstrap: bool = False,
     ) -> "Context":
         """Create parameters and keys (secret, public, relinearization) from a preset.
 
@@ -48,11 +51,25 @@ class Context:
             seed: makes key generation and encryption deterministic. For
                 reproducible tests only: a seeded context is not secure.
             conjugation: also make the conjugation key.
+            bootstrap: prepare bootstrapping (its transforms and exactly the keys it
+                needs, with a progress bar); only for presets that support it
+                (``hetensor.boot.BOOT_PRESETS``). Fresh ciphertexts then start at
+                :attr:`fresh_level`, the level a bootstrap refreshes to.
         """
         if not isinstance(name, str):
             raise TypeError("preset name must be a string; see hetensor.presets()")
         literal = _core.preset_literal(name)
-        return cls._create(literal, rotations, seed, conjugation)
+        ctx = cls._create(literal, rotations, seed, conjugation)
+        if bootstrap:
+            from .boot import BOOT_PRESETS, Bootstrapper
+
+            if name not in BOOT_PRESETS:
+                raise ValueError(
+                    f"preset '{name}' does not support bootstrapping; use one of {sorted(BOOT_PRESETS)}")
+            ctx._bootstrapper = Bootstrapper(ctx, BOOT_PRESETS[name])
+            ctx._bootstrapper.generate_keys(progress=True)
+            ctx._fresh_level = ctx._bootstrapper.output_level
+        return ctx
 
     @classmethod
     def from_params(
@@ -126,13 +143,41 @@ class Context:
 
     @property
     def max_level(self) -> int:
-        """Level of a fresh ciphertext: the number of multiplications available."""
+        """Top level of the modulus chain. Fresh ciphertexts start at :attr:`fresh_level`,
+        which equals it unless the context bootstraps."""
         return int(self._engine.max_level)
 
     @property
     def scale(self) -> float:
-        """Scale of a fresh ciphertext (2^scale_bits)."""
-        return float(self._engine.scale_at(self.max_level))
+        """Scale of a fresh ciphertext (about 2^scale_bits)."""
+        return float(self._engine.scale_at(self._fresh_level))
+
+    @property
+    def fresh_level(self) -> int:
+        """Level of a fresh ciphertext: max_level, or the bootstrap output level."""
+        return self._fresh_level
+
+    @property
+    def can_bootstrap(self) -> bool:
+        """True when the context was created with ``bootstrap=True``."""
+        return self._bootstrapper is not None
+
+    def bootstrap(self, ct: "CipherTensor") -> "CipherTensor":
+        """Refresh a ciphertext to :attr:`fresh_level` (values must lie in about [-1, 1]).
+
+        Precision after a bootstrap is about 22 bits at N = 2^12 (see docs); it
+        consumes no levels of the input.
+        """
+        from .tensor import CipherTensor
+
+        if not isinstance(ct, CipherTensor):
+            raise TypeError(f"bootstrap expects a CipherTensor, got {type(ct).__name__}")
+        if ct.context is not self:
+            raise ValueError("cannot bootstrap: the tensor belongs to another context")
+        if self._bootstrapper is None:
+            raise ValueError("this context cannot bootstrap; create it with from_preset(..., bootstrap=True) "
+                             "on a preset that supports it")
+        return ct._like(self._bootstrapper.bootstrap(ct._ct))
 
     @property
     def is_secure(self) -> bool:
@@ -197,7 +242,7 @@ class Context:
         was_torch = is_torch_tensor(x)
         arr = to_numpy(x)
         rows, _ = to_rows(arr.reshape(-1), self.slots)
-        ct = self._engine.encrypt(rows, bool(symmetric))
+        ct = self._engine.encrypt(rows, bool(symmetric), self._fresh_level)
         return CipherTensor._wrap(self, ct, arr.shape, np.iscomplexobj(arr), was_torch)
 
     def encode(self, x: Any, *, level: Optional[int] = None, purpose: str = "multiply") -> "PlainTensor":

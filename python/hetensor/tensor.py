@@ -233,6 +233,10 @@ class CipherTensor:
         """Complex conjugate of every slot (needs the conjugation key)."""
         return self._like(self._ctx._engine.conjugate(self._ct))
 
+    def bootstrap(self) -> "CipherTensor":
+        """Refresh to the context's fresh level (see ``Context.bootstrap``)."""
+        return self._ctx.bootstrap(self)
+
     def level_to(self, level: int) -> "CipherTensor":
         """A copy brought down to ``level`` (levels can only go down)."""
         return self._like(self._ctx._engine.level_to(self._ct, int(level)))

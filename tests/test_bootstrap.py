@@ -1,0 +1,105 @@
+"""Bootstrapping on a small ring against float64 references (precision in bits)."""
+
+import numpy as np
+import pytest
+
+import hetensor as ht
+from hetensor.boot import BOOT_PRESETS, dft_factors
+
+
+def bits(got, ref):
+    err = float(np.max(np.abs(np.asarray(got) - ref)))
+    return np.inf if err == 0 else -np.log2(err)
+
+
+@pytest.fixture(scope="module")
+def bctx():
+    return ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=21)
+
+
+def _apply(mats, x):
+    n = x.size
+    for m in mats:
+        y = np.zeros(n, dtype=complex)
+        for d, v in m.items():
+            y += v * np.roll(x, -d)
+        x = y
+    return x
+
+
+@pytest.mark.parametrize("n", [8, 64, 2048])
+@pytest.mark.parametrize("parts", [1, 3, 4])
+def test_factorised_dft_matches_the_embedding(n, parts):
+    """SlotToCoeff factors are the special DFT V (up to the bit reversal that
+    CoeffToSlot leaves), and CoeffToSlot inverts them."""
+    if parts > n.bit_length() - 1:
+        with pytest.raises(ValueError, match="stages"):
+            dft_factors(n, parts, inverse=True)
+        return
+    N = 2 * n
+    zeta = np.exp(1j * np.pi / N)
+    rng = np.random.default_rng(n)
+    w = rng.normal(size=n) + 1j * rng.normal(size=n)
+    br = np.array([int(format(i, f"0{n.bit_length() - 1}b")[::-1], 2) for i in range(n)])
+    expo = np.array([pow(5, j, 4 * n) for j in range(n)])
+    z = np.array([np.sum(w * zeta ** ((expo[j] * np.arange(n)) % (4 * n))) for j in range(n)])
+    assert bits(_apply(dft_factors(n, parts, inverse=False), w[br]), z) > 35
+    assert bits(_apply(dft_factors(n, parts, inverse=True), z), w[br]) > 40
+
+
+def test_bootstrap_restores_values_and_levels(bctx):
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, bctx.slots)
+    ct = bctx.encrypt(x)
+    assert ct.level == bctx.fresh_level
+    low = (ct * 1.0).level_to(0)
+    fresh = low.bootstrap()
+    assert fresh.level == bctx.fresh_level
+    assert fresh.scale == pytest.approx(bctx.scale_at(fresh.level), rel=1e-9)
+    assert bits(bctx.decrypt(fresh), x) >= 20
+
+
+@pytest.mark.parametrize("value", [1.0, -0.9, 0.0])
+def test_bootstrap_of_constant_vectors(bctx, value):
+    """All the energy in one coefficient: the case where the sine's curvature bites."""
+    x = np.full(bctx.slots, value)
+    fresh = bctx.encrypt(x).level_to(0).bootstrap()
+    assert bits(bctx.decrypt(fresh), x) >= 20
+
+
+def test_bootstrap_of_complex_and_partial_tensors(bctx):
+    rng = np.random.default_rng(2)
+    z = (rng.uniform(-1, 1, (10, 7)) + 1j * rng.uniform(-1, 1, (10, 7))) * 0.7
+    fresh = bctx.encrypt(z).level_to(0).bootstrap()
+    out = bctx.decrypt(fresh)
+    assert out.shape == (10, 7) and np.iscomplexobj(out)
+    assert bits(out, z) >= 20
+
+
+def test_computation_deeper_than_the_chain(bctx):
+    """x^(2^6) needs 6 squarings; the chain has 4 computation levels, so it only
+    works by bootstrapping in the middle."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.9, 1.0, bctx.slots)
+    ct = bctx.encrypt(x)
+    ref = x.copy()
+    for _ in range(6):
+        if ct.level == 0:
+            ct = ct.bootstrap()
+        ct = ct * ct
+        ref = ref * ref
+    assert bits(bctx.decrypt(ct), ref) >= 17
+    with pytest.raises(ValueError, match="level 0"):
+        y = bctx.encrypt(x).level_to(0)
+        y * y
+
+
+def test_bootstrap_errors(bctx):
+    plain = ht.Context.from_preset("toy-insecure")
+    with pytest.raises(ValueError, match="cannot bootstrap"):
+        plain.encrypt(np.ones(4)).bootstrap()
+    with pytest.raises(ValueError, match="another context"):
+        bctx.bootstrap(plain.encrypt(np.ones(4)))
+    with pytest.raises(ValueError, match="does not support bootstrapping"):
+        ht.Context.from_preset("toy-insecure", bootstrap=True)
+    assert "toy-boot-insecure" in BOOT_PRESETS
