@@ -239,3 +239,21 @@ def test_output_at_a_requested_scale(poly_ctx):
     assert bits(poly_ctx.decrypt(ct._like(out)), cheb_ref(x, -1, 1, c)) >= NOISE_BITS + 4
     with pytest.raises(ValueError, match="output scale"):
         _core.eval_chebyshev(poly_ctx._engine, ct._ct, _core.ChebyshevPoly(-1, 1, c), 2.0 ** 90)
+
+
+def test_chain_with_regions_of_prime_sizes():
+    # bootstrapping-style chain: 60-bit primes above 40-bit ones. A polynomial
+    # inside the 60-bit region keeps its ~2^60 precision; its last rescale may
+    # cross into the 40-bit region; powers may not.
+    ctx = ht.Context.from_params(log_n=11, levels=8, level_bits=[40] * 3 + [60] * 5, dnum=2,
+                                 allow_insecure=True, seed=99)
+    x, ct = encrypt_uniform(ctx, -1, 1, n=256, seed=3)
+    c = np.random.default_rng(5).uniform(-1, 1, 16) * 0.8 ** np.arange(16)
+    inside, _ = run(ctx, ct, -1, 1, c)  # levels 8 -> 4, all 60-bit
+    assert inside.level == 4 and inside.scale == ctx.scale_at(4)
+    assert bits(inside.decrypt(), cheb_ref(x, -1, 1, c)) >= 40
+    crossing, _ = run(ctx, ct.level_to(7), -1, 1, c)  # last rescale 4 -> 3 crosses
+    assert crossing.level == 3 and crossing.scale == ctx.scale_at(3)
+    assert bits(crossing.decrypt(), cheb_ref(x, -1, 1, c)) >= NOISE_BITS + 4
+    with pytest.raises(ValueError, match="cross from larger primes"):
+        run(ctx, ct.level_to(6), -1, 1, c)

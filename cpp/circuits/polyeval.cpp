@@ -440,6 +440,22 @@ Ciphertext eval_chebyshev_at_scale(const Context& ctx, const KeyChain& keys, con
     run.set_t1_prod(std::move(y));
   }
   const int out_level = L - depth;
+  // Chains with regions of prime sizes (Params::level_bits): a product at
+  // level l lands near s_l^2 / q_l. Where the canonical scale of l - 1 is far
+  // below that (a region of larger primes above one of smaller primes), the
+  // powers cannot be brought back without a level; only the final rescale may
+  // cross such a boundary.
+  for (int l = out_level + 2; l <= L; ++l) {
+    const double natural = ctx.scale_at(l) * (ctx.scale_at(l) / static_cast<double>(ctx.prime(l)));
+    if (ctx.scale_at(l - 1) < natural / 16) {
+      std::ostringstream os;
+      os << "the polynomial's levels " << L << " .. " << out_level << " cross from larger primes (level " << l
+         << ", scale 2^" << std::lround(std::log2(ctx.scale_at(l))) << ") into smaller ones (level " << l - 1
+         << ", scale 2^" << std::lround(std::log2(ctx.scale_at(l - 1)))
+         << "); evaluate it within one region of prime sizes (only its last rescale may cross)";
+      fail(kOp, os.str());
+    }
+  }
   const double sigma_out = out_scale > 0 ? out_scale : ctx.scale_at(out_level);
   if (!(std::fabs(std::log2(sigma_out / ctx.scale_at(out_level))) <= 20))
     fail(kOp, "the output scale 2^" + fmt(std::log2(sigma_out)) + " is not within a factor 2^20 of the canonical "
