@@ -257,3 +257,14 @@ def test_chain_with_regions_of_prime_sizes():
     assert bits(crossing.decrypt(), cheb_ref(x, -1, 1, c)) >= NOISE_BITS + 4
     with pytest.raises(ValueError, match="cross from larger primes"):
         run(ctx, ct.level_to(6), -1, 1, c)
+
+
+def test_unrelinearized_input(poly_ctx):
+    # a size-3 product (x*x before relinearization) is relinearized first
+    x, ct = encrypt_uniform(poly_ctx, -1, 1, n=64, seed=21)
+    sq = poly_ctx._engine.rescale(poly_ctx._engine.multiply_no_relin(ct._ct, ct._ct))
+    assert sq.size == 3
+    c = [0.1, -0.4, 0.3, 0.2]
+    out, _ = _core.eval_chebyshev(poly_ctx._engine, sq, _core.ChebyshevPoly(0, 1, c))
+    assert out.level == sq.level - 2
+    assert bits(poly_ctx.decrypt(ct._like(out)), cheb_ref(x * x, 0, 1, c)) >= NOISE_BITS
