@@ -10,6 +10,7 @@ void register_context(py::module_& m);
 void register_ring(py::module_& m);
 void register_cuda(py::module_& m);
 void register_lintrans(py::module_& m);
+void register_linalg(py::module_& m);
 void register_boot(py::module_& m);
 void register_circuits(py::module_& m);
 
@@ -22,6 +23,7 @@ PYBIND11_MODULE(_core, m) {
   register_ring(m);
   register_cuda(m);
   register_lintrans(m);
+  register_linalg(m);
   register_boot(m);
   register_circuits(m);
 }

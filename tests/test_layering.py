@@ -9,7 +9,7 @@ import pathlib
 import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ORDER = ["core", "runtime", "backend", "ckks", "circuits", "boot"]
+ORDER = ["core", "runtime", "backend", "ckks", "circuits", "boot", "linalg"]
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from . import _core
 from .context import Context, presets
 from .errors import MissingKeyError, SecurityError
+from .layout import Layout
+from .linalg import MatmulCost, PlainMatrix
 from .plain import PlainTensor
 from .tensor import CipherTensor
 
@@ -36,7 +38,10 @@ def cuda_available() -> bool:
 __all__ = [
     "CipherTensor",
     "Context",
+    "Layout",
+    "MatmulCost",
     "MissingKeyError",
+    "PlainMatrix",
     "PlainTensor",
     "SecurityError",
     "cuda_available",

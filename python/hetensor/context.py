@@ -229,15 +229,35 @@ class Context:
         """Rotation steps (normalised to [1, slots)) that have keys."""
         return list(self._engine.rotation_steps())
 
+    def rotation_steps_for(self, op: str, *shapes: Any, layouts: Any = None, method: Optional[str] = None) -> List[int]:
+        """Rotation steps a matrix operation needs, so keys can be made up front.
+
+        ``op``: ``"cpmm"`` (x @ W: shapes of x and W), ``"pcmm"`` (W @ x),
+        ``"ccmm"`` / ``"matmul"`` (x @ y, both encrypted), ``"sum"``,
+        ``"broadcast"``, ``"relayout"``; ``layouts`` the operands' layouts when
+        they are not the defaults. Pass the result to
+        :meth:`generate_rotation_keys`. See :mod:`hetensor.linalg`.
+        """
+        from .linalg import rotation_steps_for
+
+        return rotation_steps_for(self, op, *shapes, layouts=layouts, method=method)
+
     # -- encryption -----------------------------------------------------------
-    def encrypt(self, x: Any, *, symmetric: bool = False) -> "CipherTensor":
+    def encrypt(self, x: Any, *, symmetric: bool = False, layout: Any = None) -> "CipherTensor":
         """Encrypt a numpy array, torch tensor, list or scalar.
 
         Data larger than one ciphertext is split over a batch of ciphertexts
         held in one allocation; unused slots are zero. With ``symmetric=True``
         the secret key encrypts (smaller noise); otherwise the public key.
+        ``layout="matrix"`` (or a :class:`hetensor.Layout`) packs a 1-D to 3-D
+        array for matrix products (see :mod:`hetensor.linalg`).
         """
         from .tensor import CipherTensor
+
+        if layout is not None:
+            from .linalg import encrypt_matrix
+
+            return encrypt_matrix(self, x, layout, symmetric)
 
         was_torch = is_torch_tensor(x)
         arr = to_numpy(x)
@@ -281,7 +301,8 @@ class Context:
             raise ValueError("cannot decrypt: the tensor belongs to another context")
         rows = self._engine.decrypt(ct._ct)
         size = int(math.prod(ct.shape))
-        flat = rows.reshape(-1)[:size]
+        layout = getattr(ct, "_layout", None)  # matrix packings (hetensor.linalg)
+        flat = layout.unpack(rows).reshape(-1) if layout is not None else rows.reshape(-1)[:size]
         out = flat if ct.is_complex else np.ascontiguousarray(flat.real)
         out = out.reshape(ct.shape)
         if ct._torch:

@@ -24,7 +24,7 @@ class CipherTensor:
     and ``.conjugate()``. ``.level``, ``.scale`` and ``.shape`` describe it.
     """
 
-    __slots__ = ("_ctx", "_ct", "_shape", "_complex", "_torch")
+    __slots__ = ("_ctx", "_ct", "_shape", "_complex", "_torch", "_layout")
     # numpy defers to our reflected operators (array + tensor -> tensor.__radd__)
     __array_ufunc__ = None
     # and torch does the same for tensor (op) CipherTensor
@@ -34,17 +34,18 @@ class CipherTensor:
         raise TypeError("create CipherTensors with Context.encrypt")
 
     @classmethod
-    def _wrap(cls, ctx, ct, shape: Tuple[int, ...], is_complex: bool, torch_out: bool) -> "CipherTensor":
+    def _wrap(cls, ctx, ct, shape: Tuple[int, ...], is_complex: bool, torch_out: bool, layout: Any = None) -> "CipherTensor":
         obj = object.__new__(cls)
         obj._ctx = ctx
         obj._ct = ct
         obj._shape = tuple(int(s) for s in shape)
         obj._complex = bool(is_complex)
         obj._torch = bool(torch_out)
+        obj._layout = layout  # a hetensor.Layout for matrix packings; None for the flat packing
         return obj
 
     def _like(self, ct, is_complex: bool = None) -> "CipherTensor":
-        return CipherTensor._wrap(self._ctx, ct, self._shape, self._complex if is_complex is None else is_complex, self._torch)
+        return CipherTensor._wrap(self._ctx, ct, self._shape, self._complex if is_complex is None else is_complex, self._torch, self._layout)
 
     # -- metadata -------------------------------------------------------------
     @property
@@ -108,6 +109,8 @@ class CipherTensor:
             raise ValueError(f"cannot {op}: shapes {self._shape} and {other._shape} differ")
 
     def _plain_rows(self, value: Any, op: str) -> Tuple[np.ndarray, bool]:
+        if self._layout is not None:
+            return self._layout_plain_rows(value, op)
         arr = to_numpy(value, what=f"operand of {op}")
         try:
             arr = np.broadcast_to(arr, self._shape)
@@ -147,7 +150,7 @@ class CipherTensor:
             me = self._aligned_to_plain(other, op, "add")
             return self._like(eng.add_plain(me._ct, other._pt, subtract, reverse), self._complex or other._complex)
         if isinstance(other, CipherTensor):
-            self._check_peer(other, op)
+            self, other = self._align_peer(other, op)
             a, b = (other, self) if reverse else (self, other)
             ct = eng.sub(a._ct, b._ct) if subtract else eng.add(a._ct, b._ct)
             return self._like(ct, self._complex or other._complex)
@@ -185,7 +188,7 @@ class CipherTensor:
             me = self._aligned_to_plain(other, "multiply", "multiply")
             return self._like(eng.mul_plain(me._ct, other._pt), self._complex or other._complex)
         if isinstance(other, CipherTensor):
-            self._check_peer(other, "multiply")
+            self, other = self._align_peer(other, "multiply")
             ct = eng.square(self._ct) if other is self else eng.multiply(self._ct, other._ct)
             return self._like(ct, self._complex or other._complex)
         if self._is_scalar(other) and not isinstance(other, complex):
@@ -256,3 +259,90 @@ class CipherTensor:
         from .approx import polyval
 
         return polyval(self, poly)
+
+    # -- matrices (hetensor.linalg): layouts, products, transpose, sums ---------
+    @property
+    def layout(self) -> Any:
+        """Where the elements sit in the slots: a :class:`hetensor.Layout` for
+        matrix packings (``ctx.encrypt(x, layout="matrix")``, products), a
+        :class:`hetensor.layout.FlatLayout` for the plain row-major packing."""
+        from .linalg import layout_of
+
+        return layout_of(self)
+
+    def _align_peer(self, other: "CipherTensor", op: str) -> Tuple["CipherTensor", "CipherTensor"]:
+        """Both operands of an element-wise op in one packing (vectors broadcast)."""
+        if self._layout is None and other._layout is None:
+            self._check_peer(other, op)
+            return self, other
+        from .linalg import align
+
+        return align(self, other, op)
+
+    def _layout_plain_rows(self, value: Any, op: str) -> Tuple[np.ndarray, bool]:
+        from .linalg import plain_rows
+
+        return plain_rows(self, value, op)
+
+    def __matmul__(self, other: Any) -> "CipherTensor":
+        """Matrix product with a CipherTensor, a :class:`hetensor.PlainMatrix` or a
+        numpy/torch matrix (see :func:`hetensor.linalg.matmul`; cost in
+        ``hetensor.linalg.last_cost()``)."""
+        from .linalg import matmul
+
+        return matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> "CipherTensor":
+        from .linalg import matmul
+
+        return matmul(other, self)
+
+    def matmul(self, other: Any, *, method: Any = None, return_cost: bool = False) -> Any:
+        """``self @ other``; ``return_cost=True`` also returns the :class:`hetensor.linalg.MatmulCost`."""
+        from .linalg import matmul
+
+        return matmul(self, other, method=method, return_cost=return_cost)
+
+    @property
+    def T(self) -> "CipherTensor":
+        """Transpose of the last two dimensions: free (the layout records it)."""
+        from .linalg import transpose
+
+        return transpose(self)
+
+    def sum(self, dim: Any = None, keepdim: bool = False) -> "CipherTensor":
+        """Sum over ``dim`` (an int, a tuple, or None for all) by rotate-and-sum:
+        log2 of the summed length rotations, no level (one when the padding
+        holds partial sums and must be cleared first)."""
+        from .linalg import tensor_sum
+
+        return tensor_sum(self, dim, keepdim)
+
+    def to_layout(self, layout: Any) -> "CipherTensor":
+        """This tensor moved into ``layout`` ("matrix" or a :class:`hetensor.Layout`):
+        free when it is already there, one level otherwise."""
+        from .layout import Layout
+        from .linalg import relayout, to_matrix
+
+        if isinstance(layout, str):
+            if layout != "matrix":
+                raise ValueError(f"unknown layout {layout!r}")
+            return to_matrix(self)
+        if not isinstance(layout, Layout):
+            raise TypeError("layout must be 'matrix' or a hetensor.Layout")
+        return relayout(self, layout)
+
+    def broadcast_to(self, other: Any) -> "CipherTensor":
+        """A row or column vector copied into the layout of ``other`` (a
+        CipherTensor or a Layout): one level, log2 rotations."""
+        from .layout import Layout
+        from .linalg import broadcast_to, to_matrix
+
+        target = other if isinstance(other, Layout) else to_matrix(other)._layout
+        return broadcast_to(self, target)
+
+    def mask_padding(self) -> "CipherTensor":
+        """Zero the slots outside the matrix (one level; free when already clean)."""
+        from .linalg import mask_padding
+
+        return mask_padding(self)

@@ -1,0 +1,140 @@
+// Packed matrix products (cpp/linalg): block linear maps, sums of rotated
+// products, regrouping of ciphertext batches. Policy (layouts, algorithm
+// choice) lives in python/hetensor/linalg.py.
+#include <pybind11/complex.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "ckks/engine.hpp"
+#include "core/error.hpp"
+#include "linalg/batch.hpp"
+#include "linalg/blockmap.hpp"
+#include "linalg/products.hpp"
+
+namespace py = pybind11;
+namespace la = ht::linalg;
+using CArray = py::array_t<std::complex<double>, py::array::c_style | py::array::forcecast>;
+using LArray = py::array_t<long, py::array::c_style | py::array::forcecast>;
+
+namespace {
+std::vector<long> to_vec(const LArray& a) { return std::vector<long>(a.data(), a.data() + a.size()); }
+
+py::dict cost_dict(const la::Cost& c) {
+  py::dict d;
+  d["rotations"] = c.rotations;
+  d["hoisted"] = c.hoisted;
+  d["decompositions"] = c.decompositions;
+  d["relinearizations"] = c.relinearizations;
+  d["plain_mults"] = c.plain_mults;
+  d["tensor_products"] = c.tensor_products;
+  d["rescales"] = c.rescales;
+  d["encodes"] = c.encodes;
+  return d;
+}
+}  // namespace
+
+void register_linalg(py::module_& m) {
+  py::class_<la::BlockMap, std::shared_ptr<la::BlockMap>>(m, "SlotMap")
+      .def_property_readonly("in_cts", [](const la::BlockMap& b) { return b.plan.in_cts; })
+      .def_property_readonly("out_cts", [](const la::BlockMap& b) { return b.plan.out_cts; })
+      .def_property_readonly("n1", [](const la::BlockMap& b) { return b.plan.n1; })
+      .def_property_readonly("diagonals", [](const la::BlockMap& b) { return b.plan.diagonals(); })
+      .def_property_readonly("norm_inf", [](const la::BlockMap& b) { return b.plan.norm_inf; })
+      .def_property_readonly("level", [](const la::BlockMap& b) { return b.level; })
+      .def_property_readonly("cached", &la::BlockMap::cached)
+      .def_property_readonly("nbytes", &la::BlockMap::bytes)
+      .def("rotation_steps", [](const la::BlockMap& b) { return b.plan.rotation_steps(); })
+      .def("predicted", [](const la::BlockMap& b, long groups) { return cost_dict(b.plan.predicted(groups)); })
+      .def("encoded", [](const la::BlockMap& b, ht::Engine& e, int level, bool cache) {
+        auto out = std::make_shared<la::BlockMap>(la::make_block_map(b.plan, b.source));
+        {
+          py::gil_scoped_release r;
+          la::encode_block_map(e.encoder(), *out, level, cache);
+        }
+        return out;
+      }, py::arg("engine"), py::arg("level"), py::arg("cache") = true);
+
+  m.def("linalg_entry_map", [](long slots, int in_cts, int out_cts, const LArray& oc, const LArray& os,
+                               const LArray& ic, const LArray& is, const CArray& coef, long n1) {
+    std::vector<long> voc = to_vec(oc), vos = to_vec(os), vic = to_vec(ic), vis = to_vec(is);
+    std::vector<std::complex<double>> vc(coef.data(), coef.data() + coef.size());
+    py::gil_scoped_release r;
+    auto src = la::entry_source(slots, voc, vos, vic, vis, vc);
+    for (auto& k : src->keys)
+      if (k[0] >= out_cts || k[1] >= in_cts) throw ht::InvalidArgument("cannot build a slot map: ciphertext index out of range");
+    auto plan = la::plan_map(slots, in_cts, out_cts, src->keys, n1);
+    return std::make_shared<la::BlockMap>(la::make_block_map(std::move(plan), src));
+  }, py::arg("slots"), py::arg("in_cts"), py::arg("out_cts"), py::arg("oc"), py::arg("os"), py::arg("ic"),
+     py::arg("is_"), py::arg("coef"), py::arg("n1") = 0);
+
+  m.def("linalg_matmul_map", [](long slots, long bm, long br_in, long bc_in, long nb_in, long br_out, long bc_out,
+                                long nb_out, bool right, const CArray& w, long n1) {
+    if (w.ndim() != 2) throw ht::InvalidArgument("the weight must be a 2-D array");
+    la::MatmulGeometry g{slots, bm, br_in, bc_in, nb_in, br_out, bc_out, nb_out};
+    const long rows = static_cast<long>(w.shape(0)), cols = static_cast<long>(w.shape(1));
+    std::vector<std::complex<double>> vw(w.data(), w.data() + w.size());
+    py::gil_scoped_release r;
+    auto src = la::matmul_source(g, right, rows, cols, std::move(vw));
+    const int in_cts = static_cast<int>(nb_in), out_cts = static_cast<int>(nb_out);
+    auto plan = la::plan_map(slots, in_cts, out_cts, src->keys, n1);
+    return std::make_shared<la::BlockMap>(la::make_block_map(std::move(plan), src));
+  }, py::arg("slots"), py::arg("bm"), py::arg("br_in"), py::arg("bc_in"), py::arg("nb_in"), py::arg("br_out"),
+     py::arg("bc_out"), py::arg("nb_out"), py::arg("right"), py::arg("w"), py::arg("n1") = 0);
+
+  m.def("linalg_apply_map", [](ht::Engine& e, const ht::Ciphertext& ct, const la::BlockMap& map, int inner_groups) {
+    la::Cost c;
+    ht::Ciphertext out;
+    {
+      py::gil_scoped_release r;
+      out = la::apply_block_map(e.context(), e.keys(), e.encoder(), ct, map, inner_groups, &c);
+    }
+    return py::make_tuple(std::move(out), cost_dict(c));
+  }, py::arg("engine"), py::arg("ct"), py::arg("map"), py::arg("inner_groups") = 1);
+
+  m.def("linalg_bilinear", [](ht::Engine& e, const ht::Ciphertext& a, const ht::Ciphertext& b, const py::list& rounds,
+                              int outputs) {
+    std::vector<la::BilinearRound> rs;
+    for (auto item : rounds) {
+      auto tup = py::cast<py::tuple>(item);
+      la::BilinearRound r;
+      r.a_step = py::cast<long>(tup[0]);
+      r.b_step = py::cast<long>(tup[1]);
+      LArray t = py::cast<LArray>(tup[2]);
+      if (t.size() % 3) throw ht::InvalidArgument("product terms come as (out, a, b) triples");
+      for (py::ssize_t k = 0; k < t.size() / 3; ++k)
+        r.terms.push_back({static_cast<int>(t.data()[3 * k]), static_cast<int>(t.data()[3 * k + 1]),
+                           static_cast<int>(t.data()[3 * k + 2])});
+      rs.push_back(std::move(r));
+    }
+    la::Cost c;
+    ht::Ciphertext out;
+    {
+      py::gil_scoped_release r;
+      out = la::bilinear_sum(e.context(), e.keys(), a, b, rs, outputs, &c);
+    }
+    return py::make_tuple(std::move(out), cost_dict(c));
+  });
+
+  m.def("linalg_rotate_sum", [](ht::Engine& e, const ht::Ciphertext& ct, const std::vector<long>& steps) {
+    la::Cost c;
+    ht::Ciphertext out;
+    {
+      py::gil_scoped_release r;
+      out = la::rotate_sum(e.context(), e.keys(), ct, steps, &c);
+    }
+    return py::make_tuple(std::move(out), cost_dict(c));
+  });
+
+  m.def("linalg_gather", [](ht::Engine& e, const ht::Ciphertext& ct, const std::vector<int>& idx) {
+    return la::gather(e.context(), ct, idx);
+  }, py::call_guard<py::gil_scoped_release>());
+
+  m.def("linalg_assemble", [](ht::Engine& e, const std::vector<std::pair<const ht::Ciphertext*, int>>& items) {
+    return la::assemble(e.context(), items);
+  });
+
+  m.def("linalg_zeros", [](ht::Engine& e, const ht::Ciphertext& like, int count) {
+    return la::zeros_like(e.context(), like, count);
+  });
+}

@@ -1,0 +1,397 @@
+#include "linalg/blockmap.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "backend/kernels/elementwise.hpp"
+#include "ckks/evaluator.hpp"
+#include "core/error.hpp"
+#include "core/galois.hpp"
+#include "linalg/batch.hpp"
+#include "runtime/parallel.hpp"
+
+namespace ht::linalg {
+
+long MapPlan::diagonals() const {
+  long c = 0;
+  for (auto& o : outputs)
+    for (auto& g : o) c += static_cast<long>(g.terms.size());
+  return c;
+}
+
+std::vector<long> MapPlan::rotation_steps() const {
+  std::set<long> s;
+  for (auto& b : babies)
+    for (long x : b) if (x) s.insert(x);
+  for (auto& o : outputs)
+    for (auto& g : o) if (g.step) s.insert(g.step);
+  return {s.begin(), s.end()};
+}
+
+Cost MapPlan::predicted(long groups) const {
+  Cost c;
+  for (auto& b : babies) {
+    const long nz = static_cast<long>(std::count_if(b.begin(), b.end(), [](long x) { return x != 0; }));
+    c.rotations += nz * groups;
+    if (nz > 1) c.hoisted += (nz - 1) * groups;
+    if (nz) c.decompositions += groups;
+  }
+  for (auto& o : outputs)
+    for (auto& g : o) if (g.step) c.rotations += groups;
+  c.plain_mults = diagonals() * groups;
+  c.rescales = out_cts * groups;
+  return c;
+}
+
+namespace {
+double plan_weight(const std::vector<std::array<long, 3>>& diags, int in_cts, int out_cts, long n1) {
+  std::vector<std::set<long>> b(in_cts), g(out_cts);
+  for (auto& d : diags) {
+    b[d[1]].insert(d[2] % n1);
+    g[d[0]].insert(d[2] - d[2] % n1);
+  }
+  double w = 0;
+  for (auto& s : b) w += 0.6 * static_cast<double>(s.size() - s.count(0));
+  for (auto& s : g) w += static_cast<double>(s.size() - s.count(0));
+  return w;
+}
+}  // namespace
+
+MapPlan plan_map(long slots, int in_cts, int out_cts, const std::vector<std::array<long, 3>>& diags0, long n1) {
+  const char* op = "plan a block linear map";
+  if (slots <= 0 || (slots & (slots - 1))) fail(op, "slots must be a power of two");
+  if (in_cts < 1 || out_cts < 1) fail(op, "needs at least one input and one output ciphertext");
+  std::vector<std::array<long, 3>> diags = diags0;
+  for (auto& d : diags) {
+    if (d[0] < 0 || d[0] >= out_cts || d[1] < 0 || d[1] >= in_cts) fail(op, "a diagonal names a missing ciphertext");
+    d[2] = ((d[2] % slots) + slots) % slots;
+  }
+  MapPlan p;
+  p.slots = slots;
+  p.in_cts = in_cts;
+  p.out_cts = out_cts;
+  if (n1 <= 0) {
+    double best = 1e300;
+    for (long c = 1; c <= slots; c <<= 1) {
+      const double w = plan_weight(diags, in_cts, out_cts, c);
+      if (w < best - 1e-9) { best = w; n1 = c; }
+    }
+  }
+  if (n1 <= 0 || (n1 & (n1 - 1)) || n1 > slots) fail(op, "the baby step must be a power of two <= slots");
+  p.n1 = n1;
+  std::vector<std::set<long>> bset(in_cts);
+  for (auto& d : diags) bset[d[1]].insert(d[2] % n1);
+  p.babies.resize(in_cts);
+  for (int i = 0; i < in_cts; ++i) p.babies[i].assign(bset[i].begin(), bset[i].end());
+  std::vector<std::map<long, std::vector<MapPlan::Term>>> by_giant(out_cts);
+  for (size_t id = 0; id < diags.size(); ++id) {
+    const auto& d = diags[id];
+    const long baby = d[2] % n1, giant = d[2] - baby;
+    const auto& bs = p.babies[d[1]];
+    const int bi = static_cast<int>(std::lower_bound(bs.begin(), bs.end(), baby) - bs.begin());
+    by_giant[d[0]][giant].push_back({static_cast<int>(d[1]), bi, static_cast<long>(id)});
+  }
+  p.outputs.resize(out_cts);
+  for (int o = 0; o < out_cts; ++o)
+    for (auto& kv : by_giant[o]) p.outputs[o].push_back({kv.first, std::move(kv.second)});
+  return p;
+}
+
+size_t BlockMap::bytes() const {
+  size_t b = 0;
+  for (auto& c : chunks) b += c.data.bytes();
+  return b;
+}
+
+BlockMap make_block_map(MapPlan plan, std::shared_ptr<const DiagSource> source) {
+  BlockMap m;
+  m.plan = std::move(plan);
+  m.source = std::move(source);
+  if (m.source) m.plan.norm_inf = m.source->norm_inf;
+  return m;
+}
+
+namespace {
+constexpr int kChunk = 16;
+
+// The pre-rotated diagonal of a term: rot_{-giant}(diag)[s] = diag[(s - giant) mod slots].
+void term_values(const BlockMap& map, long diag, long giant, cplx* out, std::vector<cplx>& tmp) {
+  const long slots = map.plan.slots;
+  tmp.resize(slots);
+  map.source->values(diag, tmp.data());
+  for (long s = 0; s < slots; ++s) out[s] = tmp[((s - giant) % slots + slots) % slots];
+}
+
+// Encodes the diagonals `ids` (with their giants) as one batched plaintext.
+Plaintext encode_terms(const Encoder& enc, const BlockMap& map, const std::vector<std::pair<long, long>>& ids,
+                       int level) {
+  const long slots = map.plan.slots;
+  std::vector<cplx> vals(static_cast<size_t>(ids.size()) * slots);
+  parallel_for(ids.size(), [&](size_t k) {
+    std::vector<cplx> tmp;
+    term_values(map, ids[k].first, ids[k].second, vals.data() + k * slots, tmp);
+  });
+  return enc.encode(vals.data(), static_cast<int>(ids.size()), static_cast<u64>(slots), level,
+                    plain_mul_scale(enc.context(), level));
+}
+}  // namespace
+
+void encode_block_map(const Encoder& encoder, BlockMap& map, int level, bool cache) {
+  const Context& ctx = encoder.context();
+  if (level < 1 || level > ctx.max_level()) fail("encode a block linear map", "level must be in [1, max_level]");
+  if (map.plan.slots != static_cast<long>(ctx.slots()))
+    fail("encode a block linear map", "the map was planned for another number of slots");
+  map.level = level;
+  map.chunks.clear();
+  map.where.assign(map.source ? static_cast<size_t>(map.plan.diagonals()) : 0, {-1, -1});
+  if (!cache) return;
+  std::vector<std::pair<long, long>> all;  // (diag, giant)
+  for (auto& o : map.plan.outputs)
+    for (auto& g : o)
+      for (auto& t : g.terms) all.push_back({t.diag, g.step});
+  long maxid = 0;
+  for (auto& a : all) maxid = std::max(maxid, a.first + 1);
+  map.where.assign(maxid, {-1, -1});
+  for (size_t s = 0; s < all.size(); s += kChunk) {
+    std::vector<std::pair<long, long>> part(all.begin() + s, all.begin() + std::min(all.size(), s + kChunk));
+    map.chunks.push_back(encode_terms(encoder, map, part, level));
+    for (size_t k = 0; k < part.size(); ++k)
+      map.where[part[k].first] = {static_cast<int>(map.chunks.size() - 1), static_cast<int>(k)};
+  }
+}
+
+Ciphertext apply_block_map(const Context& ctx, const KeyChain& keys, const Encoder& encoder, const Ciphertext& in,
+                           const BlockMap& map, int inner_groups, Cost* cost) {
+  const char* op = "apply a block linear map";
+  const MapPlan& p = map.plan;
+  if (in.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context");
+  if (in.size != 2) fail(op, "relinearize the ciphertext first");
+  if (map.level < 1) fail(op, "the map is not encoded yet");
+  if (p.slots != static_cast<long>(ctx.slots())) fail(op, "the map was planned for another context");
+  if (inner_groups < 1 || in.batch % (p.in_cts * inner_groups) != 0)
+    fail(op, "the batch of " + std::to_string(in.batch) + " ciphertexts is not a multiple of " +
+                 std::to_string(p.in_cts) + " inputs x " + std::to_string(inner_groups) + " groups");
+  if (in.level < map.level)
+    fail(op, "the ciphertext is at level " + std::to_string(in.level) + " but the map was encoded for level " +
+                 std::to_string(map.level));
+  require_rotation_keys(keys, p.rotation_steps());
+  const Ciphertext ct = in.level == map.level ? in : level_to(ctx, in, map.level);
+  const int G = inner_groups, H = in.batch / (p.in_cts * G), HG = H * G;
+  const int level = map.level, limbs = level + 1;
+  const u64 n = ctx.n();
+  const double pscale = plain_mul_scale(ctx, level);
+  Cost c;
+
+  // Baby rotations of every input (a batch of H * G ciphertexts each), hoisted.
+  std::vector<std::vector<Ciphertext>> baby(p.in_cts);
+  for (int i = 0; i < p.in_cts; ++i) {
+    if (p.babies[i].empty()) continue;
+    std::vector<int> idx;
+    for (int h = 0; h < H; ++h)
+      for (int g = 0; g < G; ++g) idx.push_back((h * p.in_cts + i) * G + g);
+    const Ciphertext xi = gather(ctx, ct, idx);
+    baby[i] = rotate_hoisted(ctx, keys, xi, p.babies[i]);
+    const long nz = static_cast<long>(std::count_if(p.babies[i].begin(), p.babies[i].end(), [](long s) { return s != 0; }));
+    c.rotations += nz * HG;
+    if (nz > 1) c.hoisted += (nz - 1) * HG;
+    if (nz) c.decompositions += HG;
+  }
+
+  std::vector<Ciphertext> outs;
+  for (int o = 0; o < p.out_cts; ++o) {
+    Ciphertext total(n, HG, 2, level, ct.scale * pscale, ctx.id());
+    for (const auto& giant : p.outputs[o]) {
+      // Plaintexts of this group: cached, or encoded now.
+      std::vector<const Plaintext*> pts(giant.terms.size());
+      std::vector<int> rows(giant.terms.size());
+      std::vector<Plaintext> local;
+      if (map.cached()) {
+        for (size_t k = 0; k < giant.terms.size(); ++k) {
+          const auto w = map.where[giant.terms[k].diag];
+          pts[k] = &map.chunks[w.first];
+          rows[k] = w.second;
+        }
+      } else {
+        for (size_t s = 0; s < giant.terms.size(); s += kChunk) {
+          std::vector<std::pair<long, long>> part;
+          for (size_t k = s; k < std::min(giant.terms.size(), s + kChunk); ++k) part.push_back({giant.terms[k].diag, giant.step});
+          local.push_back(encode_terms(encoder, map, part, level));
+          c.encodes += static_cast<long>(part.size());
+        }
+        for (size_t k = 0; k < giant.terms.size(); ++k) {
+          pts[k] = &local[k / kChunk];
+          rows[k] = static_cast<int>(k % kChunk);
+        }
+      }
+      Ciphertext acc(n, HG, 2, level, ct.scale * pscale, ctx.id());
+      parallel_for(static_cast<size_t>(HG) * 2 * limbs, [&](size_t idx) {
+        const int i = static_cast<int>(idx % limbs);
+        const int k = static_cast<int>((idx / limbs) % 2);
+        const int b = static_cast<int>(idx / (2 * limbs));
+        const Modulus& m = ctx.modulus(i);
+        u64* out = acc.limb(b, k, i);
+        for (size_t t = 0; t < giant.terms.size(); ++t) {
+          const auto& term = giant.terms[t];
+          const u64* x = baby[term.in][term.baby].limb(b, k, i);
+          const u64* pl = pts[t]->limb(rows[t], 0, i);
+          for (u64 s = 0; s < n; ++s) kernels::mul_add_limb(out, x, pl, m, s);
+        }
+      });
+      c.plain_mults += static_cast<long>(giant.terms.size()) * HG;
+      acc.bound = 0;
+      const Ciphertext moved = giant.step == 0 ? std::move(acc) : rotate(ctx, keys, acc, giant.step);
+      if (giant.step) c.rotations += HG;
+      parallel_for(static_cast<size_t>(HG) * 2 * limbs, [&](size_t idx) {
+        const int i = static_cast<int>(idx % limbs);
+        const u64 q = ctx.prime(i);
+        u64* o2 = total.data.data() + idx * n;
+        const u64* x = moved.data.data() + idx * n;
+        for (u64 s = 0; s < n; ++s) kernels::add_limb(o2, o2, x, q, s);
+      });
+    }
+    total.bound = 0;
+    Ciphertext r = rescale(ctx, total);
+    r.scale = ctx.scale_at(r.level);
+    r.bound = in.bound * p.norm_inf;
+    c.rescales += HG;
+    outs.push_back(std::move(r));
+  }
+  // Interleave: output ct (h, o, g) = outs[o] item h * G + g.
+  std::vector<std::pair<const Ciphertext*, int>> order;
+  for (int h = 0; h < H; ++h)
+    for (int o = 0; o < p.out_cts; ++o)
+      for (int g = 0; g < G; ++g) order.push_back({&outs[o], h * G + g});
+  Ciphertext result = assemble(ctx, order);
+  result.bound = in.bound * p.norm_inf;
+  if (cost) cost->add(c);
+  return result;
+}
+
+// -- sources ------------------------------------------------------------------
+
+void EntrySource::values(long id, cplx* out) const {
+  std::fill(out, out + slots, cplx(0, 0));
+  for (auto& v : vals[id]) out[v.first] += v.second;
+}
+
+std::shared_ptr<EntrySource> entry_source(long slots, const std::vector<long>& oc, const std::vector<long>& os,
+                                          const std::vector<long>& ic, const std::vector<long>& is,
+                                          const std::vector<cplx>& coef) {
+  const size_t m = oc.size();
+  if (os.size() != m || ic.size() != m || is.size() != m || coef.size() != m)
+    fail("build a slot map", "entry arrays differ in length");
+  auto src = std::make_shared<EntrySource>();
+  src->slots = slots;
+  std::map<std::array<long, 3>, long> id;
+  std::map<std::pair<long, long>, double> rowsum;
+  for (size_t k = 0; k < m; ++k) {
+    if (os[k] < 0 || os[k] >= slots || is[k] < 0 || is[k] >= slots) fail("build a slot map", "slot index out of range");
+    if (oc[k] < 0 || ic[k] < 0) fail("build a slot map", "ciphertext index out of range");
+    if (coef[k] == cplx(0, 0)) continue;
+    const std::array<long, 3> key{oc[k], ic[k], ((is[k] - os[k]) % slots + slots) % slots};
+    auto it = id.find(key);
+    if (it == id.end()) {
+      it = id.emplace(key, static_cast<long>(src->keys.size())).first;
+      src->keys.push_back(key);
+      src->vals.emplace_back();
+    }
+    src->vals[it->second].push_back({os[k], coef[k]});
+    rowsum[{oc[k], os[k]}] += std::abs(coef[k]);
+  }
+  for (auto& kv : rowsum) src->norm_inf = std::max(src->norm_inf, kv.second);
+  return src;
+}
+
+namespace {
+inline long clamp_count(long block, long index, long total) {
+  return std::max(0L, std::min(block, total - index * block));
+}
+}  // namespace
+
+void MatmulSource::values(long id, cplx* out) const {
+  std::fill(out, out + g.slots, cplx(0, 0));
+  const auto& key = keys[id];
+  const long b = key[0], a = key[1], step = key[2];
+  if (right) {
+    const long K = g.slots / g.bm, delta = step / g.bm;
+    const long nin = clamp_count(g.bc_in, a, wrows), nout = clamp_count(g.bc_out, b, wcols);
+    for (long t = 0; t < nout; ++t) {
+      const long u = (t + delta) % K;
+      if (u >= nin) continue;
+      const cplx v = w[(a * g.bc_in + u) * wcols + b * g.bc_out + t];
+      if (v == cplx(0, 0)) continue;
+      for (long r = 0; r < g.br_in; ++r) out[r + g.bm * t] = v;
+    }
+  } else {
+    const long nin = clamp_count(g.br_in, a, wcols), nout = clamp_count(g.br_out, b, wrows);
+    const long d = step > g.slots / 2 ? step - g.slots : step;  // i - i'
+    for (long ip = 0; ip < nout; ++ip) {
+      const long i = g.bm == g.slots ? (ip + step) % g.slots : ip + d;
+      if (i < 0 || i >= nin) continue;
+      const cplx v = w[(b * g.br_out + ip) * wcols + a * g.br_in + i];
+      if (v == cplx(0, 0)) continue;
+      for (long t = 0; t < g.bc_in; ++t) out[ip + g.bm * t] = v;
+    }
+  }
+}
+
+std::shared_ptr<MatmulSource> matmul_source(const MatmulGeometry& g, bool right, long wrows, long wcols,
+                                            std::vector<cplx> w) {
+  const char* op = "plan a matrix product";
+  if (g.bm <= 0 || (g.bm & (g.bm - 1)) || g.slots % g.bm) fail(op, "the block height must be a power of two <= slots");
+  const long K = g.slots / g.bm;
+  if (static_cast<long>(w.size()) != wrows * wcols) fail(op, "the weight has the wrong number of entries");
+  if (g.br_in > g.bm || g.br_out > g.bm || g.bc_in > K || g.bc_out > K || g.br_in < 1 || g.bc_in < 1 ||
+      g.br_out < 1 || g.bc_out < 1)
+    fail(op, "block shape does not fit the super-slots");
+  auto src = std::make_shared<MatmulSource>();
+  src->g = g;
+  src->right = right;
+  src->wrows = wrows;
+  src->wcols = wcols;
+  src->w = std::move(w);
+  if (right) {
+    for (long j = 0; j < wcols; ++j) {
+      double sum = 0;
+      for (long k = 0; k < wrows; ++k) sum += std::abs(src->w[k * wcols + j]);
+      src->norm_inf = std::max(src->norm_inf, sum);
+    }
+    if (g.br_in != g.br_out) fail(op, "a right product keeps the rows");
+    if (g.nb_in * g.bc_in < wrows || g.nb_out * g.bc_out < wcols) fail(op, "blocks do not cover the weight");
+    for (long b = 0; b < g.nb_out; ++b)
+      for (long a = 0; a < g.nb_in; ++a) {
+        const long nin = clamp_count(g.bc_in, a, wrows), nout = clamp_count(g.bc_out, b, wcols);
+        for (long delta = 0; delta < K; ++delta) {
+          bool any = false;
+          for (long t = 0; t < nout && !any; ++t) {
+            const long u = (t + delta) % K;
+            if (u < nin && src->w[(a * g.bc_in + u) * wcols + b * g.bc_out + t] != cplx(0, 0)) any = true;
+          }
+          if (any) src->keys.push_back({b, a, delta * g.bm});
+        }
+      }
+  } else {
+    for (long i = 0; i < wrows; ++i) {
+      double sum = 0;
+      for (long k = 0; k < wcols; ++k) sum += std::abs(src->w[i * wcols + k]);
+      src->norm_inf = std::max(src->norm_inf, sum);
+    }
+    if (g.bc_in != g.bc_out) fail(op, "a left product keeps the columns");
+    if (g.nb_in * g.br_in < wcols || g.nb_out * g.br_out < wrows) fail(op, "blocks do not cover the weight");
+    for (long b = 0; b < g.nb_out; ++b)
+      for (long a = 0; a < g.nb_in; ++a) {
+        const long nin = clamp_count(g.br_in, a, wcols), nout = clamp_count(g.br_out, b, wrows);
+        std::set<long> ds;
+        for (long ip = 0; ip < nout; ++ip)
+          for (long i = 0; i < nin; ++i)
+            if (src->w[(b * g.br_out + ip) * wcols + a * g.br_in + i] != cplx(0, 0)) ds.insert(((i - ip) % g.slots + g.slots) % g.slots);
+        for (long d : ds) src->keys.push_back({b, a, d});
+      }
+  }
+  return src;
+}
+
+}  // namespace ht::linalg

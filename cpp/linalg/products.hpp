@@ -1,0 +1,35 @@
+// Sums of products of rotated ciphertexts, the inner loop of encrypted
+// matrix products (Jiang-Kim-Lauter-Song 2018 style, with hoisting and lazy
+// relinearization):
+//   out_o = sum_rounds sum_{(o, a, b) in round} rot(A_a, a_step) (x) rot(B_b, b_step)
+// The rotations of every ciphertext share one decomposition (Rotator); the
+// tensor products are accumulated in degree 2 and each output is
+// relinearized and rescaled once: the sum consumes exactly one level.
+#pragma once
+#include <vector>
+
+#include "ckks/ciphertext.hpp"
+#include "ckks/keys.hpp"
+#include "linalg/cost.hpp"
+
+namespace ht::linalg {
+
+struct BilinearTerm {
+  int out, a, b;
+};
+struct BilinearRound {
+  long a_step = 0, b_step = 0;
+  std::vector<BilinearTerm> terms;
+};
+
+// A and B are batches (items addressed by a and b); both are brought to the
+// lower of their levels first. The result is a batch of `outputs` items.
+Ciphertext bilinear_sum(const Context& ctx, const KeyChain& keys, const Ciphertext& A, const Ciphertext& B,
+                        const std::vector<BilinearRound>& rounds, int outputs, Cost* cost);
+
+// x <- x + rot(x, s) for s in steps, in order (replication and folding by
+// doubling). No level.
+Ciphertext rotate_sum(const Context& ctx, const KeyChain& keys, const Ciphertext& x, const std::vector<long>& steps,
+                      Cost* cost);
+
+}  // namespace ht::linalg

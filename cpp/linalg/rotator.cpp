@@ -1,0 +1,57 @@
+#include "linalg/rotator.hpp"
+
+#include <cstring>
+
+#include "ckks/evaluator.hpp"
+#include "core/error.hpp"
+#include "core/galois.hpp"
+#include "runtime/parallel.hpp"
+
+namespace ht::linalg {
+
+Rotator::Rotator(const Context& ctx, const KeyChain& keys, const Ciphertext& ct)
+    : ctx_(ctx), keys_(keys), ct_(ct), dec_(ct.batch), have_(ct.batch, 0) {
+  if (ct.context_id != ctx.id()) fail("rotate", "the ciphertext belongs to another context");
+  if (ct.size != 2) fail("rotate", "relinearize the ciphertext first");
+}
+
+Ciphertext Rotator::rotate(const std::vector<int>& items, long step, Cost* cost) {
+  const u64 n = ctx_.n();
+  const int level = ct_.level;
+  Ciphertext out(n, static_cast<int>(items.size()), 2, level, ct_.scale, ctx_.id(), false, false);
+  out.bound = ct_.bound;
+  if (normalize_step(step, ctx_.slots()) == 0) {
+    for (size_t k = 0; k < items.size(); ++k)
+      std::memcpy(out.poly(static_cast<int>(k), 0), ct_.poly(items[k], 0), 2 * ct_.limbs() * n * sizeof(u64));
+    return out;
+  }
+  require_rotation_keys(keys_, {step});
+  const u64 elt = galois_element_for_step(step, n);
+  const std::vector<u32>& perm = ctx_.galois_perm(elt);
+  const SwitchKey& key = keys_.galois_key(elt);
+  const size_t ext_words = static_cast<size_t>(level + 1 + ctx_.alpha()) * n;
+  Buffer e0 = Buffer::uninitialized(ext_words), e1 = Buffer::uninitialized(ext_words);
+  for (size_t k = 0; k < items.size(); ++k) {
+    const int b = items[k];
+    if (b < 0 || b >= ct_.batch) fail("rotate", "ciphertext index out of range");
+    if (!have_[b]) {
+      dec_[b] = decompose(ctx_, ct_.poly(b, 1), level);
+      have_[b] = 1;
+      if (cost) cost->decompositions += 1;
+    } else if (cost) {
+      cost->hoisted += 1;
+    }
+    if (cost) cost->rotations += 1;
+    const u64* c0 = ct_.poly(b, 0);
+    u64* o0 = out.poly(static_cast<int>(k), 0);
+    parallel_for(ct_.limbs(), [&](size_t i) {
+      for (u64 t = 0; t < n; ++t) o0[i * n + t] = c0[i * n + perm[t]];
+    });
+    inner_product(ctx_, dec_[b], key, perm.data(), e0.data(), e1.data());
+    mod_down(ctx_, e0.data(), level, o0, true);
+    mod_down(ctx_, e1.data(), level, out.poly(static_cast<int>(k), 1), false);
+  }
+  return out;
+}
+
+}  // namespace ht::linalg

@@ -1,0 +1,31 @@
+// Hoisted rotations on demand (Halevi-Shoup hoisting): the ModUp
+// decomposition of c1 of every ciphertext of a batch is computed at its first
+// rotation and kept, so each further rotation costs an inner product with the
+// Galois key and a ModDown. Unlike rotate_hoisted, the rotated copies are made
+// one step at a time, so memory stays at one decomposition per ciphertext.
+#pragma once
+#include <vector>
+
+#include "ckks/ciphertext.hpp"
+#include "ckks/keys.hpp"
+#include "ckks/keyswitch.hpp"
+#include "linalg/cost.hpp"
+
+namespace ht::linalg {
+
+class Rotator {
+ public:
+  Rotator(const Context& ctx, const KeyChain& keys, const Ciphertext& ct);
+  // The items `items` of the batch rotated by `step`, as a new batch (no level).
+  Ciphertext rotate(const std::vector<int>& items, long step, Cost* cost);
+  const Ciphertext& source() const { return ct_; }
+
+ private:
+  const Context& ctx_;
+  const KeyChain& keys_;
+  const Ciphertext& ct_;
+  std::vector<Decomposition> dec_;
+  std::vector<char> have_;
+};
+
+}  // namespace ht::linalg
