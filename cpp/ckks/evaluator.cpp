@@ -232,7 +232,10 @@ Ciphertext mul_scalar(const Context& ctx, const Ciphertext& a, double c) {
   }
   if (a.level < 1)
     fail("multiply by a scalar", "the ciphertext is at level 0 and a non-integer scalar needs one level");
-  const long double v = static_cast<long double>(c) * plain_mul_scale(ctx, a.level);
+  // The constant lands the product on the canonical scale of level - 1 from
+  // whatever scale the input has.
+  const long double v = static_cast<long double>(c) * ctx.scale_at(a.level - 1) *
+                        (static_cast<long double>(ctx.prime(a.level)) / a.scale);
   if (std::fabs(v) >= 9.2e18L) fail("multiply by a scalar", "the scalar is too large for the scale");
   for (int i = 0; i < a.limbs(); ++i) res[i] = residue_of(v, ctx.prime(i));
   Ciphertext t = a;

@@ -32,6 +32,9 @@ Ciphertext square(const Context& ctx, const KeyChain& keys, const Ciphertext& a)
 // Tensor product only (size 3, scale s^2, no level consumed yet).
 Ciphertext multiply_no_relin(const Context& ctx, const Ciphertext& a, const Ciphertext& b);
 Ciphertext relinearize(const Context& ctx, const KeyChain& keys, const Ciphertext& a);
+// Size 3 -> size 2 and one level down in one ModDown by P * q_level (cheaper
+// than relinearize + rescale). Scale: a.scale / q_level; bound kept.
+Ciphertext relinearize_rescale(const Context& ctx, const KeyChain& keys, const Ciphertext& a);
 // Divides by the last prime: level - 1, scale / q_level.
 Ciphertext rescale(const Context& ctx, const Ciphertext& a);
 // Brings a down to `level` with the canonical scale of that level (one

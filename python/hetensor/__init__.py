@@ -9,13 +9,21 @@
 
 from __future__ import annotations
 
-from . import _core
-from .context import Context, presets
-from .errors import MissingKeyError, SecurityError
+import os
+
+# OpenMP threads sleep at barriers instead of spinning: on a shared or
+# oversubscribed machine spinning made two threads several times slower than
+# one. Set OMP_WAIT_POLICY=ACTIVE before importing for the lowest latency on
+# an idle machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import _core  # noqa: E402
+from .context import Context, presets  # noqa: E402
+from .errors import MissingKeyError, SecurityError  # noqa: E402
 from .layout import Layout
 from .linalg import MatmulCost, PlainMatrix
-from .plain import PlainTensor
-from .tensor import CipherTensor
+from .plain import PlainTensor  # noqa: E402
+from .tensor import CipherTensor  # noqa: E402
 
 __version__ = "0.1.0"
 
