@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "backend/cpu_ntt.hpp"
+#include "backend/cpu_ntt_fma.hpp"
 #include "core/error.hpp"
 #include "core/numth.hpp"
 #include "runtime/parallel.hpp"
@@ -52,6 +53,9 @@ void register_ring(py::module_& m) {
   m.def("ntt_forward", [](const U64Array& a, ht::u64 q) { return transform(a, q, false); });
   m.def("ntt_inverse", [](const U64Array& a, ht::u64 q) { return transform(a, q, true); });
   m.def("primitive_2n_root", &ht::primitive_2n_root);
+  m.def("set_simd_enabled", &ht::cpu::set_simd_enabled, py::arg("enabled"),
+        "Use the AVX2/FMA kernels where the CPU has them (False: the portable path everywhere).");
+  m.def("simd_enabled", &ht::cpu::simd_enabled);
   m.def("set_num_threads", &ht::set_num_threads);
   m.def("get_num_threads", &ht::get_num_threads);
   m.def("bit_reverse", &ht::bit_reverse);
