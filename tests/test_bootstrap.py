@@ -103,3 +103,27 @@ def test_bootstrap_errors(bctx):
     with pytest.raises(ValueError, match="does not support bootstrapping"):
         ht.Context.from_preset("toy-insecure", bootstrap=True)
     assert "toy-boot-insecure" in BOOT_PRESETS
+
+
+def test_encapsulation_round_trip(bctx):
+    """Dense -> sparse (mod q_0 p_0) -> dense keeps the message at level 0."""
+    from hetensor import _core
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1, 1, bctx.slots)
+    ct = bctx.encrypt(x).level_to(0)
+    eng = bctx._engine
+    back = _core.switch_to_dense(eng, _core.switch_to_sparse(eng, ct._ct))
+    assert bits(eng.decrypt(back)[0].real, x) >= 20
+    with pytest.raises(ValueError, match="level 0"):
+        _core.switch_to_sparse(eng, bctx.encrypt(x)._ct)
+
+
+def test_bootstrap_precision_report(bctx, capsys):
+    """Prints the figure quoted in the docs (random inputs in [-1, 1])."""
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1, 1, bctx.slots)
+    got = bctx.decrypt(bctx.encrypt(x).level_to(0).bootstrap())
+    b = bits(got, x)
+    print(f"bootstrap precision: {b:.1f} bits")
+    assert b >= 20

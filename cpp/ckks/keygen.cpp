@@ -175,10 +175,42 @@ std::vector<long> KeyChain::rotation_steps() const {
 }
 
 size_t KeyChain::key_bytes() const {
-  size_t total = pk_.a.bytes() + pk_.b.bytes() + relin_.bytes();
+  size_t total = pk_.a.bytes() + pk_.b.bytes() + relin_.bytes() + to_sparse_.bytes() + to_dense_.bytes();
   std::lock_guard<std::mutex> lock(galois_mutex_);
   for (auto& kv : galois_) total += kv.second->bytes();
   return total;
+}
+
+void KeyChain::generate_encapsulation_keys(int h) {
+  const Context& c = *ctx_;
+  const u64 n = c.n();
+  const int L = c.max_level(), all = L + 1 + c.alpha();
+  if (h < 1 || static_cast<u64>(h) > n) throw InvalidArgument("encapsulation needs a Hamming weight in [1, N]");
+  Prng prng = fork_prng();
+  Buffer sparse(static_cast<size_t>(all) * n, true);
+  add_small_poly_ntt(c, sample_ternary_hamming(prng, n, static_cast<u64>(h)), sparse.data(), range(0, all));
+  // s -> s' modulo q_0 * p_0 only, encrypted under s':
+  //   b = -a s' + e + p_0 s (mod q_0),  b = -a s' + e (mod p_0).
+  const int primes[2] = {0, c.p_index(0)};
+  to_sparse_ = Buffer(static_cast<size_t>(4) * n, true);
+  u64* b = to_sparse_.data();
+  u64* a = to_sparse_.data() + 2 * n;
+  for (int t = 0; t < 2; ++t) sample_uniform(prng, c.prime(primes[t]), a + t * n, n);
+  add_small_poly_ntt(c, sample_gaussian(prng, n, c.params().sigma()), b, {primes[0], primes[1]});
+  for (int t = 0; t < 2; ++t) {
+    const Modulus& m = c.modulus(primes[t]);
+    const u64* sp = sparse.data() + static_cast<size_t>(primes[t]) * n;
+    const u64* sd = sk_.s.data() + static_cast<size_t>(primes[t]) * n;
+    const u64 p0 = t == 0 ? reduce_u64(c.prime(primes[1]), m) : 0;
+    for (u64 k = 0; k < n; ++k) {
+      u64 v = sub_mod(b[t * n + k], mul_mod(a[t * n + k], sp[k], m), m.value);
+      if (t == 0) v = add_mod(v, mul_mod(p0, sd[k], m), m.value);
+      b[t * n + k] = v;
+    }
+  }
+  // s' -> s over the whole chain: an ordinary switching key, under s.
+  to_dense_ = make_switch_key(sparse.data());
+  encaps_weight_ = h;
 }
 
 Prng KeyChain::fork_prng() {

@@ -54,6 +54,17 @@ class KeyChain {
   // A fresh independent random stream (seeded from the chain's stream).
   Prng fork_prng();
 
+  // Sparse-secret encapsulation for bootstrapping (Bossuat et al. 2022): a
+  // sparse ternary s' of Hamming weight h, a key from s to s' that lives only
+  // modulo q_0 * p_0 (small enough for a sparse secret to be safe) and a key
+  // from s' back to s over the whole chain (encrypted under the dense s).
+  void generate_encapsulation_keys(int hamming_weight);
+  bool has_encapsulation() const { return encaps_weight_ > 0; }
+  int encapsulation_weight() const { return encaps_weight_; }
+  // [2][2][N]: (b, a) over limbs (q_0, p_0), one digit.
+  const Buffer& to_sparse_key() const { return to_sparse_; }
+  const SwitchKey& to_dense_key() const { return to_dense_; }
+
  private:
   SwitchKey make_switch_key(const u64* s_prime);
   std::shared_ptr<const Context> ctx_;
@@ -64,6 +75,9 @@ class KeyChain {
   SwitchKey relin_;
   mutable std::mutex galois_mutex_;
   std::map<u64, std::unique_ptr<SwitchKey>> galois_;
+  int encaps_weight_ = 0;
+  Buffer to_sparse_;
+  SwitchKey to_dense_;
 };
 
 // Adds a small polynomial (coefficients in Z, |c| < 2^62) to every limb of

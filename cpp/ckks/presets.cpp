@@ -40,12 +40,11 @@ ParamsLiteral preset_literal(const std::string& name) {
     // Bootstrappable test chain (see hetensor/boot.py): q_0 60 bits, 4
     // computation levels and 3 SlotToCoeff levels at 45 bits (message ratio
     // q_0 / scale = 2^15), 8 EvalMod and 3 CoeffToSlot levels at 60 bits;
-    // sparse secret h = 64 so that |I| <= 16.
+    // dense secret, ModRaise under an encapsulated h = 32 secret so |I| <= 16.
     ParamsLiteral p = make("toy-boot-insecure", 12, 18, 3, 60, 0, true);
     p.scale_bits = 45;
     p.level_bits.assign(7, 45);
     p.level_bits.insert(p.level_bits.end(), 11, 60);
-    p.hamming_weight = 64;
     return p;
   }
   std::string known;

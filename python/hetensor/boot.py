@@ -41,6 +41,9 @@ class BootParams:
     cts_levels, stc_levels: levels of CoeffToSlot and SlotToCoeff.
     cos_degree: degree of the Chebyshev approximation (None: smallest 2^k - 1 that
     meets the error target).
+    encapsulation_h: Hamming weight of the sparse secret the ciphertext is
+    switched to around ModRaise (None: ModRaise under the context's own secret,
+    which must then be sparse).
     """
 
     k_bound: int = 16
@@ -48,6 +51,7 @@ class BootParams:
     cts_levels: int = 3
     stc_levels: int = 3
     cos_degree: Optional[int] = None
+    encapsulation_h: Optional[int] = 32
 
     def eval_mod_levels(self, degree: int) -> int:
         return _core.chebyshev_depth(degree) + self.double_angles
@@ -213,6 +217,8 @@ class Bootstrapper:
             if bar is not None:
                 bar.update(1)
         self.ctx.generate_conjugation_key()
+        if self.params.encapsulation_h:
+            _core.generate_encapsulation_keys(self.ctx._engine, self.params.encapsulation_h)
         if bar is not None:
             bar.update(1)
             bar.close()
@@ -229,7 +235,12 @@ class Bootstrapper:
         eng = self.ctx._engine
         if ct.level > 0:
             ct = eng.level_to(ct, 0)
-        raised = _core.mod_raise(eng, ct).with_scale(self.input_scale, 0.0)
+        if self.params.encapsulation_h:
+            # ModRaise under the sparse s' (small |I|), then straight back to s.
+            raised = _core.switch_to_dense(eng, _core.mod_raise(eng, _core.switch_to_sparse(eng, ct)))
+        else:
+            raised = _core.mod_raise(eng, ct)
+        raised = raised.with_scale(self.input_scale, 0.0)
         a = raised
         for lt in self.cts:
             a = _core.apply_linear_transform(eng, a, lt)

@@ -1,0 +1,84 @@
+#include "boot/encapsulation.hpp"
+
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu_ntt.hpp"
+#include "backend/kernels/basis.hpp"
+#include "backend/kernels/elementwise.hpp"
+#include "ckks/keyswitch.hpp"
+#include "core/error.hpp"
+#include "core/numth.hpp"
+
+namespace ht {
+
+namespace {
+void require(const Context& ctx, const KeyChain& keys, const Ciphertext& ct, const char* op) {
+  if (ct.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context");
+  if (ct.size != 2) fail(op, "relinearize the ciphertext first");
+  if (!keys.has_encapsulation()) fail(op, "no encapsulation keys; create the context with bootstrap=True");
+}
+}  // namespace
+
+Ciphertext switch_to_sparse(const Context& ctx, const KeyChain& keys, const Ciphertext& ct) {
+  require(ctx, keys, ct, "switch to the sparse secret");
+  if (ct.level != 0) fail("switch to the sparse secret", "the ciphertext must be at level 0");
+  const u64 n = ctx.n();
+  const int p0i = ctx.p_index(0);
+  const Modulus& mq = ctx.modulus(0);
+  const Modulus& mp = ctx.modulus(p0i);
+  const u64 q0 = mq.value, p0 = mp.value;
+  const u64* kb = keys.to_sparse_key().data();
+  const u64* ka = kb + 2 * n;
+  const ShoupConst p0_inv = make_shoup(inv_mod(p0 % q0, q0), q0);
+  Ciphertext out = ct;
+  std::vector<u64> d(2 * n), e0(2 * n), e1(2 * n);
+  for (int b = 0; b < ct.batch; ++b) {
+    // Digit: c1 modulo q_0 (NTT) and its centered lift to p_0 (NTT).
+    std::memcpy(d.data(), ct.limb(b, 1, 0), n * sizeof(u64));
+    cpu::ntt_inverse(d.data(), ctx.ntt(0));
+    for (u64 k = 0; k < n; ++k) d[n + k] = kernels::centered_mod(d[k], q0, mp);
+    std::memcpy(d.data(), ct.limb(b, 1, 0), n * sizeof(u64));
+    cpu::ntt_forward(d.data() + n, ctx.ntt(p0i));
+    for (int t = 0; t < 2; ++t) {
+      const Modulus& m = t == 0 ? mq : mp;
+      for (u64 k = 0; k < n; ++k) {
+        e0[t * n + k] = mul_mod(d[t * n + k], kb[t * n + k], m);
+        e1[t * n + k] = mul_mod(d[t * n + k], ka[t * n + k], m);
+      }
+    }
+    // ModDown by p_0: (x_q0 - [x]_p0) / p_0 with the centered residue.
+    for (auto* e : {&e0, &e1}) {
+      std::vector<u64> lift(e->begin() + n, e->end());
+      cpu::ntt_inverse(lift.data(), ctx.ntt(p0i));
+      for (u64 k = 0; k < n; ++k) lift[k] = kernels::centered_mod(lift[k], p0, mq);
+      cpu::ntt_forward(lift.data(), ctx.ntt(0));
+      for (u64 k = 0; k < n; ++k) (*e)[k] = mul_shoup(sub_mod((*e)[k], lift[k], q0), p0_inv, q0);
+    }
+    u64* c0 = out.limb(b, 0, 0);
+    u64* c1 = out.limb(b, 1, 0);
+    for (u64 k = 0; k < n; ++k) {
+      c0[k] = add_mod(c0[k], e0[k], q0);
+      c1[k] = e1[k];
+    }
+  }
+  return out;
+}
+
+Ciphertext switch_to_dense(const Context& ctx, const KeyChain& keys, const Ciphertext& ct) {
+  require(ctx, keys, ct, "switch to the dense secret");
+  const u64 n = ctx.n();
+  const int level = ct.level;
+  Ciphertext out = ct;
+  const size_t ext_words = static_cast<size_t>(level + 1 + ctx.alpha()) * n;
+  Buffer e0 = Buffer::uninitialized(ext_words), e1 = Buffer::uninitialized(ext_words);
+  for (int b = 0; b < ct.batch; ++b) {
+    const Decomposition dec = decompose(ctx, ct.poly(b, 1), level);
+    inner_product(ctx, dec, keys.to_dense_key(), nullptr, e0.data(), e1.data());
+    mod_down(ctx, e0.data(), level, out.poly(b, 0), true);
+    mod_down(ctx, e1.data(), level, out.poly(b, 1), false);
+  }
+  return out;
+}
+
+}  // namespace ht

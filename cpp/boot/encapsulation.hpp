@@ -1,0 +1,17 @@
+// Sparse-secret encapsulation (Bossuat, Troncoso-Pastoriza, Hubaux 2022):
+// bootstrapping switches the ciphertext to a sparse secret s' just before
+// ModRaise, so |I| stays small (K ~ 16 for h = 32), and back to the dense s
+// right after, so every other key and the security of the chain stay those of
+// the dense secret. The s -> s' key lives modulo q_0 * p_0 only.
+#pragma once
+#include "ckks/ciphertext.hpp"
+#include "ckks/keys.hpp"
+
+namespace ht {
+
+// At level 0: the same message under s' instead of s (key switch with p_0).
+Ciphertext switch_to_sparse(const Context& ctx, const KeyChain& keys, const Ciphertext& ct);
+// At any level: the same message under s instead of s'.
+Ciphertext switch_to_dense(const Context& ctx, const KeyChain& keys, const Ciphertext& ct);
+
+}  // namespace ht
