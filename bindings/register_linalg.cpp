@@ -100,6 +100,7 @@ void register_linalg(py::module_& m) {
       la::BilinearRound r;
       r.a_step = py::cast<long>(tup[0]);
       r.b_step = py::cast<long>(tup[1]);
+      if (tup.size() > 3) r.outer = py::cast<long>(tup[3]);
       LArray t = py::cast<LArray>(tup[2]);
       if (t.size() % 3) throw ht::InvalidArgument("product terms come as (out, a, b) triples");
       for (py::ssize_t k = 0; k < t.size() / 3; ++k)

@@ -47,16 +47,40 @@ Cost MapPlan::predicted(long groups) const {
 }
 
 namespace {
-double plan_weight(const std::vector<std::array<long, 3>>& diags, int in_cts, int out_cts, long n1) {
-  std::vector<std::set<long>> b(in_cts), g(out_cts);
+// Weighted rotation count of a baby step n1: a hoisted baby rotation counts
+// 0.6 of a full (giant) rotation.
+double plan_weight(const std::vector<std::array<long, 3>>& diags, int in_cts, int out_cts, long n1,
+                   std::vector<std::vector<long>>& b, std::vector<std::vector<long>>& g) {
+  for (auto& v : b) v.clear();
+  for (auto& v : g) v.clear();
   for (auto& d : diags) {
-    b[d[1]].insert(d[2] % n1);
-    g[d[0]].insert(d[2] - d[2] % n1);
+    b[d[1]].push_back(d[2] % n1);
+    g[d[0]].push_back(d[2] - d[2] % n1);
   }
   double w = 0;
-  for (auto& s : b) w += 0.6 * static_cast<double>(s.size() - s.count(0));
-  for (auto& s : g) w += static_cast<double>(s.size() - s.count(0));
+  auto distinct_nonzero = [](std::vector<long>& v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return static_cast<double>(v.size()) - (!v.empty() && v.front() == 0 ? 1 : 0);
+  };
+  for (auto& v : b) w += 0.6 * distinct_nonzero(v);
+  for (auto& v : g) w += distinct_nonzero(v);
   return w;
+}
+
+// Baby steps worth trying: powers of two, every value up to 256, and a few
+// multiples of them (steps that are combinations like 63 j + 64 e are split
+// well by a baby step that is not a power of two).
+std::vector<long> n1_candidates(long slots, size_t diags) {
+  std::set<long> c;
+  for (long v = 1; v <= slots; v <<= 1) c.insert(v);
+  const long small = diags > 20000 ? 64 : 256;
+  for (long v = 1; v <= std::min(slots, small); ++v) c.insert(v);
+  if (diags <= 4000)
+    for (long v = 1; v <= 64; ++v)
+      for (long f = 2; f <= 64; f <<= 1)
+        if (v * f <= slots) c.insert(v * f);
+  return {c.begin(), c.end()};
 }
 }  // namespace
 
@@ -75,12 +99,13 @@ MapPlan plan_map(long slots, int in_cts, int out_cts, const std::vector<std::arr
   p.out_cts = out_cts;
   if (n1 <= 0) {
     double best = 1e300;
-    for (long c = 1; c <= slots; c <<= 1) {
-      const double w = plan_weight(diags, in_cts, out_cts, c);
+    std::vector<std::vector<long>> b(in_cts), g(out_cts);
+    for (long c : n1_candidates(slots, diags.size())) {
+      const double w = plan_weight(diags, in_cts, out_cts, c, b, g);
       if (w < best - 1e-9) { best = w; n1 = c; }
     }
   }
-  if (n1 <= 0 || (n1 & (n1 - 1)) || n1 > slots) fail(op, "the baby step must be a power of two <= slots");
+  if (n1 <= 0 || n1 > slots) fail(op, "the baby step must be in [1, slots]");
   p.n1 = n1;
   std::vector<std::set<long>> bset(in_cts);
   for (auto& d : diags) bset[d[1]].insert(d[2] % n1);

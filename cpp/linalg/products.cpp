@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "ckks/evaluator.hpp"
@@ -25,6 +26,7 @@ Ciphertext bilinear_sum(const Context& ctx, const KeyChain& keys, const Cipherte
   for (auto& r : rounds) {
     steps.push_back(r.a_step);
     steps.push_back(r.b_step);
+    steps.push_back(r.outer);
     for (auto& t : r.terms)
       if (t.out < 0 || t.out >= outputs || t.a < 0 || t.a >= A0.batch || t.b < 0 || t.b >= B0.batch)
         fail(op, "a product term names a missing ciphertext");
@@ -34,49 +36,63 @@ Ciphertext bilinear_sum(const Context& ctx, const KeyChain& keys, const Cipherte
   const Ciphertext B = B0.level == level ? B0 : level_to(ctx, B0, level);
   const u64 n = ctx.n();
   const int limbs = level + 1;
-  Ciphertext acc(n, outputs, 3, level, A.scale * B.scale, ctx.id());
   Rotator ra(ctx, keys, A), rb(ctx, keys, B);
   Cost c;
   std::vector<long> per_out(outputs, 0);
-  for (const auto& r : rounds) {
-    if (r.terms.empty()) continue;
-    std::set<int> as, bs;
-    for (auto& t : r.terms) { as.insert(t.a); bs.insert(t.b); }
-    const std::vector<int> av(as.begin(), as.end()), bv(bs.begin(), bs.end());
-    const Ciphertext rA = ra.rotate(av, r.a_step, &c);
-    const Ciphertext rB = rb.rotate(bv, r.b_step, &c);
-    std::vector<std::vector<std::pair<int, int>>> by_out(outputs);
-    for (auto& t : r.terms) {
-      const int ai = static_cast<int>(std::lower_bound(av.begin(), av.end(), t.a) - av.begin());
-      const int bi = static_cast<int>(std::lower_bound(bv.begin(), bv.end(), t.b) - bv.begin());
-      by_out[t.out].push_back({ai, bi});
-      per_out[t.out] += 1;
-    }
-    parallel_for(static_cast<size_t>(outputs) * limbs, [&](size_t idx) {
-      const int i = static_cast<int>(idx % limbs), o = static_cast<int>(idx / limbs);
-      if (by_out[o].empty()) return;
-      const Modulus& m = ctx.modulus(i);
-      const u64 q = m.value;
-      u64* d0 = acc.limb(o, 0, i);
-      u64* d1 = acc.limb(o, 1, i);
-      u64* d2 = acc.limb(o, 2, i);
-      for (auto& ab : by_out[o]) {
-        const u64 *x0 = rA.limb(ab.first, 0, i), *x1 = rA.limb(ab.first, 1, i);
-        const u64 *y0 = rB.limb(ab.second, 0, i), *y1 = rB.limb(ab.second, 1, i);
-        for (u64 k = 0; k < n; ++k) {
-          d0[k] = add_mod(d0[k], mul_mod(x0[k], y0[k], m), q);
-          d1[k] = add_mod(d1[k], add_mod(mul_mod(x0[k], y1[k], m), mul_mod(x1[k], y0[k], m), q), q);
-          d2[k] = add_mod(d2[k], mul_mod(x1[k], y1[k], m), q);
-        }
+  std::map<long, std::vector<size_t>> groups;  // outer step -> rounds
+  for (size_t k = 0; k < rounds.size(); ++k) groups[normalize_step(rounds[k].outer, ctx.slots())].push_back(k);
+  std::optional<Ciphertext> total;
+  for (const auto& grp : groups) {
+    Ciphertext acc(n, outputs, 3, level, A.scale * B.scale, ctx.id());
+    for (size_t k : grp.second) {
+      const BilinearRound& r = rounds[k];
+      if (r.terms.empty()) continue;
+      std::set<int> as, bs;
+      for (auto& t : r.terms) { as.insert(t.a); bs.insert(t.b); }
+      const std::vector<int> av(as.begin(), as.end()), bv(bs.begin(), bs.end());
+      const Ciphertext rA = ra.rotate(av, r.a_step, &c);
+      const Ciphertext rB = rb.rotate(bv, r.b_step, &c);
+      std::vector<std::vector<std::pair<int, int>>> by_out(outputs);
+      for (auto& t : r.terms) {
+        const int ai = static_cast<int>(std::lower_bound(av.begin(), av.end(), t.a) - av.begin());
+        const int bi = static_cast<int>(std::lower_bound(bv.begin(), bv.end(), t.b) - bv.begin());
+        by_out[t.out].push_back({ai, bi});
+        per_out[t.out] += 1;
       }
-    });
-    c.tensor_products += static_cast<long>(r.terms.size());
+      parallel_for(static_cast<size_t>(outputs) * limbs, [&](size_t idx) {
+        const int i = static_cast<int>(idx % limbs), o = static_cast<int>(idx / limbs);
+        if (by_out[o].empty()) return;
+        const Modulus& m = ctx.modulus(i);
+        const u64 q = m.value;
+        u64* d0 = acc.limb(o, 0, i);
+        u64* d1 = acc.limb(o, 1, i);
+        u64* d2 = acc.limb(o, 2, i);
+        for (auto& ab : by_out[o]) {
+          const u64 *x0 = rA.limb(ab.first, 0, i), *x1 = rA.limb(ab.first, 1, i);
+          const u64 *y0 = rB.limb(ab.second, 0, i), *y1 = rB.limb(ab.second, 1, i);
+          for (u64 k2 = 0; k2 < n; ++k2) {
+            d0[k2] = add_mod(d0[k2], mul_mod(x0[k2], y0[k2], m), q);
+            d1[k2] = add_mod(d1[k2], add_mod(mul_mod(x0[k2], y1[k2], m), mul_mod(x1[k2], y0[k2], m), q), q);
+            d2[k2] = add_mod(d2[k2], mul_mod(x1[k2], y1[k2], m), q);
+          }
+        }
+      });
+      c.tensor_products += static_cast<long>(r.terms.size());
+    }
+    acc.bound = 0;
+    Ciphertext rel = relinearize(ctx, keys, acc);
+    c.relinearizations += outputs;
+    rel.bound = 0;
+    if (grp.first != 0) {
+      rel = rotate(ctx, keys, rel, grp.first);
+      c.rotations += outputs;
+    }
+    rel.bound = 0;
+    total = total ? add(ctx, *total, rel) : std::move(rel);
   }
-  acc.bound = 0;
-  Ciphertext rel = relinearize(ctx, keys, acc);
-  c.relinearizations += outputs;
-  rel.bound = 0;
-  Ciphertext out = rescale(ctx, rel);
+  if (!total) total = Ciphertext(n, outputs, 2, level, A.scale * B.scale, ctx.id());
+  total->bound = 0;
+  Ciphertext out = rescale(ctx, *total);
   c.rescales += outputs;
   if (std::fabs(out.scale / ctx.scale_at(out.level) - 1) > 1e-6)
     fail(op, "internal scale mismatch after the product; the operands were not at canonical scales");

@@ -1,10 +1,13 @@
 // Sums of products of rotated ciphertexts, the inner loop of encrypted
 // matrix products (Jiang-Kim-Lauter-Song 2018 style, with hoisting and lazy
 // relinearization):
-//   out_o = sum_rounds sum_{(o, a, b) in round} rot(A_a, a_step) (x) rot(B_b, b_step)
+//   out_o = sum_rounds rot( sum_{(o, a, b) in round} rot(A_a, a_step) (x) rot(B_b, b_step), outer )
 // The rotations of every ciphertext share one decomposition (Rotator); the
-// tensor products are accumulated in degree 2 and each output is
-// relinearized and rescaled once: the sum consumes exactly one level.
+// tensor products of the rounds with one `outer` step are accumulated in
+// degree 2, relinearized once and rotated by `outer` (a giant step: with
+// rot(x, u) (x) rot(y, v) = rot(rot(x, u - w) (x) rot(y, v - w), w), a loop over
+// t = g T + b needs T distinct rotations of one operand instead of n). One
+// rescale per output at the end: the sum consumes exactly one level.
 #pragma once
 #include <vector>
 
@@ -18,7 +21,7 @@ struct BilinearTerm {
   int out, a, b;
 };
 struct BilinearRound {
-  long a_step = 0, b_step = 0;
+  long a_step = 0, b_step = 0, outer = 0;
   std::vector<BilinearTerm> terms;
 };
 

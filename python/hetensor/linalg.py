@@ -268,14 +268,31 @@ def to_matrix(x, cost: Optional[MatmulCost] = None):
     lay = flat.as_layout()
     if lay is not None:
         return _make(x.context, x._ct, lay, like=x)
-    if len(x.shape) not in (1, 2, 3):
-        raise ValueError(f"matrix operations need a 1-D, 2-D or 3-D tensor, got shape {x.shape}")
-    if len(x.shape) == 1:
-        target = Layout.for_matrix(x.shape, x.context.slots)
-    else:
-        target = Layout.for_matrix(np.empty(x.shape[:-2] + (x.shape[-1], x.shape[-2]), dtype=np.int8).shape,
-                                   x.context.slots).T
-    return relayout(x, target, cost=cost)
+    return relayout(x, _matrix_target(x.shape, x.context.slots), cost=cost)
+
+
+def _matrix_target(shape, slots: int) -> Layout:
+    """The layout a flat tensor is moved into: transposed, so a row keeps its slots' order (cheap map)."""
+    shape = tuple(shape)
+    if len(shape) not in (1, 2, 3):
+        raise ValueError(f"matrix operations need a 1-D, 2-D or 3-D tensor, got shape {shape}")
+    if len(shape) == 1:
+        return Layout.for_matrix(shape, slots)
+    return Layout.for_matrix(shape[:-2] + (shape[-1], shape[-2]), slots).T
+
+
+def _resolve_layout(lay, slots: int, steps: set) -> Layout:
+    """For rotation_steps_for: the matrix layout an operand is used in, adding conversion steps."""
+    if isinstance(lay, Layout):
+        return lay
+    direct = lay.as_layout()
+    if direct is not None:
+        return direct
+    target = _matrix_target(lay.shape, slots)
+    ic, is_ = lay.positions()
+    oc, os_ = target.positions()
+    steps.update(_entry_plan(slots, lay.num_ciphertexts, target.num_ciphertexts, oc, os_, ic, is_).rotation_steps())
+    return target
 
 
 def relayout(x, target: Layout, cost: Optional[MatmulCost] = None):
@@ -489,9 +506,9 @@ def _tile_candidates(x: int) -> List[int]:
     return sorted({-(-x // k) for k in list(range(1, 65)) + [1 << e for e in range(7, 20)] if k <= x})
 
 
-def _jkls_tiles(slots: int, m: int, n: int, p: int):
-    """(mt, nt, pt, bh) minimising the predicted key switches of JKLS tiles."""
-    best = None
+def _jkls_tile_list(slots: int, m: int, n: int, p: int, keep: int = 6, bms: Sequence[int] = ()):
+    """Tilings (mt, nt, pt, bh) that fit, best first by a quick estimate of key switches."""
+    cands = []
     for nt in _tile_candidates(n):
         for mt in _tile_candidates(m):
             bh = next_pow2(mt + nt - 1)
@@ -501,20 +518,39 @@ def _jkls_tiles(slots: int, m: int, n: int, p: int):
                 if bh * (nt + pt - 1) > slots:
                     continue
                 nrt, nc, nq = -(-m // mt), -(-n // nt), -(-p // pt)
-                rots = (nrt * nc + nc * nq) * (nt - 1)
-                score = 0.6 * rots + 0.1 * nrt * nq * nc * nt + nrt * nq + 3.0 * (nrt * nc + nc * nq)
-                if best is None or score < best[0]:
-                    best = (score, mt, nt, pt, bh)
-    if best is None:
+                loop = 0.6 * (min(nrt, nq) * nc * nt + max(nrt, nq) * nc * 2 * math.sqrt(nt)) + nrt * nq * math.sqrt(nt)
+                maps = 6.0 * math.sqrt(mt + nt + pt) * (nrt * nc + nc * nq)
+                score = loop + maps + 0.1 * nrt * nq * nc * nt
+                cands.append((score, mt, nt, pt, bh))
+    if not cands:
         raise ValueError(f"no tiling of a {m}x{n} @ {n}x{p} product fits {slots} slots")
-    return best[1:]
+    cands.sort()
+    chosen = [c[1:] for c in cands[:keep]]
+    # also the best tilings whose super-slots match an operand's (cheap sigma / tau maps)
+    for bm in {b for b in bms if b}:
+        same = [c[1:] for c in cands if c[4] == bm][:2]
+        chosen += [c for c in same if c not in chosen]
+    return chosen
 
 
-def _jkls_setup(slots: int, lx, ly, B: int):
-    """Plans and rounds of the JKLS product for layouts lx (B?, m, n) and ly (B?, n, p)."""
+def _jkls_loop(nt: int, bh: int, a_cts: int, b_cts: int, outputs: int):
+    """(T, side, predicted weight) of the giant/baby split of the loop over t = g T + b."""
+    best = None
+    for T in range(1, nt + 1):
+        groups = -(-nt // T)
+        for side in ("b", "a"):
+            a_rot, b_rot = (nt, T) if side == "b" else (T, nt)
+            w = 0.6 * (a_cts * (a_rot - 1) + b_cts * (b_rot - 1)) + outputs * (2 * groups - 1)
+            if best is None or w < best[2] - 1e-9:
+                best = (T, side, w)
+    return best
+
+
+def _jkls_setup(slots: int, lx, ly, B: int, tiles):
+    """Maps and rounds of the JKLS product for layouts lx (B?, m, n), ly (B?, n, p) and tiles (mt, nt, pt, bh)."""
     _, m, n = lx.matrix
     _, _, p = ly.matrix
-    mt, nt, pt, bh = _jkls_tiles(slots, m, n, p)
+    mt, nt, pt, bh = tiles
     nrt, nc, nq = -(-m // mt), -(-n // nt), -(-p // pt)
     ntc = [min(nt, n - c * nt) for c in range(nc)]
     # sigma: A(rt, c)[i + bh c'] = X[rt mt + i, c nt + (i + c') mod ntc]
@@ -540,6 +576,8 @@ def _jkls_setup(slots: int, lx, ly, B: int):
             oc.append(np.full(r.size, c * nq + q)); os_.append(r + bh * j); ic.append(cti); is_.append(sli)
     tau = (np.concatenate(oc), np.concatenate(os_), np.concatenate(ic), np.concatenate(is_))
     bx, by = lx.batch, ly.batch
+    outputs = B * nrt * nq
+    T, side, loop_w = _jkls_loop(nt, bh, bx * nrt * nc, by * nc * nq, outputs)
     rounds = []
     for t in range(nt):
         terms = []
@@ -551,13 +589,23 @@ def _jkls_setup(slots: int, lx, ly, B: int):
                             terms.append(((b * nrt + rt) * nq + q,
                                           ((b if bx > 1 else 0) * nrt + rt) * nc + c,
                                           ((b if by > 1 else 0) * nc + c) * nq + q))
-        rounds.append((bh * t, t, np.asarray(terms, dtype=np.int64).reshape(-1)))
+        g, bb = divmod(t, T)
+        if side == "b":  # rot(A, bh t) rot(B, t) = rot(rot(A, bh t - gT) rot(B, b), gT)
+            a_step, b_step, outer = bh * t - g * T, bb, g * T
+        else:            # ... = rot(rot(A, bh b) rot(B, t - bh gT), bh gT)
+            a_step, b_step, outer = bh * bb, t - bh * g * T, bh * g * T
+        rounds.append((a_step, b_step, np.asarray(terms, dtype=np.int64).reshape(-1), outer))
     out = Layout((B, m, p), slots, bm=bh, br=mt, bc=pt, clean=False)
-    return dict(tiles=(mt, nt, pt, bh), counts=(nrt, nc, nq), sigma=sigma, tau=tau, rounds=rounds, out=out)
+    return dict(tiles=(mt, nt, pt, bh), counts=(nrt, nc, nq), sigma=sigma, tau=tau, rounds=rounds, out=out,
+                loop=(T, side, loop_w))
 
 
-def _diag_setup(slots: int, lx: Layout, ly, B: int):
-    """Plans of the broadcast-diagonal product (thin right operands); None when it does not apply."""
+def _diag_setup(slots: int, lx: Layout, ly, B: int, rows: int = 1):
+    """Plans of the broadcast-diagonal product (thin right operands); None when it does not apply.
+
+    The map writes the diagonals into ``rows`` rows of every super-slot; log2(br / rows)
+    doubling rotations copy them to the other rows.
+    """
     if not isinstance(lx, Layout) or lx.transposed:
         return None
     _, m, n = lx.matrix
@@ -566,7 +614,8 @@ def _diag_setup(slots: int, lx: Layout, ly, B: int):
     pp = next_pow2(p)
     if pp > K:
         return None
-    # E'(a, d)[bm t] = Y[a bc + (t + d) mod K, t mod pp]   (row 0 of each super-slot)
+    rows = min(next_pow2(rows), next_pow2(br))
+    # E'(a, d)[i + bm t] = Y[a bc + (t + d) mod K, t mod pp] for i < rows
     t = np.arange(K)
     oc, os_, ic, is_ = [], [], [], []
     for a in range(ncb):
@@ -578,7 +627,9 @@ def _diag_setup(slots: int, lx: Layout, ly, B: int):
             if not np.any(ok):
                 continue
             cti, sli = ly.index(0, k[ok], j[ok])
-            oc.append(np.full(int(ok.sum()), a * pp + d)); os_.append(bm * t[ok]); ic.append(cti); is_.append(sli)
+            for i in range(rows):
+                oc.append(np.full(int(ok.sum()), a * pp + d)); os_.append(i + bm * t[ok]); ic.append(cti)
+                is_.append(sli)
     emap = (np.concatenate(oc), np.concatenate(os_), np.concatenate(ic), np.concatenate(is_))
     bx, by = lx.batch, ly.batch
     rounds = []
@@ -590,10 +641,10 @@ def _diag_setup(slots: int, lx: Layout, ly, B: int):
                     terms.append((b * nrb + rb, ((b if bx > 1 else 0) * nrb + rb) * ncb + a,
                                   ((b if by > 1 else 0) * ncb + a) * pp + d))
         rounds.append((bm * d, 0, np.asarray(terms, dtype=np.int64).reshape(-1)))
-    replicate = _doubling(br, 1, -1)
+    replicate = [-rows * (1 << e) for e in range(int(math.log2(next_pow2(br) // rows)))]
     fold = [bm * pp * (1 << e) for e in range(int(math.log2(K // pp)))]
     out = Layout((B, m, p), slots, bm=bm, br=br, bc=p, clean=False)
-    return dict(emap=emap, e_cts=ncb * pp, rounds=rounds, replicate=replicate, fold=fold, out=out, pp=pp)
+    return dict(emap=emap, e_cts=ncb * pp, rounds=rounds, replicate=replicate, fold=fold, out=out, pp=pp, rows=rows)
 
 
 def _predict_keyswitches(counts: Dict[str, int]) -> float:
@@ -602,30 +653,48 @@ def _predict_keyswitches(counts: Dict[str, int]) -> float:
 
 
 def _ccmm_plans(ctx, lx, ly, B: int):
-    """Both algorithms' plans and predicted costs: {method: (setup, plans, predicted key switches)}."""
+    """Both algorithms' plans and predicted costs: {method: (setup, plans, predicted key switches, key)}."""
     slots = ctx.slots
     out = {}
     kx, ky = _lkey(lx), _lkey(ly)
-    key = ("jkls", kx, ky, B)
-    setup = _plan(ctx, key + ("setup",), lambda: _jkls_setup(slots, lx, ly, B))
-    sp = _plan(ctx, key + ("sigma",), lambda: _entry_plan(slots, lx.num_ciphertexts // lx.batch,
-                                                          setup["counts"][0] * setup["counts"][1], *setup["sigma"]))
-    tp = _plan(ctx, key + ("tau",), lambda: _entry_plan(slots, ly.num_ciphertexts // ly.batch,
-                                                        setup["counts"][1] * setup["counts"][2], *setup["tau"]))
-    nrt, nc, nq = setup["counts"]
-    nt = setup["tiles"][1]
-    pred = _predict_keyswitches(sp.predicted(lx.batch)) + _predict_keyswitches(tp.predicted(ly.batch))
-    pred += 0.6 * (lx.batch * nrt * nc + ly.batch * nc * nq) * (nt - 1) + B * nrt * nq
-    out["jkls"] = (setup, (sp, tp), pred, key)
-    ds = _plan(ctx, ("diag", kx, ky, B, "setup"), lambda: _diag_setup(slots, lx, ly, B))
-    if ds is not None:
-        dkey = ("diag", kx, ky, B)
+    _, m, n = lx.matrix
+    _, _, p = ly.matrix
+
+    def jkls_for(tiles):
+        key = ("jkls", kx, ky, B, tiles)
+        setup = _plan(ctx, key + ("setup",), lambda: _jkls_setup(slots, lx, ly, B, tiles))
+        nrt, nc, nq = setup["counts"]
+        sp = _plan(ctx, key + ("sigma",), lambda: _entry_plan(slots, lx.num_ciphertexts // lx.batch, nrt * nc,
+                                                              *setup["sigma"]))
+        tp = _plan(ctx, key + ("tau",), lambda: _entry_plan(slots, ly.num_ciphertexts // ly.batch, nc * nq,
+                                                            *setup["tau"]))
+        pred = _predict_keyswitches(sp.predicted(lx.batch)) + _predict_keyswitches(tp.predicted(ly.batch))
+        pred += setup["loop"][2]
+        return (setup, (sp, tp), pred, key)
+
+    choice = _plan(ctx, ("jkls-choice", kx, ky, B), lambda: min(
+        (jkls_for(t) for t in _jkls_tile_list(slots, m, n, p, bms=(getattr(lx, "bm", 0), getattr(ly, "bm", 0)))),
+        key=lambda r: r[2])[0]["tiles"])
+    out["jkls"] = jkls_for(choice)
+    def diag_for(rows):
+        dkey = ("diag", kx, ky, B, rows)
+        ds = _plan(ctx, dkey + ("setup",), lambda: _diag_setup(slots, lx, ly, B, rows))
+        if ds is None:
+            return None
         ep = _plan(ctx, dkey + ("emap",), lambda: _entry_plan(slots, ly.num_ciphertexts // ly.batch, ds["e_cts"],
                                                               *ds["emap"]))
         nrb, ncb = lx.nrb, lx.ncb
         pred = _predict_keyswitches(ep.predicted(ly.batch)) + ly.batch * ds["e_cts"] * len(ds["replicate"])
         pred += 0.6 * B * nrb * ncb * (ds["pp"] - 1) + B * nrb * (1 + len(ds["fold"]))
-        out["diag"] = (ds, (ep,), pred, dkey)
+        return (ds, (ep,), pred, dkey)
+
+    if isinstance(lx, Layout) and not lx.transposed and next_pow2(p) <= lx.K:
+        def pick():
+            opts = [r for r in (diag_for(rows) for rows in (1, 4, 16, 32)) if r is not None]
+            return min(opts, key=lambda r: r[2])[0]["rows"] if opts else None
+        rows = _plan(ctx, ("diag-choice", kx, ky, B), pick)
+        if rows is not None:
+            out["diag"] = diag_for(rows)
     return out
 
 
@@ -671,15 +740,15 @@ def _matmul_cc(x, y, cost: MatmulCost, method: Optional[str] = None):
     if method == "jkls":
         sp, tp = mp
         _require(ctx, [*sp.rotation_steps(), *tp.rotation_steps(), *[r[0] for r in setup["rounds"]],
-                       *[r[1] for r in setup["rounds"]]])
+                       *[r[1] for r in setup["rounds"]], *[r[3] for r in setup["rounds"]]])
         A = _run_map(ctx, key + ("sigma",), sp, x._ct, level, 1, cost)
         Bt = _run_map(ctx, key + ("tau",), tp, y._ct, level, 1, cost)
         nrt, nc, nq = setup["counts"]
         outs = B * nrt * nq
-        rounds = [(int(a), int(b), t) for a, b, t in setup["rounds"]]
+        rounds = [(int(a), int(b), t, int(o)) for a, b, t, o in setup["rounds"]]
         ct, counts = _core.linalg_bilinear(ctx._engine, A, Bt, rounds, outs)
         cost.add(counts)
-        cost.steps([r[0] for r in rounds] + [r[1] for r in rounds], ctx.slots)
+        cost.steps([r[0] for r in rounds] + [r[1] for r in rounds] + [r[3] for r in rounds], ctx.slots)
     else:
         (ep,) = mp
         _require(ctx, [*ep.rotation_steps(), *setup["replicate"], *[r[0] for r in setup["rounds"]], *setup["fold"]])
@@ -851,61 +920,65 @@ def tensor_sum(x, dim=None, keepdim: bool = False):
     return out
 
 
-def broadcast_to(v, target: Layout, cost: Optional[MatmulCost] = None):
-    """A row vector (1 x n), column vector (m x 1) or smaller batch broadcast into ``target``.
-
-    One block linear map (one level) puts the vector in row 0 (column 0) of
-    every block of the target, then log2(br) (log2(bc)) rotations copy it.
-    """
-    ctx = v.context
-    own = cost is None
-    cost = cost or MatmulCost(op="broadcast", method="map+replicate")
-    level = int(v.level)
-    src = layout_of(v)
+def _broadcast_setup(src, target: Layout):
+    """Entries (oc, os, ic, is), copy steps and cleanliness of a vector broadcast into ``target``."""
     vs = tuple(src.shape)
     tb, tm, tn = target.matrix
     ts = tuple(target.shape)
-    # numpy broadcasting of vs against the target's logical shape
     try:
         bshape = np.broadcast_shapes(vs, ts)
     except ValueError:
         raise ValueError(f"cannot broadcast shape {vs} to {ts}") from None
     if bshape != ts:
         raise ValueError(f"cannot broadcast shape {vs} to {ts}")
-    full = (1,) * (3 - len(vs)) + vs if len(vs) < 3 else vs
-    if len(ts) == 2:
-        full = (1,) + tuple(full[-2:]) if len(vs) >= 2 else (1, 1, vs[0])
-    elif len(ts) == 1:
-        full = (1, 1, vs[0])
+    # the vector's (b, m, n), aligned to the target's trailing dimensions
+    if len(ts) == 1:
+        full = (1, 1, vs[-1])
+    elif len(ts) == 2:
+        full = (1,) + ((1,) * (2 - len(vs)) + vs)[-2:]
+    else:
+        full = (1,) * (3 - len(vs)) + vs
     vb, vm, vn = full
     if vm not in (1, tm) or vn not in (1, tn) or vb not in (1, tb):
         raise ValueError(f"cannot broadcast shape {vs} to {ts}")
     rows_rep = vm == 1 and tm > 1
     cols_rep = vn == 1 and tn > 1
-    # entries: element (b, r, c) of v -> every target item, row 0 (if rows replicate) of every row block ...
-    bb, rr, cc = np.meshgrid(np.arange(tb), np.arange(tm), np.arange(tn), indexing="ij")
-    bb, rr, cc = bb.reshape(-1), rr.reshape(-1), cc.reshape(-1)
+    bb, rr, cc = (a.reshape(-1) for a in np.meshgrid(np.arange(tb), np.arange(tm), np.arange(tn), indexing="ij"))
     keep = np.ones(bb.size, dtype=bool)
-    pr_sel = (lambda r, c: c) if target.transposed else (lambda r, c: r)
-    pc_sel = (lambda r, c: r) if target.transposed else (lambda r, c: c)
-    rep_steps = []
-    if rows_rep:  # replicate over logical rows: physical rows (or columns when transposed)
-        phys = pc_sel(rr, cc) if target.transposed else pr_sel(rr, cc)
-        block = target.bc if target.transposed else target.br
-        keep &= (phys % block) == 0
-        unit = target.bm if target.transposed else 1
-        rep_steps += _doubling(min(block, tm), unit, -1)
-    if cols_rep:
-        phys = pr_sel(rr, cc) if target.transposed else pc_sel(rr, cc)
-        block = target.br if target.transposed else target.bc
-        keep &= (phys % block) == 0
-        unit = 1 if target.transposed else target.bm
-        rep_steps += _doubling(min(block, tn), unit, -1)
+    steps: List[int] = []
+    clean = True
+    # logical rows are stored rows, or stored columns when the target is transposed
+    for rep, logical, count in ((rows_rep, rr, tm), (cols_rep, cc, tn)):
+        if not rep:
+            continue
+        along_rows = (logical is rr) != target.transposed
+        block = target.br if along_rows else target.bc
+        unit = 1 if along_rows else target.bm
+        keep &= (logical % block) == 0
+        span = min(block, count)
+        steps += _doubling(span, unit, -1)
+        if next_pow2(span) != span or count % block:
+            clean = False
     bb, rr, cc = bb[keep], rr[keep], cc[keep]
     oc, os_ = target.index(bb, rr, cc)
     vidx = (np.where(vb == 1, 0, bb) * vm * vn + np.where(vm == 1, 0, rr) * vn + np.where(vn == 1, 0, cc))
     sc, ss = src.positions()
-    ic, is_ = sc[vidx], ss[vidx]
+    return (oc, os_, sc[vidx], ss[vidx]), steps, clean
+
+
+def broadcast_to(v, target: Layout, cost: Optional[MatmulCost] = None):
+    """A row vector (1 x n), column vector (m x 1) or smaller batch broadcast into ``target``.
+
+    One block linear map (one level) puts the vector in row 0 (column 0) of
+    every block of the target, then log2(br) (log2(bc)) rotations copy it.
+    The map is skipped when the vector already sits there and is clean.
+    """
+    ctx = v.context
+    own = cost is None
+    cost = cost or MatmulCost(op="broadcast", method="map+replicate")
+    level = int(v.level)
+    src = layout_of(v)
+    (oc, os_, ic, is_), rep_steps, clean = _broadcast_setup(src, target)
     key = ("broadcast", _lkey(src), target.key())
     if isinstance(src, Layout) and src.clean and src.num_ciphertexts == target.num_ciphertexts and \
             np.array_equal(ic, oc) and np.array_equal(is_, os_):
@@ -915,22 +988,11 @@ def broadcast_to(v, target: Layout, cost: Optional[MatmulCost] = None):
                                                    oc, os_, ic, is_))
         ct = _run_map(ctx, key, plan, v._ct, level, 1, cost)
     ct = _rotate_sum(ctx, ct, rep_steps, cost)
-    exact = all(abs(s) in (1 << e for e in range(40)) for s in rep_steps)
-    clean = (not rows_rep or next_pow2(min(target.br if not target.transposed else target.bc, tm)) ==
-             min(target.br if not target.transposed else target.bc, tm)) and \
-            (not cols_rep or next_pow2(min(target.bc if not target.transposed else target.br, tn)) ==
-             min(target.bc if not target.transposed else target.br, tn)) and exact
-    out = _make(ctx, ct, target.replace(clean=bool(clean and _fills(target))), like=v)
+    out = _make(ctx, ct, target.replace(clean=bool(clean)), like=v)
     if own:
         cost.levels = level - int(out.level)
         _publish(cost)
     return out
-
-
-def _fills(lay: Layout) -> bool:
-    """True when the blocks' rows and columns exactly fill what replication writes (no padding written)."""
-    pm, pn = lay.physical
-    return pm % lay.br == 0 and pn % lay.bc == 0
 
 
 def align(a, b, op: str):
@@ -993,11 +1055,14 @@ def rotation_steps_for(ctx, op: str, *shapes, layouts: Optional[Sequence[Optiona
     while len(lays) < len(shapes):
         lays.append(None)
 
+    steps: set = set()
+
     def lay(i, shape):
         l = lays[i]
-        return l if l is not None else Layout.for_matrix(tuple(shape), slots)
+        if l is None:
+            return Layout.for_matrix(tuple(shape), slots)
+        return l if op == "relayout" else _resolve_layout(l, slots, steps)
 
-    steps: set = set()
     if op in ("cpmm", "pcmm"):
         if len(shapes) != 2:
             raise ValueError(f"{op} takes two shapes")
@@ -1016,9 +1081,17 @@ def rotation_steps_for(ctx, op: str, *shapes, layouts: Optional[Sequence[Optiona
     elif op in ("ccmm", "matmul"):
         if len(shapes) != 2:
             raise ValueError(f"{op} takes two shapes")
-        lx, ly = lay(0, shapes[0]), lay(1, shapes[1])
-        if len(shapes[1]) == 1:
-            ly = Layout((shapes[1][0], 1), slots, shape=tuple(shapes[1]))
+        lx = lay(0, shapes[0])
+        if len(shapes[1]) == 1 and not isinstance(lays[1], Layout):
+            col = Layout((shapes[1][0], 1), slots, shape=tuple(shapes[1]))
+            src = lays[1] if lays[1] is not None else FlatLayout(shapes[1], slots)
+            ic, is_ = src.positions()
+            oc, os_ = col.positions()
+            steps.update(_entry_plan(slots, src.num_ciphertexts, col.num_ciphertexts, oc, os_, ic, is_)
+                         .rotation_steps())
+            ly = col
+        else:
+            ly = lay(1, shapes[1])
         B = _batch_dims(lx.batch, ly.batch)
         plans = _ccmm_plans(ctx, lx, ly, B)
         chosen = method or min(plans, key=lambda k: plans[k][2])
@@ -1026,7 +1099,7 @@ def rotation_steps_for(ctx, op: str, *shapes, layouts: Optional[Sequence[Optiona
         for p in mp:
             steps.update(p.rotation_steps())
         for r in setup["rounds"]:
-            steps.update((int(r[0]), int(r[1])))
+            steps.update(int(v) for i, v in enumerate(r) if i != 2)
         steps.update(setup.get("replicate", []))
         steps.update(setup.get("fold", []))
     elif op == "sum":
@@ -1035,21 +1108,18 @@ def rotation_steps_for(ctx, op: str, *shapes, layouts: Optional[Sequence[Optiona
         steps.update(_doubling(min(pm, lx.br), 1))
         steps.update(_doubling(min(pn, lx.bc), lx.bm))
     elif op == "broadcast":
+        if len(shapes) != 2:
+            raise ValueError("broadcast takes the vector's shape and the target's shape")
+        src = lays[0] if lays[0] is not None else Layout.for_matrix(tuple(shapes[0]), slots)
         target = lay(1, shapes[1])
-        tm, tn = target.rows, target.cols
-        for block, unit in ((target.br, 1), (target.bc, target.bm)):
-            steps.update(_doubling(block, unit, -1))
-        vs = tuple(shapes[0])
-        src = lay(0, vs)
-        bshape = (target.batch, tm, tn)
-        oc, os_ = target.positions()
-        sc, ss = src.positions()
-        n = min(len(sc), len(oc))
-        plan = _entry_plan(slots, src.num_ciphertexts, target.num_ciphertexts, oc[:n], os_[:n], sc[:n], ss[:n])
+        (oc, os_, ic, is_), rep, _ = _broadcast_setup(src, target)
+        steps.update(rep)
+        plan = _entry_plan(slots, src.num_ciphertexts, target.num_ciphertexts, oc, os_, ic, is_)
         steps.update(plan.rotation_steps())
-        del bshape
     elif op == "relayout":
         src, dst = lays[0], lays[1]
+        if src is None and shapes:
+            src = FlatLayout(shapes[0], slots)
         if src is None or dst is None:
             raise ValueError("relayout needs layouts=[source, target]")
         ic, is_ = src.positions()
