@@ -41,6 +41,12 @@ OPS: List[OpInfo] = [
     OpInfo("keygen_galois", "keygen", "one Galois (rotation) key"),
 ]
 
+# Matrix products (issue 5): the group "linalg", heavy at n16, so not part of "all".
+from .ops_linalg import LINALG_OP_SPECS  # noqa: E402
+
+OPS += [OpInfo(*spec) for spec in LINALG_OP_SPECS]
+HEAVY = {spec[0] for spec in LINALG_OP_SPECS}
+
 OP_NAMES: List[str] = [op.name for op in OPS]
 OP_BY_NAME: Dict[str, OpInfo] = {op.name: op for op in OPS}
 GROUPS: Dict[str, List[str]] = {}
@@ -74,7 +80,7 @@ def resolve_ops(spec: Sequence[str]) -> List[str]:
         if not item:
             continue
         if item == "all":
-            wanted.update(OP_NAMES)
+            wanted.update(n for n in OP_NAMES if n not in HEAVY)
         elif item in OP_BY_NAME:
             wanted.add(item)
         elif item in GROUPS:
