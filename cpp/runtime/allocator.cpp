@@ -13,7 +13,7 @@ struct Pool {
   std::mutex mutex;
   std::multimap<std::size_t, void*> free_blocks;  // rounded size -> block
   std::size_t cached = 0;
-  std::size_t limit = std::size_t(4) << 30;
+  std::size_t limit = std::size_t(1) << 30;  // 1 GiB: enough for the hot sizes
   ~Pool() {
     for (auto& kv : free_blocks) std::free(kv.second);
   }
