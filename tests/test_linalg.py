@@ -231,8 +231,7 @@ def test_ccmm(ctx, m, n, p, method, rng):
     X = rng.uniform(-1, 1, (m, n))
     Y = rng.uniform(-1, 1, (n, p))
     x, y = enc(ctx, X), enc(ctx, Y)
-    plans = la._ccmm_plans(ctx, x.layout, y.layout, 1)
-    if method not in plans:
+    if not la._ccmm_candidates(ctx, x.layout, y.layout, 1, method):
         pytest.skip(f"{method} does not apply to {m}x{n} @ {n}x{p}")
     keys_for(ctx, "ccmm", (m, n), (n, p), method=method)
     z, cost = x.matmul(y, method=method, return_cost=True)
@@ -264,7 +263,10 @@ def test_attention_scores_q_kt(ctx, rng):
     s = q @ k.T
     assert s.shape == (24, 24)
     assert bits(ctx.decrypt(s), Q @ K.T) >= CCMM_BITS
-    assert la.last_cost().levels == 2
+    cost = la.last_cost()
+    check_cost(cost, q.level, s)
+    # read in place (2 levels), or K^T moved to a non-transposed layout first when that is cheaper (3)
+    assert cost.levels == (3 if cost.method.endswith("+transpose") else 2)
 
 
 def test_lora_chain_with_cooperative_layout(ctx, rng):
@@ -308,7 +310,9 @@ def test_ccmm_from_flat_tensors(ctx, rng):
     keys_for(ctx, "ccmm", (6, 8), (8, 5), layouts=[x.layout, y.layout])
     z, cost = x.matmul(y, return_cost=True)
     assert bits(ctx.decrypt(z), X @ Y) >= CCMM_BITS
-    assert cost.levels == 3  # y (width 5) is moved first: one more level
+    # y (width 5) is moved into a matrix layout first: one level more than the product's 2 (3 when an
+    # operand is also transposed first)
+    assert cost.levels == 3 + cost.method.endswith("+transpose")
     check_cost(cost, min(x.level, y.level), z)
 
 

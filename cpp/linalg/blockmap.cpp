@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "backend/cpu_dot.hpp"
 #include "backend/kernels/elementwise.hpp"
 #include "ckks/evaluator.hpp"
 #include "core/error.hpp"
@@ -251,18 +252,37 @@ Ciphertext apply_block_map(const Context& ctx, const KeyChain& keys, const Encod
           rows[k] = static_cast<int>(k % kChunk);
         }
       }
-      Ciphertext acc(n, HG, 2, level, ct.scale * pscale, ctx.id());
-      parallel_for(static_cast<size_t>(HG) * 2 * limbs, [&](size_t idx) {
+      Ciphertext acc(n, HG, 2, level, ct.scale * pscale, ctx.id(), false, false);
+      // acc = sum_t pt_t (.) baby_t for both polynomials: a lazily reduced dot
+      // product (cpu::dot_two), in chunks of 32 terms so 128-bit sums cannot overflow.
+      parallel_for(static_cast<size_t>(HG) * limbs, [&](size_t idx) {
         const int i = static_cast<int>(idx % limbs);
-        const int k = static_cast<int>((idx / limbs) % 2);
-        const int b = static_cast<int>(idx / (2 * limbs));
+        const int b = static_cast<int>(idx / limbs);
         const Modulus& m = ctx.modulus(i);
-        u64* out = acc.limb(b, k, i);
-        for (size_t t = 0; t < giant.terms.size(); ++t) {
-          const auto& term = giant.terms[t];
-          const u64* x = baby[term.in][term.baby].limb(b, k, i);
-          const u64* pl = pts[t]->limb(rows[t], 0, i);
-          for (u64 s = 0; s < n; ++s) kernels::mul_add_limb(out, x, pl, m, s);
+        u64* o0 = acc.limb(b, 0, i);
+        u64* o1 = acc.limb(b, 1, i);
+        std::vector<const u64*> d, x0, x1;
+        std::vector<u64> t0, t1;
+        constexpr size_t kTerms = 32;
+        for (size_t s0 = 0; s0 < giant.terms.size(); s0 += kTerms) {
+          const size_t e = std::min(giant.terms.size(), s0 + kTerms);
+          d.clear(); x0.clear(); x1.clear();
+          for (size_t t = s0; t < e; ++t) {
+            const auto& term = giant.terms[t];
+            d.push_back(pts[t]->limb(rows[t], 0, i));
+            x0.push_back(baby[term.in][term.baby].limb(b, 0, i));
+            x1.push_back(baby[term.in][term.baby].limb(b, 1, i));
+          }
+          if (s0 == 0) {
+            cpu::dot_two(o0, o1, d.data(), x0.data(), x1.data(), static_cast<int>(d.size()), n, m);
+          } else {
+            t0.resize(n); t1.resize(n);
+            cpu::dot_two(t0.data(), t1.data(), d.data(), x0.data(), x1.data(), static_cast<int>(d.size()), n, m);
+            for (u64 k = 0; k < n; ++k) {
+              o0[k] = add_mod(o0[k], t0[k], m.value);
+              o1[k] = add_mod(o1[k], t1[k], m.value);
+            }
+          }
         }
       });
       c.plain_mults += static_cast<long>(giant.terms.size()) * HG;

@@ -5,10 +5,12 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "ckks/evaluator.hpp"
 #include "core/error.hpp"
 #include "core/galois.hpp"
+#include "linalg/batch.hpp"
 #include "linalg/rotator.hpp"
 #include "runtime/parallel.hpp"
 
@@ -41,6 +43,50 @@ Ciphertext bilinear_sum(const Context& ctx, const KeyChain& keys, const Cipherte
   std::vector<long> per_out(outputs, 0);
   std::map<long, std::vector<size_t>> groups;  // outer step -> rounds
   for (size_t k = 0; k < rounds.size(); ++k) groups[normalize_step(rounds[k].outer, ctx.slots())].push_back(k);
+  // Rotations that several rounds use (the baby steps of a giant-step loop)
+  // are kept until their last use instead of being recomputed.
+  std::map<std::tuple<int, int, long>, int> uses;  // (side, item, step) -> remaining uses
+  for (auto& r : rounds)
+    for (auto& t : r.terms) {
+      uses[{0, t.a, normalize_step(r.a_step, ctx.slots())}] += 0;
+      uses[{1, t.b, normalize_step(r.b_step, ctx.slots())}] += 0;
+    }
+  for (auto& r : rounds) {
+    std::set<int> as, bs;
+    for (auto& t : r.terms) { as.insert(t.a); bs.insert(t.b); }
+    for (int a : as) uses[{0, a, normalize_step(r.a_step, ctx.slots())}] += 1;
+    for (int b : bs) uses[{1, b, normalize_step(r.b_step, ctx.slots())}] += 1;
+  }
+  std::map<std::tuple<int, int, long>, Ciphertext> kept;
+  // The items `items` of side `side` rotated by `step`, from the cache where possible.
+  auto rotated = [&](int side, Rotator& rot, const std::vector<int>& items, long step) {
+    const long st = normalize_step(step, ctx.slots());
+    std::vector<int> missing;
+    for (int it : items)
+      if (!kept.count({side, it, st})) missing.push_back(it);
+    std::map<int, const Ciphertext*> src;
+    Ciphertext fresh;
+    if (!missing.empty()) fresh = rot.rotate(missing, step, &c);
+    std::vector<std::pair<const Ciphertext*, int>> parts;
+    for (int it : items) {
+      auto k = kept.find({side, it, st});
+      if (k != kept.end()) {
+        parts.push_back({&k->second, 0});
+      } else {
+        const int pos = static_cast<int>(std::find(missing.begin(), missing.end(), it) - missing.begin());
+        parts.push_back({&fresh, pos});
+      }
+    }
+    Ciphertext out = parts.size() == missing.size() ? fresh : assemble(ctx, parts);
+    // keep the ones used again, drop the ones used for the last time
+    for (size_t k = 0; k < items.size(); ++k) {
+      const auto key = std::make_tuple(side, items[k], st);
+      const int left = --uses[key];
+      if (left > 0 && !kept.count(key)) kept.emplace(key, gather(ctx, out, {static_cast<int>(k)}));
+      if (left <= 0) kept.erase(key);
+    }
+    return out;
+  };
   std::optional<Ciphertext> total;
   for (const auto& grp : groups) {
     Ciphertext acc(n, outputs, 3, level, A.scale * B.scale, ctx.id());
@@ -50,8 +96,8 @@ Ciphertext bilinear_sum(const Context& ctx, const KeyChain& keys, const Cipherte
       std::set<int> as, bs;
       for (auto& t : r.terms) { as.insert(t.a); bs.insert(t.b); }
       const std::vector<int> av(as.begin(), as.end()), bv(bs.begin(), bs.end());
-      const Ciphertext rA = ra.rotate(av, r.a_step, &c);
-      const Ciphertext rB = rb.rotate(bv, r.b_step, &c);
+      const Ciphertext rA = rotated(0, ra, av, r.a_step);
+      const Ciphertext rB = rotated(1, rb, bv, r.b_step);
       std::vector<std::vector<std::pair<int, int>>> by_out(outputs);
       for (auto& t : r.terms) {
         const int ai = static_cast<int>(std::lower_bound(av.begin(), av.end(), t.a) - av.begin());

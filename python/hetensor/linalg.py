@@ -698,6 +698,58 @@ def _ccmm_plans(ctx, lx, ly, B: int):
     return out
 
 
+def _untransposed(lay: Layout) -> Layout:
+    """The same matrix stored non-transposed at the same super-slot height (a cheap transpose map)."""
+    return Layout(lay.matrix, lay.slots, bm=lay.bm, transposed=False, shape=lay.shape)
+
+
+def _relayout_plan(ctx, src, dst):
+    key = ("relayout", _lkey(src), dst.key())
+
+    def build():
+        ic, is_ = src.positions()
+        oc, os_ = dst.positions()
+        return _entry_plan(ctx.slots, src.num_ciphertexts, dst.num_ciphertexts, oc, os_, ic, is_)
+
+    return key, _plan(ctx, key, build)
+
+
+def _ccmm_candidates(ctx, lx, ly, B: int, method: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Every way to run x @ y: each algorithm on the operands as stored, and (for operands stored
+    transposed) after moving them into a non-transposed layout first (one more level). Best first."""
+    xs = [None] + ([_untransposed(lx)] if lx.transposed else [])
+    ys = [None] + ([_untransposed(ly)] if ly.transposed else [])
+    out = []
+    for px in xs:
+        for py in ys:
+            extra = 0.0
+            for pre, src in ((px, lx), (py, ly)):
+                if pre is not None:
+                    extra += _predict_keyswitches(_relayout_plan(ctx, src, pre)[1].predicted(src.batch))
+            plans = _ccmm_plans(ctx, px or lx, py or ly, B)
+            for meth, (setup, mps, pred, key) in plans.items():
+                if method is not None and meth != method:
+                    continue
+                out.append(dict(method=meth, pre_x=px, pre_y=py, setup=setup, maps=mps, pred=pred + extra, key=key,
+                                lx=px or lx, ly=py or ly))
+    out.sort(key=lambda c: c["pred"])
+    return out
+
+
+def _candidate_steps(ctx, cand, lx, ly) -> set:
+    steps = set()
+    for pre, src in ((cand["pre_x"], lx), (cand["pre_y"], ly)):
+        if pre is not None:
+            steps.update(_relayout_plan(ctx, src, pre)[1].rotation_steps())
+    for p in cand["maps"]:
+        steps.update(p.rotation_steps())
+    for r in cand["setup"]["rounds"]:
+        steps.update(int(v) for i, v in enumerate(r) if i != 2)
+    steps.update(cand["setup"].get("replicate", []))
+    steps.update(cand["setup"].get("fold", []))
+    return steps
+
+
 def _matmul_cc(x, y, cost: MatmulCost, method: Optional[str] = None):
     ctx = x.context
     if y.context is not ctx:
@@ -725,18 +777,29 @@ def _matmul_cc(x, y, cost: MatmulCost, method: Optional[str] = None):
     if min(int(x.level), int(y.level)) < 2 and method != "diag":
         if min(int(x.level), int(y.level)) < 1:
             raise ValueError("cannot multiply: an operand is at level 0")
-    plans = _ccmm_plans(ctx, lx, ly, B)
-    if method is None:
-        method = min(plans, key=lambda k: plans[k][2])
-    if method not in plans:
-        raise ValueError(f"method {method!r} does not apply here; available: {sorted(plans)}")
-    setup, mp, _, key = plans[method]
+    cands = _ccmm_candidates(ctx, lx, ly, B, method)
+    if not cands:
+        raise ValueError(f"method {method!r} does not apply to {xs} @ {ys}; use 'jkls' or 'diag'")
     level = min(int(x.level), int(y.level))
-    need = 2 if method == "jkls" else (1 if int(x.level) < int(y.level) else 2)
-    if level < need:
-        raise ValueError(f"cannot multiply: the product needs {need} levels and the operands have {level}; "
-                         "bootstrap or start from a higher level")
-    cost.method = method
+
+    def need(c):
+        base = 2 if c["method"] == "jkls" else (1 if int(x.level) < int(y.level) else 2)
+        return base + (1 if c["pre_x"] is not None or c["pre_y"] is not None else 0)
+
+    fits = [c for c in cands if need(c) <= level]
+    if not fits:
+        raise ValueError(f"cannot multiply: the product needs {min(need(c) for c in cands)} levels and the operands "
+                         f"have {level}; bootstrap or start from a higher level")
+    cand = fits[0]
+    method = cand["method"]
+    if cand["pre_x"] is not None:
+        x = relayout(x, cand["pre_x"], cost=cost)
+    if cand["pre_y"] is not None:
+        y = relayout(y, cand["pre_y"], cost=cost)
+    lx, ly = cand["lx"], cand["ly"]
+    setup, mp, key = cand["setup"], cand["maps"], cand["key"]
+    level = min(int(x.level), int(y.level))
+    cost.method = method + ("+transpose" if cand["pre_x"] is not None or cand["pre_y"] is not None else "")
     if method == "jkls":
         sp, tp = mp
         _require(ctx, [*sp.rotation_steps(), *tp.rotation_steps(), *[r[0] for r in setup["rounds"]],
@@ -1093,15 +1156,10 @@ def rotation_steps_for(ctx, op: str, *shapes, layouts: Optional[Sequence[Optiona
         else:
             ly = lay(1, shapes[1])
         B = _batch_dims(lx.batch, ly.batch)
-        plans = _ccmm_plans(ctx, lx, ly, B)
-        chosen = method or min(plans, key=lambda k: plans[k][2])
-        setup, mp, _, _ = plans[chosen]
-        for p in mp:
-            steps.update(p.rotation_steps())
-        for r in setup["rounds"]:
-            steps.update(int(v) for i, v in enumerate(r) if i != 2)
-        steps.update(setup.get("replicate", []))
-        steps.update(setup.get("fold", []))
+        cands = _ccmm_candidates(ctx, lx, ly, B, method)
+        if not cands:
+            raise ValueError(f"method {method!r} does not apply to {tuple(shapes[0])} @ {tuple(shapes[1])}")
+        steps.update(_candidate_steps(ctx, cands[0], lx, ly))
     elif op == "sum":
         lx = lay(0, shapes[0])
         pm, pn = lx.physical

@@ -88,9 +88,8 @@ class LinalgCase:
             self.a = ctx.encrypt(A, layout=Layout((r, n), S, bm=self.x.layout.bm).T)
             self.b = ctx.encrypt(B, layout=Layout((r, n), S, bm=min(S, 2 * self.x.layout.bm)))
             steps.update(ctx.rotation_steps_for("ccmm", X.shape, A.shape, layouts=[self.x.layout, self.a.layout]))
-            hl = la._ccmm_plans(ctx, self.x.layout, self.a.layout, 1)
-            method = min(hl, key=lambda k: hl[k][2])
-            h_layout = hl[method][0]["out"].replace(shape=(m, r))
+            best = la._ccmm_candidates(ctx, self.x.layout, self.a.layout, 1)[0]
+            h_layout = best["setup"]["out"].replace(shape=(m, r))
             steps.update(ctx.rotation_steps_for("ccmm", (m, r), B.shape, layouts=[h_layout, self.b.layout]))
             self.ref = X @ A @ B
             self.run = lambda: self._track(self._track(self.x @ self.a) @ self.b)
