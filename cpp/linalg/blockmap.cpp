@@ -75,12 +75,12 @@ double plan_weight(const std::vector<std::array<long, 3>>& diags, int in_cts, in
 std::vector<long> n1_candidates(long slots, size_t diags) {
   std::set<long> c;
   for (long v = 1; v <= slots; v <<= 1) c.insert(v);
-  const long small = diags > 20000 ? 64 : 256;
+  const long small = diags > 4000 ? 32 : diags > 1000 ? 96 : 256;
+  const long mult = diags > 4000 ? 8 : diags > 1000 ? 24 : 64;
   for (long v = 1; v <= std::min(slots, small); ++v) c.insert(v);
-  if (diags <= 4000)
-    for (long v = 1; v <= 64; ++v)
-      for (long f = 2; f <= 64; f <<= 1)
-        if (v * f <= slots) c.insert(v * f);
+  for (long v = 1; v <= mult; ++v)
+    for (long f = 2; f <= 64; f <<= 1)
+      if (v * f <= slots) c.insert(v * f);
   return {c.begin(), c.end()};
 }
 }  // namespace
@@ -330,23 +330,39 @@ std::shared_ptr<EntrySource> entry_source(long slots, const std::vector<long>& o
     fail("build a slot map", "entry arrays differ in length");
   auto src = std::make_shared<EntrySource>();
   src->slots = slots;
-  std::map<std::array<long, 3>, long> id;
-  std::map<std::pair<long, long>, double> rowsum;
+  long max_oc = 0;
+  std::vector<std::array<long, 3>> key(m);
+  std::vector<size_t> order;
+  order.reserve(m);
   for (size_t k = 0; k < m; ++k) {
     if (os[k] < 0 || os[k] >= slots || is[k] < 0 || is[k] >= slots) fail("build a slot map", "slot index out of range");
     if (oc[k] < 0 || ic[k] < 0) fail("build a slot map", "ciphertext index out of range");
-    if (coef[k] == cplx(0, 0)) continue;
-    const std::array<long, 3> key{oc[k], ic[k], ((is[k] - os[k]) % slots + slots) % slots};
-    auto it = id.find(key);
-    if (it == id.end()) {
-      it = id.emplace(key, static_cast<long>(src->keys.size())).first;
-      src->keys.push_back(key);
+    max_oc = std::max(max_oc, oc[k]);
+    key[k] = {oc[k], ic[k], ((is[k] - os[k]) % slots + slots) % slots};
+    if (coef[k] != cplx(0, 0)) order.push_back(k);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key[a] < key[b]; });
+  for (size_t j = 0; j < order.size(); ++j) {
+    const size_t k = order[j];
+    if (j == 0 || key[k] != key[order[j - 1]]) {
+      src->keys.push_back(key[k]);
       src->vals.emplace_back();
     }
-    src->vals[it->second].push_back({os[k], coef[k]});
-    rowsum[{oc[k], os[k]}] += std::abs(coef[k]);
+    src->vals.back().push_back({os[k], coef[k]});
   }
-  for (auto& kv : rowsum) src->norm_inf = std::max(src->norm_inf, kv.second);
+  // norm: max over output slots of the sum of |coefficients|
+  std::vector<std::pair<long, double>> sums;
+  sums.reserve(order.size());
+  for (size_t k : order) sums.push_back({oc[k] * slots + os[k], std::abs(coef[k])});
+  std::sort(sums.begin(), sums.end());
+  for (size_t j = 0; j < sums.size();) {
+    double t = 0;
+    size_t e = j;
+    while (e < sums.size() && sums[e].first == sums[j].first) t += sums[e++].second;
+    src->norm_inf = std::max(src->norm_inf, t);
+    j = e;
+  }
+  (void)max_oc;
   return src;
 }
 

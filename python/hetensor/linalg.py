@@ -834,6 +834,36 @@ def _matmul_cc(x, y, cost: MatmulCost, method: Optional[str] = None):
     return _make(ctx, ct, out_lay, like=x, is_complex=x._complex or y._complex)
 
 
+def suggest_layout(ctx, left: Layout, shape: Sequence[int]) -> Layout:
+    """The layout to encrypt a right operand of ``shape`` in, for ``x @ y`` with x in ``left``.
+
+    Tries every super-slot height, stored as is and transposed, and returns
+    the one with the fewest predicted key switches for the product (LoRA
+    adapters and other encrypted weights are encrypted once and used many
+    times, so their layout is worth choosing).
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 2:
+        raise ValueError("suggest_layout takes the right operand's 2-D shape")
+    n, p = shape
+    B = left.batch
+
+    def score():
+        best = None
+        bms = {left.bm // 2, left.bm, 2 * left.bm, next_pow2(n), next_pow2(p), next_pow2(left.rows + p - 1),
+               next_pow2(left.rows + n - 1)}
+        for bm in sorted(b for b in bms if 1 <= b <= ctx.slots):
+            for lay in (Layout((n, p), ctx.slots, bm=bm), Layout((p, n), ctx.slots, bm=bm).T):
+                if lay.num_ciphertexts > 64:
+                    continue
+                cands = _ccmm_candidates(ctx, left, lay, B)
+                if cands and (best is None or cands[0]["pred"] < best[0]):
+                    best = (cands[0]["pred"], lay)
+        return best[1]
+
+    return _plan(ctx, ("suggest", _lkey(left), shape), score)
+
+
 def _require(ctx, steps) -> None:
     ctx._engine.require_rotation_keys(sorted({int(s) % ctx.slots for s in steps if int(s) % ctx.slots}))
 
@@ -1192,5 +1222,5 @@ def rotation_steps_for(ctx, op: str, *shapes, layouts: Optional[Sequence[Optiona
 __all__ = [
     "Layout", "MatmulCost", "PlainMatrix", "align", "broadcast_to", "clear_cache", "encrypt_matrix", "last_cost",
     "layout_of", "mask_padding", "materialize_transpose", "matmul", "relayout", "rotation_steps_for",
-    "set_plaintext_budget", "tensor_sum", "to_matrix", "transpose",
+    "set_plaintext_budget", "suggest_layout", "tensor_sum", "to_matrix", "transpose",
 ]

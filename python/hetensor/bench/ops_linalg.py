@@ -54,7 +54,6 @@ class LinalgCase:
     def __init__(self, ctx, op: str, seed: int = 5) -> None:
         import hetensor as ht
         from hetensor import linalg as la
-        from hetensor.layout import Layout
 
         self.ctx, self.op, self.la = ctx, op, la
         rng = np.random.default_rng(seed)
@@ -83,13 +82,13 @@ class LinalgCase:
             A = rng.uniform(-1, 1, (n, r)) / math.sqrt(n)
             B = rng.uniform(-1, 1, (r, n)) / math.sqrt(r)
             self.x = ctx.encrypt(X, layout="matrix")
-            # A stored as A^T at the activation's super-slot height: x @ A by broadcast diagonals;
-            # B at the super-slot height the inner-8 product uses (2 * 128).
-            self.a = ctx.encrypt(A, layout=Layout((r, n), S, bm=self.x.layout.bm).T)
-            self.b = ctx.encrypt(B, layout=Layout((r, n), S, bm=min(S, 2 * self.x.layout.bm)))
+            # The adapters are encrypted once in the layouts that make their products cheapest
+            # (for A: A^T at the activation's super-slot height, used by broadcast diagonals).
+            self.a = ctx.encrypt(A, layout=la.suggest_layout(ctx, self.x.layout, A.shape))
             steps.update(ctx.rotation_steps_for("ccmm", X.shape, A.shape, layouts=[self.x.layout, self.a.layout]))
             best = la._ccmm_candidates(ctx, self.x.layout, self.a.layout, 1)[0]
             h_layout = best["setup"]["out"].replace(shape=(m, r))
+            self.b = ctx.encrypt(B, layout=la.suggest_layout(ctx, h_layout, B.shape))
             steps.update(ctx.rotation_steps_for("ccmm", (m, r), B.shape, layouts=[h_layout, self.b.layout]))
             self.ref = X @ A @ B
             self.run = lambda: self._track(self._track(self.x @ self.a) @ self.b)
