@@ -171,12 +171,8 @@ class Bootstrapper:
         q0 = float(eng.q[0])
         s0 = ctx.scale_at(0)
         self.input_scale = 2.0 * params.k_bound * q0
-        self.cts = []
-        level, in_scale = top, self.input_scale
-        for mat in dft_factors(n, params.cts_levels, inverse=True):
-            self.cts.append(_core.encode_linear_transform(eng, mat, level, 0, in_scale))
-            level -= 1
-            in_scale = ctx.scale_at(level)
+        self.cts = self._encode_chain(dft_factors(n, params.cts_levels, inverse=True), top, self.input_scale)
+        level = top - params.cts_levels
         self.eval_mod_level = level
         stc_level = level - em
         # EvalMod output: sin(2 pi t / q0) ~ 2 pi m / q0. Its scale: canonical after
@@ -190,16 +186,22 @@ class Bootstrapper:
         self.eval_mod_scale = scale
         # Read at S * 2 pi s0 / q0 the slots are m / s0 again.
         self.stc_input_scale = scale * 2 * math.pi * s0 / q0
-        self.stc = []
-        level, in_scale = stc_level, self.stc_input_scale
-        for mat in dft_factors(n, params.stc_levels, inverse=False):
-            self.stc.append(_core.encode_linear_transform(eng, mat, level, 0, in_scale))
-            level -= 1
-            in_scale = ctx.scale_at(level)
+        self.stc = self._encode_chain(dft_factors(n, params.stc_levels, inverse=False), stc_level,
+                                      self.stc_input_scale)
         steps = set()
         for lt in self.cts + self.stc:
             steps.update(lt.rotation_steps())
         self.rotation_steps = sorted(steps)
+
+    def _encode_chain(self, mats: List[Diagonals], level: int, input_scale: float) -> list:
+        """Transforms applied one after the other from `level` down, the first
+        reading its input at `input_scale`, the others at canonical scales."""
+        out = []
+        for mat in mats:
+            out.append(_core.encode_linear_transform(self.ctx._engine, mat, level, 0, input_scale))
+            level -= 1
+            input_scale = self.ctx.scale_at(level)
+        return out
 
     def generate_keys(self, progress: bool = False) -> None:
         """Rotation keys of the transforms and the conjugation key (slow at large N)."""
