@@ -92,8 +92,7 @@ void register_linalg(py::module_& m) {
     return py::make_tuple(std::move(out), cost_dict(c));
   }, py::arg("engine"), py::arg("ct"), py::arg("map"), py::arg("inner_groups") = 1);
 
-  m.def("linalg_bilinear", [](ht::Engine& e, const ht::Ciphertext& a, const ht::Ciphertext& b, const py::list& rounds,
-                              int outputs) {
+  auto parse_rounds = [](const py::list& rounds) {
     std::vector<la::BilinearRound> rs;
     for (auto item : rounds) {
       auto tup = py::cast<py::tuple>(item);
@@ -108,13 +107,22 @@ void register_linalg(py::module_& m) {
                            static_cast<int>(t.data()[3 * k + 2])});
       rs.push_back(std::move(r));
     }
+    return rs;
+  };
+  m.def("linalg_bilinear", [parse_rounds](ht::Engine& e, const ht::Ciphertext& a, const ht::Ciphertext& b,
+                                          const py::list& rounds, int outputs, bool chain_a, bool chain_b) {
+    std::vector<la::BilinearRound> rs = parse_rounds(rounds);
     la::Cost c;
     ht::Ciphertext out;
     {
       py::gil_scoped_release r;
-      out = la::bilinear_sum(e.context(), e.keys(), a, b, rs, outputs, &c);
+      out = la::bilinear_sum(e.context(), e.keys(), a, b, rs, outputs, &c, chain_a, chain_b);
     }
     return py::make_tuple(std::move(out), cost_dict(c));
+  }, py::arg("engine"), py::arg("a"), py::arg("b"), py::arg("rounds"), py::arg("outputs"), py::arg("chain_a") = false,
+     py::arg("chain_b") = false);
+  m.def("linalg_bilinear_steps", [parse_rounds](long slots, const py::list& rounds, bool chain_a, bool chain_b) {
+    return la::bilinear_steps(slots, parse_rounds(rounds), chain_a, chain_b);
   });
 
   m.def("linalg_rotate_sum", [](ht::Engine& e, const ht::Ciphertext& ct, const std::vector<long>& steps) {

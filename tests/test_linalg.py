@@ -445,6 +445,22 @@ def test_rotation_steps_for_are_sufficient(rng):
     assert bits(c.decrypt(x * col), X * c.decrypt(col)) >= 20
 
 
+@pytest.mark.parametrize("m,n,p,method", [(16, 16, 16, "jkls"), (12, 6, 10, "jkls"), (24, 40, 4, "diag")])
+def test_few_keys_policy(m, n, p, method, rng):
+    """Chained loop rotations: fewer keys, same result."""
+    c = ht.Context.from_preset("toy-insecure", seed=21)
+    X = rng.uniform(-1, 1, (m, n))
+    Y = rng.uniform(-1, 1, (n, p))
+    fast = set(c.rotation_steps_for("ccmm", (m, n), (n, p), method=method))
+    la.set_key_policy(c, "few")
+    few = set(c.rotation_steps_for("ccmm", (m, n), (n, p), method=method))
+    assert len(few) < len(fast)
+    c.generate_rotation_keys(sorted(few))
+    z = la.matmul(enc(c, X), enc(c, Y), method=method)
+    assert bits(c.decrypt(z), X @ Y) >= CCMM_BITS
+    assert set(la.last_cost().rotation_steps) <= few
+
+
 def test_missing_keys_list_the_steps(rng):
     c = ht.Context.from_preset("toy-insecure", seed=3)
     X = rng.uniform(-1, 1, (8, 8))

@@ -16,33 +16,62 @@
 
 namespace ht::linalg {
 
+namespace {
+// Rounds grouped by their normalized outer step, in the order bilinear_sum works.
+std::map<long, std::vector<size_t>> round_groups(long slots, const std::vector<BilinearRound>& rounds) {
+  std::map<long, std::vector<size_t>> groups;
+  for (size_t k = 0; k < rounds.size(); ++k) groups[normalize_step(rounds[k].outer, slots)].push_back(k);
+  return groups;
+}
+}  // namespace
+
+std::vector<long> bilinear_steps(long slots, const std::vector<BilinearRound>& rounds, bool chain_a, bool chain_b) {
+  std::set<long> s;
+  std::map<int, long> cur_a, cur_b;
+  for (const auto& grp : round_groups(slots, rounds)) {
+    if (grp.first) s.insert(grp.first);
+    for (size_t k : grp.second) {
+      const BilinearRound& r = rounds[k];
+      std::set<int> as, bs;
+      for (auto& t : r.terms) { as.insert(t.a); bs.insert(t.b); }
+      for (int side = 0; side < 2; ++side) {
+        const bool chain = side == 0 ? chain_a : chain_b;
+        const long step = side == 0 ? r.a_step : r.b_step;
+        auto& cur = side == 0 ? cur_a : cur_b;
+        for (int it : side == 0 ? as : bs) {
+          const long d = chain ? normalize_step(step - cur[it], static_cast<u64>(slots))
+                               : normalize_step(step, static_cast<u64>(slots));
+          if (d) s.insert(d);
+          if (chain) cur[it] = step;
+        }
+      }
+    }
+  }
+  return {s.begin(), s.end()};
+}
+
 Ciphertext bilinear_sum(const Context& ctx, const KeyChain& keys, const Ciphertext& A0, const Ciphertext& B0,
-                        const std::vector<BilinearRound>& rounds, int outputs, Cost* cost) {
+                        const std::vector<BilinearRound>& rounds, int outputs, Cost* cost, bool chain_a,
+                        bool chain_b) {
   const char* op = "multiply encrypted matrices";
   if (A0.context_id != ctx.id() || B0.context_id != ctx.id()) fail(op, "a ciphertext belongs to another context");
   if (A0.size != 2 || B0.size != 2) fail(op, "relinearize the operands first");
   if (outputs < 1) fail(op, "no outputs");
   const int level = std::min(A0.level, B0.level);
   if (level < 1) fail(op, "an operand is at level 0 and no level is left to rescale the product");
-  std::vector<long> steps;
-  for (auto& r : rounds) {
-    steps.push_back(r.a_step);
-    steps.push_back(r.b_step);
-    steps.push_back(r.outer);
+  for (auto& r : rounds)
     for (auto& t : r.terms)
       if (t.out < 0 || t.out >= outputs || t.a < 0 || t.a >= A0.batch || t.b < 0 || t.b >= B0.batch)
         fail(op, "a product term names a missing ciphertext");
-  }
-  require_rotation_keys(keys, steps);
+  require_rotation_keys(keys, bilinear_steps(static_cast<long>(ctx.slots()), rounds, chain_a, chain_b));
   const Ciphertext A = A0.level == level ? A0 : level_to(ctx, A0, level);
   const Ciphertext B = B0.level == level ? B0 : level_to(ctx, B0, level);
   const u64 n = ctx.n();
   const int limbs = level + 1;
-  Rotator ra(ctx, keys, A), rb(ctx, keys, B);
+  Rotator ra(ctx, keys, A, chain_a), rb(ctx, keys, B, chain_b);
   Cost c;
   std::vector<long> per_out(outputs, 0);
-  std::map<long, std::vector<size_t>> groups;  // outer step -> rounds
-  for (size_t k = 0; k < rounds.size(); ++k) groups[normalize_step(rounds[k].outer, ctx.slots())].push_back(k);
+  const auto groups = round_groups(static_cast<long>(ctx.slots()), rounds);  // outer step -> rounds
   // Rotations that several rounds use (the baby steps of a giant-step loop)
   // are kept until their last use instead of being recomputed.
   std::map<std::tuple<int, int, long>, int> uses;  // (side, item, step) -> remaining uses

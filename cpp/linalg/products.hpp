@@ -27,8 +27,13 @@ struct BilinearRound {
 
 // A and B are batches (items addressed by a and b); both are brought to the
 // lower of their levels first. The result is a batch of `outputs` items.
+// chain_a / chain_b: rotate that operand step after step from its previous
+// rotation (keys for the step differences only) instead of hoisting.
 Ciphertext bilinear_sum(const Context& ctx, const KeyChain& keys, const Ciphertext& A, const Ciphertext& B,
-                        const std::vector<BilinearRound>& rounds, int outputs, Cost* cost);
+                        const std::vector<BilinearRound>& rounds, int outputs, Cost* cost, bool chain_a = false,
+                        bool chain_b = false);
+// The rotation steps bilinear_sum will use, in its order of work.
+std::vector<long> bilinear_steps(long slots, const std::vector<BilinearRound>& rounds, bool chain_a, bool chain_b);
 
 // x <- x + rot(x, s) for s in steps, in order (replication and folding by
 // doubling). No level.

@@ -5,12 +5,14 @@
 #include "ckks/evaluator.hpp"
 #include "core/error.hpp"
 #include "core/galois.hpp"
+#include "linalg/batch.hpp"
 #include "runtime/parallel.hpp"
 
 namespace ht::linalg {
 
-Rotator::Rotator(const Context& ctx, const KeyChain& keys, const Ciphertext& ct)
-    : ctx_(ctx), keys_(keys), ct_(ct), dec_(ct.batch), have_(ct.batch, 0) {
+Rotator::Rotator(const Context& ctx, const KeyChain& keys, const Ciphertext& ct, bool chain)
+    : ctx_(ctx), keys_(keys), ct_(ct), dec_(ct.batch), have_(ct.batch, 0), chain_(chain), cur_step_(ct.batch, 0),
+      cur_(ct.batch) {
   if (ct.context_id != ctx.id()) fail("rotate", "the ciphertext belongs to another context");
   if (ct.size != 2) fail("rotate", "relinearize the ciphertext first");
 }
@@ -20,6 +22,21 @@ Ciphertext Rotator::rotate(const std::vector<int>& items, long step, Cost* cost)
   const int level = ct_.level;
   Ciphertext out(n, static_cast<int>(items.size()), 2, level, ct_.scale, ctx_.id(), false, false);
   out.bound = ct_.bound;
+  if (chain_) {
+    std::vector<std::pair<const Ciphertext*, int>> parts;
+    for (int b : items) {
+      if (b < 0 || b >= ct_.batch) fail("rotate", "ciphertext index out of range");
+      const long diff = normalize_step(step - cur_step_[b], ctx_.slots());
+      if (cur_[b].batch == 0) cur_[b] = gather(ctx_, ct_, {b});
+      if (diff != 0) {
+        cur_[b] = ht::rotate(ctx_, keys_, cur_[b], diff);
+        if (cost) { cost->rotations += 1; cost->decompositions += 1; }
+      }
+      cur_step_[b] = step;
+      parts.push_back({&cur_[b], 0});
+    }
+    return assemble(ctx_, parts);
+  }
   if (normalize_step(step, ctx_.slots()) == 0) {
     for (size_t k = 0; k < items.size(); ++k)
       std::memcpy(out.poly(static_cast<int>(k), 0), ct_.poly(items[k], 0), 2 * ct_.limbs() * n * sizeof(u64));

@@ -1,8 +1,11 @@
-// Hoisted rotations on demand (Halevi-Shoup hoisting): the ModUp
-// decomposition of c1 of every ciphertext of a batch is computed at its first
-// rotation and kept, so each further rotation costs an inner product with the
-// Galois key and a ModDown. Unlike rotate_hoisted, the rotated copies are made
-// one step at a time, so memory stays at one decomposition per ciphertext.
+// Rotations on demand. Hoisted (Halevi-Shoup): the ModUp decomposition of c1
+// of every ciphertext of a batch is computed at its first rotation and kept,
+// so each further rotation costs an inner product with the Galois key and a
+// ModDown; the rotated copies are made one step at a time, so memory stays at
+// one decomposition per ciphertext. Chained: each rotation starts from the
+// previous one of the same ciphertext (a full key switch by the difference of
+// the steps), so a sequence of steps with a constant stride needs one key
+// instead of one per step.
 #pragma once
 #include <vector>
 
@@ -15,7 +18,7 @@ namespace ht::linalg {
 
 class Rotator {
  public:
-  Rotator(const Context& ctx, const KeyChain& keys, const Ciphertext& ct);
+  Rotator(const Context& ctx, const KeyChain& keys, const Ciphertext& ct, bool chain = false);
   // The items `items` of the batch rotated by `step`, as a new batch (no level).
   Ciphertext rotate(const std::vector<int>& items, long step, Cost* cost);
   const Ciphertext& source() const { return ct_; }
@@ -26,6 +29,9 @@ class Rotator {
   const Ciphertext& ct_;
   std::vector<Decomposition> dec_;
   std::vector<char> have_;
+  bool chain_ = false;
+  std::vector<long> cur_step_;
+  std::vector<Ciphertext> cur_;
 };
 
 }  // namespace ht::linalg

@@ -138,6 +138,36 @@ def set_plaintext_budget(ctx, nbytes: int) -> None:
     _cache(ctx)["budget"] = int(nbytes)
 
 
+def set_key_policy(ctx, policy: str) -> None:
+    """``"fast"`` (default): hoist every rotation of a product loop (one key per step).
+    ``"few"``: chain the long side of a product loop (each rotation starts from the
+    previous one: two or three keys instead of n, full key switches instead of
+    hoisted ones). At N = 2^16 a rotation key takes 72 MiB, so "few" is what fits
+    small machines. ``rotation_steps_for`` follows the policy."""
+    if policy not in ("fast", "few"):
+        raise ValueError("key policy must be 'fast' or 'few'")
+    _cache(ctx)["keys"] = policy
+
+
+def _chain(ctx, cand) -> Tuple[bool, bool]:
+    """(chain_a, chain_b) of a product's loop under the context's key policy."""
+    if _cache(ctx).get("keys", "fast") != "few":
+        return False, False
+    if cand["method"] == "jkls":
+        side = cand["setup"]["loop"][1]
+        return (side == "b", side == "a")
+    return True, False
+
+
+def _loop_steps(ctx, cand) -> List[int]:
+    ca, cb = _chain(ctx, cand)
+    return list(_core.linalg_bilinear_steps(int(ctx.slots), _rounds(cand["setup"]), bool(ca), bool(cb)))
+
+
+def _rounds(setup) -> list:
+    return [tuple(int(v) if i != 2 else v for i, v in enumerate(r)) for r in setup["rounds"]]
+
+
 def clear_cache(ctx) -> None:
     """Drop every cached plan and encoded map of ``ctx``."""
     c = _cache(ctx)
@@ -743,8 +773,7 @@ def _candidate_steps(ctx, cand, lx, ly) -> set:
             steps.update(_relayout_plan(ctx, src, pre)[1].rotation_steps())
     for p in cand["maps"]:
         steps.update(p.rotation_steps())
-    for r in cand["setup"]["rounds"]:
-        steps.update(int(v) for i, v in enumerate(r) if i != 2)
+    steps.update(_loop_steps(ctx, cand))
     steps.update(cand["setup"].get("replicate", []))
     steps.update(cand["setup"].get("fold", []))
     return steps
@@ -802,27 +831,28 @@ def _matmul_cc(x, y, cost: MatmulCost, method: Optional[str] = None):
     cost.method = method + ("+transpose" if cand["pre_x"] is not None or cand["pre_y"] is not None else "")
     if method == "jkls":
         sp, tp = mp
-        _require(ctx, [*sp.rotation_steps(), *tp.rotation_steps(), *[r[0] for r in setup["rounds"]],
-                       *[r[1] for r in setup["rounds"]], *[r[3] for r in setup["rounds"]]])
+        chain_a, chain_b = _chain(ctx, cand)
+        loop_steps = _loop_steps(ctx, cand)
+        _require(ctx, [*sp.rotation_steps(), *tp.rotation_steps(), *loop_steps])
         A = _run_map(ctx, key + ("sigma",), sp, x._ct, level, 1, cost)
         Bt = _run_map(ctx, key + ("tau",), tp, y._ct, level, 1, cost)
         nrt, nc, nq = setup["counts"]
         outs = B * nrt * nq
-        rounds = [(int(a), int(b), t, int(o)) for a, b, t, o in setup["rounds"]]
-        ct, counts = _core.linalg_bilinear(ctx._engine, A, Bt, rounds, outs)
+        ct, counts = _core.linalg_bilinear(ctx._engine, A, Bt, _rounds(setup), outs, chain_a, chain_b)
         cost.add(counts)
-        cost.steps([r[0] for r in rounds] + [r[1] for r in rounds] + [r[3] for r in rounds], ctx.slots)
+        cost.steps(loop_steps, ctx.slots)
     else:
         (ep,) = mp
-        _require(ctx, [*ep.rotation_steps(), *setup["replicate"], *[r[0] for r in setup["rounds"]], *setup["fold"]])
+        chain_a, chain_b = _chain(ctx, cand)
+        loop_steps = _loop_steps(ctx, cand)
+        _require(ctx, [*ep.rotation_steps(), *setup["replicate"], *loop_steps, *setup["fold"]])
         ylev = int(y.level) if int(x.level) < int(y.level) else level
         E = _run_map(ctx, key + ("emap",), ep, y._ct, ylev, 1, cost)
         E = _rotate_sum(ctx, E, setup["replicate"], cost)
-        rounds = [(int(a), int(b), t) for a, b, t in setup["rounds"]]
         outs = B * lx.nrb
-        ct, counts = _core.linalg_bilinear(ctx._engine, x._ct, E, rounds, outs)
+        ct, counts = _core.linalg_bilinear(ctx._engine, x._ct, E, _rounds(setup), outs, chain_a, chain_b)
         cost.add(counts)
-        cost.steps([r[0] for r in rounds], ctx.slots)
+        cost.steps(loop_steps, ctx.slots)
         ct = _rotate_sum(ctx, ct, setup["fold"], cost)
     out_lay: Layout = setup["out"]
     shape = (B, m, p) if (len(xs) == 3 or len(ys) == 3) else (m, p)
@@ -1222,5 +1252,5 @@ def rotation_steps_for(ctx, op: str, *shapes, layouts: Optional[Sequence[Optiona
 __all__ = [
     "Layout", "MatmulCost", "PlainMatrix", "align", "broadcast_to", "clear_cache", "encrypt_matrix", "last_cost",
     "layout_of", "mask_padding", "materialize_transpose", "matmul", "relayout", "rotation_steps_for",
-    "set_plaintext_budget", "suggest_layout", "tensor_sum", "to_matrix", "transpose",
+    "set_key_policy", "set_plaintext_budget", "suggest_layout", "tensor_sum", "to_matrix", "transpose",
 ]

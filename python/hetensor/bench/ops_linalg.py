@@ -65,7 +65,6 @@ class LinalgCase:
             W = rng.uniform(-1, 1, (768, 768)) / math.sqrt(768)
             self.x = ctx.encrypt(X, layout="matrix")
             self.w = ht.PlainMatrix(ctx, W, name="W")
-            la.set_plaintext_budget(ctx, max(la._cache(ctx)["budget"], self._pt_bytes(ctx, 2304 * 2)))
             steps.update(ctx.rotation_steps_for("cpmm", X.shape, W.shape, layouts=[self.x.layout, None]))
             self.ref = X @ W
             self.run = lambda: self._track(self.x @ self.w)
