@@ -72,8 +72,16 @@ double plan_weight(const std::vector<std::array<long, 3>>& diags, int in_cts, in
 // Baby steps worth trying: powers of two, every value up to 256, and a few
 // multiples of them (steps that are combinations like 63 j + 64 e are split
 // well by a baby step that is not a power of two).
-std::vector<long> n1_candidates(long slots, size_t diags) {
+std::vector<long> n1_candidates(long slots, size_t diags, const std::vector<std::array<long, 3>>& steps) {
   std::set<long> c;
+  // Steps in arithmetic progression (u * d, negative ones wrapping to slots - u * d)
+  // split best at a multiple of the stride: try the smallest steps either side of 0.
+  long lo = slots, hi = 0;
+  for (auto& d : steps)
+    if (d[2]) { lo = std::min(lo, d[2]); hi = std::max(hi, d[2]); }
+  for (long base : {lo, slots - hi})
+    if (base > 0 && base < slots)
+      for (long f = 1; f <= 256 && base * f <= slots; f <<= 1) c.insert(base * f);
   for (long v = 1; v <= slots; v <<= 1) c.insert(v);
   const long small = diags > 4000 ? 32 : diags > 1000 ? 96 : 256;
   const long mult = diags > 4000 ? 8 : diags > 1000 ? 24 : 64;
@@ -101,7 +109,7 @@ MapPlan plan_map(long slots, int in_cts, int out_cts, const std::vector<std::arr
   if (n1 <= 0) {
     double best = 1e300;
     std::vector<std::vector<long>> b(in_cts), g(out_cts);
-    for (long c : n1_candidates(slots, diags.size())) {
+    for (long c : n1_candidates(slots, diags.size(), diags)) {
       const double w = plan_weight(diags, in_cts, out_cts, c, b, g);
       if (w < best - 1e-9) { best = w; n1 = c; }
     }

@@ -16,6 +16,7 @@ float64 numpy, measured on the first call.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, List
 
 import numpy as np
@@ -56,6 +57,11 @@ class LinalgCase:
         from hetensor import linalg as la
 
         self.ctx, self.op, self.la = ctx, op, la
+        # Rotation keys take 72 MiB each at N = 2^16: chain the long loops there (keys for step
+        # differences only) unless HETENSOR_BENCH_KEYS=fast asks for one key per hoisted step.
+        policy = os.environ.get("HETENSOR_BENCH_KEYS", "few" if ctx.ring_degree >= 1 << 16 else "fast")
+        la.set_key_policy(ctx, policy)
+        self.policy = policy
         rng = np.random.default_rng(seed)
         S = ctx.slots
         steps: set = set()
@@ -122,7 +128,7 @@ class LinalgCase:
         bits = _bits(self.ctx.decrypt(out), self.ref)
         note = _note(self.costs, bits, level_in, int(out.level))
         self.bits = bits
-        return note
+        return note + f", key policy {self.policy}"
 
     def _level_in(self) -> int:
         for name in ("x", "q"):
