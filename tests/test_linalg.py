@@ -495,6 +495,9 @@ def test_shape_mismatch_raises_value_error(ctx, rng):
         x + enc(ctx, rng.uniform(-1, 1, (5, 4)))
     with pytest.raises(ValueError):
         x @ ht.PlainMatrix(ctx, np.ones(5))
+    pt = ctx.encode(np.ones((4, 5)), level=x.level)
+    with pytest.raises(ValueError, match="layout"):
+        x * pt  # a row-major PlainTensor would be silently misaligned
     other = ht.Context.from_preset("toy-insecure", seed=4)
     with pytest.raises(ValueError, match="context"):
         x @ enc(other, np.ones((5, 2)))

@@ -133,6 +133,9 @@ class CipherTensor:
         """This tensor brought to the level a PlainTensor was encoded for."""
         if pt.context is not self._ctx:
             raise ValueError(f"cannot {op}: the plaintext was encoded by another context")
+        if self._layout is not None and not self._layout.same_slots(getattr(pt, "_layout", None)):
+            raise ValueError(f"cannot {op}: the tensor has a matrix layout and the plaintext was encoded row-major; "
+                             "pass the numpy/torch array instead (it is packed in the tensor's layout)")
         if pt.shape != self._shape:
             raise ValueError(f"cannot {op}: shapes {self._shape} and {pt.shape} differ")
         if pt.purpose != purpose:
