@@ -372,6 +372,14 @@ def test_sum_of_a_product_masks_first(ctx, rng):
     s = z.sum(0)
     assert la.last_cost().levels == 1
     assert bits(ctx.decrypt(s), (X @ Y).sum(0)) >= CCMM_BITS
+    # a plaintext product ignores the padding and leaves it zero
+    W = rng.uniform(-1, 1, (7, 3))
+    keys_for(ctx, "cpmm", (6, 7), (7, 3), layouts=[z.layout, None])
+    w = z @ W
+    assert w.layout.clean
+    keys_for(ctx, "sum", (6, 3), layouts=[w.layout])
+    assert bits(ctx.decrypt(w.sum(0)), (X @ Y @ W).sum(0)) >= CCMM_BITS - 2
+    assert la.last_cost().levels == 0
 
 
 def test_broadcast_row_and_column_vectors(ctx, rng):

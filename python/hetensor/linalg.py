@@ -518,7 +518,8 @@ def _matmul_plain(x, w, left: bool, cost: MatmulCost):
     out, counts = _core.linalg_apply_map(ctx._engine, x._ct, mp, inner_groups)
     cost.add(counts)
     cost.steps(mp.rotation_steps(), ctx.slots)
-    out_lay = Layout(out_matrix, ctx.slots, transposed=lay.transposed, clean=lay.clean, shape=out_shape, **okw)
+    # the diagonals are zero outside the blocks, so the product is clean whatever the input's padding held
+    out_lay = Layout(out_matrix, ctx.slots, transposed=lay.transposed, clean=True, shape=out_shape, **okw)
     return _make(ctx, out, out_lay, like=x, is_complex=x._complex or pm.is_complex)
 
 
