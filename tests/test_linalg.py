@@ -288,6 +288,28 @@ def test_lora_chain_with_cooperative_layout(ctx, rng):
     assert x.level - out.level == 4
 
 
+@pytest.mark.parametrize("m,n,p,method", [(16, 96, 4, "diag"), (12, 6, 10, "jkls"), (16, 4, 40, "jkls")])
+def test_prepared_right_operand(ctx, m, n, p, method, rng):
+    """A right operand prepared once for a left layout: same product, fewer rotations per use."""
+    Y = rng.uniform(-1, 1, (n, p)) / 4
+    X1, X2 = rng.uniform(-1, 1, (m, n)), rng.uniform(-1, 1, (m, n))
+    x1, x2 = enc(ctx, X1), enc(ctx, X2)
+    y = ctx.encrypt(Y, layout=Layout((p, n), ctx.slots, bm=x1.layout.bm).T) if method == "diag" else enc(ctx, Y)
+    keys_for(ctx, "ccmm", (m, n), (n, p), layouts=[x1.layout, y.layout], method=method)
+    full = la.matmul(x1, y, method=method)
+    full_cost = la.last_cost()
+    prep = la.prepare(y, x1, method=method)
+    assert prep.cost.levels == 1 and prep.cost.rotations > 0
+    for X, x in ((X1, x1), (X2, x2)):
+        z, cost = x.matmul(prep, return_cost=True)
+        assert bits(ctx.decrypt(z), X @ Y) >= CCMM_BITS
+        assert cost.rotations < full_cost.rotations
+        check_cost(cost, min(x.level, prep.level), z)
+    assert bits(ctx.decrypt(full), X1 @ Y) >= CCMM_BITS
+    with pytest.raises(ValueError, match="prepared for another"):
+        enc(ctx, X1, "matrix.T") @ prep
+
+
 def test_ccmm_batched(ctx, rng):
     X = rng.uniform(-1, 1, (2, 6, 5))
     Y = rng.uniform(-1, 1, (2, 5, 7))

@@ -821,40 +821,10 @@ def _matmul_cc(x, y, cost: MatmulCost, method: Optional[str] = None):
         raise ValueError(f"cannot multiply: the product needs {min(need(c) for c in cands)} levels and the operands "
                          f"have {level}; bootstrap or start from a higher level")
     cand = fits[0]
-    method = cand["method"]
-    if cand["pre_x"] is not None:
-        x = relayout(x, cand["pre_x"], cost=cost)
-    if cand["pre_y"] is not None:
-        y = relayout(y, cand["pre_y"], cost=cost)
-    lx, ly = cand["lx"], cand["ly"]
-    setup, mp, key = cand["setup"], cand["maps"], cand["key"]
-    level = min(int(x.level), int(y.level))
-    cost.method = method + ("+transpose" if cand["pre_x"] is not None or cand["pre_y"] is not None else "")
-    if method == "jkls":
-        sp, tp = mp
-        chain_a, chain_b = _chain(ctx, cand)
-        loop_steps = _loop_steps(ctx, cand)
-        _require(ctx, [*sp.rotation_steps(), *tp.rotation_steps(), *loop_steps])
-        A = _run_map(ctx, key + ("sigma",), sp, x._ct, level, 1, cost)
-        Bt = _run_map(ctx, key + ("tau",), tp, y._ct, level, 1, cost)
-        nrt, nc, nq = setup["counts"]
-        outs = B * nrt * nq
-        ct, counts = _core.linalg_bilinear(ctx._engine, A, Bt, _rounds(setup), outs, chain_a, chain_b)
-        cost.add(counts)
-        cost.steps(loop_steps, ctx.slots)
-    else:
-        (ep,) = mp
-        chain_a, chain_b = _chain(ctx, cand)
-        loop_steps = _loop_steps(ctx, cand)
-        _require(ctx, [*ep.rotation_steps(), *setup["replicate"], *loop_steps, *setup["fold"]])
-        ylev = int(y.level) if int(x.level) < int(y.level) else level
-        E = _run_map(ctx, key + ("emap",), ep, y._ct, ylev, 1, cost)
-        E = _rotate_sum(ctx, E, setup["replicate"], cost)
-        outs = B * lx.nrb
-        ct, counts = _core.linalg_bilinear(ctx._engine, x._ct, E, _rounds(setup), outs, chain_a, chain_b)
-        cost.add(counts)
-        cost.steps(loop_steps, ctx.slots)
-        ct = _rotate_sum(ctx, ct, setup["fold"], cost)
+    ylev = int(y.level) if (cand["method"] == "diag" and int(x.level) < int(y.level)) else level
+    yct = _right_side(ctx, cand, y, ylev, cost)
+    ct = _left_side_and_loop(ctx, cand, x, yct, B, cost)
+    setup = cand["setup"]
     out_lay: Layout = setup["out"]
     shape = (B, m, p) if (len(xs) == 3 or len(ys) == 3) else (m, p)
     if len(xs) == 1:
@@ -862,6 +832,115 @@ def _matmul_cc(x, y, cost: MatmulCost, method: Optional[str] = None):
     if len(ys) == 1:
         shape = shape[:-1]
     out_lay = out_lay.replace(shape=shape)
+    return _make(ctx, ct, out_lay, like=x, is_complex=x._complex or y._complex)
+
+
+def _right_side(ctx, cand, y, level: int, cost: MatmulCost):
+    """The right operand in the form the product's loop reads (tau for jkls, broadcast diagonals for diag)."""
+    if cand["pre_y"] is not None:
+        y = relayout(y, cand["pre_y"], cost=cost)
+        level = min(level, int(y.level))
+    setup, key = cand["setup"], cand["key"]
+    if cand["method"] == "jkls":
+        tp = cand["maps"][1]
+        _require(ctx, tp.rotation_steps())
+        return _run_map(ctx, key + ("tau",), tp, y._ct, level, 1, cost)
+    (ep,) = cand["maps"]
+    _require(ctx, [*ep.rotation_steps(), *setup["replicate"]])
+    E = _run_map(ctx, key + ("emap",), ep, y._ct, level, 1, cost)
+    return _rotate_sum(ctx, E, setup["replicate"], cost)
+
+
+def _left_side_and_loop(ctx, cand, x, yct, B: int, cost: MatmulCost):
+    """The left operand's map (jkls) and the loop of products; returns the product's ciphertexts."""
+    if cand["pre_x"] is not None:
+        x = relayout(x, cand["pre_x"], cost=cost)
+    setup, key, method = cand["setup"], cand["key"], cand["method"]
+    cost.method = method + ("+transpose" if cand["pre_x"] is not None or cand["pre_y"] is not None else "")
+    chain_a, chain_b = _chain(ctx, cand)
+    loop_steps = _loop_steps(ctx, cand)
+    if method == "jkls":
+        sp = cand["maps"][0]
+        _require(ctx, [*sp.rotation_steps(), *loop_steps])
+        level = min(int(x.level), int(yct.level) + 1)
+        A = _run_map(ctx, key + ("sigma",), sp, x._ct, level, 1, cost)
+        nrt, nc, nq = setup["counts"]
+        ct, counts = _core.linalg_bilinear(ctx._engine, A, yct, _rounds(setup), B * nrt * nq, chain_a, chain_b)
+        cost.add(counts)
+        cost.steps(loop_steps, ctx.slots)
+        return ct
+    _require(ctx, [*loop_steps, *setup["fold"]])
+    ct, counts = _core.linalg_bilinear(ctx._engine, x._ct, yct, _rounds(setup), B * cand["lx"].nrb, chain_a, chain_b)
+    cost.add(counts)
+    cost.steps(loop_steps, ctx.slots)
+    return _rotate_sum(ctx, ct, setup["fold"], cost)
+
+
+class PreparedMatrix:
+    """An encrypted right operand moved once into the form its products with
+    left operands of one layout read (``prepare(y, left_layout)``).
+
+    Like :class:`PlainMatrix` for plaintext weights: a weight applied to many
+    activations (a LoRA adapter over a batch of sequences) pays the
+    conversion once (``.cost``); each ``x @ prepared`` then costs only the
+    left operand's side and the loop of products.
+    """
+
+    def __init__(self, y, left: Layout, method: Optional[str] = None) -> None:
+        ctx = y.context
+        y = to_matrix(y)
+        ly = y._layout
+        if len(ly.shape) != 2:
+            raise ValueError("prepare takes a 2-D right operand")
+        if not isinstance(left, Layout) or left.cols != ly.rows:
+            raise ValueError(f"cannot prepare a {ly.shape} operand for a left operand in {left}")
+        cands = _ccmm_candidates(ctx, left, ly, left.batch, method)
+        if not cands:
+            raise ValueError(f"method {method!r} does not apply")
+        self.context = ctx
+        self.left_key = left.key()
+        self.cand = cands[0]
+        self.shape = tuple(ly.shape)
+        self._complex = y._complex
+        self.cost = MatmulCost(op="prepare", method=self.cand["method"])
+        t0 = time.perf_counter()
+        level = int(y.level)
+        self.ct = _right_side(ctx, self.cand, y, level, self.cost)
+        self.cost.levels = level - int(self.ct.level)
+        self.cost.seconds = time.perf_counter() - t0
+        _publish(self.cost)
+
+    @property
+    def level(self) -> int:
+        return int(self.ct.level)
+
+    def __repr__(self) -> str:
+        return (f"PreparedMatrix({self.shape[0]}x{self.shape[1]}, {self.cand['method']}, level {self.level}, "
+                f"{self.ct.batch} ciphertext(s))")
+
+
+def prepare(y, left, method: Optional[str] = None) -> PreparedMatrix:
+    """``y`` (encrypted) prepared for ``x @ y`` with x in ``left`` (a Layout or a CipherTensor)."""
+    lay = left if isinstance(left, Layout) else to_matrix(left)._layout
+    return PreparedMatrix(y, lay, method)
+
+
+def _matmul_prepared(x, y: PreparedMatrix, cost: MatmulCost):
+    ctx = x.context
+    if y.context is not ctx:
+        raise ValueError("cannot multiply: the prepared operand belongs to another context")
+    x = to_matrix(x, cost)
+    if x._layout.key() != y.left_key:
+        raise ValueError(f"cannot multiply: the operand was prepared for another left layout than {x._layout}; "
+                         "prepare it for this one (hetensor.linalg.prepare)")
+    if min(int(x.level), y.level + 1) < (2 if y.cand["method"] == "jkls" else 1):
+        raise ValueError("cannot multiply: not enough levels left for the product")
+    lx = x._layout
+    ct = _left_side_and_loop(ctx, y.cand, x, y.ct, lx.batch, cost)
+    b, m, _ = lx.matrix
+    p = y.shape[1]
+    shape = lx.shape[:-1] + (p,) if len(lx.shape) >= 2 else (p,)
+    out_lay = y.cand["setup"]["out"].replace(shape=shape)
     return _make(ctx, ct, out_lay, like=x, is_complex=x._complex or y._complex)
 
 
@@ -913,7 +992,11 @@ def matmul(a, b, *, method: Optional[str] = None, return_cost: bool = False):
     """
     CT = _ct_class()
     t0 = time.perf_counter()
-    if isinstance(a, CT) and isinstance(b, CT):
+    if isinstance(a, CT) and isinstance(b, PreparedMatrix):
+        cost = MatmulCost(op="ccmm")
+        level = min(int(a.level), b.level)
+        out = _matmul_prepared(a, b, cost)
+    elif isinstance(a, CT) and isinstance(b, CT):
         cost = MatmulCost(op="ccmm")
         level = min(int(a.level), int(b.level))
         out = _matmul_cc(a, b, cost, method)
@@ -1251,7 +1334,7 @@ def rotation_steps_for(ctx, op: str, *shapes, layouts: Optional[Sequence[Optiona
 
 
 __all__ = [
-    "Layout", "MatmulCost", "PlainMatrix", "align", "broadcast_to", "clear_cache", "encrypt_matrix", "last_cost",
+    "Layout", "MatmulCost", "PlainMatrix", "PreparedMatrix", "align", "prepare", "broadcast_to", "clear_cache", "encrypt_matrix", "last_cost",
     "layout_of", "mask_padding", "materialize_transpose", "matmul", "relayout", "rotation_steps_for",
     "set_key_policy", "set_plaintext_budget", "suggest_layout", "tensor_sum", "to_matrix", "transpose",
 ]
