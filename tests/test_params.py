@@ -13,9 +13,10 @@ from hetensor import _core
 # HomomorphicEncryption.org 128-bit classical, ternary secret (2^10..2^15);
 # OpenFHE's table for 2^16 and 2^17 (SECURITY_NOTES.md section 1.1).
 HE_STANDARD_128 = {10: 27, 11: 54, 12: 109, 13: 218, 14: 438, 15: 881, 16: 1747, 17: 3523}
-EXPECTED_PRESETS = {"toy-insecure", "n13-insecure", "n14", "n15", "n16"}
+EXPECTED_PRESETS = {"toy-insecure", "n13-insecure", "n14", "n15", "n16", "n16-boot"}
 # name -> (log_n, levels, approx log2 Q) from the issue (OpenFHE/desilofhe shapes)
-SECURE_SHAPES = {"n14": (14, 7, 340), "n15": (15, 15, 660), "n16": (16, 24, 1020)}
+SECURE_SHAPES = {"n14": (14, 7, 340), "n15": (15, 15, 660), "n16": (16, 24, 1020), "n16-boot": (16, 25, 1380)}
+SCALE_BITS = {"n16-boot": 45}  # bootstrapping chain; the others use 2^40
 
 
 def modulus_bits(ctx) -> int:
@@ -76,7 +77,7 @@ def test_preset_literals_are_within_the_bound_unless_named_insecure(name):
     else:
         assert not lit.allow_insecure, "a secure preset must not opt out of the security check"
         log_n, levels, _ = SECURE_SHAPES[name]
-        assert (lit.log_n, lit.levels, lit.scale_bits) == (log_n, levels, 40)
+        assert (lit.log_n, lit.levels, lit.scale_bits) == (log_n, levels, SCALE_BITS.get(name, 40))
 
 
 @pytest.mark.parametrize("name", ["n14", "n15"])
@@ -92,6 +93,16 @@ def test_secure_presets_pass_the_bound(name):
     assert ctx.log_qp <= bound and modulus_bits(ctx) <= bound
     assert ctx.log_qp > ctx._engine.log_q  # P is counted
     assert "INSECURE" not in ctx.describe()
+
+
+def test_bootstrapping_preset_fits_the_bound_with_special_primes():
+    # n16-boot's chain is 1 bit under the bound: a prime that came out one bit
+    # larger would make it insecure, so check the primes themselves.
+    ctx = ht.Context.from_preset("n16-boot", seed=1)
+    assert ctx.is_secure and ctx.max_level == 25
+    assert ctx.log_qp <= HE_STANDARD_128[16] and modulus_bits(ctx) <= HE_STANDARD_128[16]
+    assert abs(ctx._engine.log_q - 1380) <= 2
+    assert [int(q).bit_length() for q in ctx._engine.q][1:] == [45] * 12 + [60] * 13
 
 
 def test_insecure_presets_are_insecure_and_say_so(toy_ctx):

@@ -27,7 +27,7 @@ ParamsLiteral make(const char* name, int log_n, int levels, int dnum, int specia
 //  n15: N=2^15, 15 levels, log Q = 660,  dnum 4, P = 3 x 60 bits,  log QP = 840 <= 881
 //  n16: N=2^16, 24 levels, log Q = 1020, dnum 2, P = 9 x 60 bits,  log QP = 1560 <= 1747
 std::vector<std::string> preset_names() {
-  return {"toy-insecure", "n13-insecure", "n14", "n15", "n16", "toy-boot-insecure"};
+  return {"toy-insecure", "n13-insecure", "n14", "n15", "n16", "n16-boot", "toy-boot-insecure"};
 }
 
 ParamsLiteral preset_literal(const std::string& name) {
@@ -36,15 +36,25 @@ ParamsLiteral preset_literal(const std::string& name) {
   if (name == "n14") return make("n14", 14, 7, 8, 61, 1, false);
   if (name == "n15") return make("n15", 15, 15, 4, 60, 3, false);
   if (name == "n16") return make("n16", 16, 24, 2, 50, 11, false);
+  if (name == "n16-boot") {
+    // Bootstrappable N=2^16 chain (hetensor/boot.py, BOOT_PRESETS): q_0 60
+    // bits; 9 computation and 3 SlotToCoeff levels at 45 bits; 10 EvalMod
+    // levels (cosine degree 63, 2 double angles, arcsine degree 3) and 3
+    // CoeffToSlot levels at 60 bits. log Q = 1380, dnum 5 (digits of <= 6
+    // primes), P = 6 x 61 bits: log QP = 1746 <= 1747. Dense ternary secret;
+    // ModRaise under an encapsulated h = 32 secret so |I| <= 16.
+    ParamsLiteral p = make("n16-boot", 16, 25, 5, 61, 0, false);
+    p.scale_bits = 45;
+    p.level_bits.assign(12, 45);
+    p.level_bits.insert(p.level_bits.end(), 13, 60);
+    return p;
+  }
   if (name == "toy-boot-insecure") {
-    // Bootstrappable test chain (see hetensor/boot.py): q_0 60 bits, 4
-    // computation levels and 3 SlotToCoeff levels at 45 bits (message ratio
-    // q_0 / scale = 2^15), 8 EvalMod and 3 CoeffToSlot levels at 60 bits;
-    // dense secret, ModRaise under an encapsulated h = 32 secret so |I| <= 16.
-    ParamsLiteral p = make("toy-boot-insecure", 12, 18, 3, 60, 0, true);
+    // The same shape at N=2^12 (insecure, for tests): 4 computation levels.
+    ParamsLiteral p = make("toy-boot-insecure", 12, 20, 3, 60, 0, true);
     p.scale_bits = 45;
     p.level_bits.assign(7, 45);
-    p.level_bits.insert(p.level_bits.end(), 11, 60);
+    p.level_bits.insert(p.level_bits.end(), 13, 60);
     return p;
   }
   std::string known;

@@ -44,6 +44,17 @@ class BootParams:
     encapsulation_h: Hamming weight of the sparse secret the ciphertext is
     switched to around ModRaise (None: ModRaise under the context's own secret,
     which must then be sparse).
+    message_ratio_bits: log2(q_0 / (scale * |m|max)) at ModRaise. The input is
+    first multiplied by the integer 2^(log2(q_0 / s_0) - message_ratio_bits)
+    (free: no level). A small ratio shrinks every error after EvalMod (they are
+    amplified by q_0 / scale) but lets the sine bend large coefficients: the
+    cubic error (2 pi m / ratio)^2 / 6 matters for inputs whose energy sits in
+    few coefficients (constants), unless arcsine_degree corrects it. None: keep
+    the context's q_0 / s_0.
+    arcsine_degree: 0 (none), 3 or 5: evaluate arcsin on the sine's output
+    (Taylor terms, 2 or 3 more levels), which removes the sine's bend.
+    cts_headroom_bits: CoeffToSlot works 2^h above the canonical scale so the
+    rounding noise of its rescales is 2^h smaller next to the values.
     """
 
     k_bound: int = 16
@@ -52,9 +63,23 @@ class BootParams:
     stc_levels: int = 3
     cos_degree: Optional[int] = None
     encapsulation_h: Optional[int] = 32
+    message_ratio_bits: Optional[int] = None
+    arcsine_degree: int = 0
+    cts_headroom_bits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.arcsine_degree not in (0, 3, 5):
+            raise ValueError(f"arcsine_degree must be 0, 3 or 5, got {self.arcsine_degree}")
+        if not 0 <= self.cts_headroom_bits <= 10:
+            raise ValueError(f"cts_headroom_bits must be in [0, 10], got {self.cts_headroom_bits}")
+        if self.message_ratio_bits is not None and not 4 <= self.message_ratio_bits <= 30:
+            raise ValueError(f"message_ratio_bits must be in [4, 30], got {self.message_ratio_bits}")
+
+    def arcsine_levels(self) -> int:
+        return {0: 0, 3: 2, 5: 3}[self.arcsine_degree]
 
     def eval_mod_levels(self, degree: int) -> int:
-        return _core.chebyshev_depth(degree) + self.double_angles
+        return _core.chebyshev_depth(degree) + self.double_angles + self.arcsine_levels()
 
 
 def boot_level_count(params: BootParams, log_n: int) -> int:
@@ -82,7 +107,10 @@ def _cos_function(params: BootParams):
 
 #: Bootstrapping parameters of the presets that support it.
 BOOT_PRESETS: Dict[str, BootParams] = {
-    "toy-boot-insecure": BootParams(k_bound=16, double_angles=2, cts_levels=3, stc_levels=3),
+    "toy-boot-insecure": BootParams(k_bound=16, double_angles=2, cts_levels=3, stc_levels=3,
+                                    message_ratio_bits=8, arcsine_degree=3),
+    "n16-boot": BootParams(k_bound=16, double_angles=2, cts_levels=3, stc_levels=3,
+                           message_ratio_bits=8, arcsine_degree=3),
 }
 
 
@@ -170,24 +198,47 @@ class Bootstrapper:
                 f"bootstrapping needs {self.levels} levels but the chain has {top}; use a boot preset")
         q0 = float(eng.q[0])
         s0 = ctx.scale_at(0)
+        # Integer pre-multiplier that sets the message ratio q0 / (c s0).
+        self.premultiplier = 1
+        if params.message_ratio_bits is not None:
+            shift = int(math.floor(math.log2(q0 / s0))) - params.message_ratio_bits
+            if shift < 0:
+                raise ValueError(f"message_ratio_bits={params.message_ratio_bits} exceeds log2(q0 / scale) = "
+                                 f"{math.log2(q0 / s0):.1f}; lower it or use a larger q0")
+            self.premultiplier = 1 << shift
+        s_in = s0 * self.premultiplier
+        self.message_ratio = q0 / s_in
         self.input_scale = 2.0 * params.k_bound * q0
-        self.cts = self._encode_chain(dft_factors(n, params.cts_levels, inverse=True), top, self.input_scale)
+        # CoeffToSlot reads the input 2^h too low, so its values (and the raw
+        # polynomial) stay 2^h above canonical; EvalMod reads them back at 2^h more.
+        self.headroom = float(2 ** params.cts_headroom_bits)
+        self.cts = self._encode_chain(dft_factors(n, params.cts_levels, inverse=True), top,
+                                      self.input_scale / self.headroom)
         level = top - params.cts_levels
         self.eval_mod_level = level
         stc_level = level - em
         # EvalMod output: sin(2 pi t / q0) ~ 2 pi m / q0. Its scale: canonical after
         # the polynomial, then s^2 / q_l per double angle (the last one crosses
-        # into the 40-bit region, so it is not that level's canonical scale).
-        scale = ctx.scale_at(level - _core.chebyshev_depth(self.degree))
-        for lv in range(level - _core.chebyshev_depth(self.degree), stc_level, -1):
+        # into the 40-bit region, so it is not that level's canonical scale);
+        # an arcsine lands canonical again.
+        cos_level = level - _core.chebyshev_depth(self.degree)
+        scale = ctx.scale_at(cos_level)
+        for lv in range(cos_level, cos_level - params.double_angles, -1):
             scale = scale * scale / float(eng.q[lv])
             if abs(scale / ctx.scale_at(lv - 1) - 1) < 1e-6:
                 scale = ctx.scale_at(lv - 1)
+        if params.arcsine_degree:
+            # Land the arcsine at the EvalMod region's scale, not the smaller
+            # canonical one of the StC region: the values (~2 pi / ratio) are
+            # small and need the raw headroom.
+            scale = ctx.scale_at(stc_level + 1)
         self.eval_mod_scale = scale
-        # Read at S * 2 pi s0 / q0 the slots are m / s0 again.
-        self.stc_input_scale = scale * 2 * math.pi * s0 / q0
+        # Read at S * 2 pi c s0 / q0 the slots are m / s0 again.
+        self.stc_input_scale = scale * 2 * math.pi * s_in / q0
         self.stc = self._encode_chain(dft_factors(n, params.stc_levels, inverse=False), stc_level,
                                       self.stc_input_scale)
+        self.arcsine_poly = _core.chebyshev_from_power(
+            [0.0, 1.0, 0.0, 1.0 / 6.0, 0.0, 3.0 / 40.0][: params.arcsine_degree + 1])
         steps = set()
         for lt in self.cts + self.stc:
             steps.update(lt.rotation_steps())
@@ -230,6 +281,8 @@ class Bootstrapper:
         y, _ = _core.eval_chebyshev(eng, ct, self.poly)
         for _ in range(self.params.double_angles):
             y = eng.add_scalar(eng.mul_scalar(eng.square(y), 2.0), -1.0)  # cos(2a) = 2cos(a)^2 - 1
+        if self.params.arcsine_degree:  # arcsin(sin(2 pi u)) = 2 pi u: undo the sine's bend
+            y, _ = _core.eval_chebyshev(eng, y, self.arcsine_poly, self.eval_mod_scale)
         return y
 
     def bootstrap(self, ct):
@@ -237,15 +290,19 @@ class Bootstrapper:
         eng = self.ctx._engine
         if ct.level > 0:
             ct = eng.level_to(ct, 0)
+        if self.premultiplier > 1:
+            ct = eng.mul_scalar(ct, float(self.premultiplier))
         if self.params.encapsulation_h:
             # ModRaise under the sparse s' (small |I|), then straight back to s.
             raised = _core.switch_to_dense(eng, _core.mod_raise(eng, _core.switch_to_sparse(eng, ct)))
         else:
             raised = _core.mod_raise(eng, ct)
-        raised = raised.with_scale(self.input_scale, 0.0)
+        raised = raised.with_scale(self.input_scale / self.headroom, 0.0)
         a = raised
         for lt in self.cts:
             a = _core.apply_linear_transform(eng, a, lt)
+        if self.headroom > 1:
+            a = a.with_scale(a.scale * self.headroom, float(a.bound) / self.headroom)
         conj = eng.conjugate(a)
         real = eng.add(a, conj)                                          # BR t_lo / (K q0)
         imag = _core.mul_by_i(eng, eng.sub(a, conj), True)               # BR t_hi / (K q0)

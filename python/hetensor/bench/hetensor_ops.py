@@ -11,6 +11,7 @@ import numpy as np
 from .ops import HOISTED_K
 from .ops_linalg import LINALG_OP_NAMES
 from .ops_linalg import hetensor_bench as linalg_bench
+from .ops_boot import hetensor_bench as boot_bench
 from .peers.base import Adapter, BenchOrReason, Probe, Session, precision_bits, rng_values, unavailable
 from .spec import LibParams, PresetSpec
 from .timing import Bench
@@ -69,6 +70,8 @@ class _HetensorSession(Session):
         core = ht._core
         if op in LINALG_OP_NAMES:
             return linalg_bench(self, op)
+        if op == "bootstrap":
+            return boot_bench(self, op)
         if op == "ntt_limb":
             q = int(eng.q[0])
             a = np.random.default_rng(3).integers(0, q, ctx.ring_degree, dtype=np.uint64)
