@@ -127,3 +127,55 @@ def test_bootstrap_precision_report(bctx, capsys):
     b = bits(got, x)
     print(f"bootstrap precision: {b:.1f} bits")
     assert b >= 20
+
+
+def _toy_boot(params):
+    """A toy-boot-insecure context bootstrapping with other circuit parameters."""
+    from hetensor.boot import Bootstrapper, choose_cos_degree
+
+    em = params.eval_mod_levels(choose_cos_degree(params))
+    bits_ = [45] * 7 + [60] * (em + params.cts_levels)
+    ctx = ht.Context.from_params(log_n=12, levels=len(bits_), scale_bits=45, first_prime_bits=60, dnum=3,
+                                 level_bits=bits_, allow_insecure=True, seed=22)
+    boot = Bootstrapper(ctx, params)
+    boot.generate_keys()
+    ctx._bootstrapper, ctx._fresh_level = boot, boot.output_level
+    return ctx
+
+
+def test_arcsine_removes_the_sines_bend_on_constants():
+    """At message ratio 2^8 the sine bends a constant 1.0 by (2 pi / 2^8)^2 / 6 (~15 bits);
+    the degree-3 arcsine (the preset's choice) brings it back above 20 bits."""
+    from hetensor.boot import BootParams
+
+    bare = BootParams(k_bound=16, double_angles=2, cts_levels=3, stc_levels=3, message_ratio_bits=8,
+                      arcsine_degree=0)
+    ctx = _toy_boot(bare)
+    x = np.ones(ctx.slots)
+    err = float(np.max(np.abs(ctx.decrypt(ctx.encrypt(x).bootstrap()) - x)))
+    predicted = (2 * np.pi / 2**8) ** 2 / 6  # sin(2 pi u) / (2 pi) = u (1 - (2 pi u)^2 / 6 + ...)
+    assert predicted / 1.5 < err < predicted * 1.5
+    fixed = BOOT_PRESETS["toy-boot-insecure"]
+    assert fixed.arcsine_degree == 3 and fixed.message_ratio_bits == 8
+
+
+@pytest.mark.parametrize("value", [1.0, -0.9])
+def test_preset_bootstrap_keeps_constants(bctx, value):
+    x = np.full(bctx.slots, value)
+    assert bits(bctx.decrypt(bctx.encrypt(x).bootstrap()), x) >= 20
+
+
+def test_boot_params_are_validated():
+    from hetensor.boot import BootParams
+
+    with pytest.raises(ValueError, match="arcsine_degree"):
+        BootParams(arcsine_degree=4)
+    with pytest.raises(ValueError, match="message_ratio_bits"):
+        BootParams(message_ratio_bits=2)
+    with pytest.raises(ValueError, match="cts_headroom_bits"):
+        BootParams(cts_headroom_bits=-1)
+    ctx = ht.Context.from_preset("toy-boot-insecure", seed=23)
+    from hetensor.boot import Bootstrapper, choose_cos_degree
+
+    with pytest.raises(ValueError, match="exceeds log2"):
+        Bootstrapper(ctx, BootParams(double_angles=2, message_ratio_bits=20))
