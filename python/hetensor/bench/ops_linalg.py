@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, List
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -30,6 +32,51 @@ LINALG_OP_SPECS = [
     ("ccmm_64x64x64", "linalg", "X @ Y: encrypted 64x64 times encrypted 64x64"),
 ]
 LINALG_OP_NAMES = [spec[0] for spec in LINALG_OP_SPECS]
+
+
+#: Ops whose right operand is held transposed (attention scores: Q @ K^T with K encrypted as is).
+ATTENTION_OPS = {"ccmm_128x64x128"}
+
+
+@dataclass
+class LinalgInputs:
+    """The float64 operands and reference of a linalg op (the same for hetensor and every peer).
+
+    ``kind`` is cpmm (x, w plaintext), ccmm (x, y both encrypted; y is the logical n x p right
+    operand, K^T for attention) or lora (x, a, b all encrypted).
+    """
+
+    kind: str
+    mats: Dict[str, np.ndarray]
+    ref: np.ndarray
+
+
+def linalg_inputs(op: str, seed: int = 5) -> LinalgInputs:
+    """Operands of ``op``: a catalogue name or any ``cpmm_MxNxP``, ``ccmm_MxNxP``, ``lora_MxNxRxN``.
+
+    Values are uniform in [-1, 1], scaled so products stay near [-1, 1]; the catalogue ops draw
+    exactly what LinalgCase encrypts.
+    """
+    match = re.fullmatch(r"(cpmm|ccmm|lora)_(\d+)x(\d+)x(\d+)(?:x(\d+))?", op)
+    if not match or (match.group(1) == "lora") != (match.group(5) is not None):
+        raise ValueError(f"unknown linalg op {op!r}")
+    kind = match.group(1)
+    m, n, p = (int(match.group(i)) for i in (2, 3, 4))
+    rng = np.random.default_rng(seed)
+    if kind == "cpmm":
+        x = rng.uniform(-1, 1, (m, n))
+        w = rng.uniform(-1, 1, (n, p)) / math.sqrt(n)
+        return LinalgInputs(kind, {"x": x, "w": w}, x @ w)
+    if kind == "ccmm":
+        x = rng.uniform(-1, 1, (m, n)) / 4
+        # Attention draws K (p x n) and multiplies by K^T; a plain product draws Y (n x p).
+        y = (rng.uniform(-1, 1, (p, n)) / 4).T if op in ATTENTION_OPS else rng.uniform(-1, 1, (n, p)) / 4
+        return LinalgInputs(kind, {"x": x, "y": y}, x @ y)
+    r, n2 = p, int(match.group(5))
+    x = rng.uniform(-1, 1, (m, n))
+    a = rng.uniform(-1, 1, (n, r)) / math.sqrt(n)
+    b = rng.uniform(-1, 1, (r, n2)) / math.sqrt(r)
+    return LinalgInputs(kind, {"x": x, "a": a, "b": b}, x @ a @ b)
 
 
 def _bits(got: np.ndarray, want: np.ndarray) -> float:
@@ -50,6 +97,39 @@ def _note(costs: List[Any], bits: float, level_in: int, level_out: int) -> str:
             f"{bits:.1f} bits")
 
 
+class Footprint:
+    """Resident memory of one op's setup (keys, operands) and peak, above the process before it.
+
+    The bench's per-op peak covers the samples only, and includes whatever else the process
+    holds (other libraries' sessions); this isolates what the op itself needs.
+    """
+
+    def __init__(self) -> None:
+        from .memory import current_rss_bytes
+
+        self._rss = current_rss_bytes
+        self.start = current_rss_bytes()
+        self.setup = self.start
+        self.peak: Optional[int] = None
+
+    def setup_done(self) -> None:
+        self.setup = self._rss()
+
+    def samples_done(self) -> None:
+        """Call at the end of the samples (Bench.finalize): reads the high-water mark since they began."""
+        from .memory import _status_kib
+
+        hwm = _status_kib("VmHWM")
+        self.peak = max(hwm * 1024, self.setup) if hwm is not None else None
+
+    def note(self) -> str:
+        gb = 1e9
+        text = f"memory: {(self.setup - self.start) / gb:.1f} GB resident for keys and operands"
+        if self.peak is not None:
+            text += f", peak {(self.peak - self.start) / gb:.1f} GB above the process before setup"
+        return text
+
+
 class LinalgCase:
     """Inputs, keys and the timed product of one linalg op on a hetensor context."""
 
@@ -63,30 +143,25 @@ class LinalgCase:
         policy = os.environ.get("HETENSOR_BENCH_KEYS", "few" if ctx.ring_degree >= 1 << 16 else "fast")
         la.set_key_policy(ctx, policy)
         self.policy = policy
-        rng = np.random.default_rng(seed)
-        S = ctx.slots
+        inp = linalg_inputs(op, seed)
         steps: set = set()
         self.costs: List[Any] = []
         if op == "cpmm_128x768x768":
-            X = rng.uniform(-1, 1, (128, 768))
-            W = rng.uniform(-1, 1, (768, 768)) / math.sqrt(768)
+            X, W = inp.mats["x"], inp.mats["w"]
             self.x = ctx.encrypt(X, layout="matrix")
             self.w = ht.PlainMatrix(ctx, W, name="W")
             steps.update(ctx.rotation_steps_for("cpmm", X.shape, W.shape, layouts=[self.x.layout, None]))
             self.ref = X @ W
             self.run = lambda: self._track(self.x @ self.w)
         elif op == "ccmm_128x64x128":
-            Q = rng.uniform(-1, 1, (128, 64)) / 4
-            K = rng.uniform(-1, 1, (128, 64)) / 4
+            Q, K = inp.mats["x"], inp.mats["y"].T
             self.q, self.k = ctx.encrypt(Q, layout="matrix"), ctx.encrypt(K, layout="matrix")
             steps.update(ctx.rotation_steps_for("ccmm", Q.shape, (64, 128), layouts=[self.q.layout, self.k.T.layout]))
             self.ref = Q @ K.T
             self.run = lambda: self._track(self.q @ self.k.T)
         elif op == "lora_128x768x8x768":
             m, n, r = 128, 768, 8
-            X = rng.uniform(-1, 1, (m, n))
-            A = rng.uniform(-1, 1, (n, r)) / math.sqrt(n)
-            B = rng.uniform(-1, 1, (r, n)) / math.sqrt(r)
+            X, A, B = inp.mats["x"], inp.mats["a"], inp.mats["b"]
             self.x = ctx.encrypt(X, layout="matrix")
             # The adapters are encrypted once in the layouts that make their products cheapest
             # (for A: A^T at the activation's super-slot height, used by broadcast diagonals).
@@ -107,8 +182,7 @@ class LinalgCase:
             self.prep_costs = [self.a_prep.cost, self.b_prep.cost]
             self.run = lambda: self._track(self._track(self.x @ self.a_prep) @ self.b_prep)
         elif op == "ccmm_64x64x64":
-            X = rng.uniform(-1, 1, (64, 64)) / 4
-            Y = rng.uniform(-1, 1, (64, 64)) / 4
+            X, Y = inp.mats["x"], inp.mats["y"]
             self.x, self.y = ctx.encrypt(X, layout="matrix"), ctx.encrypt(Y, layout="matrix")
             steps.update(ctx.rotation_steps_for("ccmm", X.shape, Y.shape))
             self.ref = X @ Y
@@ -153,12 +227,31 @@ class LinalgCase:
 
 
 def hetensor_bench(session, op: str):
-    """The Bench of a linalg op for hetensor's session (see hetensor_ops)."""
+    """The Bench of a linalg op for hetensor's session (see hetensor_ops).
+
+    The op gets a context of its own, so its rotation keys (up to 9 GB at n16) and cached
+    diagonals are freed with it, before the peers run theirs in the same process.
+    """
+    import hetensor as ht
+    from hetensor import linalg as la
+
     from .timing import Bench
 
-    case = LinalgCase(session.ctx, op)
+    mem = Footprint()
+    ctx = ht.Context.from_preset(session.spec.preset)
+    case = LinalgCase(ctx, op)
     note = case.first()  # warm-up: encodes the weight / maps, and gives the counts and precision
-    return Bench(run=lambda _: case.run(), note=note)
+    mem.setup_done()
+    bench = Bench(run=lambda _: case.run(), note=note)
+
+    def finalize() -> None:
+        mem.samples_done()
+        bench.note = f"{note}; {mem.note()}"
+        la.clear_cache(ctx)  # cached weights refer back to the context
+        bench.finalize = None  # no cycle: the context goes with the Bench
+
+    bench.finalize = finalize
+    return bench
 
 
-__all__ = ["LINALG_OP_NAMES", "LINALG_OP_SPECS", "LinalgCase", "hetensor_bench"]
+__all__ = ["Footprint", "LINALG_OP_NAMES", "LINALG_OP_SPECS", "LinalgCase", "LinalgInputs", "hetensor_bench", "linalg_inputs"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
-from .ops import OP_BY_NAME
+from .ops import HEAVY, OP_BY_NAME
 
 
 def fmt_ms(seconds: Optional[float]) -> str:
@@ -137,6 +137,9 @@ def _notes(run: Dict[str, Any]) -> List[str]:
         for op, rec in recs.items():
             if rec.get("status") in ("unavailable", "error") and op in OP_BY_NAME:
                 lines.append(f"  {lib} {op}: {rec['status']}: {rec['reason']}")
+            elif rec.get("status") == "ok" and rec.get("note") and op in HEAVY:
+                # heavy ops differ in what each library computes: the note says what it was
+                lines.append(f"  {lib} {op}: {rec['note']}")
     return ["", "notes:"] + lines if lines else []
 
 

@@ -4,7 +4,8 @@ desilofhe chooses N, the primes and the key-switching decomposition itself
 from ``max_level``; only the level count and thread count can be set. The
 adapter asks for the preset's level count, checks the N it got, and reads the
 number of RNS limbs from ciphertext sizes. Its multiply always rescales
-(fused), so 'mul_relin' and 'rescale' alone cannot be expressed.
+(fused), so 'mul_relin' and 'rescale' alone cannot be expressed. The matrix
+products (group linalg) run in its matrix form: see desilofhe_linalg.py.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 from ..ops import HOISTED_K
+from ..ops_linalg import LINALG_OP_NAMES
 from ..spec import LibParams, PresetSpec, compare
 from ..timing import Bench
 from .base import Adapter, BenchOrReason, Probe, Session, precision_bits, probe_module, rng_values, unavailable
@@ -56,6 +58,10 @@ class _DesiloSession(Session):
 
     def bench(self, op: str) -> BenchOrReason:
         e = self.e
+        if op in LINALG_OP_NAMES:  # batched products in desilofhe's matrix form (an engine of their own)
+            from .desilofhe_linalg import linalg_bench
+
+            return linalg_bench(op, self.threads)
         if op == "ntt_limb":
             return unavailable("desilofhe exposes the NTT only on whole ciphertexts (see ntt_all)")
         if op == "ntt_all":

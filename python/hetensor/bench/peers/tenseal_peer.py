@@ -9,7 +9,8 @@ so dnum is always the number of ciphertext primes, and SEAL caps a prime at
 60 bits). SEAL's own 128-bit table stops at N = 2^15, so for N = 2^16 the
 context is made with ``sec_level NONE`` after checking that log QP is within
 the HomomorphicEncryption.org bound for that N (the same check hetensor
-applies); the result says so. SEAL runs every op on one thread.
+applies); the result says so. SEAL runs every op on one thread. The matrix
+products (group linalg) use TenSEAL's own API: see tenseal_linalg.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from ..ops import HOISTED_K
+from ..ops_linalg import LINALG_OP_NAMES
 from ..spec import LibParams, PresetSpec, compare
 from ..timing import Bench
 from .base import Adapter, BenchOrReason, Probe, Session, precision_bits, probe_module, rng_values, unavailable
@@ -123,6 +125,10 @@ class _SealSession(Session):
     # -- ops ---------------------------------------------------------------
     def bench(self, op: str) -> BenchOrReason:
         s, ev = self.s, self.ev
+        if op in LINALG_OP_NAMES:  # TenSEAL's own matrix products, on a context of their own
+            from .tenseal_linalg import linalg_bench
+
+            return linalg_bench(op)
         if op == "ntt_limb":
             return unavailable("sealapi exposes the NTT only on whole ciphertexts (see ntt_all)")
         if op == "ntt_all":
