@@ -62,6 +62,10 @@ class _DesiloSession(Session):
             from .desilofhe_linalg import linalg_bench
 
             return linalg_bench(op, self.threads)
+        if op == "bootstrap":  # desilofhe's own bootstrapping engine (desilofhe_boot.py)
+            from .desilofhe_boot import bootstrap_bench
+
+            return bootstrap_bench(self.spec, self.threads)
         if op == "ntt_limb":
             return unavailable("desilofhe exposes the NTT only on whole ciphertexts (see ntt_all)")
         if op == "ntt_all":
@@ -133,6 +137,13 @@ class DesilofheAdapter(Adapter):
         return probe_module("desilofhe", "desilofhe")
 
     def open(self, spec: PresetSpec, threads: int) -> Session:
+        from .boot_common import is_boot_preset
+
+        if is_boot_preset(spec):  # only 'bootstrap', in desilofhe's own bootstrapping engine (desilofhe_boot.py)
+            from .desilofhe_boot import boot_session
+
+            self._sessions = {}
+            return boot_session(spec, threads)
         key = (spec.preset, threads)
         if key not in self._sessions:
             self._sessions = {}  # one live session: keys of the last thread count are freed first

@@ -186,6 +186,10 @@ class _OrionSession(Session):
             return Bench(run=lambda _: raw.RotateNew(self.X, 1), cleanup=self._drop_ct)
         if op == "rotate_hoisted":
             return unavailable("Orion's Lattigo bindings expose no hoisted rotation")
+        if op == "bootstrap":  # Lattigo's own bootstrapping parameters (orion_boot.py)
+            from .orion_boot import session_bench
+
+            return session_bench(self)
         if op == "keygen_context":
             return Bench(run=lambda _: self._new_scheme(), finalize=self._build,
                          note="NewScheme (parameters) + secret, public and relinearization keys")
@@ -229,6 +233,13 @@ class OrionAdapter(Adapter):
         return probe_module("orion.backend.lattigo.bindings", "orion-fhe")
 
     def open(self, spec: PresetSpec, threads: int) -> Session:
+        from .boot_common import is_boot_preset
+
+        if is_boot_preset(spec):  # only 'bootstrap', with Lattigo's own parameters (orion_boot.py)
+            from .orion_boot import boot_session
+
+            self.release()
+            return boot_session(self, spec, threads)
         if self._session is None or self._session.spec != spec:
             self.release()
             if self._lib is None:
