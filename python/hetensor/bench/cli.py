@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ops", action="append", metavar="OPS", help="ops or groups (default all)")
     p.add_argument("--peers", action="append", metavar="NAMES",
                    help="peer libraries: openfhe,tenseal,desilofhe,orion, all or none (default none)")
+    p.add_argument("--no-hetensor", action="store_true",
+                   help="run the peers only (for runs where hetensor and a peer do not fit in memory together)")
     p.add_argument("--repeat", type=int, default=5, metavar="K", help="timed samples per op (default 5)")
     p.add_argument("--warmup", type=int, default=1, metavar="W", help="untimed calls before them (default 1)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
@@ -92,6 +94,7 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> tuple:
             parser.error("--plot needs matplotlib: pip install matplotlib (or pip install 'hetensor[bench]')")
     cfg = RunConfig(devices=devices, presets=presets, threads=threads, ops=ops, peers=peers,
                     repeat=args.repeat, warmup=args.warmup, show_progress=not args.no_progress,
+                    hetensor=not args.no_hetensor,
                     command=["python", "-m", "hetensor.bench"] + list(sys.argv[1:] if argv is None else argv))
     return cfg, args
 

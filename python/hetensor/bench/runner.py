@@ -35,6 +35,7 @@ class RunConfig:
     warmup: int = 1
     show_progress: bool = True
     command: List[str] = field(default_factory=list)
+    hetensor: bool = True  # False: the peers alone (e.g. when they and hetensor do not fit in memory together)
 
 
 def _log(msg: str) -> None:
@@ -102,8 +103,8 @@ def _ratios(results: Dict[str, Dict[str, Any]], base: str = "hetensor") -> Dict[
 
 
 def _probe_libraries(cfg: RunConfig) -> Dict[str, Any]:
-    adapters: Dict[str, Adapter] = {"hetensor": HetensorAdapter()}
-    probes: Dict[str, Probe] = {"hetensor": adapters["hetensor"].probe()}
+    adapters: Dict[str, Adapter] = {"hetensor": HetensorAdapter()} if cfg.hetensor else {}
+    probes: Dict[str, Probe] = {"hetensor": adapters["hetensor"].probe()} if cfg.hetensor else {}
     for name in cfg.peers:
         adapter = make_adapter(name)
         probe = adapter.probe()
