@@ -258,14 +258,23 @@ def _env_int(name: str) -> Optional[int]:
     return int(value) if value else None
 
 
+def _env_level(op: str) -> Optional[int]:
+    """HETENSOR_BENCH_DESILO_LEVEL: a level, or ``min`` for the levels the op consumes."""
+    value = os.environ.get("HETENSOR_BENCH_DESILO_LEVEL", "")
+    if value == "min":
+        return 2 if op.startswith("lora_") else 1
+    return int(value) if value else None
+
+
 def linalg_bench(op: str, threads: int, block: Optional[int] = None, level: Optional[int] = None) -> BenchOrReason:
     """The Bench of a linalg op for desilofhe (the note is completed after the samples).
 
     HETENSOR_BENCH_DESILO_BLOCK picks the tier (16, 32, 64; default 64) and
-    HETENSOR_BENCH_DESILO_LEVEL a lower level for keys and operands (smaller keys).
+    HETENSOR_BENCH_DESILO_LEVEL a lower level for keys and operands (smaller and faster keys;
+    ``min``: just the levels the op consumes). By default both are at the tier's top level.
     """
     block = block or _env_int("HETENSOR_BENCH_DESILO_BLOCK") or DEFAULT_BLOCK
-    level = level if level is not None else _env_int("HETENSOR_BENCH_DESILO_LEVEL")
+    level = level if level is not None else _env_level(op)
     if block not in TIERS:
         return unavailable(f"desilofhe's matrix form has blocks of {', '.join(map(str, TIERS))} only, not {block}")
     mem = Footprint()
