@@ -127,3 +127,14 @@ def test_cli_runs_the_peers_alone():
     assert "hetensor" not in _probe_libraries(cfg)["probes"]
     cfg, _ = parse_config(["--preset", "toy-boot-insecure", "--ops", "bootstrap"])
     assert cfg.hetensor is True
+
+
+def test_spec_of_a_bootstrapping_preset_matches_its_chain():
+    import hetensor as ht
+
+    spec = preset_spec("toy-boot-insecure")
+    ctx = ht.Context.from_preset("toy-boot-insecure")
+    assert spec.q_bits == [int(q).bit_length() for q in ctx._engine.q]
+    assert spec.p_bits == [int(p).bit_length() for p in ctx._engine.p]  # derived: special_primes == 0
+    n16 = preset_spec("n16-boot")
+    assert len(n16.q_bits) == n16.levels + 1 and n16.log_qp <= n16.he_standard_max_log_qp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class PresetSpec:
     hamming_weight: int
     insecure: bool
     he_standard_max_log_qp: int
+    level_bits: Tuple[int, ...] = ()  # sizes of q_1 .. q_L when they differ (bootstrapping presets)
 
     @property
     def ring_degree(self) -> int:
@@ -34,12 +35,20 @@ class PresetSpec:
     @property
     def q_bits(self) -> List[int]:
         """Bit sizes of the ciphertext primes, first prime first."""
-        return [self.first_prime_bits] + [self.scale_bits] * self.levels
+        return [self.first_prime_bits] + (list(self.level_bits) or [self.scale_bits] * self.levels)
 
     @property
     def p_bits(self) -> List[int]:
-        """Bit sizes of the special (key-switching) primes."""
-        return [self.special_prime_bits] * self.special_primes
+        """Bit sizes of the special (key-switching) primes.
+
+        ``special_primes == 0`` means derived, as hetensor's Params does: enough primes
+        for P to cover the largest digit of dnum digits."""
+        count = self.special_primes
+        if count == 0:
+            q, size = self.q_bits, -(-(self.levels + 1) // self.dnum)
+            widest = max(sum(q[i:i + size]) for i in range(0, len(q), size))
+            count = -(-widest // self.special_prime_bits)
+        return [self.special_prime_bits] * count
 
     @property
     def log_q(self) -> int:
@@ -71,6 +80,7 @@ def preset_spec(name: str) -> PresetSpec:
         hamming_weight=int(lit.hamming_weight),
         insecure=bool(lit.allow_insecure),
         he_standard_max_log_qp=int(_core.he_standard_max_log_qp(int(lit.log_n))),
+        level_bits=tuple(int(b) for b in getattr(lit, "level_bits", ())),
     )
 
 
