@@ -27,6 +27,7 @@ after the samples (``finalize``).
 from __future__ import annotations
 
 import ctypes
+import os
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, List, Optional, Tuple, Union
@@ -156,7 +157,8 @@ class OrionBootCase(BootCase):
             peak_rss_setup=peak_rss_bytes(), input_level=int(self.raw.GetCiphertextLevel(self.ct_in)),
             notes=["values cross Orion's binding as float32 (input and output): this caps precision near 24 bits",
                    "Lattigo runs one op on one goroutine (no intra-op parallelism): one figure serves every "
-                   "--threads value; CPU/wall above 1 is Go's concurrent garbage collector"])
+                   "--threads value; CPU/wall above 1 is Go's concurrent garbage collector",
+                   "GOMAXPROCS=" + os.environ.get("GOMAXPROCS", f"unset (Go uses all {os.cpu_count()} cores)")])
 
     def bootstrap_once(self) -> int:
         return self.raw.Bootstrap(self.ct_in, self.slots)
