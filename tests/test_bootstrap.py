@@ -179,3 +179,10 @@ def test_boot_params_are_validated():
 
     with pytest.raises(ValueError, match="exceeds log2"):
         Bootstrapper(ctx, BootParams(double_angles=2, message_ratio_bits=20))
+
+
+def test_bootstrap_refuses_values_beyond_its_range(bctx):
+    x = np.full(bctx.slots, 0.5)
+    big = bctx.encrypt(x) * 32.0  # tracked bound 0.5 * 32 = 16 > 8
+    with pytest.raises(ValueError, match="multiply by a constant below 1"):
+        big.bootstrap()

@@ -7,6 +7,7 @@
 
 #include "backend/kernels/elementwise.hpp"
 #include "ckks/evaluator.hpp"
+#include "ckks/keyswitch.hpp"
 #include "core/error.hpp"
 #include "core/galois.hpp"
 #include "runtime/parallel.hpp"
@@ -27,8 +28,11 @@ int LinearTransform::diagonals() const {
 }
 
 namespace {
-// Rotations needed by a baby step n1 for the diagonal set.
-size_t rotations_for(const std::vector<long>& diags, long n1, long slots) {
+// Relative cost of a baby step n1 for the diagonal set under double hoisting:
+// a baby rotation is one inner product in Q*P (no ModUp, no ModDown), about a
+// quarter of a giant one (ModDown, ModUp, inner product). Babies are held in
+// Q*P at once, so their count is capped (32 at N = 2^16 is ~1 GiB).
+double bsgs_cost(const std::vector<long>& diags, long n1) {
   std::set<long> b, g;
   for (long d : diags) {
     b.insert(d % n1);
@@ -36,8 +40,8 @@ size_t rotations_for(const std::vector<long>& diags, long n1, long slots) {
   }
   b.erase(0);
   g.erase(0);
-  (void)slots;
-  return b.size() + g.size();
+  if (b.size() > 32) return 1e300;
+  return 0.25 * static_cast<double>(b.size()) + static_cast<double>(g.size());
 }
 }  // namespace
 
@@ -59,9 +63,9 @@ LinearTransform encode_linear_transform(const Encoder& encoder,
   if (std::adjacent_find(diags.begin(), diags.end()) != diags.end())
     fail("encode a linear transform", "two diagonals map to the same rotation step");
   if (n1 <= 0) {
-    size_t best = ~size_t(0);
+    double best = 1e301;
     for (long c = 1; c <= slots; c <<= 1) {
-      const size_t r = rotations_for(diags, c, slots);
+      const double r = bsgs_cost(diags, c);
       if (r < best) { best = r; n1 = c; }
     }
   }
@@ -92,13 +96,81 @@ LinearTransform encode_linear_transform(const Encoder& encoder,
       // rot_{-g}(diag)[i] = diag[(i - g) mod slots]
       for (long i = 0; i < slots; ++i) rotated[i] = diag[((i - g) % slots + slots) % slots];
       const int bi = static_cast<int>(std::lower_bound(lt.babies.begin(), lt.babies.end(), jd.first) - lt.babies.begin());
-      group.emplace_back(bi, encoder.encode(rotated.data(), 1, slots, level, pscale));
+      group.emplace_back(bi, encoder.encode_extended(rotated.data(), slots, level, pscale));
     }
     lt.groups.push_back(std::move(group));
   }
   return lt;
 }
 
+namespace {
+
+// Prime index of limb e of an extended (Q_level + P) polynomial.
+int ext_prime_index(const Context& ctx, int level, int e) { return e <= level ? e : ctx.p_index(e - level - 1); }
+
+// out[e] = sum_j pt_j[e] * x_j[e] over the extended limbs, lazily reduced:
+// 128-bit sums in cache-sized chunks, one Barrett reduction per coefficient
+// (products < 2^122, so 32 terms stay below 2^127; longer sums fold).
+void dot_extended(const Context& ctx, int level, int ext, const std::vector<const u64*>& xs,
+                  const std::vector<const u64*>& pts, u64* out) {
+  const u64 n = ctx.n();
+  parallel_for(static_cast<size_t>(ext), [&](size_t e) {
+    const Modulus& m = ctx.modulus(ext_prime_index(ctx, level, static_cast<int>(e)));
+    constexpr u64 kChunk = 512;
+    Acc128 sums[kChunk];
+    u64* o = out + e * n;
+    for (u64 t0 = 0; t0 < n; t0 += kChunk) {
+      const u64 len = std::min<u64>(kChunk, n - t0);
+      for (u64 t = 0; t < len; ++t) sums[t] = Acc128{};
+      size_t in_acc = 0;
+      for (size_t j = 0; j < xs.size(); ++j) {
+        const u64* x = xs[j] + e * n + t0;
+        const u64* p = pts[j] + e * n + t0;
+        for (u64 t = 0; t < len; ++t) sums[t].mul_add(x[t], p[t]);
+        if (++in_acc == 32) {
+          for (u64 t = 0; t < len; ++t) sums[t] = Acc128{reduce_acc(sums[t], m), 0};
+          in_acc = 1;
+        }
+      }
+      for (u64 t = 0; t < len; ++t) o[t0 + t] = reduce_acc(sums[t], m);
+    }
+  });
+}
+
+// dst[Q limbs] += P * src (optionally through the NTT-domain automorphism
+// perm): the extended form of a Q ciphertext part (its P limbs are 0).
+void add_p_times(const Context& ctx, int level, const u64* src, const u32* perm, u64* dst) {
+  const u64 n = ctx.n();
+  parallel_for(static_cast<size_t>(level + 1), [&](size_t i) {
+    const u64 q = ctx.prime(static_cast<int>(i));
+    const ShoupConst& pm = ctx.p_mod(static_cast<int>(i));
+    const u64* x = src + i * n;
+    u64* o = dst + i * n;
+    if (perm) {
+      for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], mul_shoup(x[perm[k]], pm, q), q);
+    } else {
+      for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], mul_shoup(x[k], pm, q), q);
+    }
+  });
+}
+
+void add_ext(const Context& ctx, int level, int ext, const u64* src, u64* dst) {
+  const u64 n = ctx.n();
+  parallel_for(static_cast<size_t>(ext), [&](size_t e) {
+    const u64 q = ctx.prime(ext_prime_index(ctx, level, static_cast<int>(e)));
+    for (u64 k = 0; k < n; ++k) kernels::add_limb(dst + e * n, dst + e * n, src + e * n, q, k);
+  });
+}
+
+}  // namespace
+
+// Double hoisting (Bossuat et al., Eurocrypt 2021, sec. 6): c1 is decomposed
+// once; every baby rotation stays in the extended basis Q*P (no ModDown);
+// each giant group's sum of plaintext products is taken there and brought
+// down once, rotated by its giant step with the key-switch output again kept
+// in Q*P; the total is divided by P and rescaled in one fused step. Per
+// transform: 1 + n2 ModUps, n2 ModDowns and one fused ModDown-rescale,
+// against 1 + n2 ModUps and 2 (n1 + n2) ModDowns plus a rescale before.
 Ciphertext apply_linear_transform(const Context& ctx, const KeyChain& keys, const Ciphertext& in,
                                   const LinearTransform& lt) {
   const char* op = "apply a linear transform";
@@ -112,36 +184,66 @@ Ciphertext apply_linear_transform(const Context& ctx, const KeyChain& keys, cons
   if (std::fabs(ct.scale / lt.input_scale - 1) > 1e-9)
     fail(op, "the ciphertext's scale differs from the one the transform was encoded for");
   const u64 n = ctx.n();
-  const int level = lt.level, limbs = level + 1;
-  const std::vector<Ciphertext> baby = rotate_hoisted(ctx, keys, ct, lt.babies);
-  const double pscale = lt.groups.front().front().second.scale;
-  Ciphertext total(n, ct.batch, 2, level, ct.scale * pscale, ctx.id());
-  for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
-    Ciphertext acc(n, ct.batch, 2, level, ct.scale * pscale, ctx.id());
-    // acc = sum_j pt_j * baby_j, coefficient-wise in the NTT domain.
-    parallel_for(static_cast<size_t>(ct.batch) * 2 * limbs, [&](size_t idx) {
-      const int i = static_cast<int>(idx % limbs);
-      const int k = static_cast<int>((idx / limbs) % 2);
-      const int b = static_cast<int>(idx / (2 * limbs));
-      const Modulus& m = ctx.modulus(i);
-      u64* o = acc.limb(b, k, i);
-      for (const auto& term : lt.groups[gi]) {
-        const u64* x = baby[term.first].limb(b, k, i);
-        const u64* p = term.second.limb(0, 0, i);
-        for (u64 t = 0; t < n; ++t) kernels::mul_add_limb(o, x, p, m, t);
+  const int level = lt.level;
+  const int ext = level + 1 + ctx.alpha();
+  const size_t ext_words = static_cast<size_t>(ext) * n;
+  Ciphertext out(n, ct.batch, 2, level - 1, 1.0, ctx.id(), false, false);
+  for (int b = 0; b < ct.batch; ++b) {
+    const u64* c0 = ct.poly(b, 0);
+    const u64* c1 = ct.poly(b, 1);
+    // Babies in Q*P: (P phi_j(c0) + ks0, ks1), phi_0 = identity (no key switch).
+    std::vector<Buffer> baby0, baby1;
+    {
+      const Decomposition dec = decompose(ctx, c1, level);
+      for (long j : lt.babies) {
+        baby0.emplace_back(ext_words, false, j == 0);
+        baby1.emplace_back(ext_words, false, j == 0);
+        u64* e0 = baby0.back().data();
+        u64* e1 = baby1.back().data();
+        if (j == 0) {
+          add_p_times(ctx, level, c0, nullptr, e0);
+          add_p_times(ctx, level, c1, nullptr, e1);
+          continue;
+        }
+        const u64 g = galois_element_for_step(j, n);
+        const std::vector<u32>& perm = ctx.galois_perm(g);
+        inner_product(ctx, dec, keys.galois_key(g), perm.data(), e0, e1);
+        add_p_times(ctx, level, c0, perm.data(), e0);
       }
-    });
-    const Ciphertext moved = lt.giants[gi] == 0 ? std::move(acc) : rotate(ctx, keys, acc, lt.giants[gi]);
-    parallel_for(static_cast<size_t>(ct.batch) * 2 * limbs, [&](size_t idx) {
-      const int i = static_cast<int>(idx % limbs);
-      const u64 q = ctx.prime(i);
-      u64* o = total.data.data() + idx * n;
-      const u64* x = moved.data.data() + idx * n;
-      for (u64 t = 0; t < n; ++t) kernels::add_limb(o, o, x, q, t);
-    });
+    }
+    Buffer total0(ext_words), total1(ext_words);
+    Buffer acc0 = Buffer::uninitialized(ext_words), acc1 = Buffer::uninitialized(ext_words);
+    for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
+      std::vector<const u64*> x0, x1, pts;
+      for (const auto& term : lt.groups[gi]) {
+        x0.push_back(baby0[term.first].data());
+        x1.push_back(baby1[term.first].data());
+        pts.push_back(term.second.data.data());
+      }
+      dot_extended(ctx, level, ext, x0, pts, acc0.data());
+      dot_extended(ctx, level, ext, x1, pts, acc1.data());
+      const long step = lt.giants[gi];
+      if (normalize_step(step, ctx.slots()) == 0) {
+        add_ext(ctx, level, ext, acc0.data(), total0.data());
+        add_ext(ctx, level, ext, acc1.data(), total1.data());
+        continue;
+      }
+      // Down to Q, then the giant rotation with its key-switch output kept in Q*P.
+      Buffer a0 = Buffer::uninitialized(static_cast<size_t>(level + 1) * n);
+      Buffer a1 = Buffer::uninitialized(static_cast<size_t>(level + 1) * n);
+      mod_down(ctx, acc0.data(), level, a0.data(), false);
+      mod_down(ctx, acc1.data(), level, a1.data(), false);
+      const u64 g = galois_element_for_step(step, n);
+      const std::vector<u32>& perm = ctx.galois_perm(g);
+      const Decomposition dec = decompose(ctx, a1.data(), level);
+      inner_product(ctx, dec, keys.galois_key(g), perm.data(), acc0.data(), acc1.data());
+      add_p_times(ctx, level, a0.data(), perm.data(), acc0.data());
+      add_ext(ctx, level, ext, acc0.data(), total0.data());
+      add_ext(ctx, level, ext, acc1.data(), total1.data());
+    }
+    mod_down_rescale(ctx, total0.data(), level, out.poly(b, 0));
+    mod_down_rescale(ctx, total1.data(), level, out.poly(b, 1));
   }
-  total.bound = 0;  // the intermediate sum is not a value at a canonical scale
-  Ciphertext out = rescale(ctx, total);
   out.scale = ctx.scale_at(out.level);
   out.bound = in.bound * lt.norm_inf;
   return out;

@@ -29,7 +29,7 @@ struct LinearTransform {
 };
 
 // diagonals: step d in [0, slots) -> slots values. n1 = 0 chooses the baby
-// step that minimises the number of rotations.
+// step that minimises the cost under double hoisting (cheap babies, see .cpp).
 // input_scale: the scale of the ciphertexts it will meet (0: the canonical
 // scale of `level`); the output always has the canonical scale of level - 1.
 LinearTransform encode_linear_transform(const Encoder& encoder,

@@ -17,15 +17,14 @@ Encoder::Encoder(std::shared_ptr<const Context> ctx) : ctx_(std::move(ctx)), fft
     for (int j = 0; j < i; ++j) garner_inv_[i][j] = inv_mod(ctx_->prime(j) % ctx_->prime(i), ctx_->prime(i));
 }
 
-Plaintext Encoder::encode(const std::complex<double>* values, int batch, u64 count, int level,
-                          double scale) const {
+std::vector<std::vector<i64>> Encoder::rounded_coefficients(const std::complex<double>* values, int batch,
+                                                            u64 count, double scale, double* bound) const {
   const Context& c = *ctx_;
   const u64 n = c.n(), slots = c.slots();
   if (count > slots) fail("encode", std::to_string(count) + " values exceed the " + std::to_string(slots) + " slots");
-  if (level < 0 || level > c.max_level()) fail("encode", "level " + std::to_string(level) + " is not in the chain");
   if (!(scale > 0) || !std::isfinite(scale)) fail("encode", "scale must be positive and finite");
-  Plaintext pt(n, batch, 1, level, scale, c.id());
-  for (size_t i = 0; i < static_cast<size_t>(batch) * count; ++i) pt.bound = std::max(pt.bound, std::abs(values[i]));
+  *bound = 0;
+  for (size_t i = 0; i < static_cast<size_t>(batch) * count; ++i) *bound = std::max(*bound, std::abs(values[i]));
   std::vector<double> max_abs(batch, 0.0);
   std::vector<char> non_finite(batch, 0);
   std::vector<std::vector<i64>> coeffs(batch, std::vector<i64>(n));
@@ -52,17 +51,50 @@ Plaintext Encoder::encode(const std::complex<double>* values, int batch, u64 cou
       fail("encode", os.str());
     }
   }
-  parallel_for(static_cast<size_t>(batch) * (level + 1), [&](size_t idx) {
-    const int b = static_cast<int>(idx / (level + 1)), i = static_cast<int>(idx % (level + 1));
-    const u64 q = c.prime(i);
-    u64* out = pt.limb(b, 0, i);
+  return coeffs;
+}
+
+void Encoder::reduce_to_limbs(const std::vector<std::vector<i64>>& coeffs, const std::vector<int>& primes,
+                              PolyBatch& out) const {
+  const Context& c = *ctx_;
+  const u64 n = c.n();
+  const int batch = static_cast<int>(coeffs.size()), limbs = static_cast<int>(primes.size());
+  parallel_for(static_cast<size_t>(batch) * limbs, [&](size_t idx) {
+    const int b = static_cast<int>(idx / limbs), i = static_cast<int>(idx % limbs);
+    const u64 q = c.prime(primes[i]);
+    u64* o = out.limb(b, 0, i);
     const i64* m = coeffs[b].data();
-    for (u64 k = 0; k < n; ++k) {
-      const u64 r = m[k] >= 0 ? static_cast<u64>(m[k]) % q : (q - static_cast<u64>(-m[k]) % q) % q;
-      out[k] = r;
-    }
-    cpu::ntt_forward(out, c.ntt(i));
+    for (u64 k = 0; k < n; ++k) o[k] = m[k] >= 0 ? static_cast<u64>(m[k]) % q : (q - static_cast<u64>(-m[k]) % q) % q;
+    cpu::ntt_forward(o, c.ntt(primes[i]));
   });
+}
+
+Plaintext Encoder::encode(const std::complex<double>* values, int batch, u64 count, int level,
+                          double scale) const {
+  const Context& c = *ctx_;
+  if (level < 0 || level > c.max_level()) fail("encode", "level " + std::to_string(level) + " is not in the chain");
+  double bound = 0;
+  const auto coeffs = rounded_coefficients(values, batch, count, scale, &bound);
+  Plaintext pt(c.n(), batch, 1, level, scale, c.id(), false, false);
+  pt.bound = bound;
+  std::vector<int> primes(level + 1);
+  for (int i = 0; i <= level; ++i) primes[i] = i;
+  reduce_to_limbs(coeffs, primes, pt);
+  return pt;
+}
+
+Plaintext Encoder::encode_extended(const std::complex<double>* values, u64 count, int level, double scale) const {
+  const Context& c = *ctx_;
+  if (level < 0 || level > c.max_level()) fail("encode", "level " + std::to_string(level) + " is not in the chain");
+  double bound = 0;
+  const auto coeffs = rounded_coefficients(values, 1, count, scale, &bound);
+  // level + 1 + alpha limbs: held as a PolyBatch of that many limbs.
+  Plaintext pt(c.n(), 1, 1, level + c.alpha(), scale, c.id(), false, false);
+  pt.bound = bound;
+  std::vector<int> primes;
+  for (int i = 0; i <= level; ++i) primes.push_back(i);
+  for (int k = 0; k < c.alpha(); ++k) primes.push_back(c.p_index(k));
+  reduce_to_limbs(coeffs, primes, pt);
   return pt;
 }
 

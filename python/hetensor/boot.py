@@ -105,6 +105,11 @@ def _cos_function(params: BootParams):
     return lambda x: math.cos((2 * math.pi * k * x - math.pi / 2) / 2**r)
 
 
+#: Largest tracked value bound bootstrap() accepts: its precision is stated for
+#: |x| <= 1; up to 8 the arcsine still corrects the sine (u = 8 / 2^8), beyond
+#: that the error grows like u^4 and then the modular reduction wraps.
+MAX_INPUT_BOUND = 8.0
+
 #: Bootstrapping parameters of the presets that support it.
 BOOT_PRESETS: Dict[str, BootParams] = {
     "toy-boot-insecure": BootParams(k_bound=16, double_angles=2, cts_levels=3, stc_levels=3,
@@ -288,6 +293,11 @@ class Bootstrapper:
     def bootstrap(self, ct):
         """A fresh ciphertext (core object) holding the same values at output_level."""
         eng = self.ctx._engine
+        if float(ct.bound) > MAX_INPUT_BOUND:
+            raise ValueError(
+                f"cannot bootstrap: the values may reach {float(ct.bound):g} (tracked bound) but bootstrapping "
+                f"holds its precision for |x| <= 1 and breaks down beyond {MAX_INPUT_BOUND:g} (the message "
+                f"ratio is 2^{math.log2(self.message_ratio):.0f}); multiply by a constant below 1 first")
         if ct.level > 0:
             ct = eng.level_to(ct, 0)
         if self.premultiplier > 1:

@@ -165,8 +165,9 @@ class Context:
     def bootstrap(self, ct: "CipherTensor") -> "CipherTensor":
         """Refresh a ciphertext to :attr:`fresh_level` (values must lie in about [-1, 1]).
 
-        Precision after a bootstrap is about 22 bits at N = 2^12 (see docs); it
-        consumes no levels of the input.
+        Precision after a bootstrap: about 22 bits at n16-boot, 25 at N = 2^12
+        (docs/BOOTSTRAP.md); it consumes no levels of the input. Raises
+        ValueError when the tracked bound of the values exceeds 8.
         """
         from .tensor import CipherTensor
 
