@@ -186,3 +186,13 @@ def test_bootstrap_refuses_values_beyond_its_range(bctx):
     big = bctx.encrypt(x) * 32.0  # tracked bound 0.5 * 32 = 16 > 8
     with pytest.raises(ValueError, match="multiply by a constant below 1"):
         big.bootstrap()
+
+
+def test_cts_headroom_option_keeps_precision():
+    from hetensor.boot import BootParams
+
+    p = BootParams(k_bound=16, double_angles=2, cts_levels=3, stc_levels=3, message_ratio_bits=8,
+                   arcsine_degree=3, cts_headroom_bits=4)
+    ctx = _toy_boot(p)
+    x = np.random.default_rng(9).uniform(-1, 1, ctx.slots)
+    assert bits(ctx.decrypt(ctx.encrypt(x).bootstrap()), x) >= 20

@@ -53,8 +53,9 @@ class BootParams:
     the context's q_0 / s_0.
     arcsine_degree: 0 (none), 3 or 5: evaluate arcsin on the sine's output
     (Taylor terms, 2 or 3 more levels), which removes the sine's bend.
-    cts_headroom_bits: CoeffToSlot works 2^h above the canonical scale so the
-    rounding noise of its rescales is 2^h smaller next to the values.
+    cts_headroom_bits: CoeffToSlot's values are 2^h larger than their final size
+    until its last level, so the rounding noise of the earlier rescales is 2^h
+    smaller next to them (the last one lands on the canonical scale).
     """
 
     k_bound: int = 16
@@ -218,7 +219,7 @@ class Bootstrapper:
         # polynomial) stay 2^h above canonical; EvalMod reads them back at 2^h more.
         self.headroom = float(2 ** params.cts_headroom_bits)
         self.cts = self._encode_chain(dft_factors(n, params.cts_levels, inverse=True), top,
-                                      self.input_scale / self.headroom)
+                                      self.input_scale / self.headroom, last_headroom=self.headroom)
         level = top - params.cts_levels
         self.eval_mod_level = level
         stc_level = level - em
@@ -249,11 +250,15 @@ class Bootstrapper:
             steps.update(lt.rotation_steps())
         self.rotation_steps = sorted(steps)
 
-    def _encode_chain(self, mats: List[Diagonals], level: int, input_scale: float) -> list:
+    def _encode_chain(self, mats: List[Diagonals], level: int, input_scale: float,
+                      last_headroom: float = 1.0) -> list:
         """Transforms applied one after the other from `level` down, the first
-        reading its input at `input_scale`, the others at canonical scales."""
+        reading its input at `input_scale`, the others at canonical scales (the
+        last at `last_headroom` times it when the values carry that headroom)."""
         out = []
-        for mat in mats:
+        for k, mat in enumerate(mats):
+            if k > 0 and k == len(mats) - 1:
+                input_scale *= last_headroom
             out.append(_core.encode_linear_transform(self.ctx._engine, mat, level, 0, input_scale))
             level -= 1
             input_scale = self.ctx.scale_at(level)
@@ -309,10 +314,11 @@ class Bootstrapper:
             raised = _core.mod_raise(eng, ct)
         raised = raised.with_scale(self.input_scale / self.headroom, 0.0)
         a = raised
-        for lt in self.cts:
+        for k, lt in enumerate(self.cts):
+            if k > 0 and k == len(self.cts) - 1 and self.headroom > 1:
+                # The values carry 2^h since the first transform; the last one removes it.
+                a = a.with_scale(a.scale * self.headroom, float(a.bound) / self.headroom)
             a = _core.apply_linear_transform(eng, a, lt)
-        if self.headroom > 1:
-            a = a.with_scale(a.scale * self.headroom, float(a.bound) / self.headroom)
         conj = eng.conjugate(a)
         real = eng.add(a, conj)                                          # BR t_lo / (K q0)
         imag = _core.mul_by_i(eng, eng.sub(a, conj), True)               # BR t_hi / (K q0)
