@@ -1,0 +1,69 @@
+"""Time each step of one bootstrap (ModRaise, CoeffToSlot levels, EvalMod parts,
+SlotToCoeff levels) with timers around the C++ calls.
+
+    python bench/profile_bootstrap.py --preset n16-boot --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import time
+from typing import Dict
+
+import numpy as np
+
+import hetensor as ht
+from hetensor import _core
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="toy-boot-insecure")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    ht.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    ctx = ht.Context.from_preset(args.preset, bootstrap=True)
+    keygen = time.perf_counter() - t0
+    boot, eng = ctx._bootstrapper, ctx._engine
+    x = np.random.default_rng(5).uniform(-1, 1, ctx.slots)
+    ct = eng.level_to(ctx.encrypt(x)._ct, 0)
+    spent: Dict[str, float] = {}
+
+    def timed(key, fn, *a):
+        t = time.perf_counter()
+        out = fn(*a)
+        spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
+        return out
+
+    if boot.premultiplier > 1:
+        ct = eng.mul_scalar(ct, float(boot.premultiplier))
+    raised = timed("modraise+encapsulation", lambda c: _core.switch_to_dense(
+        eng, _core.mod_raise(eng, _core.switch_to_sparse(eng, c))), ct)
+    a = raised.with_scale(boot.input_scale / boot.headroom, 0.0)
+    for k, lt in enumerate(boot.cts):
+        if k > 0 and k == len(boot.cts) - 1 and boot.headroom > 1:
+            a = a.with_scale(a.scale * boot.headroom, float(a.bound) / boot.headroom)
+        a = timed(f"coeff_to_slot[{k}] ({len(lt.rotation_steps())} rotations)", _core.apply_linear_transform, eng, a, lt)
+    conj = timed("conjugate", eng.conjugate, a)
+    real = eng.add(a, conj)
+    imag = _core.mul_by_i(eng, eng.sub(a, conj), True)
+    real = timed("eval_mod (real)", boot._eval_mod, real)
+    imag = timed("eval_mod (imaginary)", boot._eval_mod, imag)
+    w = eng.add(real, _core.mul_by_i(eng, imag, False)).with_scale(boot.stc_input_scale, 1.0)
+    for k, lt in enumerate(boot.stc):
+        w = timed(f"slot_to_coeff[{k}] ({len(lt.rotation_steps())} rotations)", _core.apply_linear_transform, eng, w, lt)
+    got = ctx.decrypt(ctx.encrypt(x)._like(w))
+    print(f"{args.preset}, {args.threads} thread(s): key generation {keygen:.1f} s, keys "
+          f"{ctx.key_bytes() / 2**30:.2f} GiB")
+    for key, sec in spent.items():
+        print(f"  {key:40s} {sec:7.2f} s")
+    print(f"  {'total':40s} {sum(spent.values()):7.2f} s, "
+          f"{-math.log2(np.max(np.abs(got - x))):.1f} bits, level {w.level}, peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
+
+
+if __name__ == "__main__":
+    main()
