@@ -6,7 +6,7 @@ TenSEAL has two:
   diagonals, one rotation per row of the matrix, each diagonal encoded in the
   call). CPMM is then one call per row of X. Every row costs the same (same W,
   same rotations), so ONE row is timed and the sample scaled by m: the figure
-  is the time of all m rows, measured on one (a full run takes m times longer).
+  is the time of all m rows, measured on one.
 - ``CKKSTensor.mm`` over encrypted tensors: X's m rows batched in the slots
   (one ciphertext per column of X) times a right operand with one ciphertext
   per element: n*p ciphertext products, no rotations. This serves the
@@ -14,15 +14,17 @@ TenSEAL has two:
 
 Parameters: TenSEAL's context refuses N = 2^16 (SEAL's 128-bit table stops
 at 2^15 and TenSEAL has no way around it), so the products run at N = 2^14
-with the shortest chain they need, [60, 40 x depth, 60] (128-bit by SEAL's
-table): the most favourable setting for TenSEAL, with no level left after
-the product. The context uses one thread (TenSEAL's dispatcher would
-otherwise use every core).
+(the ring of the issue's reference figures) with the shortest chain they
+need, [60, 40 x depth, 60] (128-bit by SEAL's table), with no level left
+after the product. N = 2^13 also holds these shapes and halves time and
+memory (HETENSOR_BENCH_TENSEAL_LOGN=13). The context uses one thread
+(TenSEAL's dispatcher would otherwise use every core).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any, List, Optional
 
@@ -107,8 +109,8 @@ class TensealLinalgCase:
         if kind == "cpmm":
             n, p = mats["w"].shape
             return (f"CKKSVector.mm (encrypted 1x{n} vector @ plaintext {n}x{p}, diagonal method: {n} rotations "
-                    f"and {n} diagonal encodings per call); ONE row timed and scaled by {self.m} (the figure is "
-                    f"{self.m} row products; a full run takes {self.m}x longer); {bits} bits on that row; "
+                    f"and {n} diagonal encodings per call); ONE row timed and scaled by {self.m}: the figure is the "
+                    f"time of all {self.m} row products, of which one ran; {bits} bits on that row; "
                     f"{params}; setup (context, Galois keys) {self.setup_s:.1f} s untimed")
         shapes = " @ ".join(f"{mats[k].shape[0]}x{mats[k].shape[1]}" for k in (["x", "y"] if kind == "ccmm"
                                                                               else ["x", "a", "b"]))
@@ -119,8 +121,13 @@ class TensealLinalgCase:
                 f"({self.setup_s:.1f} s); {bits} bits; {params}")
 
 
-def linalg_bench(op: str, log_n: int = LOG_N) -> BenchOrReason:
-    """The Bench of a linalg op for TenSEAL (the note is completed after the samples)."""
+def linalg_bench(op: str, log_n: Optional[int] = None) -> BenchOrReason:
+    """The Bench of a linalg op for TenSEAL (the note is completed after the samples).
+
+    HETENSOR_BENCH_TENSEAL_LOGN sets the ring (default 14; 13 still holds 128 rows and halves
+    the memory of the one-ciphertext-per-element operands: LoRA needs ~17 GB at 2^14).
+    """
+    log_n = log_n or int(os.environ.get("HETENSOR_BENCH_TENSEAL_LOGN") or LOG_N)
     mem = Footprint()
     case = TensealLinalgCase(op, log_n=log_n)
     mem.setup_done()
