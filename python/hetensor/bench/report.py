@@ -56,12 +56,27 @@ def markdown_table(header: List[str], rows: List[List[str]]) -> str:
     return "\n".join(out)
 
 
+def _preset_params(run: Dict[str, Any]) -> Dict[str, Any]:
+    """hetensor's parameters of the run, or the preset's own when hetensor did not run (--no-hetensor)."""
+    hp = run["params"].get("hetensor") or {}
+    if hp.get("ring_degree"):
+        return hp
+    try:
+        from .spec import preset_spec
+
+        spec = preset_spec(run["preset"])
+    except Exception:  # an unknown preset name in an old JSON: print what there is
+        return hp
+    return {"ring_degree": spec.ring_degree, "log_n": spec.log_n, "levels": spec.levels, "dnum": spec.dnum,
+            "log_qp": spec.log_qp}
+
+
 def run_tables(run: Dict[str, Any]) -> Dict[str, Any]:
     """Header and rows of the time table and of the metrics table of one run."""
     libs = list(run["results"])
     peers = [lib for lib in libs if lib != "hetensor"]
     header = ["op", "hetensor ms", "min-max", "ht peak+ MiB"]
-    ring = run["params"].get("hetensor", {}).get("ring_degree")
+    ring = _preset_params(run).get("ring_degree")
     mark = {p: "*" if run["params"].get(p, {}).get("ring_degree") not in (None, ring) else "" for p in peers}
     for peer in peers:
         header += [f"{peer} ms", f"ht/{peer}{mark[peer]}"]
@@ -110,7 +125,7 @@ def render(doc: Dict[str, Any]) -> str:
         out.append(f"skipped {s['device']}: {s['reason']}")
     for run in doc["runs"]:
         out.append("")
-        hp = run["params"].get("hetensor", {})
+        hp = _preset_params(run)
         out.append(f"== {run['preset']} on {run['device']}, {run['threads']} thread(s): N=2^{hp.get('log_n')}, "
                    f"{hp.get('levels')} levels, dnum {hp.get('dnum')}, log QP {hp.get('log_qp')} ==")
         t = run_tables(run)
@@ -162,7 +177,7 @@ def render_markdown(doc: Dict[str, Any]) -> str:
                f"{doc['settings']['warmup']} warm-up; times in ms; ht/peer below 1 means hetensor is faster; "
                "ht peak+ = resident memory high-water above the start of the op, in MiB)")
     for run in doc["runs"]:
-        hp = run["params"].get("hetensor", {})
+        hp = _preset_params(run)
         out.append(f"\n### {run['preset']}, {run['threads']} thread(s), {run['device']}: N=2^{hp.get('log_n')}, "
                    f"{hp.get('levels')} levels, dnum {hp.get('dnum')}, log QP {hp.get('log_qp')}\n")
         t = run_tables(run)
