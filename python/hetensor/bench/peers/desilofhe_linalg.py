@@ -242,6 +242,7 @@ class DesiloLinalgCase:
         keys = f"matrix-multiplication key {eng.mk.nbytes / 1e9:.2f} GB made in {eng.mk_s:.0f} s"
         if eng.roll_keys:
             keys += f", {len(eng.roll_keys)} roll keys {sum(k.nbytes for k in eng.roll_keys.values()) / 1e6:.0f} MB"
+        operands = sum(int(c.nbytes) for c in self.lefts) + sum(int(c.nbytes) for r in self.rights for c in r)
         level_note = "" if eng.level == eng.max_level else f" (keys and operands at level {eng.level}, the smaller-key option)"
         return (f"desilofhe matrix form Engine(shape=({BATCH},{b},{b})), matrix_multiply = X_t @ Y_t^T for each of "
                 f"{BATCH} items, {what}: {calls} call(s) using {used} of {calls * BATCH} items ({b}x{b} block "
@@ -249,8 +250,8 @@ class DesiloLinalgCase:
                 f"{rolls} roll(s) along the batch axis to add partial sums; per call {call_s:.2f} s"
                 f"{f', per roll {roll_s:.2f} s' if rolls else ''}; amortised {call_s / BATCH:.3f} s per {b}x{b} product in a full batch; "
                 f"levels {lvl} of {eng.max_level}{level_note}; {bits} bits; untimed: {keys}, operands arranged into "
-                f"items (right operand as transposed blocks) and encrypted ({self.setup_s:.0f} s in all), ciphertext "
-                f"{self.lefts[0].nbytes / 1e6:.0f} MB")
+                f"items (right operand as transposed blocks) and encrypted ({self.setup_s:.0f} s in all), operands "
+                f"{operands / 1e9:.2f} GB, ciphertext {self.lefts[0].nbytes / 1e6:.0f} MB")
 
 
 def _env_int(name: str) -> Optional[int]:
