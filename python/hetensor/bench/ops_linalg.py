@@ -248,6 +248,7 @@ def hetensor_bench(session, op: str):
         mem.samples_done()
         bench.note = f"{note}; {mem.note()}"
         la.clear_cache(ctx)  # cached weights refer back to the context
+        case.__dict__.clear()  # case.run refers back to the case: without this the keys wait for gc
         bench.finalize = None  # no cycle: the context goes with the Bench
 
     bench.finalize = finalize
