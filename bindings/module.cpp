@@ -13,6 +13,7 @@ void register_lintrans(py::module_& m);
 void register_linalg(py::module_& m);
 void register_boot(py::module_& m);
 void register_circuits(py::module_& m);
+void register_serialize(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "hetensor C++ core: CKKS over RNS polynomials";
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
   register_linalg(m);
   register_boot(m);
   register_circuits(m);
+  register_serialize(m);
 }

@@ -46,13 +46,21 @@ void register_context(py::module_& m) {
       .def_property_readonly("dnum", [](const Engine& e) { return e.context().params().dnum(); })
       .def_property_readonly("log_q", [](const Engine& e) { return e.context().params().log_q(); })
       .def_property_readonly("log_qp", [](const Engine& e) { return e.context().params().log_qp(); })
-      .def_property_readonly("is_secure", [](const Engine& e) { return e.context().params().is_secure(); })
+      .def_property_readonly("is_secure", &Engine::is_secure)
+      .def_property_readonly("seeded", &Engine::seeded)
+      .def_property_readonly("is_public", [](const Engine& e) { return !e.keys().has_secret(); })
+      .def_property_readonly("security_problem", [](const Engine& e) {
+        return e.seeded() ? std::string("the keys come from a fixed seed (tests only)")
+                          : e.context().params().security_problem();
+      })
+      .def_property_readonly("params_problem", [](const Engine& e) { return e.context().params().security_problem(); })
+      .def("public_view", [](const Engine& e) { return e.public_view(); })
       .def_property_readonly("security_bound", [](const Engine& e) { return e.context().params().security_bound(); })
       .def_property_readonly("q", [](const Engine& e) { return e.context().params().q(); })
       .def_property_readonly("p", [](const Engine& e) { return e.context().params().p(); })
       .def_property_readonly("params_hash", [](const Engine& e) { return e.context().params().hash(); })
       .def_property_readonly("max_encrypt_magnitude", &Engine::max_encrypt_magnitude)
-      .def("describe", [](const Engine& e) { return e.context().params().describe(); })
+      .def("describe", &Engine::describe)
       .def("scale_at", [](const Engine& e, int level) {
         if (level < 0 || level > e.context().max_level()) throw ht::InvalidArgument("level out of range");
         return e.context().scale_at(level);
@@ -97,6 +105,16 @@ void register_context(py::module_& m) {
         std::copy(out.begin(), out.end(), arr.mutable_data());
         return arr;
       })
+      .def("decrypt_flooded", [](Engine& e, const Ciphertext& ct, double flood_sigma) {
+        std::vector<std::complex<double>> out;
+        {
+          py::gil_scoped_release rel;
+          out = e.decrypt_flooded(ct, flood_sigma);
+        }
+        CArray arr({static_cast<py::ssize_t>(ct.batch), static_cast<py::ssize_t>(e.context().slots())});
+        std::copy(out.begin(), out.end(), arr.mutable_data());
+        return arr;
+      }, py::arg("ct"), py::arg("flood_sigma"))
       .def("add", [](const Engine& e, const Ciphertext& a, const Ciphertext& b) { return ht::add(e.context(), a, b); }, release())
       .def("sub", [](const Engine& e, const Ciphertext& a, const Ciphertext& b) { return ht::sub(e.context(), a, b); }, release())
       .def("negate", [](const Engine& e, const Ciphertext& a) { return ht::negate(e.context(), a); }, release())

@@ -15,6 +15,9 @@ void register_errors(py::module_& m) {
       py::object cls = py::module_::import("hetensor.errors").attr("MissingKeyError");
       py::object exc = cls(e.what(), py::cast(e.steps));
       PyErr_SetObject(cls.ptr(), exc.ptr());
+    } catch (const ht::FormatError& e) {
+      py::object cls = py::module_::import("hetensor.errors").attr("FormatError");
+      PyErr_SetString(cls.ptr(), e.what());
     } catch (const ht::SecurityError& e) {
       py::object cls = py::module_::import("hetensor.errors").attr("SecurityError");
       PyErr_SetString(cls.ptr(), e.what());

@@ -14,7 +14,7 @@ from conftest import bits
 @pytest.mark.slow
 def test_n16_multiply_and_rotation_precision():
     ctx = ht.Context.from_preset("n16", rotations=[1, -3], seed=2024)
-    assert ctx.is_secure and ctx.ring_degree == 2**16 and ctx.max_level == 24
+    assert ctx.params_secure and ctx.ring_degree == 2**16 and ctx.max_level == 24
     assert ctx.log_qp <= 1747
     rng = np.random.default_rng(16)
     x = rng.uniform(-1, 1, ctx.slots)

@@ -14,7 +14,7 @@ from conftest import bits
 @pytest.mark.slow
 def test_n16_boot_restores_random_values_with_nine_levels_left():
     ctx = ht.Context.from_preset("n16-boot", bootstrap=True, seed=2026)
-    assert ctx.is_secure and ctx.ring_degree == 2**16 and ctx.log_qp <= 1747
+    assert ctx.params_secure and ctx.ring_degree == 2**16 and ctx.log_qp <= 1747
     assert ctx.fresh_level >= 9
     rng = np.random.default_rng(26)
     x = rng.uniform(-1, 1, ctx.slots)

@@ -85,7 +85,7 @@ def test_secure_presets_pass_the_bound(name):
     ctx = ht.Context.from_preset(name, seed=1)
     log_n, levels, log_q = SECURE_SHAPES[name]
     bound = HE_STANDARD_128[log_n]
-    assert ctx.is_secure
+    assert ctx.params_secure
     assert ctx.ring_degree == 2**log_n and ctx.slots == 2 ** (log_n - 1)
     assert ctx.max_level == levels
     assert ctx.scale == pytest.approx(2.0**40, rel=2.0**-10)
@@ -99,19 +99,19 @@ def test_bootstrapping_preset_fits_the_bound_with_special_primes():
     # n16-boot's chain is 1 bit under the bound: a prime that came out one bit
     # larger would make it insecure, so check the primes themselves.
     ctx = ht.Context.from_preset("n16-boot", seed=1)
-    assert ctx.is_secure and ctx.max_level == 25
+    assert ctx.params_secure and ctx.max_level == 25
     assert ctx.log_qp <= HE_STANDARD_128[16] and modulus_bits(ctx) <= HE_STANDARD_128[16]
     assert abs(ctx._engine.log_q - 1380) <= 2
     assert [int(q).bit_length() for q in ctx._engine.q][1:] == [45] * 12 + [60] * 13
 
 
 def test_insecure_presets_are_insecure_and_say_so(toy_ctx):
-    assert not toy_ctx.is_secure
+    assert not toy_ctx.params_secure
     assert "INSECURE" in toy_ctx.describe()
     assert toy_ctx.log_qp > HE_STANDARD_128[12]
     assert toy_ctx.name == "toy-insecure"
     ctx13 = ht.Context.from_preset("n13-insecure", seed=2)
-    assert not ctx13.is_secure
+    assert not ctx13.params_secure
     assert (ctx13.ring_degree, ctx13.max_level, ctx13.dnum) == (2**13, 10, 3)
 
 
@@ -166,7 +166,7 @@ def test_exact_bound_accepted_and_one_bit_more_rejected(log_n):
     assert literal_bits(params) == bound
     ctx = ht.Context.from_params(**params, seed=3)
     assert modulus_bits(ctx) == bound, "the primes do not have the requested bit lengths"
-    assert ctx.is_secure
+    assert ctx.params_secure
     above = one_bit_more(params)
     assert literal_bits(above) == bound + 1
     with pytest.raises(ht.SecurityError) as info:
@@ -176,7 +176,7 @@ def test_exact_bound_accepted_and_one_bit_more_rejected(log_n):
     assert isinstance(info.value, ValueError)
     ctx = ht.Context.from_params(**above, allow_insecure=True, seed=3)
     assert modulus_bits(ctx) == bound + 1
-    assert not ctx.is_secure
+    assert not ctx.params_secure
     assert "INSECURE" in ctx.describe()
 
 
@@ -195,7 +195,7 @@ def test_exact_bound_accepted_large_n(log_n):
     params = exact_bound_params(log_n)
     ctx = ht.Context.from_params(**params, seed=3)
     assert modulus_bits(ctx) == HE_STANDARD_128[log_n]
-    assert ctx.is_secure
+    assert ctx.params_secure
 
 
 @pytest.mark.parametrize("log_n", [10, 11])
@@ -205,7 +205,7 @@ def test_smallest_rings_cannot_be_secure(log_n):
     with pytest.raises(ht.SecurityError):
         ht.Context.from_params(**params)
     ctx = ht.Context.from_params(**params, allow_insecure=True, seed=1)
-    assert not ctx.is_secure
+    assert not ctx.params_secure
 
 
 def test_smallest_documented_prime_sizes_work():
@@ -227,7 +227,7 @@ def test_bound_counts_special_primes():
     with pytest.raises(ht.SecurityError):
         ht.Context.from_params(**base, special_prime_bits=60)  # 240 bits
     ctx = ht.Context.from_params(**base, special_prime_bits=38, seed=5)  # exactly 218
-    assert ctx.is_secure and modulus_bits(ctx) == 218
+    assert ctx.params_secure and modulus_bits(ctx) == 218
 
 
 @pytest.mark.parametrize(
@@ -241,9 +241,9 @@ def test_acceptance_matches_the_actual_modulus_size(levels, dnum):
     total = modulus_bits(probe)
     assert abs(probe.log_qp - total) < len(probe._engine.q) + len(probe._engine.p)
     secure = total <= HE_STANDARD_128[13]
-    assert probe.is_secure == secure
+    assert probe.params_secure == secure
     if secure:
-        assert ht.Context.from_params(**params, seed=6).is_secure
+        assert ht.Context.from_params(**params, seed=6).params_secure
     else:
         with pytest.raises(ht.SecurityError):
             ht.Context.from_params(**params)

@@ -63,7 +63,7 @@ def test_from_params_above_bound_raises_security_error():
     assert isinstance(info.value, ValueError)
     assert "109" in str(info.value) and "allow_insecure" in str(info.value)
     ctx = ht.Context.from_params(log_n=12, levels=2, allow_insecure=True, seed=1)
-    assert not ctx.is_secure and "INSECURE" in ctx.describe()
+    assert not ctx.params_secure and "INSECURE" in ctx.describe()
 
 
 def test_security_error_outside_the_table():
@@ -73,7 +73,7 @@ def test_security_error_outside_the_table():
 
 def test_secure_default_is_secure():
     ctx = ht.Context.from_preset("n14", seed=3)
-    assert ctx.is_secure and ctx.log_qp <= 438
+    assert ctx.params_secure and ctx.log_qp <= 438
 
 
 # -- C7 / C9: typed checks on low-level objects ------------------------------------------------

@@ -3,7 +3,10 @@
 // operation on a batch is one call, parallel over batch and limbs.
 // Metadata: the context id (mixing contexts is refused), level and scale.
 #pragma once
+#include <vector>
+
 #include "core/defs.hpp"
+#include "core/prng.hpp"
 #include "runtime/buffer.hpp"
 
 namespace ht {
@@ -21,6 +24,10 @@ struct PolyBatch {
   // It lets an operation refuse to produce a value that the lowest primes
   // cannot hold, instead of returning garbage. 0 for plaintexts.
   double bound = 0.0;
+  // Symmetric encryption: the seed of each item's uniform c_1 (empty
+  // otherwise). Serialization stores the seed instead of c_1 when c_1 still
+  // equals its expansion (it checks; operations return new objects).
+  std::vector<Seed> a_seeds;
 
   PolyBatch() = default;
   // zero = false leaves the data uninitialized, for outputs written in full.

@@ -76,13 +76,16 @@ Ciphertext encrypt_symmetric(KeyChain& keys, const Plaintext& pt) {
   const int limbs = pt.limbs();
   Ciphertext ct(n, pt.batch, 2, pt.level, pt.scale, c.id());
   const auto primes = first_primes(limbs);
+  const SecretKey& sk = keys.secret();
+  ct.a_seeds.resize(pt.batch);
   for (int b = 0; b < pt.batch; ++b) {
     Prng prng = keys.fork_prng();
-    for (int i = 0; i < limbs; ++i) sample_uniform(prng, c.prime(i), ct.limb(b, 1, i), n);
+    ct.a_seeds[b] = prng.next_key();
+    expand_uniform(c, ct.a_seeds[b], ct.poly(b, 1), primes);
     add_small_poly_ntt(c, sample_gaussian(prng, n, c.params().sigma()), ct.poly(b, 0), primes);
     parallel_for(limbs, [&](size_t i) {
       const Modulus& m = c.modulus(static_cast<int>(i));
-      const u64* s = keys.secret().s.data() + i * n;
+      const u64* s = sk.s.data() + i * n;
       const u64* mi = pt.limb(b, 0, static_cast<int>(i));
       const u64* a = ct.limb(b, 1, static_cast<int>(i));
       u64* c0 = ct.limb(b, 0, static_cast<int>(i));
@@ -98,12 +101,13 @@ Buffer decrypt_message(const KeyChain& keys, const Ciphertext& ct, int& limbs) {
   const Context& c = keys.context();
   if (ct.context_id != c.id()) fail("decrypt", "the ciphertext belongs to another context");
   const u64 n = c.n();
+  const SecretKey& sk = keys.secret();
   limbs = std::min(3, ct.limbs());
   Buffer m(static_cast<size_t>(ct.batch) * limbs * n, true);
   parallel_for(static_cast<size_t>(ct.batch) * limbs, [&](size_t idx) {
     const int b = static_cast<int>(idx / limbs), i = static_cast<int>(idx % limbs);
     const Modulus& mod = c.modulus(i);
-    const u64* s = keys.secret().s.data() + static_cast<size_t>(i) * n;
+    const u64* s = sk.s.data() + static_cast<size_t>(i) * n;
     u64* out = m.data() + idx * n;
     const u64* c0 = ct.limb(b, 0, i);
     const u64* c1 = ct.limb(b, 1, i);

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/sampling.hpp"
 
 namespace ht {
 
@@ -23,7 +24,30 @@ double max_abs(const cplx* v, size_t count, bool& finite) {
 Engine::Engine(const ParamsLiteral& literal, std::optional<u64> seed)
     : ctx_(std::make_shared<Context>(literal)),
       keys_(std::make_unique<KeyChain>(ctx_, seed)),
-      encoder_(std::make_unique<Encoder>(ctx_)) {}
+      encoder_(std::make_unique<Encoder>(ctx_)),
+      seeded_(seed.has_value()) {}
+
+Engine::Engine(std::shared_ptr<Context> ctx, std::unique_ptr<KeyChain> keys)
+    : ctx_(std::move(ctx)), keys_(std::move(keys)), encoder_(std::make_unique<Encoder>(ctx_)) {
+  if (&keys_->context() != ctx_.get()) throw InvalidArgument("the keys belong to another context");
+}
+
+std::unique_ptr<Engine> Engine::public_view() const {
+  auto out = std::make_unique<Engine>(ctx_, keys_->public_copy());
+  out->seeded_ = seeded_;
+  return out;
+}
+
+std::string Engine::describe() const {
+  std::string d = ctx_->params().describe();
+  if (seeded_) {
+    const std::string secure = "128-bit secure";
+    const auto at = d.find(secure);
+    if (at != std::string::npos) d.replace(at, secure.size(), "INSECURE: seeded (deterministic) keys");
+  }
+  if (!keys_->has_secret()) d.insert(d.size() - 1, ", public (no secret key)");
+  return d;
+}
 
 double Engine::max_encrypt_magnitude() const {
   // The binding constraint is level 0, where the value sits at scale s_0 in q_0.
@@ -53,6 +77,22 @@ Ciphertext Engine::encrypt(const cplx* values, int batch, u64 count, bool symmet
 std::vector<cplx> Engine::decrypt(const Ciphertext& ct) const {
   int limbs = 0;
   Buffer m = decrypt_message(*keys_, ct, limbs);
+  std::vector<cplx> out(static_cast<size_t>(ct.batch) * ctx_->slots());
+  encoder_->decode(m.data(), ct.batch, limbs, ct.scale, out.data());
+  return out;
+}
+
+std::vector<cplx> Engine::decrypt_flooded(const Ciphertext& ct, double flood_sigma) {
+  if (!(flood_sigma >= 16.0 && flood_sigma <= std::ldexp(1.0, 50)))
+    fail("decrypt", "the flooding noise must have a standard deviation in [2^4, 2^50]");
+  int limbs = 0;
+  Buffer m = decrypt_message(*keys_, ct, limbs);
+  std::vector<int> primes;
+  for (int i = 0; i < limbs; ++i) primes.push_back(i);
+  Prng prng = keys_->fork_prng();
+  for (int b = 0; b < ct.batch; ++b)
+    add_small_poly_ntt(*ctx_, sample_gaussian_wide(prng, ctx_->n(), flood_sigma),
+                       m.data() + static_cast<size_t>(b) * limbs * ctx_->n(), primes);
   std::vector<cplx> out(static_cast<size_t>(ct.batch) * ctx_->slots());
   encoder_->decode(m.data(), ct.batch, limbs, ct.scale, out.data());
   return out;

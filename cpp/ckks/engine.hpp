@@ -19,6 +19,17 @@ using cplx = std::complex<double>;
 class Engine {
  public:
   Engine(const ParamsLiteral& literal, std::optional<u64> seed);
+  // An evaluation-only engine over loaded keys (no secret key).
+  Engine(std::shared_ptr<Context> ctx, std::unique_ptr<KeyChain> keys);
+  // The same context and keys without the secret (keys shared, not copied).
+  std::unique_ptr<Engine> public_view() const;
+  std::shared_ptr<Context> context_ptr() const { return ctx_; }
+  const KeyChain& keys() const { return *keys_; }
+  // A seed makes every key and encryption reproducible: such an engine is
+  // never reported secure.
+  bool seeded() const { return seeded_; }
+  bool is_secure() const { return !seeded_ && ctx_->params().is_secure(); }
+  std::string describe() const;
 
   const Context& context() const { return *ctx_; }
   KeyChain& keys() { return *keys_; }
@@ -30,6 +41,10 @@ class Engine {
   Ciphertext encrypt(const cplx* values, int batch, u64 count, bool symmetric, int level = -1);
   // batch rows of `slots` values.
   std::vector<cplx> decrypt(const Ciphertext& ct) const;
+  // Decryption for results that leave the key holder (IND-CPA-D, Li and
+  // Micciancio 2021): adds a fresh rounded Gaussian of standard deviation
+  // flood_sigma (coefficient units, 2^4 .. 2^50) to the message before decoding.
+  std::vector<cplx> decrypt_flooded(const Ciphertext& ct, double flood_sigma);
 
   Ciphertext add_values(const Ciphertext& a, const cplx* values, int rows, u64 count, bool subtract, bool reverse);
   Ciphertext mul_values(const Ciphertext& a, const cplx* values, int rows, u64 count);
@@ -39,6 +54,7 @@ class Engine {
   std::shared_ptr<Context> ctx_;
   std::unique_ptr<KeyChain> keys_;
   std::unique_ptr<Encoder> encoder_;
+  bool seeded_ = false;
 };
 
 }  // namespace ht

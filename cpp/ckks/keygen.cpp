@@ -52,17 +52,20 @@ KeyChain::KeyChain(std::shared_ptr<const Context> ctx, std::optional<u64> seed)
 
   // Public key (b, a) over Q and P: b = -a*s + e. Encryption works in QP and
   // divides by P, so a fresh ciphertext carries only rounding noise.
-  pk_.a = Buffer(static_cast<size_t>(all) * n);
-  pk_.b = Buffer(static_cast<size_t>(all) * n);
-  for (int i = 0; i < all; ++i) sample_uniform(prng_, c.prime(i), pk_.a.data() + i * n, n);
-  add_small_poly_ntt(c, sample_gaussian(prng_, n, c.params().sigma()), pk_.b.data(), all_primes);
+  auto pk = std::make_shared<PublicKey>();
+  pk->a = Buffer(static_cast<size_t>(all) * n);
+  pk->b = Buffer(static_cast<size_t>(all) * n);
+  pk->a_seed = prng_.next_key();
+  expand_uniform(c, pk->a_seed, pk->a.data(), all_primes);
+  add_small_poly_ntt(c, sample_gaussian(prng_, n, c.params().sigma()), pk->b.data(), all_primes);
   parallel_for(all, [&](size_t i) {
     const Modulus& m = c.modulus(static_cast<int>(i));
-    const u64* a = pk_.a.data() + i * n;
+    const u64* a = pk->a.data() + i * n;
     const u64* sk = sk_.s.data() + i * n;
-    u64* b = pk_.b.data() + i * n;
+    u64* b = pk->b.data() + i * n;
     for (u64 k = 0; k < n; ++k) b[k] = sub_mod(b[k], mul_mod(a[k], sk[k], m), m.value);
   });
+  pk_ = std::move(pk);
 
   // Relinearization key: switches s^2 to s.
   Buffer s2(static_cast<size_t>(all) * n, true);
@@ -71,7 +74,7 @@ KeyChain::KeyChain(std::shared_ptr<const Context> ctx, std::optional<u64> seed)
     const u64* sk = sk_.s.data() + i * n;
     for (u64 k = 0; k < n; ++k) s2.data()[i * n + k] = mul_mod(sk[k], sk[k], m);
   });
-  relin_ = make_switch_key(s2.data());
+  relin_ = std::make_shared<const SwitchKey>(make_switch_key(s2.data()));
 }
 
 SwitchKey KeyChain::make_switch_key(const u64* s_prime) {
@@ -82,6 +85,7 @@ SwitchKey KeyChain::make_switch_key(const u64* s_prime) {
   SwitchKey key;
   key.digits = digits;
   key.data = Buffer(static_cast<size_t>(digits) * 2 * all * n);
+  key.a_seeds.resize(digits);
   std::vector<Prng> streams;
   {
     std::lock_guard<std::mutex> lock(prng_mutex_);
@@ -91,7 +95,8 @@ SwitchKey KeyChain::make_switch_key(const u64* s_prime) {
   for (int j = 0; j < digits; ++j) {
     u64* b = key.data.data() + static_cast<size_t>(2 * j) * all * n;
     u64* a = key.data.data() + static_cast<size_t>(2 * j + 1) * all * n;
-    for (int i = 0; i < all; ++i) sample_uniform(streams[j], c.prime(i), a + i * n, n);
+    key.a_seeds[j] = streams[j].next_key();
+    expand_uniform(c, key.a_seeds[j], a, all_primes);
     add_small_poly_ntt(c, sample_gaussian(streams[j], n, c.params().sigma()), b, all_primes);
     const int db = c.digit_begin(j), de = c.digit_end(j, L);
     parallel_for(all, [&](size_t ii) {
@@ -115,6 +120,7 @@ SwitchKey KeyChain::make_switch_key(const u64* s_prime) {
 }
 
 void KeyChain::generate_rotation_keys(const std::vector<long>& steps) {
+  require_secret("generate rotation keys");
   const Context& c = *ctx_;
   const u64 n = c.n();
   const int all = c.max_level() + 1 + c.alpha();
@@ -129,13 +135,12 @@ void KeyChain::generate_rotation_keys(const std::vector<long>& steps) {
       u64* o = sg.data() + i * n;
       for (u64 k = 0; k < n; ++k) o[k] = s[perm[k]];
     });
-    auto key = std::make_unique<SwitchKey>(make_switch_key(sg.data()));
-    std::lock_guard<std::mutex> lock(galois_mutex_);
-    galois_.emplace(g, std::move(key));
+    add_galois_key(g, std::make_shared<const SwitchKey>(make_switch_key(sg.data())));
   }
 }
 
 void KeyChain::generate_conjugation_key() {
+  require_secret("generate the conjugation key");
   const Context& c = *ctx_;
   const u64 n = c.n(), g = galois_element_conjugate(n);
   if (has_galois_key(g)) return;
@@ -144,9 +149,19 @@ void KeyChain::generate_conjugation_key() {
   Buffer sg(static_cast<size_t>(all) * n, true);
   for (int i = 0; i < all; ++i)
     for (u64 k = 0; k < n; ++k) sg.data()[i * n + k] = sk_.s.data()[i * n + perm[k]];
-  auto key = std::make_unique<SwitchKey>(make_switch_key(sg.data()));
+  add_galois_key(g, std::make_shared<const SwitchKey>(make_switch_key(sg.data())));
+}
+
+void KeyChain::add_galois_key(u64 g, std::shared_ptr<const SwitchKey> key) {
   std::lock_guard<std::mutex> lock(galois_mutex_);
-  galois_.emplace(g, std::move(key));
+  galois_.emplace(g, std::move(key));  // an existing key is kept
+}
+
+std::vector<u64> KeyChain::galois_elements() const {
+  std::lock_guard<std::mutex> lock(galois_mutex_);
+  std::vector<u64> out;
+  for (auto& kv : galois_) out.push_back(kv.first);
+  return out;
 }
 
 bool KeyChain::has_galois_key(u64 g) const {
@@ -175,27 +190,39 @@ std::vector<long> KeyChain::rotation_steps() const {
 }
 
 size_t KeyChain::key_bytes() const {
-  size_t total = pk_.a.bytes() + pk_.b.bytes() + relin_.bytes() + to_sparse_.bytes() + to_dense_.bytes();
+  size_t total = pk_->a.bytes() + pk_->b.bytes() + relin_->bytes();
+  if (auto e = encapsulation()) total += e->to_sparse.bytes() + e->to_dense.bytes();
   std::lock_guard<std::mutex> lock(galois_mutex_);
   for (auto& kv : galois_) total += kv.second->bytes();
   return total;
 }
 
 void KeyChain::generate_encapsulation_keys(int h) {
+  require_secret("generate encapsulation keys");
   const Context& c = *ctx_;
   const u64 n = c.n();
   const int L = c.max_level(), all = L + 1 + c.alpha();
   if (h < 1 || static_cast<u64>(h) > n) throw InvalidArgument("encapsulation needs a Hamming weight in [1, N]");
+  // Held for the whole generation so that two threads never both make keys.
+  std::lock_guard<std::mutex> gen_lock(encaps_gen_mutex_);
+  if (auto e = encapsulation()) {
+    if (e->weight == h) return;
+    throw InvalidArgument("cannot generate encapsulation keys of weight " + std::to_string(h) +
+                          ": this context has keys of weight " + std::to_string(e->weight) +
+                          " and keys never change once made; create another context");
+  }
+  auto out = std::make_shared<EncapsulationKeys>();
   Prng prng = fork_prng();
   Buffer sparse(static_cast<size_t>(all) * n, true);
   add_small_poly_ntt(c, sample_ternary_hamming(prng, n, static_cast<u64>(h)), sparse.data(), range(0, all));
   // s -> s' modulo q_0 * p_0 only, encrypted under s':
   //   b = -a s' + e + p_0 s (mod q_0),  b = -a s' + e (mod p_0).
   const int primes[2] = {0, c.p_index(0)};
-  to_sparse_ = Buffer(static_cast<size_t>(4) * n, true);
-  u64* b = to_sparse_.data();
-  u64* a = to_sparse_.data() + 2 * n;
-  for (int t = 0; t < 2; ++t) sample_uniform(prng, c.prime(primes[t]), a + t * n, n);
+  out->to_sparse = Buffer(static_cast<size_t>(4) * n, true);
+  u64* b = out->to_sparse.data();
+  u64* a = out->to_sparse.data() + 2 * n;
+  out->to_sparse_seed = prng.next_key();
+  expand_uniform(c, out->to_sparse_seed, a, {primes[0], primes[1]});
   add_small_poly_ntt(c, sample_gaussian(prng, n, c.params().sigma()), b, {primes[0], primes[1]});
   for (int t = 0; t < 2; ++t) {
     const Modulus& m = c.modulus(primes[t]);
@@ -209,8 +236,77 @@ void KeyChain::generate_encapsulation_keys(int h) {
     }
   }
   // s' -> s over the whole chain: an ordinary switching key, under s.
-  to_dense_ = make_switch_key(sparse.data());
-  encaps_weight_ = h;
+  out->to_dense = make_switch_key(sparse.data());
+  out->weight = h;
+  set_encapsulation(std::move(out));
+}
+
+void KeyChain::set_encapsulation(std::shared_ptr<const EncapsulationKeys> keys) {
+  std::lock_guard<std::mutex> lock(encaps_mutex_);
+  if (encaps_) throw InvalidArgument("this context already has encapsulation keys; they never change once made");
+  encaps_ = std::move(keys);
+}
+
+std::shared_ptr<const EncapsulationKeys> KeyChain::encapsulation() const {
+  std::lock_guard<std::mutex> lock(encaps_mutex_);
+  return encaps_;
+}
+
+bool KeyChain::has_encapsulation() const { return encapsulation() != nullptr; }
+
+int KeyChain::encapsulation_weight() const {
+  auto e = encapsulation();
+  return e ? e->weight : 0;
+}
+
+const EncapsulationKeys& KeyChain::encapsulation_checked() const {
+  // Set once and never replaced: the reference stays valid while the chain lives.
+  auto e = encapsulation();
+  if (!e) throw InvalidArgument("this context has no encapsulation keys (bootstrapping keys)");
+  return *e;
+}
+
+const SecretKey& KeyChain::secret() const {
+  require_secret("use the secret key");
+  return sk_;
+}
+
+void KeyChain::require_secret(const char* op) const {
+  if (!has_secret())
+    throw InvalidArgument(std::string("cannot ") + op +
+                          ": this is a public (evaluation-only) context without the secret key; use the "
+                          "context that made the keys");
+}
+
+u64 KeyChain::key_id() const {
+  // The first limb of b is uniform: a fingerprint of the key pair.
+  u64 h = ctx_->params().hash();
+  const u64* b = pk_->b.data();
+  for (u64 k = 0; k < ctx_->n(); ++k) {
+    h ^= b[k] + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  }
+  return h;
+}
+
+KeyChain::KeyChain(std::shared_ptr<const Context> ctx, std::shared_ptr<const PublicKey> pk,
+                   std::shared_ptr<const SwitchKey> relin, Buffer secret)
+    : ctx_(std::move(ctx)), pk_(std::move(pk)), relin_(std::move(relin)) {
+  sk_.s = std::move(secret);
+}
+
+std::unique_ptr<KeyChain> KeyChain::public_copy() const {
+  auto out = std::make_unique<KeyChain>(ctx_, pk_, relin_);
+  {
+    std::lock_guard<std::mutex> lock(galois_mutex_);
+    out->galois_ = galois_;
+  }
+  out->encaps_ = encapsulation();
+  return out;
+}
+
+void expand_uniform(const Context& ctx, const Seed& seed, u64* out, const std::vector<int>& primes) {
+  Prng prng(seed);
+  for (size_t i = 0; i < primes.size(); ++i) sample_uniform(prng, ctx.prime(primes[i]), out + i * ctx.n(), ctx.n());
 }
 
 Prng KeyChain::fork_prng() {

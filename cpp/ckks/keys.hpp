@@ -6,6 +6,7 @@
 //    gadget g_j is 1 modulo the primes of digit j and 0 modulo the others.
 //  KeyChain: everything a context holds; Galois keys are keyed by element.
 #pragma once
+#include <array>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,32 +23,60 @@ struct SecretKey {
   Buffer s;   // [L + 1 + alpha][N]
 };
 
+// The uniform `a` parts of keys and symmetric ciphertexts are expanded from a
+// 32-byte seed (ChaCha20, limb after limb with rejection sampling), so they
+// can be stored as the seed alone (serialize.hpp).
+void expand_uniform(const Context& ctx, const Seed& seed, u64* out, const std::vector<int>& primes);
+
 struct PublicKey {
   Buffer b, a;  // [L + 1 + alpha][N]
+  Seed a_seed{};
 };
 
 struct SwitchKey {
   int digits = 0;
   Buffer data;  // [digits][2][L + 1 + alpha][N], b before a
+  std::vector<Seed> a_seeds;  // one per digit: a_j = expand_uniform(a_seeds[j]) over every prime
   const u64* b(int j, u64 limbs, u64 n) const { return data.data() + (2 * j) * limbs * n; }
   const u64* a(int j, u64 limbs, u64 n) const { return data.data() + (2 * j + 1) * limbs * n; }
   size_t bytes() const { return data.bytes(); }
 };
 
+// Sparse-secret encapsulation keys of bootstrapping (see KeyChain).
+struct EncapsulationKeys {
+  int weight = 0;
+  Buffer to_sparse;   // [2][2][N]: (b, a) over limbs (q_0, p_0), one digit
+  Seed to_sparse_seed{};
+  SwitchKey to_dense;
+};
+
+// Keys are immutable once made and shared by pointer, so a public (secret-
+// free) chain can share them with the chain that made them.
 class KeyChain {
  public:
   KeyChain(std::shared_ptr<const Context> ctx, std::optional<u64> seed);
+  // A chain from loaded keys; without `secret` (empty) it is evaluation only.
+  KeyChain(std::shared_ptr<const Context> ctx, std::shared_ptr<const PublicKey> pk,
+           std::shared_ptr<const SwitchKey> relin, Buffer secret = Buffer());
 
   const Context& context() const { return *ctx_; }
-  const SecretKey& secret() const { return sk_; }
-  const PublicKey& public_key() const { return pk_; }
-  const SwitchKey& relin_key() const { return relin_; }
+  std::shared_ptr<const Context> context_ptr() const { return ctx_; }
+  bool has_secret() const { return sk_.s.size() != 0; }
+  const SecretKey& secret() const;   // throws on a public chain
+  const PublicKey& public_key() const { return *pk_; }
+  const SwitchKey& relin_key() const { return *relin_; }
+  std::shared_ptr<const PublicKey> public_key_ptr() const { return pk_; }
+  std::shared_ptr<const SwitchKey> relin_key_ptr() const { return relin_; }
+  // A fingerprint of the public key: objects made under other keys are refused on load.
+  u64 key_id() const;
 
   // Galois keys for slot rotations; existing ones are kept.
   void generate_rotation_keys(const std::vector<long>& steps);
   void generate_conjugation_key();
+  void add_galois_key(u64 galois_elt, std::shared_ptr<const SwitchKey> key);
   bool has_galois_key(u64 galois_elt) const;
   const SwitchKey& galois_key(u64 galois_elt) const;  // throws if missing
+  std::vector<u64> galois_elements() const;
   std::vector<long> rotation_steps() const;            // steps with keys, in [0, slots)
   size_t key_bytes() const;
 
@@ -58,26 +87,34 @@ class KeyChain {
   // sparse ternary s' of Hamming weight h, a key from s to s' that lives only
   // modulo q_0 * p_0 (small enough for a sparse secret to be safe) and a key
   // from s' back to s over the whole chain (encrypted under the dense s).
+  // Made once: a second call with the same weight does nothing, another
+  // weight is refused (bootstraps running in other threads read the keys).
   void generate_encapsulation_keys(int hamming_weight);
-  bool has_encapsulation() const { return encaps_weight_ > 0; }
-  int encapsulation_weight() const { return encaps_weight_; }
-  // [2][2][N]: (b, a) over limbs (q_0, p_0), one digit.
-  const Buffer& to_sparse_key() const { return to_sparse_; }
-  const SwitchKey& to_dense_key() const { return to_dense_; }
+  void set_encapsulation(std::shared_ptr<const EncapsulationKeys> keys);
+  bool has_encapsulation() const;
+  int encapsulation_weight() const;
+  std::shared_ptr<const EncapsulationKeys> encapsulation() const;
+  const Buffer& to_sparse_key() const { return encapsulation_checked().to_sparse; }
+  const SwitchKey& to_dense_key() const { return encapsulation_checked().to_dense; }
+
+  // The same keys without the secret (they are shared, not copied).
+  std::unique_ptr<KeyChain> public_copy() const;
 
  private:
   SwitchKey make_switch_key(const u64* s_prime);
+  const EncapsulationKeys& encapsulation_checked() const;
+  void require_secret(const char* op) const;
   std::shared_ptr<const Context> ctx_;
   std::mutex prng_mutex_;
   Prng prng_;
   SecretKey sk_;
-  PublicKey pk_;
-  SwitchKey relin_;
+  std::shared_ptr<const PublicKey> pk_;
+  std::shared_ptr<const SwitchKey> relin_;
   mutable std::mutex galois_mutex_;
-  std::map<u64, std::unique_ptr<SwitchKey>> galois_;
-  int encaps_weight_ = 0;
-  Buffer to_sparse_;
-  SwitchKey to_dense_;
+  std::map<u64, std::shared_ptr<const SwitchKey>> galois_;
+  mutable std::mutex encaps_mutex_;
+  std::mutex encaps_gen_mutex_;
+  std::shared_ptr<const EncapsulationKeys> encaps_;
 };
 
 // Adds a small polynomial (coefficients in Z, |c| < 2^62) to every limb of

@@ -86,20 +86,9 @@ Params::Params(const ParamsLiteral& lit) : lit_(lit) {
   }
 
   if (!lit.allow_insecure) {
-    const int bound = security_bound();
-    int total_bits = 0;
-    for (u64 x : q_) total_bits += bit_length(x);
-    for (u64 x : p_) total_bits += bit_length(x);
-    if (bound < 0)
-      throw SecurityError("parameters '" + nm + "': N = 2^" + std::to_string(lit.log_n) +
-                          " is outside the HE-standard table (2^10 .. 2^17); set allow_insecure=True "
-                          "only for tests");
-    if (total_bits > bound)
-      throw SecurityError("parameters '" + nm + "': log2(QP) = " + std::to_string(total_bits) +
-                          " bits exceeds the 128-bit HE-standard bound of " + std::to_string(bound) +
-                          " bits for N = 2^" + std::to_string(lit.log_n) +
-                          "; use fewer levels, smaller primes, a larger dnum or a larger N "
-                          "(allow_insecure=True is for tests only)");
+    const std::string why = security_problem();
+    if (!why.empty())
+      throw SecurityError("parameters '" + nm + "': " + why + " (allow_insecure=True is for tests only)");
   }
 }
 
@@ -118,11 +107,29 @@ double Params::log_qp() const {
   return s;
 }
 int Params::security_bound() const { return he_standard_max_log_qp(lit_.log_n); }
-bool Params::is_secure() const {
+std::string Params::security_problem() const {
+  const int bound = security_bound();
+  if (bound < 0)
+    return "N = 2^" + std::to_string(lit_.log_n) + " is outside the HE-standard table (2^10 .. 2^17)";
   int total_bits = 0;
   for (u64 x : q_) total_bits += bit_length(x);
   for (u64 x : p_) total_bits += bit_length(x);
-  return security_bound() > 0 && total_bits <= security_bound();
+  if (total_bits > bound)
+    return "log2(QP) = " + std::to_string(total_bits) + " bits exceeds the 128-bit HE-standard bound of " +
+           std::to_string(bound) + " bits for N = 2^" + std::to_string(lit_.log_n) +
+           "; use fewer levels, smaller primes, a larger dnum or a larger N";
+  // The table assumes an error of standard deviation about 3.2 (3.19 in
+  // OpenFHE); a smaller one leaves fresh ciphertexts almost noiseless.
+  if (lit_.sigma < kMinSigma)
+    return "sigma = " + std::to_string(lit_.sigma) + " is below the HE-standard error width 3.19";
+  // The table assumes a uniform ternary secret (expected weight 2N/3). A
+  // fixed-weight secret counts as dense from N/2 nonzeros on (Lattigo's dense
+  // presets); sparser secrets need their own estimate.
+  if (lit_.hamming_weight != 0 && static_cast<u64>(lit_.hamming_weight) < n() / 2)
+    return "a secret of Hamming weight " + std::to_string(lit_.hamming_weight) +
+           " is sparse: the HE-standard bound holds for a uniform ternary secret (hamming_weight=0) or a "
+           "fixed weight of at least N/2 = " + std::to_string(n() / 2);
+  return "";
 }
 
 u64 Params::hash() const {

@@ -53,7 +53,10 @@ class Params {
   double log_q() const;
   double log_qp() const;
   int security_bound() const;   // max log2(QP) at 128 bits, -1 if unknown
-  bool is_secure() const;
+  // Why the parameters miss the 128-bit HE standard (log QP, sigma, secret
+  // distribution); empty when they meet it.
+  std::string security_problem() const;
+  bool is_secure() const { return security_problem().empty(); }
   // A stable fingerprint of everything that defines the ring and the chain.
   u64 hash() const;
   std::string describe() const;

@@ -6,6 +6,9 @@
 
 namespace ht {
 
+// Smallest error standard deviation the table covers (OpenFHE's 3.19).
+constexpr double kMinSigma = 3.19;
+
 // Max log2(QP) at 128-bit security, or -1 when N is outside the table.
 inline int he_standard_max_log_qp(int log_n) {
   switch (log_n) {

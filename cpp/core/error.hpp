@@ -17,6 +17,12 @@ struct SecurityError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A serialized object that cannot be read: bad header, size, checksum,
+// parameters or value. Loading never trusts a length before checking it.
+struct FormatError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // A rotation (Galois) key that was not generated. `steps` lists the slot
 // rotations whose keys are missing.
 struct MissingKeyError : std::runtime_error {

@@ -84,10 +84,12 @@ u64 Prng::next_u64() {
   return lo | (static_cast<u64>(next_u32()) << 32);
 }
 
-Prng Prng::fork() {
+std::array<u32, 8> Prng::next_key() {
   std::array<u32, 8> k{};
   for (auto& w : k) w = next_u32();
-  return Prng(k);
+  return k;
 }
+
+Prng Prng::fork() { return Prng(next_key()); }
 
 }  // namespace ht

@@ -10,6 +10,9 @@
 
 namespace ht {
 
+// The 32-byte key of a stream; a stored seed regenerates what the stream made.
+using Seed = std::array<u32, 8>;
+
 class Prng {
  public:
   Prng();                                  // key from the OS CSPRNG
@@ -20,6 +23,7 @@ class Prng {
   u64 next_u64();
   u32 next_u32();
   Prng fork();                             // independent stream, key drawn from this one
+  std::array<u32, 8> next_key();           // 32 bytes of this stream: the key of a new stream
 
  private:
   void refill();

@@ -1,5 +1,6 @@
 #include "core/sampling.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ht {
@@ -64,6 +65,22 @@ std::vector<i64> sample_gaussian(Prng& prng, u64 n, double sigma) {
     for (int x = 0; x < bound; ++x) mag += (u >= cdt[x]) ? 1 : 0;  // full scan
     const i64 sign = static_cast<i64>(r & 1) * 2 - 1;
     e[k] = mag * sign;
+  }
+  return e;
+}
+
+std::vector<i64> sample_gaussian_wide(Prng& prng, u64 n, double sigma) {
+  // Box-Muller on 53-bit uniforms, rounded: for sigma >= 2^4 the rounded
+  // normal is statistically close to the discrete Gaussian, and flooding only
+  // needs its width. Cut at 2^60 so the values fit add_small_poly_ntt.
+  std::vector<i64> e(n);
+  const double two_pi = 6.283185307179586, cap = std::ldexp(1.0, 60);
+  for (u64 k = 0; k < n; k += 2) {
+    const double u1 = (static_cast<double>(prng.next_u64() >> 11) + 1.0) * std::ldexp(1.0, -53);
+    const double u2 = static_cast<double>(prng.next_u64() >> 11) * std::ldexp(1.0, -53);
+    const double r = sigma * std::sqrt(-2.0 * std::log(u1));
+    const double z[2] = {r * std::cos(two_pi * u2), r * std::sin(two_pi * u2)};
+    for (int t = 0; t < 2 && k + t < n; ++t) e[k + t] = static_cast<i64>(std::llround(std::clamp(z[t], -cap, cap)));
   }
   return e;
 }

@@ -13,5 +13,7 @@ void sample_uniform(Prng& prng, u64 q, u64* out, u64 n);
 std::vector<i64> sample_ternary(Prng& prng, u64 n);
 std::vector<i64> sample_ternary_hamming(Prng& prng, u64 n, u64 h);
 std::vector<i64> sample_gaussian(Prng& prng, u64 n, double sigma);
+// A wide rounded Gaussian (sigma from 2^4 to 2^50) for noise flooding.
+std::vector<i64> sample_gaussian_wide(Prng& prng, u64 n, double sigma);
 
 }  // namespace ht

@@ -19,10 +19,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _core  # noqa: E402
 from .context import Context, presets  # noqa: E402
-from .errors import MissingKeyError, SecurityError  # noqa: E402
+from .errors import FormatError, MissingKeyError, SecurityError  # noqa: E402
 from .layout import Layout
 from .linalg import MatmulCost, PlainMatrix
 from .plain import PlainTensor  # noqa: E402
+from .serialize import from_bytes, load, save, to_bytes  # noqa: E402
 from .tensor import CipherTensor  # noqa: E402
 
 __version__ = "0.1.0"
@@ -46,6 +47,7 @@ def cuda_available() -> bool:
 __all__ = [
     "CipherTensor",
     "Context",
+    "FormatError",
     "Layout",
     "MatmulCost",
     "MissingKeyError",
@@ -53,7 +55,11 @@ __all__ = [
     "PlainTensor",
     "SecurityError",
     "cuda_available",
+    "from_bytes",
+    "load",
     "get_num_threads",
     "presets",
+    "save",
     "set_num_threads",
+    "to_bytes",
 ]

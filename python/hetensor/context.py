@@ -6,12 +6,41 @@ A context owns its secret key: it is never pickled, logged or printed.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Iterable, List, Optional
 
 import numpy as np
 
-from . import _core
+from . import _core, _registry
 from ._convert import is_torch_tensor, to_numpy, to_rows
+
+
+# Noise flooding for decryptions that are released (docs/SECURITY.md): the
+# flooding noise must exceed the ciphertext error B by 2^(s/2) for s bits of
+# statistical hiding; with B below 2^10 after a few operations at the scales
+# of the presets, 2^30 gives s ~ 40 and costs about 30 - 40 + log2(sqrt(N/2))
+# bits of precision at scale 2^40 (7 bits of precision are left at N = 2^14).
+RELEASE_FLOOD_BITS = 30.0
+
+
+def _flood_sigma(flood_bits: Any) -> float:
+    try:
+        b = float(flood_bits)
+    except (TypeError, ValueError):
+        raise TypeError(f"flood_bits must be a number, got {type(flood_bits).__name__}") from None
+    if not 4.0 <= b <= 50.0:
+        raise ValueError(f"flood_bits must be in [4, 50], got {b}")
+    return 2.0 ** b
+
+
+def _integer(name: str, value: Any) -> int:
+    """An integer parameter: 12.9 or True is refused rather than truncated."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    if not -(2**31) < v < 2**31:
+        raise ValueError(f"{name} = {v} is out of range")
+    return v
 
 
 def presets() -> List[str]:
@@ -31,6 +60,8 @@ class Context:
         self._name = name
         self._bootstrapper = None
         self._fresh_level = int(engine.max_level)
+        self._key_id = int(_core.key_id(engine))
+        _registry.register(self, self._key_id, int(engine.params_hash))
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -93,25 +124,34 @@ class Context:
     ) -> "Context":
         """Create a context from explicit parameters.
 
-        The parameters are checked against the 128-bit HE-standard bound on
-        log2(QP); ``allow_insecure=True`` skips the check (tests only).
+        The parameters are checked against the 128-bit HE standard: log2(QP)
+        within the bound for N, ``sigma >= 3.19``, and a uniform ternary secret
+        (``hamming_weight=0``) or a fixed weight of at least N/2; integer
+        arguments must be integers. ``allow_insecure=True`` skips the security
+        check (tests only) and raises :class:`hetensor.SecurityError` otherwise.
         ``level_bits`` (one size per level, q_1 .. q_L) builds chains whose
         primes differ by level, as bootstrapping needs.
         """
         lit = _core.ParamsLiteral()
+        if not isinstance(name, str):
+            raise TypeError("name must be a string")
         lit.name = name
-        lit.log_n = int(log_n)
-        lit.levels = int(levels)
-        lit.scale_bits = int(scale_bits)
-        lit.first_prime_bits = int(first_prime_bits)
-        lit.dnum = int(dnum)
-        lit.special_prime_bits = int(special_prime_bits)
-        lit.special_primes = int(special_primes)
-        lit.hamming_weight = int(hamming_weight)
+        lit.log_n = _integer("log_n", log_n)
+        lit.levels = _integer("levels", levels)
+        lit.scale_bits = _integer("scale_bits", scale_bits)
+        lit.first_prime_bits = _integer("first_prime_bits", first_prime_bits)
+        lit.dnum = _integer("dnum", dnum)
+        lit.special_prime_bits = _integer("special_prime_bits", special_prime_bits)
+        lit.special_primes = _integer("special_primes", special_primes)
+        lit.hamming_weight = _integer("hamming_weight", hamming_weight)
+        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not math.isfinite(float(sigma)):
+            raise TypeError(f"sigma must be a finite real number, got {sigma!r}")
         lit.sigma = float(sigma)
-        lit.allow_insecure = bool(allow_insecure)
+        if not isinstance(allow_insecure, bool):
+            raise TypeError("allow_insecure must be True or False")
+        lit.allow_insecure = allow_insecure
         if level_bits is not None:
-            lit.level_bits = [int(b) for b in level_bits]
+            lit.level_bits = [_integer("level_bits entry", b) for b in level_bits]
         return cls._create(lit, rotations, seed, conjugation)
 
     @classmethod
@@ -182,8 +222,26 @@ class Context:
 
     @property
     def is_secure(self) -> bool:
-        """True when log2(QP) is within the 128-bit HE-standard bound."""
+        """True when the parameters meet the 128-bit HE standard (log2(QP)
+        within the bound, sigma >= 3.19, a dense ternary secret) and the keys
+        come from the OS CSPRNG: a context made with ``seed=`` is never secure."""
         return bool(self._engine.is_secure)
+
+    @property
+    def params_secure(self) -> bool:
+        """True when the parameters alone meet the 128-bit HE standard (a
+        seeded context can have secure parameters and still not be secure)."""
+        return not self._engine.params_problem
+
+    @property
+    def security_problem(self) -> str:
+        """Why :attr:`is_secure` is False ('' when it is True)."""
+        return str(self._engine.security_problem)
+
+    @property
+    def is_public(self) -> bool:
+        """True for an evaluation-only context (no secret key; see :meth:`public`)."""
+        return bool(self._engine.is_public)
 
     @property
     def dnum(self) -> int:
@@ -288,11 +346,18 @@ class Context:
         pt = self._engine.encode(rows, lv, purpose == "multiply")
         return PlainTensor._wrap(self, pt, arr.shape, purpose, np.iscomplexobj(arr))
 
-    def decrypt(self, ct: "CipherTensor") -> Any:
+    def decrypt(self, ct: "CipherTensor", *, flood_bits: Optional[float] = None) -> Any:
         """Decrypt to a float64 numpy array of the original shape.
 
         Complex inputs come back as complex128; a torch tensor comes back when
         a torch tensor was encrypted.
+
+        ``flood_bits``: for results that leave the key holder (IND-CPA-D; see
+        docs/SECURITY.md). Adds a fresh Gaussian of standard deviation
+        2^flood_bits (in units of the coefficients, 4 <= flood_bits <= 50)
+        before decoding, which hides the secret-dependent error; each value
+        then carries an extra error of about 2^flood_bits * sqrt(N/2) / scale.
+        :data:`RELEASE_FLOOD_BITS` is the documented choice.
         """
         from .tensor import CipherTensor
 
@@ -300,7 +365,13 @@ class Context:
             raise TypeError(f"decrypt expects a CipherTensor, got {type(ct).__name__}")
         if ct.context is not self:
             raise ValueError("cannot decrypt: the tensor belongs to another context")
-        rows = self._engine.decrypt(ct._ct)
+        if self.is_public:
+            raise ValueError("cannot decrypt: this is a public (evaluation-only) context without the secret key; "
+                             "send the result to the key holder (ct.save / hetensor.load) and decrypt there")
+        if flood_bits is None:
+            rows = self._engine.decrypt(ct._ct)
+        else:
+            rows = self._engine.decrypt_flooded(ct._ct, _flood_sigma(flood_bits))
         size = int(math.prod(ct.shape))
         layout = getattr(ct, "_layout", None)  # matrix packings (hetensor.linalg)
         flat = layout.unpack(rows).reshape(-1) if layout is not None else rows.reshape(-1)[:size]
@@ -312,5 +383,47 @@ class Context:
             return torch.from_numpy(np.array(out))
         return out
 
+    # -- sharing and saving ---------------------------------------------------------
+    def public(self) -> "Context":
+        """An evaluation-only view: the same parameters and evaluation keys
+        (shared, not copied), no secret key.
+
+        It encrypts with the public key and runs every evaluation op
+        (bootstrapping included when this context bootstraps); ``decrypt``
+        raises. Save it with :meth:`save` and hand the file to the server.
+        Keys generated on this context later are not added to the view.
+        """
+        pub = Context(self._engine.public_view(), self._name)
+        pub._fresh_level = self._fresh_level
+        if self._bootstrapper is not None:
+            import copy
+
+            boot = copy.copy(self._bootstrapper)  # encoded transforms shared: same C++ context
+            boot.ctx = pub
+            pub._bootstrapper = boot
+        return pub
+
+    def to_bytes(self, *, compress: bool = True, include_secret_key: bool = False) -> bytes:
+        """Parameters and keys in hetensor's binary format (see :func:`hetensor.save`).
+
+        A context that holds the secret key is written only with
+        ``include_secret_key=True``: the file then decrypts everything
+        encrypted under these keys; keep it private. Share :meth:`public` instead.
+        """
+        from .serialize import to_bytes
+
+        return to_bytes(self, compress=compress, include_secret_key=include_secret_key)
+
+    def save(self, file: Any, *, compress: bool = True, include_secret_key: bool = False) -> None:
+        """Write :meth:`to_bytes` to a path or binary file; load with :func:`hetensor.load`."""
+        from .serialize import save
+
+        save(self, file, compress=compress, include_secret_key=include_secret_key)
+
     def __reduce__(self):
-        raise TypeError("a hetensor Context holds a secret key and is not picklable")
+        if not self.is_public:
+            raise TypeError("a hetensor Context holds a secret key and is not picklable; pickle ctx.public(), or "
+                            "save it explicitly with ctx.save(path, include_secret_key=True)")
+        from .serialize import reduce
+
+        return reduce(self)

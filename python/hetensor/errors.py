@@ -17,6 +17,13 @@ class SecurityError(ValueError):
     """
 
 
+class FormatError(ValueError):
+    """Serialized data that cannot be loaded: not a hetensor object, another
+    format version, truncated or corrupt bytes (checksum, sizes, residues),
+    or an object made under other parameters or keys than the context given.
+    """
+
+
 class MissingKeyError(KeyError):
     """A rotation (Galois) key that the operation needs was not generated.
 

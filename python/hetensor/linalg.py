@@ -420,6 +420,23 @@ class PlainMatrix:
     def __repr__(self) -> str:
         return f"PlainMatrix({self.shape[0]}x{self.shape[1]}, {len(self._maps)} encoding(s), {self._bytes} bytes)"
 
+    def to_bytes(self) -> bytes:
+        """The weights (not their encodings) in hetensor's binary format."""
+        from .serialize import to_bytes
+
+        return to_bytes(self)
+
+    def save(self, file) -> None:
+        """Write :meth:`to_bytes` to a path or binary file object."""
+        from .serialize import save
+
+        save(self, file)
+
+    def __reduce__(self):
+        from .serialize import reduce
+
+        return reduce(self)
+
     def _plan(self, geom: tuple, right: bool, w: np.ndarray):
         key = (geom, right)
         p = self._plans.get(key)

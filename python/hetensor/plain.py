@@ -57,4 +57,21 @@ class PlainTensor:
     def __repr__(self) -> str:
         return f"PlainTensor(shape={self._shape}, level={self.level}, purpose='{self._purpose}', scale=2^{math.log2(self._pt.scale):.2f})"
 
+    def to_bytes(self) -> bytes:
+        """The encoded values in hetensor's binary format (see :func:`hetensor.load`)."""
+        from .serialize import to_bytes
+
+        return to_bytes(self)
+
+    def save(self, file) -> None:
+        """Write :meth:`to_bytes` to a path or binary file object."""
+        from .serialize import save
+
+        save(self, file)
+
+    def __reduce__(self):
+        from .serialize import reduce
+
+        return reduce(self)
+
     __array_ufunc__ = None

@@ -98,8 +98,25 @@ class CipherTensor:
         """Shortcut for ``self.context.decrypt(self)``."""
         return self._ctx.decrypt(self)
 
+    def to_bytes(self, *, compress: bool = True) -> bytes:
+        """The ciphertexts with shape, layout, level, scale and bound in hetensor's
+        binary format; ``compress`` stores the uniform half of a fresh symmetric
+        encryption as seeds. Load with :func:`hetensor.load`."""
+        from .serialize import to_bytes
+
+        return to_bytes(self, compress=compress)
+
+    def save(self, file: Any, *, compress: bool = True) -> None:
+        """Write :meth:`to_bytes` to a path or binary file object."""
+        from .serialize import save
+
+        save(self, file, compress=compress)
+
     def __reduce__(self):
-        raise TypeError("CipherTensor pickling is not supported yet; serialization comes with its own format")
+        # Unpickling binds to a live context with the same keys (load it first).
+        from .serialize import reduce
+
+        return reduce(self)
 
     # -- operand handling -------------------------------------------------------
     def _check_peer(self, other: "CipherTensor", op: str) -> None:
