@@ -92,7 +92,8 @@ def test_secure_presets_pass_the_bound(name):
     assert abs(ctx._engine.log_q - log_q) <= 2, f"log2(Q) = {ctx._engine.log_q}, expected about {log_q}"
     assert ctx.log_qp <= bound and modulus_bits(ctx) <= bound
     assert ctx.log_qp > ctx._engine.log_q  # P is counted
-    assert "INSECURE" not in ctx.describe()
+    # secure parameters; the context itself is not, since its keys come from a seed
+    assert ctx._engine.params_problem == "" and "seed" in ctx.security_problem
 
 
 def test_bootstrapping_preset_fits_the_bound_with_special_primes():

@@ -144,8 +144,10 @@ class Context:
         lit.special_prime_bits = _integer("special_prime_bits", special_prime_bits)
         lit.special_primes = _integer("special_primes", special_primes)
         lit.hamming_weight = _integer("hamming_weight", hamming_weight)
-        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not math.isfinite(float(sigma)):
-            raise TypeError(f"sigma must be a finite real number, got {sigma!r}")
+        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+            raise TypeError(f"sigma must be a real number, got {sigma!r}")
+        if not math.isfinite(float(sigma)):
+            raise ValueError(f"invalid sigma {sigma!r}: it must be finite")
         lit.sigma = float(sigma)
         if not isinstance(allow_insecure, bool):
             raise TypeError("allow_insecure must be True or False")
