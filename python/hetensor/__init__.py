@@ -7,23 +7,23 @@
 >>> ctx.decrypt(y)[:7]  # doctest: +SKIP
 """
 
-from __future__ import annotations
-
-import os
+import os as _os
 
 # OpenMP threads sleep at barriers instead of spinning: on a shared or
 # oversubscribed machine spinning made two threads several times slower than
 # one. Set OMP_WAIT_POLICY=ACTIVE before importing for the lowest latency on
 # an idle machine.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _core  # noqa: E402
+from . import approx  # noqa: E402  (hetensor.approx.exp(...) works after `import hetensor`)
 from .context import Context, presets  # noqa: E402
 from .errors import FormatError, MissingKeyError, SecurityError  # noqa: E402
 from .layout import Layout
 from .linalg import MatmulCost, PlainMatrix
 from .plain import PlainTensor  # noqa: E402
 from .serialize import from_bytes, load, save, to_bytes  # noqa: E402
+from .shaping import cat, stack  # noqa: E402
 from .tensor import CipherTensor  # noqa: E402
 
 __version__ = "0.1.0"
@@ -54,6 +54,8 @@ __all__ = [
     "PlainMatrix",
     "PlainTensor",
     "SecurityError",
+    "approx",
+    "cat",
     "cuda_available",
     "from_bytes",
     "load",
@@ -61,5 +63,6 @@ __all__ = [
     "presets",
     "save",
     "set_num_threads",
+    "stack",
     "to_bytes",
 ]

@@ -58,6 +58,12 @@ __all__ = [
 #: Largest degree that a target error may lead to.
 MAX_DEGREE = 1023
 
+#: With neither a degree nor a target error: the lowest degree up to
+#: DEFAULT_MAX_DEGREE (depth 6) whose max error is below DEFAULT_TARGET_ERROR
+#: (about the precision of a CKKS product at a 40-bit scale), else that degree.
+DEFAULT_TARGET_ERROR = 2.0 ** -20
+DEFAULT_MAX_DEGREE = 63
+
 
 # -- helpers ------------------------------------------------------------------
 
@@ -187,10 +193,14 @@ def _remez(g: Callable, a: float, b: float, degree: int, start: np.ndarray, iter
     return best
 
 
-def _search_degree(make: Callable[[int], "Approximation"], target_error: float, what: str,
+def _search_degree(make: Callable[[int], "Approximation"], target_error: Optional[float], what: str,
                    max_degree: int = MAX_DEGREE) -> "Approximation":
     """The approximation of lowest degree (found by doubling then bisection)
-    whose max_error meets target_error."""
+    whose max_error meets target_error; target_error None means the defaults
+    (DEFAULT_TARGET_ERROR, or the best of degree <= DEFAULT_MAX_DEGREE)."""
+    best_effort = target_error is None
+    if best_effort:
+        target_error, max_degree = DEFAULT_TARGET_ERROR, min(max_degree, DEFAULT_MAX_DEGREE)
     target_error = float(target_error)
     if not target_error > 0:
         raise ValueError("target_error must be > 0")
@@ -205,6 +215,8 @@ def _search_degree(make: Callable[[int], "Approximation"], target_error: float, 
     while get(hi).max_error > target_error:
         lo = hi
         if hi >= max_degree:
+            if best_effort:
+                return get(max_degree)
             raise ValueError(
                 f"cannot reach max error {target_error:g} for {what} with degree <= {max_degree} "
                 f"(degree {max_degree} gives {get(max_degree).max_error:.3g}); widen the target or narrow the interval"
@@ -220,8 +232,8 @@ def _search_degree(make: Callable[[int], "Approximation"], target_error: float, 
 
 
 def _degree_or_target(degree, target_error) -> None:
-    if (degree is None) == (target_error is None):
-        raise ValueError("give exactly one of degree or target_error")
+    if degree is not None and target_error is not None:
+        raise ValueError("give degree or target_error, not both")
     if degree is not None and (not isinstance(degree, (int, np.integer)) or degree < 0):
         raise ValueError(f"degree must be an integer >= 0, not {degree!r}")
 
@@ -419,6 +431,8 @@ def chebyshev(f: Callable, a: float, b: float, degree: Optional[int] = None, *,
         degree: the degree; or
         target_error: the largest acceptable max |p - f| on [a, b]: the
             lowest degree that meets it is chosen (up to ``max_degree``).
+            With neither, the lowest degree reaching 2^-20, at most 63 (depth
+            6); check ``.max_error``. The named functions below do the same.
         minimax: refine the interpolant by the Remez exchange algorithm, which
             lowers the max error (markedly for functions with kinks, like relu).
 

@@ -278,7 +278,9 @@ class Context:
     # -- keys ---------------------------------------------------------------
     def generate_rotation_keys(self, steps: Iterable[int]) -> None:
         """Make Galois keys for the given slot rotation steps (existing keys are kept)."""
-        steps = [int(s) for s in steps]
+        from .tensor import _check_step
+
+        steps = [_check_step(s) for s in steps]
         self._engine.generate_rotation_keys(steps)
 
     def generate_conjugation_key(self) -> None:
@@ -298,7 +300,15 @@ class Context:
         ``"broadcast"``, ``"relayout"``; ``layouts`` the operands' layouts when
         they are not the defaults. Pass the result to
         :meth:`generate_rotation_keys`. See :mod:`hetensor.linalg`.
+
+        ``"getitem"`` (``x[key]``: shape, key), ``"roll"`` (``x.roll``: shape,
+        shifts, dims) and ``"cat"`` / ``"stack"`` (the shapes) plan the slot moves
+        of :mod:`hetensor.shaping` on flat tensors.
         """
+        if op in ("getitem", "roll", "cat", "stack"):
+            from .shaping import rotation_steps
+
+            return rotation_steps(self, op, *shapes)
         from .linalg import rotation_steps_for
 
         return rotation_steps_for(self, op, *shapes, layouts=layouts, method=method)
@@ -318,26 +328,32 @@ class Context:
         if layout is not None:
             from .linalg import encrypt_matrix
 
-            return encrypt_matrix(self, x, layout, symmetric)
+            out = encrypt_matrix(self, x, layout, symmetric)
+        else:
+            arr = to_numpy(x)
+            rows, _ = to_rows(arr.reshape(-1), self.slots)
+            ct = self._engine.encrypt(rows, bool(symmetric), self._fresh_level)
+            out = CipherTensor._wrap(self, ct, arr.shape, np.iscomplexobj(arr), is_torch_tensor(x))
+        if is_torch_tensor(x):
+            out._tmeta = (x.dtype, x.device)  # decrypt gives them back
+        return out
 
-        was_torch = is_torch_tensor(x)
-        arr = to_numpy(x)
-        rows, _ = to_rows(arr.reshape(-1), self.slots)
-        ct = self._engine.encrypt(rows, bool(symmetric), self._fresh_level)
-        return CipherTensor._wrap(self, ct, arr.shape, np.iscomplexobj(arr), was_torch)
-
-    def encode(self, x: Any, *, level: Optional[int] = None, purpose: str = "multiply") -> "PlainTensor":
-        """Encode values once, for reuse in many ``ct * pt`` (or ``ct + pt``).
+    def encode(self, x: Any, *, level: Optional[int] = None, purpose: str = "auto") -> "PlainTensor":
+        """Encode values once, for reuse in many ``ct * pt`` and ``ct + pt``.
 
         Args:
             x: numpy array, torch tensor, list or scalar.
             level: the level of the ciphertexts it will meet (default: the top).
-            purpose: ``"multiply"`` or ``"add"``; the two need different scales.
+            purpose: ``"auto"`` (default) encodes for products now and keeps the
+                values, so that sums, and ciphertexts at other levels, get their
+                own encoding on first use (cached in the PlainTensor);
+                ``"multiply"`` or ``"add"`` encode exactly one variant (the two
+                need different scales) and keep no values.
         """
         from .plain import PlainTensor
 
-        if purpose not in ("multiply", "add"):
-            raise ValueError("purpose must be 'multiply' or 'add'")
+        if purpose not in ("multiply", "add", "auto"):
+            raise ValueError("purpose must be 'auto', 'multiply' or 'add'")
         lv = self.max_level if level is None else int(level)
         if not 0 <= lv <= self.max_level:
             raise ValueError(f"level must be in [0, {self.max_level}]")
@@ -345,14 +361,19 @@ class Context:
             raise ValueError("a plaintext multiplier needs level >= 1 (the product is rescaled)")
         arr = to_numpy(x)
         rows, _ = to_rows(arr.reshape(-1), self.slots)
-        pt = self._engine.encode(rows, lv, purpose == "multiply")
-        return PlainTensor._wrap(self, pt, arr.shape, purpose, np.iscomplexobj(arr))
+        pt = self._engine.encode(rows, lv, purpose == "multiply" or (purpose == "auto" and lv >= 1))
+        out = PlainTensor._wrap(self, pt, arr.shape, purpose, np.iscomplexobj(arr))
+        if purpose == "auto":
+            out._keep(rows, "multiply" if lv >= 1 else "add")
+        return out
 
-    def decrypt(self, ct: "CipherTensor", *, flood_bits: Optional[float] = None) -> Any:
+    def decrypt(self, ct: "CipherTensor", *, dtype: Any = None, flood_bits: Optional[float] = None) -> Any:
         """Decrypt to a float64 numpy array of the original shape.
 
-        Complex inputs come back as complex128; a torch tensor comes back when
-        a torch tensor was encrypted.
+        Complex inputs come back as complex128. A torch tensor comes back when
+        a torch tensor was encrypted, with its dtype (the complex counterpart
+        when the values became complex; float64 for integer inputs) and on its
+        device. ``dtype`` (numpy or torch) asks for another one.
 
         ``flood_bits``: for results that leave the key holder (IND-CPA-D; see
         docs/SECURITY.md). Adds a fresh Gaussian of standard deviation
@@ -380,10 +401,8 @@ class Context:
         out = flat if ct.is_complex else np.ascontiguousarray(flat.real)
         out = out.reshape(ct.shape)
         if ct._torch:
-            import torch
-
-            return torch.from_numpy(np.array(out))
-        return out
+            return _to_torch(out, dtype, getattr(ct, "_tmeta", None))
+        return out if dtype is None else out.astype(dtype)
 
     # -- sharing and saving ---------------------------------------------------------
     def public(self) -> "Context":
@@ -429,3 +448,22 @@ class Context:
         from .serialize import reduce
 
         return reduce(self)
+
+
+def _to_torch(out: np.ndarray, dtype: Any, meta: Any) -> Any:
+    """Decrypted values as a torch tensor of the encrypted tensor's dtype and device (``meta``)."""
+    import torch
+
+    t = torch.from_numpy(np.array(out))
+    want = dtype if dtype is not None else (meta[0] if meta is not None else None)
+    if isinstance(want, (type, np.dtype, str)):  # a numpy dtype
+        want = torch.from_numpy(np.zeros(0, dtype=want)).dtype
+    if want is not None:
+        if not (want.is_floating_point or want.is_complex) and dtype is None:
+            want = torch.float64  # approximate values are not rounded to the input's integers
+        if t.is_complex() and not want.is_complex:
+            want = torch.complex64 if want in (torch.float32, torch.float16, torch.bfloat16) else torch.complex128
+        t = t.to(want)
+    if meta is not None and str(meta[1]) != "cpu":
+        t = t.to(meta[1])
+    return t

@@ -7,7 +7,7 @@ weight applied to many inputs should be encoded once with ``ctx.encode``.
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Any, Tuple
 
 
 class PlainTensor:
@@ -15,10 +15,12 @@ class PlainTensor:
 
     ``purpose="multiply"`` encodes at the scale that makes ``ct * pt`` land on
     the canonical scale after the rescale; ``purpose="add"`` at the
-    ciphertext scale of that level.
+    ciphertext scale of that level. ``purpose="auto"`` (the default of
+    ``ctx.encode``) keeps the values and encodes each (purpose, level) it
+    meets once.
     """
 
-    __slots__ = ("_ctx", "_pt", "_shape", "_purpose", "_complex")
+    __slots__ = ("_ctx", "_pt", "_shape", "_purpose", "_complex", "_rows", "_variants")
 
     def __init__(self) -> None:
         raise TypeError("create PlainTensors with Context.encode")
@@ -27,7 +29,25 @@ class PlainTensor:
     def _wrap(cls, ctx, pt, shape: Tuple[int, ...], purpose: str, is_complex: bool) -> "PlainTensor":
         obj = object.__new__(cls)
         obj._ctx, obj._pt, obj._shape, obj._purpose, obj._complex = ctx, pt, tuple(shape), purpose, is_complex
+        obj._rows, obj._variants = None, {}
         return obj
+
+    def _keep(self, rows: Any, purpose: str) -> None:
+        """Keeps the slot values (purpose "auto"); the encoding made now serves ``purpose``."""
+        self._rows = rows
+        self._variants[(purpose, int(self._pt.level))] = self._pt
+
+    def _encoded_for(self, purpose: str, level: int) -> Any:
+        """The encoding for ``purpose`` at ``level`` (purpose "auto" only), made once."""
+        key = (purpose, int(level))
+        pt = self._variants.get(key)
+        if pt is None:
+            if purpose == "multiply" and level < 1:
+                raise ValueError("cannot multiply by a plaintext at level 0 (the product is rescaled); "
+                                 "bootstrap the ciphertext first")
+            pt = self._ctx._engine.encode(self._rows, int(level), purpose == "multiply")
+            self._variants[key] = pt
+        return pt
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -41,7 +61,7 @@ class PlainTensor:
 
     @property
     def purpose(self) -> str:
-        """'multiply' or 'add'."""
+        """'multiply', 'add' or 'auto'."""
         return self._purpose
 
     @property

@@ -13,22 +13,56 @@ from typing import Any, List, Sequence, Tuple
 
 import numpy as np
 
+from . import interop, shaping
 from ._convert import is_torch_tensor, to_numpy, to_rows
+
+
+class _Size(int):
+    """The element count (numpy's ``x.size``) that is also torch's ``x.size()`` / ``x.size(dim)``."""
+
+    # (int subclasses cannot have __slots__; the shape lives in the instance dict)
+
+    def __new__(cls, shape: Tuple[int, ...]) -> "_Size":
+        obj = super().__new__(cls, int(math.prod(shape)))
+        obj._shape = shape
+        return obj
+
+    def __call__(self, dim: Any = None) -> Any:
+        if dim is None:
+            return self._shape
+        return self._shape[dim]
+
+
+def _check_step(k: Any) -> int:
+    """A rotation step: an int (numpy ints too), never a float, string or bool."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"rotation steps must be integers, not {k!r} ({type(k).__name__})")
+    return int(k)
 
 
 class CipherTensor:
     """An encrypted real (or complex) tensor.
 
     Supports ``+ - *`` with another CipherTensor, a scalar, or a numpy/torch
-    array (a plaintext, broadcast to this shape), unary ``-``, ``.rotate(k)``
-    and ``.conjugate()``. ``.level``, ``.scale`` and ``.shape`` describe it.
+    array (a plaintext, broadcast to this shape), ``/`` by plaintext values,
+    unary ``-``, ``@``, indexing and slicing, ``.rotate(k)``, ``.roll(k)`` and
+    ``.conjugate()``; numpy ufuncs and torch functions with a CKKS counterpart
+    dispatch here (``np.add(X, 1)``, ``torch.cat([X, Y])``, see
+    :mod:`hetensor.interop`). ``.level``, ``.scale``, ``.shape``, ``.dtype``
+    and ``.device`` describe it.
     """
 
-    __slots__ = ("_ctx", "_ct", "_shape", "_complex", "_torch", "_layout")
-    # numpy defers to our reflected operators (array + tensor -> tensor.__radd__)
-    __array_ufunc__ = None
-    # and torch does the same for tensor (op) CipherTensor
-    __torch_function__ = None
+    __slots__ = ("_ctx", "_ct", "_shape", "_complex", "_torch", "_layout", "_tmeta")
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return interop.array_ufunc(self, ufunc, method, inputs, kwargs)
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
+        return interop.torch_function(cls, func, args, kwargs or {})
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise TypeError("an encrypted tensor cannot become a numpy array; decrypt it with ctx.decrypt(x)")
 
     def __init__(self) -> None:
         raise TypeError("create CipherTensors with Context.encrypt")
@@ -42,10 +76,19 @@ class CipherTensor:
         obj._complex = bool(is_complex)
         obj._torch = bool(torch_out)
         obj._layout = layout  # a hetensor.Layout for matrix packings; None for the flat packing
+        obj._tmeta = None  # (dtype, device) of an encrypted torch tensor, for decrypt
         return obj
 
     def _like(self, ct, is_complex: bool = None) -> "CipherTensor":
-        return CipherTensor._wrap(self._ctx, ct, self._shape, self._complex if is_complex is None else is_complex, self._torch, self._layout)
+        out = CipherTensor._wrap(self._ctx, ct, self._shape, self._complex if is_complex is None else is_complex, self._torch, self._layout)
+        out._tmeta = self._tmeta
+        return out
+
+    def _carry_from(self, other: Any) -> "CipherTensor":
+        """Takes the torch dtype and device of ``other`` (results of linalg and shaping ops)."""
+        if isinstance(other, CipherTensor) and self._torch and other._torch:
+            self._tmeta = other._tmeta
+        return self
 
     # -- metadata -------------------------------------------------------------
     @property
@@ -60,8 +103,43 @@ class CipherTensor:
 
     @property
     def size(self) -> int:
-        """Number of elements."""
+        """Number of elements (an int, as numpy's ``.size``); call it for torch's
+        ``.size()`` (the shape) or ``.size(dim)``."""
+        return _Size(self._shape)
+
+    def numel(self) -> int:
+        """Number of elements (torch)."""
         return int(math.prod(self._shape))
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self._shape)
+
+    def dim(self) -> int:
+        """Number of dimensions (torch)."""
+        return len(self._shape)
+
+    @property
+    def dtype(self) -> Any:
+        """What ``decrypt`` returns: the torch dtype of an encrypted torch tensor, else
+        numpy float64 (complex128 for complex values)."""
+        if self._tmeta is not None:
+            return self._tmeta[0]
+        return np.dtype(np.complex128 if self._complex else np.float64)
+
+    @property
+    def device(self) -> Any:
+        """Where ``decrypt`` puts the result: the torch device of an encrypted torch
+        tensor, else ``"cpu"``. The ciphertexts themselves are computed on the CPU."""
+        if self._tmeta is not None:
+            return self._tmeta[1]
+        return "cpu"
+
+    def __len__(self) -> int:
+        if not self._shape:
+            raise TypeError("len() of a 0-d encrypted tensor")
+        return self._shape[0]
 
     @property
     def level(self) -> int:
@@ -142,12 +220,29 @@ class CipherTensor:
     def _is_scalar(x: Any) -> bool:
         return isinstance(x, numbers.Number) and not isinstance(x, bool) or isinstance(x, (bool, np.bool_))
 
+    def _scalar(self, other: Any, op: str) -> float:
+        """A real scalar operand as a float: finite, and (for sums) small enough for this level."""
+        try:
+            c = float(other)
+        except OverflowError:
+            c = math.inf
+        if not math.isfinite(c):
+            raise ValueError(f"cannot {op}: the scalar {str(other)[:24]}... is not a finite float64")
+        if op in ("add", "subtract"):
+            q = self._ctx._engine.q
+            bits = sum(math.log2(q[i]) for i in range(min(self.level, 2) + 1)) - 1 - math.log2(self.scale)
+            if abs(c) >= 2.0 ** bits:
+                raise ValueError(f"cannot {op} {c:g}: at level {self.level} and scale 2^{math.log2(self.scale):.0f} "
+                                 f"an encrypted value must stay below 2^{bits:.0f} (about {2.0 ** bits:.3g}); "
+                                 f"scale the data down (multiply by a small constant) before adding large constants")
+        return c
+
     def _fills_slots(self) -> bool:
         return self.size == self.num_ciphertexts * self._ctx.slots
 
     # -- arithmetic -------------------------------------------------------------
-    def _aligned_to_plain(self, pt: Any, op: str, purpose: str) -> "CipherTensor":
-        """This tensor brought to the level a PlainTensor was encoded for."""
+    def _aligned_to_plain(self, pt: Any, op: str, purpose: str) -> Tuple["CipherTensor", Any]:
+        """This tensor brought to the level a PlainTensor was encoded for, and the encoding."""
         if pt.context is not self._ctx:
             raise ValueError(f"cannot {op}: the plaintext was encoded by another context")
         if self._layout is not None and not self._layout.same_slots(getattr(pt, "_layout", None)):
@@ -155,11 +250,13 @@ class CipherTensor:
                              "pass the numpy/torch array instead (it is packed in the tensor's layout)")
         if pt.shape != self._shape:
             raise ValueError(f"cannot {op}: shapes {self._shape} and {pt.shape} differ")
+        if pt.purpose == "auto":
+            return self, pt._encoded_for(purpose, self.level)
         if pt.purpose != purpose:
             raise ValueError(f"cannot {op}: the plaintext was encoded with purpose='{pt.purpose}'; encode it with purpose='{purpose}'")
         if pt.level > self.level:
             raise ValueError(f"cannot {op}: the plaintext is encoded for level {pt.level} but the tensor is at level {self.level}; encode it with level={self.level}")
-        return self if pt.level == self.level else self.level_to(pt.level)
+        return (self if pt.level == self.level else self.level_to(pt.level)), pt._pt
 
     def _add(self, other: Any, subtract: bool, reverse: bool) -> "CipherTensor":
         eng = self._ctx._engine
@@ -167,19 +264,26 @@ class CipherTensor:
         from .plain import PlainTensor
 
         if isinstance(other, PlainTensor):
-            me = self._aligned_to_plain(other, op, "add")
-            return self._like(eng.add_plain(me._ct, other._pt, subtract, reverse), self._complex or other._complex)
+            me, pt = self._aligned_to_plain(other, op, "add")
+            return self._like(eng.add_plain(me._ct, pt, subtract, reverse), self._complex or other._complex)
         if isinstance(other, CipherTensor):
             self, other = self._align_peer(other, op)
             a, b = (other, self) if reverse else (self, other)
             ct = eng.sub(a._ct, b._ct) if subtract else eng.add(a._ct, b._ct)
             return self._like(ct, self._complex or other._complex)
+        if self._is_scalar(other) and not isinstance(other, complex):
+            other = self._scalar(other, op)
         if self._is_scalar(other) and not isinstance(other, complex) and self._fills_slots():
-            c = float(other)
-            if not math.isfinite(c):
-                raise ValueError(f"cannot {op}: the scalar is not finite")
+            c = other
             base = eng.negate(self._ct) if reverse and subtract else self._ct
             return self._like(eng.add_scalar(base, -c if subtract and not reverse else c))
+        if self._is_scalar(other) and not isinstance(other, complex) and abs(other) * self.scale >= 2.0 ** 61:
+            # Too large for an encoded plaintext (64-bit coefficients): add it to every slot,
+            # then zero the padding again (one level).
+            base = eng.negate(self._ct) if reverse and subtract else self._ct
+            full = eng.add_scalar(base, -other if subtract and not reverse else other)
+            mask, _ = to_rows(np.ones(self.size), self._ctx.slots)
+            return self._like(eng.mul_values(full, mask))
         # Vectors, complex scalars, and scalars on partly filled slots (so the
         # zero padding stays zero) go through an encoded plaintext.
         rows, cplx = self._plain_rows(other, op)
@@ -205,22 +309,40 @@ class CipherTensor:
         from .plain import PlainTensor
 
         if isinstance(other, PlainTensor):
-            me = self._aligned_to_plain(other, "multiply", "multiply")
-            return self._like(eng.mul_plain(me._ct, other._pt), self._complex or other._complex)
+            me, pt = self._aligned_to_plain(other, "multiply", "multiply")
+            return self._like(eng.mul_plain(me._ct, pt), self._complex or other._complex)
         if isinstance(other, CipherTensor):
             self, other = self._align_peer(other, "multiply")
             ct = eng.square(self._ct) if other is self else eng.multiply(self._ct, other._ct)
             return self._like(ct, self._complex or other._complex)
         if self._is_scalar(other) and not isinstance(other, complex):
-            c = float(other)
-            if not math.isfinite(c):
-                raise ValueError("cannot multiply: the scalar is not finite")
+            c = self._scalar(other, "multiply")
             return self._like(eng.mul_scalar(self._ct, c))
         rows, cplx = self._plain_rows(other, "multiply")
         return self._like(eng.mul_values(self._ct, rows), self._complex or cplx)
 
     def __rmul__(self, other: Any) -> "CipherTensor":
         return self.__mul__(other)
+
+    def __truediv__(self, other: Any) -> "CipherTensor":
+        """Division by a scalar or plaintext array: a product by its reciprocal (one level)."""
+        from .plain import PlainTensor
+
+        if isinstance(other, (CipherTensor, PlainTensor)):
+            raise TypeError("cannot divide by an encrypted or encoded tensor: CKKS has no division; multiply by "
+                            "y.polyval(hetensor.approx.reciprocal(a, b)) for y in [a, b] with 0 < a, or by 1/y in plaintext")
+        if self._is_scalar(other):
+            if other == 0:
+                raise ZeroDivisionError("division of an encrypted tensor by zero")
+            return self * (1.0 / other)
+        arr = to_numpy(other, what="divisor")
+        if np.any(arr == 0):
+            raise ZeroDivisionError("the divisor holds zeros")
+        return self * (1.0 / arr)
+
+    def __rtruediv__(self, other: Any) -> "CipherTensor":
+        raise TypeError("cannot divide by an encrypted tensor: CKKS has no division; use "
+                        "x.polyval(hetensor.approx.reciprocal(a, b)) for x in [a, b] with 0 < a")
 
     def __pow__(self, exponent: int) -> "CipherTensor":
         if not isinstance(exponent, numbers.Integral) or exponent < 1:
@@ -242,14 +364,17 @@ class CipherTensor:
     def rotate(self, k: int) -> "CipherTensor":
         """Rotate the slot vector of each ciphertext: out[i] = in[(i + k) mod slots].
 
+        This shifts all N/2 slots, not the tensor's elements: a tensor smaller
+        than a ciphertext takes zeros in from the unused slots (use
+        :meth:`roll` for numpy's rotation of the elements). Free of levels.
         Needs the rotation key for ``k`` (see ``Context.generate_rotation_keys``);
         raises :class:`hetensor.MissingKeyError` otherwise.
         """
-        return self._like(self._ctx._engine.rotate(self._ct, int(k)))
+        return self._like(self._ctx._engine.rotate(self._ct, _check_step(k)))
 
     def rotate_many(self, steps: Sequence[int]) -> List["CipherTensor"]:
         """Several rotations of this tensor sharing one key-switch decomposition (hoisting)."""
-        cts = self._ctx._engine.rotate_hoisted(self._ct, [int(s) for s in steps])
+        cts = self._ctx._engine.rotate_hoisted(self._ct, [_check_step(s) for s in steps])
         return [self._like(c) for c in cts]
 
     def conjugate(self) -> "CipherTensor":
@@ -258,7 +383,7 @@ class CipherTensor:
 
     def bootstrap(self) -> "CipherTensor":
         """Refresh to the context's fresh level (see ``Context.bootstrap``)."""
-        return self._ctx.bootstrap(self)
+        return self._ctx.bootstrap(self)._carry_from(self)
 
     def level_to(self, level: int) -> "CipherTensor":
         """A copy brought down to ``level`` (levels can only go down)."""
@@ -310,12 +435,12 @@ class CipherTensor:
         ``hetensor.linalg.last_cost()``)."""
         from .linalg import matmul
 
-        return matmul(self, other)
+        return matmul(self, other)._carry_from(self)
 
     def __rmatmul__(self, other: Any) -> "CipherTensor":
         from .linalg import matmul
 
-        return matmul(other, self)
+        return matmul(other, self)._carry_from(self)
 
     def matmul(self, other: Any, *, method: Any = None, return_cost: bool = False) -> Any:
         """``self @ other``; ``return_cost=True`` also returns the :class:`hetensor.linalg.MatmulCost`."""
@@ -328,15 +453,82 @@ class CipherTensor:
         """Transpose of the last two dimensions: free (the layout records it)."""
         from .linalg import transpose
 
-        return transpose(self)
+        return transpose(self)._carry_from(self)
 
-    def sum(self, dim: Any = None, keepdim: bool = False) -> "CipherTensor":
+    def sum(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None,
+            dtype: Any = None, out: Any = None) -> "CipherTensor":
         """Sum over ``dim`` (an int, a tuple, or None for all) by rotate-and-sum:
         log2 of the summed length rotations, no level (one when the padding
-        holds partial sums and must be cleared first)."""
+        holds partial sums and must be cleared first).
+
+        numpy's keywords work too (``axis``, ``keepdims``), so ``np.sum(X, axis=0)``
+        dispatches here. The result has a matrix layout (``ctx.rotation_steps_for("sum", shape)``
+        lists the keys).
+        """
         from .linalg import tensor_sum
 
-        return tensor_sum(self, dim, keepdim)
+        dim, keepdim = _reduce_args("sum", dim, keepdim, axis, keepdims, dtype, out)
+        return tensor_sum(self, dim, keepdim)._carry_from(self)
+
+    def mean(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None,
+             dtype: Any = None, out: Any = None) -> "CipherTensor":
+        """Mean over ``dim`` (as :meth:`sum`, then a product by 1/count: one more level)."""
+        dim, keepdim = _reduce_args("mean", dim, keepdim, axis, keepdims, dtype, out)
+        dims = range(self.ndim) if dim is None else (dim if isinstance(dim, (tuple, list)) else (dim,))
+        try:
+            count = math.prod(self._shape[int(d)] for d in dims)
+        except IndexError:
+            raise ValueError(f"dim {dim} out of range for a tensor of {self.ndim} dimension(s)") from None
+        return self.sum(dim, keepdim) * (1.0 / count)
+
+    # -- indexing and shapes (hetensor.shaping: costs there) -----------------------
+    def __getitem__(self, key: Any) -> "CipherTensor":
+        """``x[0]``, ``x[:, :4]``, ``x[::-1]``, ``x[[2, 0]]``: numpy's basic and integer-array indexing.
+
+        Returns a new flat tensor. Free when the selection is whole ciphertexts
+        of the batch; otherwise one level, one plaintext product per distinct
+        slot shift and about 2 sqrt(shifts) rotations, whose keys
+        ``ctx.rotation_steps_for("getitem", x.shape, key)`` lists.
+        """
+        return shaping.getitem(self, key)
+
+    def __iter__(self):
+        raise TypeError("iterating an encrypted tensor would make one masked copy per element; "
+                        "index the rows you need (x[i]) or decrypt first")
+
+    def reshape(self, *shape: Any) -> "CipherTensor":
+        """The same elements in a new shape (one dimension may be -1): free for
+        the flat packing; matrix layouts are moved to it (one level)."""
+        return shaping.reshape(self, shape)
+
+    def view(self, *shape: Any) -> "CipherTensor":
+        """Same as :meth:`reshape` (torch)."""
+        return shaping.reshape(self, shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "CipherTensor":
+        """Dimensions ``start_dim..end_dim`` merged into one (all by default): a reshape."""
+        nd = max(1, self.ndim)
+        lo, hi = start_dim % nd, end_dim % nd
+        if lo > hi:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        shape = self._shape[:lo] + (int(math.prod(self._shape[lo:hi + 1])),) + self._shape[hi + 1:]
+        return shaping.reshape(self, shape)
+
+    def roll(self, shifts: Any, dims: Any = None) -> "CipherTensor":
+        """``numpy.roll`` / ``torch.roll`` over the tensor's own elements (flattened when
+        ``dims`` is None), unlike :meth:`rotate`, which shifts all slots.
+
+        Free of levels when the tensor fills its ciphertext exactly (one rotation);
+        otherwise one level and the rotations of :meth:`__getitem__`
+        (``ctx.rotation_steps_for("roll", x.shape, shifts, dims)``).
+        """
+        if dims is None and self._layout is None and self.num_ciphertexts == 1 and self._fills_slots():
+            return self.rotate(-_check_step(shifts) % self._ctx.slots) if _check_step(shifts) % self._ctx.slots else self.clone()
+        return shaping.roll(self, shifts, dims)
+
+    def clone(self) -> "CipherTensor":
+        """A copy of the ciphertexts (the same values, level and scale)."""
+        return self._like(self._ct.copy())
 
     def to_layout(self, layout: Any) -> "CipherTensor":
         """This tensor moved into ``layout`` ("matrix" or a :class:`hetensor.Layout`):
@@ -347,10 +539,10 @@ class CipherTensor:
         if isinstance(layout, str):
             if layout != "matrix":
                 raise ValueError(f"unknown layout {layout!r}")
-            return to_matrix(self)
+            return to_matrix(self)._carry_from(self)
         if not isinstance(layout, Layout):
             raise TypeError("layout must be 'matrix' or a hetensor.Layout")
-        return relayout(self, layout)
+        return relayout(self, layout)._carry_from(self)
 
     def broadcast_to(self, other: Any) -> "CipherTensor":
         """A row or column vector copied into the layout of ``other`` (a
@@ -359,10 +551,28 @@ class CipherTensor:
         from .linalg import broadcast_to, to_matrix
 
         target = other if isinstance(other, Layout) else to_matrix(other)._layout
-        return broadcast_to(self, target)
+        return broadcast_to(self, target)._carry_from(self)
 
     def mask_padding(self) -> "CipherTensor":
         """Zero the slots outside the matrix (one level; free when already clean)."""
         from .linalg import mask_padding
 
-        return mask_padding(self)
+        return mask_padding(self)._carry_from(self)
+
+
+def _reduce_args(op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any, dtype: Any, out: Any) -> Tuple[Any, bool]:
+    """torch's (dim, keepdim) from torch's or numpy's keywords."""
+    if out is not None:
+        raise TypeError(f"{op}(..., out=...) is not supported: operations on encrypted tensors make new tensors")
+    if dtype is not None:
+        raise TypeError(f"{op}(..., dtype=...) is not supported: choose the result's dtype when decrypting "
+                        "(ctx.decrypt(x, dtype=...))")
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{op}: give dim or axis, not both")
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    if isinstance(dim, list):
+        dim = tuple(dim)
+    return dim, bool(keepdim)
