@@ -183,7 +183,7 @@ def test_torch_input_returns_torch(toy_ctx):
         assert ct.shape == (3, 4)
         out = toy_ctx.decrypt(ct)
         assert isinstance(out, torch.Tensor)
-        assert out.dtype == torch.float64
+        assert out.dtype == dtype  # the input's dtype comes back (issue 16)
         assert tuple(out.shape) == (3, 4)
         assert bits(out.numpy(), t.double().numpy()) >= FRESH_BITS
     # results of arithmetic on a torch-born tensor are torch too

@@ -47,7 +47,8 @@ def test_plain_tensor_errors(ctx):
     with pytest.raises(ValueError, match="purpose"):
         X * ctx.encode(x, purpose="add")
     with pytest.raises(ValueError, match="level"):
-        (X * X) * ctx.encode(x)  # tensor at level 5, plaintext for level 6
+        (X * X) * ctx.encode(x, purpose="multiply")  # tensor at level 5, plaintext for level 6
+    assert bits(ctx.decrypt((X * X) * ctx.encode(x)), x) >= 24  # the default purpose adapts (issue 16)
     with pytest.raises(ValueError, match="shapes"):
         X * ctx.encode(np.ones(9))
     other = ht.Context.from_preset("toy-insecure")
@@ -56,4 +57,4 @@ def test_plain_tensor_errors(ctx):
     with pytest.raises(ValueError):
         ctx.encode(x, purpose="divide")
     with pytest.raises(ValueError, match="level"):
-        ctx.encode(x, level=0)
+        ctx.encode(x, level=0, purpose="multiply")

@@ -250,8 +250,9 @@ class CipherTensor:
                              "pass the numpy/torch array instead (it is packed in the tensor's layout)")
         if pt.shape != self._shape:
             raise ValueError(f"cannot {op}: shapes {self._shape} and {pt.shape} differ")
-        if pt.purpose == "auto":
-            return self, pt._encoded_for(purpose, self.level)
+        if pt.purpose == "auto":  # a ciphertext above the plaintext's level comes down; one below gets its encoding
+            me = self if pt.level >= self.level else self.level_to(pt.level)
+            return me, pt._encoded_for(purpose, me.level)
         if pt.purpose != purpose:
             raise ValueError(f"cannot {op}: the plaintext was encoded with purpose='{pt.purpose}'; encode it with purpose='{purpose}'")
         if pt.level > self.level:
