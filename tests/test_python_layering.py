@@ -24,6 +24,10 @@ OPTIONAL = ("tenseal", "desilofhe", "openfhe", "orion", "torch", "matplotlib", "
 # Known circle, to be removed by the linalg package split (issue 9): linalg makes CipherTensors
 # (function-level `from .tensor import CipherTensor`) and tensor.py hands matrix work to linalg.
 KNOWN_EDGES = {("hetensor.linalg", "hetensor.tensor")}
+# Known circle from serialization (issue 13): the save / to_bytes methods of these classes hand over
+# to hetensor.serialize (function-level imports), which builds the same classes when loading.
+KNOWN_EDGES |= {(m, "hetensor.serialize") for m in ("hetensor.context", "hetensor.tensor", "hetensor.plain",
+                                                     "hetensor.linalg")}
 
 # Compiled modules (no .py file): imports of them are no edges.
 EXTENSIONS = {"hetensor._core"}

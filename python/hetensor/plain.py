@@ -65,6 +65,13 @@ class PlainTensor:
         return self._purpose
 
     @property
+    def _encoding_purpose(self) -> str:
+        """What the held encoding serves ("multiply" or "add"); saved files keep only it."""
+        if self._purpose != "auto":
+            return self._purpose
+        return next(p for (p, lv), pt in self._variants.items() if pt is self._pt)
+
+    @property
     def nbytes(self) -> int:
         """Bytes of encoded data."""
         return int(self._pt.nbytes)

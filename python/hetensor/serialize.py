@@ -56,7 +56,7 @@ def to_bytes(obj: Any, *, compress: bool = True, include_secret_key: bool = Fals
     if isinstance(obj, CipherTensor):
         return bytes(_core.serialize_ciphertext(obj._ctx._engine, obj._ct, _tensor_attrs(obj), bool(compress)))
     if isinstance(obj, PlainTensor):
-        attrs = json.dumps({"shape": list(obj.shape), "purpose": obj.purpose, "complex": bool(obj._complex)})
+        attrs = json.dumps({"shape": list(obj.shape), "purpose": obj._encoding_purpose, "complex": bool(obj._complex)})
         return bytes(_core.serialize_plaintext(obj._ctx._engine, obj._pt, attrs))
     if isinstance(obj, PlainMatrix):
         return _matrix_bytes(obj)
