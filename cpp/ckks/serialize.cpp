@@ -67,6 +67,7 @@ LoadedBatch load_batch(const u8* data, size_t len, const Engine& e, format::Type
   if (h.param_hash != ctx.params().hash())
     throw FormatError("the object was made with other parameters (parameter hash differs); load it with the "
                       "context that made it");
+  if (!cipher && h.key_id != 0) throw FormatError("corrupt header: a plaintext carries no key id");
   if (cipher && h.key_id != e.keys().key_id())
     throw FormatError("the ciphertext was encrypted under other keys (key id differs); load it with the context "
                       "whose keys encrypted it");
@@ -116,6 +117,7 @@ std::string load_blob(const u8* data, size_t len, Validation v) {
   const format::Header h = format::read_header(data, len, v == Validation::kFull);
   if (h.type != format::Type::kBlob)
     throw FormatError(std::string("expected an object of the Python layer, found a ") + format::type_name(h.type));
+  if (h.key_id != 0) throw FormatError("corrupt header: this object carries no key id");
   return std::string(reinterpret_cast<const char*>(data + format::kHeaderBytes), len - format::kHeaderBytes);
 }
 

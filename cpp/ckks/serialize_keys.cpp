@@ -248,6 +248,7 @@ ParamsLiteral load_params(const u8* data, size_t len, Validation v) {
   const format::Header h = format::read_header(data, len, v == Validation::kFull);
   if (h.type != format::Type::kParams)
     throw FormatError(std::string("expected parameters, found a ") + format::type_name(h.type));
+  if (h.key_id != 0) throw FormatError("corrupt header: parameters carry no key id");
   Reader r(data + format::kHeaderBytes, len - format::kHeaderBytes);
   auto p = read_params(r, h.param_hash);
   r.expect_end("parameters");
