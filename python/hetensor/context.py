@@ -24,10 +24,9 @@ RELEASE_FLOOD_BITS = 30.0
 
 
 def _flood_sigma(flood_bits: Any) -> float:
-    try:
-        b = float(flood_bits)
-    except (TypeError, ValueError):
-        raise TypeError(f"flood_bits must be a number, got {type(flood_bits).__name__}") from None
+    if isinstance(flood_bits, bool) or not isinstance(flood_bits, numbers.Real):
+        raise TypeError(f"flood_bits must be a number, got {type(flood_bits).__name__}")
+    b = float(flood_bits)
     if not 4.0 <= b <= 50.0:
         raise ValueError(f"flood_bits must be in [4, 50], got {b}")
     return 2.0 ** b

@@ -21,6 +21,7 @@ import os
 import sys
 
 import atheris
+import numpy  # noqa: F401  (imported before instrumentation: only hetensor is instrumented)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
