@@ -144,6 +144,7 @@ void register_linalg(py::module_& m) {
   });
 
   m.def("linalg_zeros", [](ht::Engine& e, const ht::Ciphertext& like, int count) {
+    if (count < 1 || count > (1 << 16)) throw ht::InvalidArgument("linalg_zeros: count must be in [1, 65536]");
     return la::zeros_like(e.context(), like, count);
   });
 }

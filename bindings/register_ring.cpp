@@ -29,6 +29,12 @@ const ht::NttTables& tables_for(ht::u64 q, ht::u64 n) {
   return *slot;
 }
 
+// Ring degrees the core supports: powers of two in [2, 2^17].
+void check_degree(const char* op, ht::u64 n) {
+  if (n < 2 || n > (ht::u64(1) << 17) || (n & (n - 1)) != 0)
+    throw ht::InvalidArgument(std::string(op) + ": n must be a power of two in [2, 2^17], got " + std::to_string(n));
+}
+
 U64Array transform(const U64Array& a, ht::u64 q, bool inverse) {
   if (a.ndim() != 1) throw ht::InvalidArgument("expected a 1-D array of residues");
   const ht::u64 n = static_cast<ht::u64>(a.shape(0));
@@ -49,14 +55,28 @@ U64Array transform(const U64Array& a, ht::u64 q, bool inverse) {
 
 void register_ring(py::module_& m) {
   m.def("is_prime", &ht::is_prime);
-  m.def("ntt_prime", [](int bits, ht::u64 n) { return ht::closest_ntt_prime(std::ldexp(1.0, bits) - 1, n, bits, {}); });
+  m.def("ntt_prime", [](int bits, ht::u64 n) {
+    if (bits < 20 || bits > 61) throw ht::InvalidArgument("ntt_prime: bits must be in [20, 61]");
+    check_degree("ntt_prime", n);
+    return ht::closest_ntt_prime(std::ldexp(1.0, bits) - 1, n, bits, {});
+  }, py::arg("bits"), py::arg("n"));
   m.def("ntt_forward", [](const U64Array& a, ht::u64 q) { return transform(a, q, false); });
   m.def("ntt_inverse", [](const U64Array& a, ht::u64 q) { return transform(a, q, true); });
-  m.def("primitive_2n_root", &ht::primitive_2n_root);
+  m.def("primitive_2n_root", [](ht::u64 q, ht::u64 n) {
+    check_degree("primitive_2n_root", n);
+    if (q < 3 || q >= (ht::u64(1) << 62) || !ht::is_prime(q))
+      throw ht::InvalidArgument("primitive_2n_root: q must be a prime below 2^62");
+    return ht::primitive_2n_root(q, n);
+  }, py::arg("q"), py::arg("n"));
   m.def("set_simd_enabled", &ht::cpu::set_simd_enabled, py::arg("enabled"),
         "Use the AVX2/FMA kernels where the CPU has them (False: the portable path everywhere).");
   m.def("simd_enabled", &ht::cpu::simd_enabled);
-  m.def("set_num_threads", &ht::set_num_threads);
+  m.def("set_num_threads", &ht::set_num_threads, py::arg("threads"));
+  m.def("max_num_threads", &ht::max_num_threads);
   m.def("get_num_threads", &ht::get_num_threads);
-  m.def("bit_reverse", &ht::bit_reverse);
+  m.def("bit_reverse", [](ht::u64 x, int bits) {
+    if (bits < 0 || bits > 63 || (bits < 64 && (x >> bits) != 0))
+      throw ht::InvalidArgument("bit_reverse: need 0 <= bits <= 63 and x < 2^bits");
+    return ht::bit_reverse(x, bits);
+  }, py::arg("x"), py::arg("bits"));
 }

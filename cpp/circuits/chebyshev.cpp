@@ -42,7 +42,8 @@ double ChebyshevPoly::eval(double x) const {
 ChebyshevPoly chebyshev_interpolate(const std::function<double(double)>& f, double a, double b, int degree) {
   const char* op = "interpolate a function";
   check_interval(a, b, op);
-  if (degree < 0) fail(op, "the degree must be >= 0");
+  // The fit costs O(degree^2); no circuit evaluates beyond a few thousand.
+  if (degree < 0 || degree > 4095) fail(op, "the degree must be in [0, 4095]");
   const int n = degree + 1;
   std::vector<double> fx(n);
   const double pi = std::acos(-1.0);

@@ -21,7 +21,9 @@ void parallel_for(std::size_t count, F&& body) {
   for (std::size_t i = 0; i < count; ++i) body(i);
 }
 
-void set_num_threads(int threads);
+// Clamped to max_num_threads(); returns the count now in use.
+int set_num_threads(int threads);
+int max_num_threads();
 int get_num_threads();
 
 }  // namespace ht

@@ -29,9 +29,24 @@ from .tensor import CipherTensor  # noqa: E402
 __version__ = "0.1.0"
 
 
-def set_num_threads(threads: int) -> None:
-    """Set how many CPU threads the core uses (like ``OMP_NUM_THREADS``)."""
-    _core.set_num_threads(int(threads))
+def set_num_threads(threads: int) -> int:
+    """Set how many CPU threads the core uses (like ``OMP_NUM_THREADS``).
+
+    ``threads`` must be a positive integer; it is clamped to
+    :func:`max_num_threads` (4 per processor). Returns the count in use.
+    """
+    import numbers
+
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"set_num_threads needs an integer, got {threads!r}")
+    if threads < 1:
+        raise ValueError(f"set_num_threads needs a positive thread count, got {threads}")
+    return int(_core.set_num_threads(min(int(threads), int(_core.max_num_threads()))))
+
+
+def max_num_threads() -> int:
+    """The most threads :func:`set_num_threads` will use (4 per processor)."""
+    return int(_core.max_num_threads())
 
 
 def get_num_threads() -> int:
@@ -60,6 +75,7 @@ __all__ = [
     "from_bytes",
     "load",
     "get_num_threads",
+    "max_num_threads",
     "presets",
     "save",
     "set_num_threads",
