@@ -17,12 +17,19 @@ Every approximation knows its interval, degree, depth (the levels that
 Encrypted results are within ``max_error`` plus the CKKS noise (about 2^-25
 at the default 40-bit scale).
 
-**Inputs outside ``[a, b]`` are the caller's responsibility.** A polynomial
+**Inputs must lie in ``[a, b]``, and polyval checks it.** A polynomial
 grows fast outside its interval (a degree-d Chebyshev polynomial like
 ``(2|y|)^d``), so such inputs give meaningless results, and values so large
-that the ciphertext cannot hold them corrupt every slot. Bound the inputs
-first (normalise, clip in the clear before encryption, or choose a wider
-interval).
+that the ciphertext cannot hold them corrupt every slot. ``polyval`` compares
+the tensor's tracked range (:attr:`CipherTensor.value_range`, see
+:mod:`hetensor.ranges`) with ``[a, b]`` and raises ``ValueError`` when it
+is not inside (up to 2^-12 of the half-width, for the noise). Fix it by
+choosing an interval that covers the range, or by scaling the input; when
+the values are known to lie in ``[a, b]`` but the tracking cannot show it
+(calibrated activations), ``polyval(p, assume_in_interval=True)`` skips the
+range check: elements outside then get meaningless values, and the call is
+still refused when the polynomial on the tracked range would overflow the
+ciphertext (which would corrupt every slot).
 
 Polynomials live in the Chebyshev basis of their interval and are evaluated
 by baby-step giant-step with depth ``ceil(log2(degree + 1))``; intervals wider
@@ -559,12 +566,96 @@ def sigmoid(a: float, b: float, degree: Optional[int] = None, *, target_error: O
 
 # -- encrypted evaluation ------------------------------------------------------------------
 
-def polyval(ct, approximation: Approximation, *, _stats: Optional[dict] = None):
+#: Inputs may exceed [a, b] by this fraction of the half-width (noise, a bootstrap's error).
+RANGE_TOLERANCE = 2.0 ** -12
+
+#: With assume_in_interval, how much larger than the in-range values the
+#: polynomial may grow on the tracked range before the call is refused.
+OUTLIER_GROWTH = 2.0 ** 24
+
+
+def _chebyshev_growth(k: int, y: float) -> float:
+    """|T_k| on [-y, y] for y >= 1: cosh(k acosh y) (inf when it overflows)."""
+    try:
+        return math.cosh(k * math.acosh(max(y, 1.0)))
+    except OverflowError:
+        return math.inf
+
+
+def _magnitude(ap: Approximation, lo: float, hi: float) -> float:
+    """An upper estimate of the largest value the evaluation of ``ap`` produces
+    (result and intermediate powers) for inputs in [lo, hi] ∪ [a, b]."""
+    base = ap.base if isinstance(ap, Composite) else ap
+    y = max(abs(_to_y(lo, base.a, base.b)), abs(_to_y(hi, base.a, base.b)), 1.0)
+    m = sum(abs(float(c)) * _chebyshev_growth(k, y) for k, c in enumerate(base.coeffs))
+    m = max(m, _chebyshev_growth(base.degree, y))
+    if isinstance(ap, Composite):
+        x = max(abs(lo), abs(hi), abs(ap.a), abs(ap.b))
+        for _ in range(ap.steps):
+            if ap.kind == "square":
+                m = m * m
+            elif ap.kind == "newton_inv_sqrt":
+                m = 1.5 * m + 0.5 * x * m ** 3
+            else:
+                m = m * (2.0 + x * m)
+            if not math.isfinite(m):
+                return math.inf
+    return m
+
+
+def _output_range(ap: Approximation) -> Tuple[float, float]:
+    """min and max of the approximation on its interval, with a margin (cached)."""
+    r = getattr(ap, "_out_range", None)
+    if r is None:
+        v = np.asarray(ap(_grid(ap.a, ap.b, ap.degree)), dtype=np.float64)
+        lo, hi = float(np.min(v)), float(np.max(v))
+        m = 2.0 ** -10 * (hi - lo) + 2.0 ** -16 * max(1.0, abs(lo), abs(hi))
+        r = ap._out_range = (lo - m, hi + m)
+    return r
+
+
+def check_range(ct, ap: Approximation, assume_in_interval: bool = False) -> Optional[float]:
+    """Checks the tensor's tracked range against the approximation's interval
+    (see :func:`polyval`). Returns None when the range is inside, else (with
+    ``assume_in_interval``) the largest value the evaluation may produce."""
+    from . import ranges
+
+    lo, hi = ranges.of(ct)
+    tol = RANGE_TOLERANCE * 0.5 * (ap.b - ap.a)
+    if lo >= ap.a - tol and hi <= ap.b + tol:
+        return None
+    what = f"{ap.name} of degree {ap.degree} on [{ap.a:g}, {ap.b:g}]"
+    if not assume_in_interval:
+        raise ValueError(
+            f"cannot evaluate {what}: the input's tracked range is [{lo:.6g}, {hi:.6g}], which is not inside the "
+            f"interval, and outside it the polynomial gives meaningless values. Build the approximation on an "
+            f"interval that covers [{lo:.6g}, {hi:.6g}], or scale/shift the input into [{ap.a:g}, {ap.b:g}]; if "
+            f"the values are known to lie in the interval (calibrated data), pass assume_in_interval=True")
+    m = _magnitude(ap, lo, hi)
+    out_level = ct.level - ap.depth
+    # CKKS errors (and float64 decoding) grow with the largest value in a
+    # ciphertext, about 2^-55 of it in every slot: cap the outliers at 2^24 times
+    # the values in range, and at what the output level can hold at all.
+    typical = max(1.0, *(abs(v) for v in _output_range(ap)))
+    if m > OUTLIER_GROWTH * typical or not ranges.fits(ct._ctx, out_level, ct._ctx.scale_at(out_level), m):
+        raise ValueError(
+            f"cannot evaluate {what}, even with assume_in_interval=True: an element at the edge of the tracked "
+            f"range [{lo:.6g}, {hi:.6g}] would make values up to {m:.3g}, which would corrupt every slot "
+            f"(overflow at level {out_level}, or errors of about 2^-55 of it in all slots). Bring the input's "
+            f"range (its tracked bound) down first, for example by scaling it")
+    return m
+
+
+def polyval(ct, approximation: Approximation, *, assume_in_interval: bool = False,
+            _stats: Optional[dict] = None):
     """Evaluates an approximation on every element of a CipherTensor (the
     implementation of :meth:`hetensor.CipherTensor.polyval`).
 
     Consumes ``approximation.depth`` levels; the result is at the canonical
-    scale of its level. Raises ValueError when the tensor has fewer levels.
+    scale of its level. Raises ValueError when the tensor has fewer levels, and
+    when its tracked range is not inside the interval (:func:`check_range`;
+    ``assume_in_interval`` as in :meth:`hetensor.CipherTensor.polyval`). The
+    result's tracked range is the approximation's range on its interval.
     Unused slots of a partly filled ciphertext are moved into the interval for
     the evaluation and set back to zero after it (no level).
     """
@@ -580,6 +671,7 @@ def polyval(ct, approximation: Approximation, *, _stats: Optional[dict] = None):
             f"cannot evaluate the polynomial: {approximation.name} of degree {approximation.degree} on "
             f"[{approximation.a:g}, {approximation.b:g}] needs {need} levels but the tensor is at level {have} "
             f"({have} levels left); bootstrap it first or lower the degree")
+    beyond = check_range(ct, approximation, assume_in_interval)
     eng = ct._ctx._engine
     slots, rows = ct._ctx.slots, ct.num_ciphertexts
     pad = ct.size < rows * slots
@@ -594,4 +686,7 @@ def polyval(ct, approximation: Approximation, *, _stats: Optional[dict] = None):
         back = np.zeros(rows * slots, dtype=np.complex128)
         back[ct.size:] = approximation(mid)
         out = out._like(eng.add_values(out._ct, back.reshape(rows, slots), True, False))
+    if beyond is not None:  # elements may lie outside: only the magnitude estimate holds
+        return out._like(out._ct.with_scale(out._ct.scale, max(float(out._ct.bound), beyond)))
+    out._range = _output_range(approximation)
     return out

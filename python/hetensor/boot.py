@@ -106,10 +106,15 @@ def _cos_function(params: BootParams):
     return lambda x: math.cos((2 * math.pi * k * x - math.pi / 2) / 2**r)
 
 
-#: Largest tracked value bound bootstrap() accepts: its precision is stated for
-#: |x| <= 1; up to 8 the arcsine still corrects the sine (u = 8 / 2^8), beyond
-#: that the error grows like u^4 and then the modular reduction wraps.
+#: K_in, the largest |x| bootstrap() accepts (checked against the tracked
+#: bound). Its error grows with the bound: about 2^-25 for |x| <= 1, 2^-20 at
+#: 2, 2^-15 at 4, 2^-10 at 8 (the sine's residual bend after the arcsine,
+#: ~|x|^5; docs/BOOTSTRAP.md); beyond 8 the modular reduction soon wraps.
 MAX_INPUT_BOUND = 8.0
+
+#: The error bound added to a bootstrap's output bound for |x| <= 1 (measured:
+#: 2^-22 at n16-boot, 2^-25 at toy-boot-insecure; 2^-18 leaves a margin).
+NOISE_BOUND = 2.0 ** -18
 
 #: Bootstrapping parameters of the presets that support it.
 BOOT_PRESETS: Dict[str, BootParams] = {
@@ -243,8 +248,11 @@ class Bootstrapper:
         self.stc_input_scale = scale * 2 * math.pi * s_in / q0
         self.stc = self._encode_chain(dft_factors(n, params.stc_levels, inverse=False), stc_level,
                                       self.stc_input_scale)
-        self.arcsine_poly = _core.chebyshev_from_power(
-            [0.0, 1.0, 0.0, 1.0 / 6.0, 0.0, 3.0 / 40.0][: params.arcsine_degree + 1])
+        taylor = [0.0, 1.0, 0.0, 1.0 / 6.0, 0.0, 3.0 / 40.0][: params.arcsine_degree + 1]
+        self.arcsine_poly = _core.chebyshev_from_power(taylor)
+        # The half variant (complex-packed bootstraps) returns z / 2, so that
+        # z + conj(z) is Re z with no extra level: the 1/2 rides on the last step.
+        self.arcsine_half = _core.chebyshev_from_power([c / 2 for c in taylor])
         steps = set()
         for lt in self.cts + self.stc:
             steps.update(lt.rotation_steps())
@@ -286,27 +294,59 @@ class Bootstrapper:
             bar.update(1)
             bar.close()
 
-    def _eval_mod(self, ct):
+    def error_bound(self, bound: float) -> float:
+        """An upper estimate of the bootstrap's error on values with |x| <= bound:
+        the noise (NOISE_BOUND, per unit of max(bound, 1)) plus the sine's
+        residual bend on a coefficient holding the whole message (u = bound /
+        ratio): (2 pi u)^2 / 6 bare, 3 (2 pi u)^4 / 40 after the arcsine, with
+        a margin. Measured against it in tests/test_boot_chain.py."""
+        b = float(bound)
+        w = 2 * math.pi * b / self.message_ratio
+        bend = {0: w * w / 6, 3: 3 * w ** 4 / 40, 5: 5 * w ** 6 / 112}[self.params.arcsine_degree]
+        return max(b, 1.0) * NOISE_BOUND + 1.5 * b * bend  # 1.5: higher-order terms, q0 != 2^60
+
+    def check_input(self, bound: float, what: str = "the values") -> None:
+        """The contract: |x| <= MAX_INPUT_BOUND (by the tracked bound)."""
+        if not float(bound) <= MAX_INPUT_BOUND:
+            raise ValueError(
+                f"cannot bootstrap: {what} may reach |x| = {float(bound):g} (tracked bound) but bootstrapping "
+                f"accepts |x| <= {MAX_INPUT_BOUND:g} (its error is about 2^-25 for |x| <= 1 and grows like "
+                f"|x|^5 beyond; the message ratio is 2^{math.log2(self.message_ratio):.0f}); multiply by a "
+                f"constant below 1 first (or normalise earlier)")
+
+    def _eval_mod(self, ct, half: bool = False):
         eng = self.ctx._engine
         y, _ = _core.eval_chebyshev(eng, ct, self.poly)
-        for _ in range(self.params.double_angles):
-            y = eng.add_scalar(eng.mul_scalar(eng.square(y), 2.0), -1.0)  # cos(2a) = 2cos(a)^2 - 1
+        r = self.params.double_angles
+        for k in range(r):
+            last_half = half and k == r - 1 and not self.params.arcsine_degree
+            if last_half:  # cos(2a) / 2 = cos(a)^2 - 1/2
+                y = eng.add_scalar(eng.square(y), -0.5)
+            else:          # cos(2a) = 2cos(a)^2 - 1
+                y = eng.add_scalar(eng.mul_scalar(eng.square(y), 2.0), -1.0)
         if self.params.arcsine_degree:  # arcsin(sin(2 pi u)) = 2 pi u: undo the sine's bend
-            y, _ = _core.eval_chebyshev(eng, y, self.arcsine_poly, self.eval_mod_scale)
+            poly = self.arcsine_half if half else self.arcsine_poly
+            y, _ = _core.eval_chebyshev(eng, y, poly, self.eval_mod_scale)
         return y
 
-    def bootstrap(self, ct):
-        """A fresh ciphertext (core object) holding the same values at output_level."""
+    def _to_level0(self, ct):
+        """The input at level 0 with the message ratio's pre-multiplier."""
         eng = self.ctx._engine
-        if float(ct.bound) > MAX_INPUT_BOUND:
-            raise ValueError(
-                f"cannot bootstrap: the values may reach {float(ct.bound):g} (tracked bound) but bootstrapping "
-                f"holds its precision for |x| <= 1 and breaks down beyond {MAX_INPUT_BOUND:g} (the message "
-                f"ratio is 2^{math.log2(self.message_ratio):.0f}); multiply by a constant below 1 first")
         if ct.level > 0:
             ct = eng.level_to(ct, 0)
+        s0 = self.ctx.scale_at(0)
+        if abs(ct.scale / s0 - 1) > 1e-9:
+            raise ValueError(f"cannot bootstrap: the ciphertext is at level 0 with scale 2^{math.log2(ct.scale):.3f}, "
+                             f"not the level's canonical 2^{math.log2(s0):.3f}; bootstrap it before it reaches "
+                             f"level 0 (level_to(0) aligns the scale)")
         if self.premultiplier > 1:
             ct = eng.mul_scalar(ct, float(self.premultiplier))
+        return ct
+
+    def _refresh(self, ct, half: bool):
+        """ModRaise, CoeffToSlot, EvalMod, SlotToCoeff of a level-0 ciphertext
+        (values z, or z / 2 with half=True); the output bound is set by the caller."""
+        eng = self.ctx._engine
         if self.params.encapsulation_h:
             # ModRaise under the sparse s' (small |I|), then straight back to s.
             raised = _core.switch_to_dense(eng, _core.mod_raise(eng, _core.switch_to_sparse(eng, ct)))
@@ -322,9 +362,43 @@ class Bootstrapper:
         conj = eng.conjugate(a)
         real = eng.add(a, conj)                                          # BR t_lo / (K q0)
         imag = _core.mul_by_i(eng, eng.sub(a, conj), True)               # BR t_hi / (K q0)
-        real, imag = self._eval_mod(real), self._eval_mod(imag)
+        real, imag = self._eval_mod(real, half), self._eval_mod(imag, half)
         w = eng.add(real, _core.mul_by_i(eng, imag, False))
-        w = w.with_scale(self.stc_input_scale, float(ct.bound))
+        w = w.with_scale(self.stc_input_scale, 0.0)
         for lt in self.stc:
             w = _core.apply_linear_transform(eng, w, lt)
         return w
+
+    def bootstrap(self, ct, bound: Optional[float] = None):
+        """A fresh ciphertext (core object) holding the same values at output_level.
+
+        ``bound``: what |x| is known not to exceed (default: the tracked
+        ``ct.bound``); it must be <= MAX_INPUT_BOUND. The output's tracked
+        bound is ``bound + error_bound(bound)``.
+        """
+        b = float(ct.bound) if bound is None else min(float(bound), float(ct.bound))
+        self.check_input(b)
+        ct = ct.with_scale(ct.scale, b)
+        w = self._refresh(self._to_level0(ct), half=False)
+        return w.with_scale(w.scale, b + self.error_bound(b))
+
+    def bootstrap_pair(self, a, b, bound_a: Optional[float] = None, bound_b: Optional[float] = None):
+        """Two real ciphertexts refreshed by one bootstrap of a + i b: returns
+        (Re, Im) of the result, each at output_level with its own tracked bound.
+        Their imaginary parts (noise for real data) are dropped. Costs one
+        bootstrap, one conjugation and two additions."""
+        eng = self.ctx._engine
+        ba = float(a.bound) if bound_a is None else min(float(bound_a), float(a.bound))
+        bb = float(b.bound) if bound_b is None else min(float(bound_b), float(b.bound))
+        self.check_input(ba, "the first values")
+        self.check_input(bb, "the second values")
+        if a.batch != b.batch:
+            raise ValueError(f"cannot bootstrap a pair: batch sizes differ ({a.batch} and {b.batch} ciphertexts)")
+        a, b = a.with_scale(a.scale, ba), b.with_scale(b.scale, bb)
+        z = eng.add(self._to_level0(a), _core.mul_by_i(eng, self._to_level0(b), False))
+        w = self._refresh(z, half=True)                                  # (a + i b) / 2
+        conj = eng.conjugate(w)
+        re = eng.add(w, conj)                                            # Re(a + i b) = a
+        im = _core.mul_by_i(eng, eng.sub(w, conj), True)                 # Im(a + i b) = b
+        return (re.with_scale(re.scale, ba + self.error_bound(ba)),
+                im.with_scale(im.scale, bb + self.error_bound(bb)))

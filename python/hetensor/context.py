@@ -11,7 +11,7 @@ from typing import Any, Iterable, List, Optional
 
 import numpy as np
 
-from . import _core, _registry
+from . import _core, _registry, ranges
 from ._convert import is_torch_tensor, to_numpy, to_rows
 
 
@@ -203,13 +203,7 @@ class Context:
         """True when the context was created with ``bootstrap=True``."""
         return self._bootstrapper is not None
 
-    def bootstrap(self, ct: "CipherTensor") -> "CipherTensor":
-        """Refresh a ciphertext to :attr:`fresh_level` (values must lie in about [-1, 1]).
-
-        Precision after a bootstrap: about 22 bits at n16-boot, 25 at N = 2^12
-        (docs/BOOTSTRAP.md); it consumes no levels of the input. Raises
-        ValueError when the tracked bound of the values exceeds 8.
-        """
+    def _check_bootstrappable(self, ct: Any) -> None:
         from .tensor import CipherTensor
 
         if not isinstance(ct, CipherTensor):
@@ -219,7 +213,64 @@ class Context:
         if self._bootstrapper is None:
             raise ValueError("this context cannot bootstrap; create it with from_preset(..., bootstrap=True) "
                              "on a preset that supports it")
-        return ct._like(self._bootstrapper.bootstrap(ct._ct))
+
+    def bootstrap(self, ct: "CipherTensor") -> "CipherTensor":
+        """Refresh a ciphertext to :attr:`fresh_level`; it consumes no levels of the input.
+
+        Contract: the tracked :attr:`CipherTensor.value_range` must lie in
+        [-8, 8] (``hetensor.boot.MAX_INPUT_BOUND``), else ``ValueError``. The
+        error is about 2^-22 at n16-boot and 2^-25 at N = 2^12 for |x| <= 1,
+        growing like |x|^5 beyond (docs/BOOTSTRAP.md). The output's tracked
+        range is the input's widened by that error, so bootstraps chain.
+        """
+        self._check_bootstrappable(ct)
+        lo, hi = ranges.of(ct)
+        boot = self._bootstrapper
+        if ct.is_complex:
+            bound = float(ct._ct.bound)
+            return ct._like(boot.bootstrap(ct._ct, bound))
+        bound = max(abs(lo), abs(hi))
+        e = boot.error_bound(bound)
+        return ranges.with_range(ct._like(boot.bootstrap(ct._ct, bound)), (lo - e, hi + e))
+
+    def bootstrap_many(self, tensors: Iterable["CipherTensor"]) -> List["CipherTensor"]:
+        """Bootstrap several tensors, two real ones at a time in one complex-packed
+        bootstrap (a + i b, then both real parts back): about half the cost per
+        tensor. Real tensors are paired in order with the next real tensor of the
+        same ciphertext count; complex ones and an odd one out bootstrap alone.
+        Returns the refreshed tensors in the input order; each has the contract
+        and precision of :meth:`bootstrap` (the imaginary noise of real tensors
+        is dropped).
+        """
+        items = list(tensors)
+        for t in items:
+            self._check_bootstrappable(t)
+        out: List[Any] = [None] * len(items)
+        waiting: dict = {}  # ciphertext count -> index of a real tensor waiting for a partner
+        pairs = []
+        for i, t in enumerate(items):
+            if t.is_complex:
+                out[i] = self.bootstrap(t)
+                continue
+            j = waiting.pop(t.num_ciphertexts, None)
+            if j is None:
+                waiting[t.num_ciphertexts] = i
+            else:
+                pairs.append((j, i))
+        for i in waiting.values():
+            out[i] = self.bootstrap(items[i])
+        for i, j in pairs:
+            out[i], out[j] = self._bootstrap_pair(items[i], items[j])
+        return out
+
+    def _bootstrap_pair(self, a: "CipherTensor", b: "CipherTensor"):
+        boot = self._bootstrapper
+        (alo, ahi), (blo, bhi) = ranges.of(a), ranges.of(b)
+        ba, bb = max(abs(alo), abs(ahi)), max(abs(blo), abs(bhi))
+        ea, eb = boot.error_bound(ba), boot.error_bound(bb)
+        ra, rb = boot.bootstrap_pair(a._ct, b._ct, ba, bb)
+        return (ranges.with_range(a._like(ra), (alo - ea, ahi + ea)),
+                ranges.with_range(b._like(rb), (blo - eb, bhi + eb)))
 
     @property
     def is_secure(self) -> bool:
@@ -333,6 +384,7 @@ class Context:
             rows, _ = to_rows(arr.reshape(-1), self.slots)
             ct = self._engine.encrypt(rows, bool(symmetric), self._fresh_level)
             out = CipherTensor._wrap(self, ct, arr.shape, np.iscomplexobj(arr), is_torch_tensor(x))
+            ranges.with_range(out, ranges.of_values(arr))
         if is_torch_tensor(x):
             out._tmeta = (x.dtype, x.device)  # decrypt gives them back
         return out

@@ -13,7 +13,7 @@ from typing import Any, List, Sequence, Tuple
 
 import numpy as np
 
-from . import interop, shaping
+from . import interop, ranges, shaping
 from ._convert import is_torch_tensor, to_numpy, to_rows
 
 
@@ -52,7 +52,7 @@ class CipherTensor:
     and ``.device`` describe it.
     """
 
-    __slots__ = ("_ctx", "_ct", "_shape", "_complex", "_torch", "_layout", "_tmeta")
+    __slots__ = ("_ctx", "_ct", "_shape", "_complex", "_torch", "_layout", "_tmeta", "_range")
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         return interop.array_ufunc(self, ufunc, method, inputs, kwargs)
@@ -77,6 +77,7 @@ class CipherTensor:
         obj._torch = bool(torch_out)
         obj._layout = layout  # a hetensor.Layout for matrix packings; None for the flat packing
         obj._tmeta = None  # (dtype, device) of an encrypted torch tensor, for decrypt
+        obj._range = None  # tracked [lo, hi] of the elements (hetensor.ranges); None: [-bound, bound]
         return obj
 
     def _like(self, ct, is_complex: bool = None) -> "CipherTensor":
@@ -150,6 +151,13 @@ class CipherTensor:
     def scale(self) -> float:
         """The scale Delta of the encoding (value = decoded / Delta)."""
         return float(self._ct.scale)
+
+    @property
+    def value_range(self) -> Tuple[float, float]:
+        """What the elements may reach, as tracked (see :mod:`hetensor.ranges`):
+        the exact min and max at encryption, carried through scalar ops, level
+        changes, ``polyval`` and ``bootstrap``; ``(-bound, bound)`` otherwise."""
+        return ranges.of(self)
 
     @property
     def num_ciphertexts(self) -> int:
@@ -277,7 +285,8 @@ class CipherTensor:
         if self._is_scalar(other) and not isinstance(other, complex) and self._fills_slots():
             c = other
             base = eng.negate(self._ct) if reverse and subtract else self._ct
-            return self._like(eng.add_scalar(base, -c if subtract and not reverse else c))
+            c = -c if subtract and not reverse else c
+            return ranges.with_range(self._like(eng.add_scalar(base, c)), ranges.shifted(self, c, reverse and subtract))
         if self._is_scalar(other) and not isinstance(other, complex) and abs(other) * self.scale >= 2.0 ** 61:
             # Too large for an encoded plaintext (64-bit coefficients): add it to every slot,
             # then zero the padding again (one level).
@@ -288,7 +297,11 @@ class CipherTensor:
         # Vectors, complex scalars, and scalars on partly filled slots (so the
         # zero padding stays zero) go through an encoded plaintext.
         rows, cplx = self._plain_rows(other, op)
-        return self._like(eng.add_values(self._ct, rows, subtract, reverse), self._complex or cplx)
+        out = self._like(eng.add_values(self._ct, rows, subtract, reverse), self._complex or cplx)
+        if self._is_scalar(other) and not isinstance(other, complex):
+            c = -other if subtract and not reverse else other
+            ranges.with_range(out, ranges.shifted(self, c, reverse and subtract))
+        return out
 
     def __add__(self, other: Any) -> "CipherTensor":
         return self._add(other, False, False)
@@ -303,7 +316,7 @@ class CipherTensor:
         return self._add(other, True, True)
 
     def __neg__(self) -> "CipherTensor":
-        return self._like(self._ctx._engine.negate(self._ct))
+        return ranges.with_range(self._like(self._ctx._engine.negate(self._ct)), ranges.scaled(self, -1.0))
 
     def __mul__(self, other: Any) -> "CipherTensor":
         eng = self._ctx._engine
@@ -318,7 +331,7 @@ class CipherTensor:
             return self._like(ct, self._complex or other._complex)
         if self._is_scalar(other) and not isinstance(other, complex):
             c = self._scalar(other, "multiply")
-            return self._like(eng.mul_scalar(self._ct, c))
+            return ranges.with_range(self._like(eng.mul_scalar(self._ct, c)), ranges.scaled(self, c))
         rows, cplx = self._plain_rows(other, "multiply")
         return self._like(eng.mul_values(self._ct, rows), self._complex or cplx)
 
@@ -388,9 +401,9 @@ class CipherTensor:
 
     def level_to(self, level: int) -> "CipherTensor":
         """A copy brought down to ``level`` (levels can only go down)."""
-        return self._like(self._ctx._engine.level_to(self._ct, int(level)))
+        return ranges.with_range(self._like(self._ctx._engine.level_to(self._ct, int(level))), self._range)
 
-    def polyval(self, poly: Any) -> "CipherTensor":
+    def polyval(self, poly: Any, *, assume_in_interval: bool = False) -> "CipherTensor":
         """Evaluate a polynomial approximation (see :mod:`hetensor.approx`) on every element.
 
         ``poly`` is a :class:`hetensor.approx.Polynomial` (Chebyshev basis,
@@ -398,13 +411,20 @@ class CipherTensor:
         intervals wider than 3) or a composite one (``exp`` with squarings,
         ``inv_sqrt`` / ``reciprocal`` with Newton steps). Consumes
         ``poly.depth`` levels; the result has the canonical scale of its level.
-        Elements must lie in ``poly.interval``: outside it the result is
-        meaningless. Raises ``ValueError`` when the tensor has fewer levels than
-        ``poly.depth`` (the message gives both counts).
+
+        The tracked :attr:`value_range` must lie in ``poly.interval``;
+        otherwise ``ValueError`` (build the approximation on a wider interval,
+        or scale the input). ``assume_in_interval=True`` is for values the
+        caller knows to lie in the interval (calibrated data) when the tracking
+        cannot show it: elements in the interval come out right, elements
+        outside it get meaningless values, and the call is still refused when
+        the polynomial on the tracked range would overflow the ciphertext
+        (which would corrupt every slot). Also raises ``ValueError`` when the
+        tensor has fewer levels than ``poly.depth`` (the message gives both counts).
         """
         from .approx import polyval
 
-        return polyval(self, poly)
+        return polyval(self, poly, assume_in_interval=assume_in_interval)
 
     # -- matrices (hetensor.linalg): layouts, products, transpose, sums ---------
     @property
