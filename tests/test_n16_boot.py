@@ -54,3 +54,21 @@ def test_n16_boot_five_bootstraps_in_a_row(ctx):
     print("n16-boot bits per bootstrap:", " ".join(f"{b:.1f}" for b in per_round))
     assert min(per_round) >= 20
     assert min(per_round) >= per_round[0] - 1.0
+
+
+@pytest.mark.slow
+def test_n16_boot_complex_packed_pair(ctx):
+    """Two real vectors in one bootstrap (Context.bootstrap_many)."""
+    import time
+
+    rng = np.random.default_rng(28)
+    xs = [rng.uniform(-1, 1, ctx.slots), np.full(ctx.slots, 0.9)]
+    cts = [ctx.encrypt(v).level_to(0) for v in xs]
+    t0 = time.perf_counter()
+    out = ctx.bootstrap_many(cts)
+    print(f"n16-boot complex-packed pair: {time.perf_counter() - t0:.1f} s for two vectors")
+    for o, v in zip(out, xs):
+        assert o.level == ctx.fresh_level
+        b = bits(ctx.decrypt(o), v)
+        print(f"  {b:.1f} bits")
+        assert b >= 20
