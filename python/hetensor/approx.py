@@ -434,7 +434,7 @@ def chebyshev(f: Callable, a: float, b: float, degree: Optional[int] = None, *,
 
     Args:
         f: a function of one real variable (numpy-vectorised or scalar).
-        a, b: the interval; inputs outside it are the caller's responsibility.
+        a, b: the interval; polyval refuses inputs whose tracked range leaves it.
         degree: the degree; or
         target_error: the largest acceptable max |p - f| on [a, b]: the
             lowest degree that meets it is chosen (up to ``max_degree``).
