@@ -150,3 +150,14 @@ def test_complex_packed_chain(bctx):
         cts = bctx.bootstrap_many(cts)
         for c, r in zip(cts, refs):
             assert bits(bctx.decrypt(c), r) >= 24
+
+
+def test_bootstrap_refuses_a_non_canonical_scale_at_level_0(bctx):
+    ct = bctx.encrypt(np.full(bctx.slots, 0.5)).level_to(0)
+    odd = ct._like(ct._ct.with_scale(ct.scale * 1.5, 1.0))
+    with pytest.raises(ValueError, match="canonical"):
+        odd.bootstrap()
+    boot = bctx._bootstrapper
+    wide = bctx.encrypt(np.zeros(bctx.slots + 1)).level_to(0)
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        boot.bootstrap_pair(ct._ct, wide._ct)
