@@ -72,6 +72,8 @@ class Context:
         seed: Optional[int] = None,
         conjugation: bool = False,
         bootstrap: bool = False,
+        key_policy: str = "exact",
+        auto_keys: bool = False,
     ) -> "Context":
         """Create parameters and keys (secret, public, relinearization) from a preset.
 
@@ -85,11 +87,14 @@ class Context:
                 needs, with a progress bar); only for presets that support it
                 (``hetensor.boot.BOOT_PRESETS``). Fresh ciphertexts then start at
                 :attr:`fresh_level`, the level a bootstrap refreshes to.
+            key_policy: how matrix operations use rotation keys (:attr:`key_policy`).
+            auto_keys: make missing rotation keys on the fly (:attr:`auto_keys`).
         """
         if not isinstance(name, str):
             raise TypeError("preset name must be a string; see hetensor.presets()")
         literal = _core.preset_literal(name)
         ctx = cls._create(literal, rotations, seed, conjugation)
+        ctx.key_policy, ctx.auto_keys = key_policy, auto_keys
         if bootstrap:
             from .boot import BOOT_PRESETS, Bootstrapper
 
@@ -120,6 +125,8 @@ class Context:
         rotations: Optional[Iterable[int]] = None,
         seed: Optional[int] = None,
         conjugation: bool = False,
+        key_policy: str = "exact",
+        auto_keys: bool = False,
     ) -> "Context":
         """Create a context from explicit parameters.
 
@@ -153,7 +160,9 @@ class Context:
         lit.allow_insecure = allow_insecure
         if level_bits is not None:
             lit.level_bits = [_integer("level_bits entry", b) for b in level_bits]
-        return cls._create(lit, rotations, seed, conjugation)
+        ctx = cls._create(lit, rotations, seed, conjugation)
+        ctx.key_policy, ctx.auto_keys = key_policy, auto_keys
+        return ctx
 
     @classmethod
     def _create(cls, literal: Any, rotations, seed, conjugation) -> "Context":
@@ -318,14 +327,50 @@ class Context:
         """One line with N, levels, moduli sizes, dnum, secret and security."""
         return str(self._engine.describe())
 
-    def key_bytes(self) -> int:
-        """Bytes held by public, relinearization and rotation keys."""
-        return int(self._engine.key_bytes())
+    def key_bytes(self, steps: Optional[Iterable[int]] = None) -> int:
+        """Bytes held by public, relinearization and rotation keys; with ``steps``, the
+        bytes that rotation keys for them would add (steps with keys count 0), to
+        check memory before :meth:`generate_rotation_keys`."""
+        if steps is None:
+            return int(self._engine.key_bytes())
+        from .linalg import key_bytes
+
+        return key_bytes(self, steps)
 
     def __repr__(self) -> str:
         return f"Context({self.describe()})"
 
     # -- keys ---------------------------------------------------------------
+    @property
+    def key_policy(self) -> str:
+        """How matrix operations use rotation keys: ``"exact"`` (one key per step, the
+        default), ``"few"`` (product loops chained: fewer keys, more key switches) or
+        ``"power-of-two"`` (keys for +-2^k only, rotations composed). See
+        :mod:`hetensor.linalg.keypolicy`."""
+        from .linalg import key_policy
+
+        return key_policy(self)
+
+    @key_policy.setter
+    def key_policy(self, policy: str) -> None:
+        from .linalg import set_key_policy
+
+        set_key_policy(self, policy)
+
+    @property
+    def auto_keys(self) -> bool:
+        """Make missing rotation keys when an operation first needs them (one log line
+        on the ``hetensor`` logger) instead of raising :class:`hetensor.MissingKeyError`."""
+        from .linalg import auto_keys
+
+        return auto_keys(self)
+
+    @auto_keys.setter
+    def auto_keys(self, on: bool) -> None:
+        from .linalg import set_auto_keys
+
+        set_auto_keys(self, on)
+
     def generate_rotation_keys(self, steps: Iterable[int]) -> None:
         """Make Galois keys for the given slot rotation steps (existing keys are kept)."""
         from .tensor import _check_step
@@ -342,14 +387,18 @@ class Context:
         """Rotation steps (normalised to [1, slots)) that have keys."""
         return list(self._engine.rotation_steps())
 
-    def rotation_steps_for(self, op: str, *shapes: Any, layouts: Any = None, method: Optional[str] = None) -> List[int]:
-        """Rotation steps a matrix operation needs, so keys can be made up front.
+    def rotation_steps_for(self, op: str, *shapes: Any, layouts: Any = None, method: Optional[str] = None,
+                           dim: Any = None, level: Any = None) -> List[int]:
+        """Exactly the rotation keys a matrix operation uses, so they can be made up front.
 
         ``op``: ``"cpmm"`` (x @ W: shapes of x and W), ``"pcmm"`` (W @ x),
-        ``"ccmm"`` / ``"matmul"`` (x @ y, both encrypted), ``"sum"``,
-        ``"broadcast"``, ``"relayout"``; ``layouts`` the operands' layouts when
-        they are not the defaults. Pass the result to
-        :meth:`generate_rotation_keys`. See :mod:`hetensor.linalg`.
+        ``"ccmm"`` / ``"matmul"`` (x @ y, both encrypted), ``"lora"`` (x @ A @ B),
+        ``"sum"`` (``dim=``), ``"broadcast"``, ``"relayout"``, ``"transpose"``,
+        ``"add"``; ``layouts`` the operands' layouts when they are not
+        ``"matrix"``; ``level`` the operands' level when it is not the fresh
+        one (routes depend on it). Pass the result to
+        :meth:`generate_rotation_keys`; :meth:`key_bytes` says what they cost.
+        See :func:`hetensor.linalg.rotation_steps_for`.
 
         ``"getitem"`` (``x[key]``: shape, key), ``"roll"`` (``x.roll``: shape,
         shifts, dims) and ``"cat"`` / ``"stack"`` (the shapes) plan the slot moves
@@ -361,7 +410,7 @@ class Context:
             return rotation_steps(self, op, *shapes)
         from .linalg import rotation_steps_for
 
-        return rotation_steps_for(self, op, *shapes, layouts=layouts, method=method)
+        return rotation_steps_for(self, op, *shapes, layouts=layouts, method=method, dim=dim, level=level)
 
     # -- encryption -----------------------------------------------------------
     def encrypt(self, x: Any, *, symmetric: bool = False, layout: Any = None) -> "CipherTensor":
@@ -378,7 +427,7 @@ class Context:
         if layout is not None:
             from .linalg import encrypt_matrix
 
-            out = encrypt_matrix(self, x, layout, symmetric)
+            out = encrypt_matrix(self, x, layout, symmetric, cls=CipherTensor)
         else:
             arr = to_numpy(x)
             rows, _ = to_rows(arr.reshape(-1), self.slots)
