@@ -18,6 +18,7 @@ from ..layout import Layout, next_pow2
 from . import runmode as rm
 from .cache import cache, entry_plan, plan as cached_plan
 from .cost import MatmulCost, publish
+from .lora import repeat_setup, rowsum_setup
 from .moves import is_matrix, layout_of, lkey, make, relayout, to_matrix
 
 
@@ -232,6 +233,35 @@ def _ccmm_plans(ctx, lx, ly, B: int):
         pred += 0.6 * B * nrb * ncb * (ds["pp"] - 1) + B * nrb * (1 + len(ds["fold"]))
         return (ds, (ep,), pred, dkey)
 
+    rs = cached_plan(ctx, ("repeat", kx, ky, B, "setup"), lambda: repeat_setup(slots, lx, ly, B))
+    if rs is not None:
+        rkey = ("repeat", kx, ky, B)
+        cp = cached_plan(ctx, rkey + ("cmap",), lambda: entry_plan(slots, lx.num_ciphertexts // lx.batch, rs["c_cts"],
+                                                                  *rs["cmap"]))
+        dp = cached_plan(ctx, rkey + ("dmap",), lambda: entry_plan(slots, ly.num_ciphertexts // ly.batch, rs["d_cts"],
+                                                                  *rs["dmap"]))
+        pred = _predict_keyswitches(cp.predicted(lx.batch)) + _predict_keyswitches(dp.predicted(ly.batch))
+        pred += ly.batch * rs["d_cts"] * len(rs["replicate"]) + 0.6 * B * lx.nrb * (rs["nn"] - 1) + rs["outputs"]
+        out["repeat"] = (rs, (cp, dp), pred, rkey)
+    if isinstance(lx, Layout) and lx.transposed and isinstance(ly, Layout) and not ly.transposed:
+        px = lx.T  # x's stored matrix, rows in lanes
+        best = None
+        for thin_left in (True, False):
+            lt, lw = (px, ly) if thin_left else (ly, px)
+            wkey = ("rowsum", kx, ky, B, thin_left)
+            ws = cached_plan(ctx, wkey + ("setup",), lambda: rowsum_setup(slots, lt, lw, B, thin_left))
+            if ws is None:
+                continue
+            cp = cached_plan(ctx, wkey + ("cmap",), lambda: entry_plan(slots, lt.num_ciphertexts // lt.batch,
+                                                                      ws["c_cts"], *ws["cmap"]))
+            pp = cached_plan(ctx, wkey + ("place",), lambda: entry_plan(slots, ws["place_in"], ws["place_out"],
+                                                                       *ws["place"]))
+            pred = _predict_keyswitches(cp.predicted(lt.batch)) + lt.batch * ws["c_cts"] * len(ws["spread"])
+            pred += ws["outputs"] * (1 + len(ws["lanesum"])) + _predict_keyswitches(pp.predicted(B))
+            if best is None or pred < best[2]:
+                best = (ws, (cp, pp), pred, wkey)
+        if best is not None:
+            out["rowsum"] = best
     if isinstance(lx, Layout) and not lx.transposed and next_pow2(p) <= lx.K:
         def pick():
             opts = [r for r in (diag_for(rows) for rows in (1, 4, 16, 32)) if r is not None]
@@ -293,7 +323,9 @@ def _candidate_steps(ctx, cand, lx, ly) -> set:
     return steps
 
 
-def matmul_cc(x, y, cost: MatmulCost, method: Optional[str] = None):
+def matmul_cc(x, y, cost: MatmulCost, method: Optional[str] = None, periodic: bool = False):
+    """x @ y, both encrypted. ``periodic``: x's columns are repeated every next_pow2(n)
+    super-slots (the output of a ``diag`` product), so the ``repeat`` route skips its map."""
     ctx = x.context
     if y.context is not ctx:
         raise ValueError("cannot multiply: the tensors belong to different contexts; encrypt both with one Context")
@@ -325,18 +357,16 @@ def matmul_cc(x, y, cost: MatmulCost, method: Optional[str] = None):
         raise ValueError(f"method {method!r} does not apply to {xs} @ {ys}; use 'jkls' or 'diag'")
     level = min(int(x.level), int(y.level))
 
-    def need(c):
-        base = 2 if c["method"] == "jkls" else (1 if int(x.level) < int(y.level) else 2)
-        return base + (1 if c["pre_x"] is not None or c["pre_y"] is not None else 0)
-
-    fits = [c for c in cands if need(c) <= level]
+    fits = [c for c in cands if all(lv >= nd for lv, nd in zip((int(x.level), int(y.level)), levels_needed(c, periodic)))]
     if not fits:
-        raise ValueError(f"cannot multiply: the product needs {min(need(c) for c in cands)} levels and the operands "
-                         f"have {level}; bootstrap or start from a higher level")
+        c = cands[0]
+        raise ValueError(f"cannot multiply: the product ({c['method']}) needs levels {levels_needed(c)} on its "
+                         f"operands and they are at levels ({int(x.level)}, {int(y.level)}); bootstrap or start "
+                         "from a higher level")
     cand = fits[0]
-    ylev = int(y.level) if (cand["method"] == "diag" and int(x.level) < int(y.level)) else level
+    ylev = int(y.level) if (cand["method"] != "jkls" and int(x.level) < int(y.level)) else level
     yct = _right_side(ctx, cand, y, ylev, cost)
-    ct = _left_side_and_loop(ctx, cand, x, yct, B, cost)
+    ct = _left_side_and_loop(ctx, cand, x, yct, B, cost, periodic)
     setup = cand["setup"]
     out_lay: Layout = setup["out"]
     shape = (B, m, p) if (len(xs) == 3 or len(ys) == 3) else (m, p)
@@ -346,6 +376,20 @@ def matmul_cc(x, y, cost: MatmulCost, method: Optional[str] = None):
         shape = shape[:-1]
     out_lay = out_lay.replace(shape=shape)
     return make(ctx, ct, out_lay, like=x, is_complex=x._complex or y._complex)
+
+
+def levels_needed(cand, periodic: bool = False) -> Tuple[int, int]:
+    """Levels each operand needs for the candidate route (x, y)."""
+    m = cand["method"]
+    if m == "jkls":
+        nx, ny = 2, 2
+    elif m == "diag":
+        nx, ny = 1, 2
+    elif m == "repeat":
+        nx, ny = (1 if periodic else 2), 2
+    else:  # rowsum: the thin operand is spread (1), multiplied (1), placed (1)
+        nx, ny = (3, 2) if cand["setup"]["thin_left"] else (2, 3)
+    return nx + (cand["pre_x"] is not None), ny + (cand["pre_y"] is not None)
 
 
 def _right_side(ctx, cand, y, level: int, cost: MatmulCost):
@@ -358,13 +402,23 @@ def _right_side(ctx, cand, y, level: int, cost: MatmulCost):
         tp = cand["maps"][1]
         rm.require(ctx, tp.rotation_steps())
         return rm.apply_map(ctx, key + ("tau",), tp, y._ct, level, 1, cost)
+    if cand["method"] == "repeat":
+        dp = cand["maps"][1]
+        D = rm.apply_map(ctx, key + ("dmap",), dp, y._ct, level, 1, cost)
+        return rm.rotate_sum(ctx, D, setup["replicate"], cost)
+    if cand["method"] == "rowsum":
+        if setup["thin_left"]:
+            return y._ct  # W is read as it is
+        cp = cand["maps"][0]
+        C = rm.apply_map(ctx, key + ("cmap",), cp, y._ct, level, 1, cost)
+        return rm.rotate_sum(ctx, C, setup["spread"], cost)
     (ep,) = cand["maps"]
     rm.require(ctx, [*ep.rotation_steps(), *setup["replicate"]])
     E = rm.apply_map(ctx, key + ("emap",), ep, y._ct, level, 1, cost)
     return rm.rotate_sum(ctx, E, setup["replicate"], cost)
 
 
-def _left_side_and_loop(ctx, cand, x, yct, B: int, cost: MatmulCost):
+def _left_side_and_loop(ctx, cand, x, yct, B: int, cost: MatmulCost, periodic: bool = False):
     """The left operand's map (jkls) and the loop of products; returns the product's ciphertexts."""
     if cand["pre_x"] is not None:
         x = relayout(x, cand["pre_x"], cost=cost)
@@ -379,6 +433,24 @@ def _left_side_and_loop(ctx, cand, x, yct, B: int, cost: MatmulCost):
         A = rm.apply_map(ctx, key + ("sigma",), sp, x._ct, level, 1, cost)
         nrt, nc, nq = setup["counts"]
         return rm.bilinear(ctx, A, yct, rounds_of(setup), B * nrt * nq, chain_a, chain_b, cost)
+    if method == "repeat":
+        C = x._ct
+        if not periodic:
+            cp = cand["maps"][0]
+            C = rm.apply_map(ctx, key + ("cmap",), cp, x._ct, min(int(x.level), int(yct.level) + 1), 1, cost)
+        return rm.bilinear(ctx, C, yct, rounds_of(setup), setup["outputs"], chain_a, chain_b, cost)
+    if method == "rowsum":
+        if setup["thin_left"]:
+            cp = cand["maps"][0]
+            C = rm.apply_map(ctx, key + ("cmap",), cp, x._ct, min(int(x.level), int(yct.level) + 1), 1, cost)
+            C = rm.rotate_sum(ctx, C, setup["spread"], cost)
+            W = yct
+        else:
+            C, W = yct, x._ct
+        P = rm.bilinear(ctx, W, C, rounds_of(setup), setup["outputs"], chain_a, chain_b, cost)
+        P = rm.rotate_sum(ctx, P, setup["lanesum"], cost)
+        pp = cand["maps"][1]
+        return rm.apply_map(ctx, key + ("place",), pp, P, int(P.level), 1, cost)
     rm.require(ctx, [*steps_loop, *setup["fold"]])
     ct = rm.bilinear(ctx, x._ct, yct, rounds_of(setup), B * cand["lx"].nrb, chain_a, chain_b, cost)
     return rm.rotate_sum(ctx, ct, setup["fold"], cost)
@@ -445,7 +517,7 @@ def prepare(y, left, method: Optional[str] = None) -> PreparedMatrix:
     return PreparedMatrix(y, lay, method)
 
 
-def matmul_prepared(x, y: PreparedMatrix, cost: MatmulCost):
+def matmul_prepared(x, y: PreparedMatrix, cost: MatmulCost, periodic: bool = False):
     ctx = x.context
     if y.context is not ctx:
         raise ValueError("cannot multiply: the prepared operand belongs to another context")
@@ -453,10 +525,11 @@ def matmul_prepared(x, y: PreparedMatrix, cost: MatmulCost):
     if x._layout.key() != y.left_key:
         raise ValueError(f"cannot multiply: the operand was prepared for another left layout than {x._layout}; "
                          "prepare it for this one (hetensor.linalg.prepare)")
-    if min(int(x.level), y.level + 1) < (2 if y.cand["method"] == "jkls" else 1):
-        raise ValueError("cannot multiply: not enough levels left for the product")
+    if min(int(x.level), y.level + 1) < levels_needed(y.cand, periodic)[0]:
+        raise ValueError(f"cannot multiply: the product ({y.cand['method']}) needs {levels_needed(y.cand, periodic)[0]} "
+                         f"level(s) on the left operand, which is at level {int(x.level)}")
     lx = x._layout
-    ct = _left_side_and_loop(ctx, y.cand, x, y.ct, lx.batch, cost)
+    ct = _left_side_and_loop(ctx, y.cand, x, y.ct, lx.batch, cost, periodic)
     b, m, _ = lx.matrix
     p = y.shape[1]
     shape = lx.shape[:-1] + (p,) if len(lx.shape) >= 2 else (p,)

@@ -16,7 +16,7 @@ from . import runmode as rm
 from .keypolicy import key_policy, keys_for_steps
 from .moves import align, broadcast_to, materialize_transpose, relayout, tensor_sum
 from .plainmm import PlainMatrix
-from .products import matmul
+from .products import lora, matmul
 
 OPS = ("cpmm", "pcmm", "ccmm", "matmul", "sum", "broadcast", "relayout", "transpose", "add", "lora")
 
@@ -101,10 +101,7 @@ def rotation_steps_for(ctx, op: str, *shapes, layouts: Optional[Sequence[Any]] =
     elif op == "lora":
         need(3)
 
-        def fn(x, a, b):
-            return matmul.unplanned(matmul.unplanned(x, a, method=method), b)
-
-        args = (g(0), g(1), g(2))
+        fn, args = lora.unplanned, (g(0), g(1), g(2))
     elif op == "sum":
         need(1)
         fn, args = tensor_sum.unplanned, (g(0), dim)
