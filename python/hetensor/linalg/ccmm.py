@@ -537,13 +537,14 @@ def matmul_prepared(x, y: PreparedMatrix, cost: MatmulCost, periodic: bool = Fal
     return make(ctx, ct, out_lay, like=x, is_complex=x._complex or y._complex)
 
 
-def suggest_layout(ctx, left: Layout, shape: Sequence[int]) -> Layout:
+def suggest_layout(ctx, left: Layout, shape: Sequence[int], method: Optional[str] = None) -> Layout:
     """The layout to encrypt a right operand of ``shape`` in, for ``x @ y`` with x in ``left``.
 
     Tries every super-slot height, stored as is and transposed, and returns
     the one with the fewest predicted key switches for the product (LoRA
     adapters and other encrypted weights are encrypted once and used many
-    times, so their layout is worth choosing).
+    times, so their layout is worth choosing). ``method`` restricts the routes
+    considered (``"diag"`` for LoRA's A, ``"repeat"`` for its B).
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 2:
@@ -559,11 +560,11 @@ def suggest_layout(ctx, left: Layout, shape: Sequence[int]) -> Layout:
             for lay in (Layout((n, p), ctx.slots, bm=bm), Layout((p, n), ctx.slots, bm=bm).T):
                 if lay.num_ciphertexts > 64:
                     continue
-                cands = candidates(ctx, left, lay, B)
+                cands = candidates(ctx, left, lay, B, method)
                 if cands and (best is None or cands[0]["pred"] < best[0]):
                     best = (cands[0]["pred"], lay)
         return best[1]
 
-    return cached_plan(ctx, ("suggest", lkey(left), shape), score)
+    return cached_plan(ctx, ("suggest", lkey(left), shape, method), score)
 
 
