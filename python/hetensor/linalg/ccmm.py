@@ -192,9 +192,14 @@ def _diag_setup(slots: int, lx: Layout, ly, B: int, rows: int = 1):
     return dict(emap=emap, e_cts=ncb * pp, rounds=rounds, replicate=replicate, fold=fold, out=out, pp=pp, rows=rows)
 
 
+# A plaintext product with its diagonal encoded on the fly (the first use of a map) costs about
+# a twentieth of a key switch; counting it keeps maps with thousands of diagonals from looking free.
+PLAIN_WEIGHT = 0.05
+
+
 def _predict_keyswitches(counts: Dict[str, int]) -> float:
     return 0.6 * counts.get("hoisted", 0) + (counts.get("rotations", 0) - counts.get("hoisted", 0)) \
-        + counts.get("relinearizations", 0)
+        + counts.get("relinearizations", 0) + PLAIN_WEIGHT * counts.get("plain_mults", 0)
 
 
 def _ccmm_plans(ctx, lx, ly, B: int):
