@@ -201,3 +201,22 @@ def test_power_of_two_terms():
         assert sum(terms) % slots == s % slots
         assert all(abs(t) & (abs(t) - 1) == 0 for t in terms)
         assert len(terms) <= 6 + 1  # non-adjacent form: at most log2(slots) / 2 + 1 digits
+
+
+@pytest.mark.parametrize("op,shapes,kw", [
+    ("cpmm", [(12, 40), (40, 20)], {}),
+    ("ccmm", [(10, 12), (12, 9)], {"method": "jkls"}),
+    ("lora", [(16, 40), (40, 4), (4, 24)], {}),
+])
+def test_power_of_two_policy(op, shapes, kw, rng):
+    """Keys for +-2^k only: rotations are composed, results unchanged."""
+    ctx = ht.Context.from_preset("toy-insecure", seed=36, key_policy="power-of-two")
+    steps = ctx.rotation_steps_for(op, *shapes, **kw)
+    exact = set(ht.Context.from_preset("toy-insecure", seed=37).rotation_steps_for(op, *shapes, **kw))
+    assert all(s & (s - 1) == 0 or (ctx.slots - s) & (ctx.slots - s - 1) == 0 for s in steps)
+    assert len(steps) <= 2 * 11 and len(steps) < len(exact)
+    ctx.generate_rotation_keys(steps)
+    case = (op, shapes, ["matrix"] * len(shapes), ctx.max_level, kw)
+    out, ref = run_case(ctx, case, rng)
+    assert bits(ctx.decrypt(out), ref) >= PRECISION
+    assert set(ctx.rotation_steps) == set(steps)  # nothing else was made

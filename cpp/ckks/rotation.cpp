@@ -10,9 +10,29 @@
 #include "ckks/keyswitch.hpp"
 #include "core/error.hpp"
 #include "core/galois.hpp"
+#include "core/naf.hpp"
 #include "runtime/parallel.hpp"
 
 namespace ht {
+
+namespace {
+
+bool has_step_key(const KeyChain& keys, long s) {
+  const Context& ctx = keys.context();
+  const long r = normalize_step(s, ctx.slots());
+  return r == 0 || keys.has_galois_key(galois_element_for_step(r, ctx.n()));
+}
+
+// A step without its own key can be composed from keys for its power-of-two terms.
+bool composable(const KeyChain& keys, long s) {
+  const std::vector<long> terms = power_of_two_terms(s, static_cast<long>(keys.context().slots()));
+  if (terms.size() < 2) return false;
+  for (long t : terms)
+    if (!has_step_key(keys, t)) return false;
+  return true;
+}
+
+}  // namespace
 
 void require_rotation_keys(const KeyChain& keys, const std::vector<long>& steps) {
   const Context& ctx = keys.context();
@@ -20,7 +40,7 @@ void require_rotation_keys(const KeyChain& keys, const std::vector<long>& steps)
   for (long s : steps) {
     const long r = normalize_step(s, ctx.slots());
     if (r == 0) continue;
-    if (!keys.has_galois_key(galois_element_for_step(r, ctx.n())) &&
+    if (!keys.has_galois_key(galois_element_for_step(r, ctx.n())) && !composable(keys, r) &&
         std::find(missing.begin(), missing.end(), s) == missing.end())
       missing.push_back(s);
   }
@@ -77,6 +97,12 @@ Ciphertext rotate(const Context& ctx, const KeyChain& keys, const Ciphertext& a,
   check_rotatable(ctx, a, "rotate");
   if (normalize_step(step, ctx.slots()) == 0) return a;
   require_rotation_keys(keys, {step});
+  if (!has_step_key(keys, step)) {  // composed from power-of-two keys
+    Ciphertext out = a;
+    for (long t : power_of_two_terms(step, static_cast<long>(ctx.slots())))
+      out = std::move(apply_galois(ctx, keys, out, {galois_element_for_step(t, ctx.n())})[0]);
+    return out;
+  }
   return std::move(apply_galois(ctx, keys, a, {galois_element_for_step(step, ctx.n())})[0]);
 }
 
@@ -86,8 +112,14 @@ std::vector<Ciphertext> rotate_hoisted(const Context& ctx, const KeyChain& keys,
   require_rotation_keys(keys, steps);
   std::vector<u64> elts;
   std::vector<int> which(steps.size(), -1);  // index into elts, -1 for a rotation by 0
+  std::vector<Ciphertext> composed(steps.size());
   for (size_t s = 0; s < steps.size(); ++s) {
     if (normalize_step(steps[s], ctx.slots()) == 0) continue;
+    if (!has_step_key(keys, steps[s])) {  // no hoisting for a composed rotation
+      composed[s] = rotate(ctx, keys, a, steps[s]);
+      which[s] = -2;
+      continue;
+    }
     const u64 g = galois_element_for_step(steps[s], ctx.n());
     auto it = std::find(elts.begin(), elts.end(), g);
     which[s] = static_cast<int>(it - elts.begin());
@@ -95,7 +127,8 @@ std::vector<Ciphertext> rotate_hoisted(const Context& ctx, const KeyChain& keys,
   }
   std::vector<Ciphertext> rotated = elts.empty() ? std::vector<Ciphertext>{} : apply_galois(ctx, keys, a, elts);
   std::vector<Ciphertext> out;
-  for (size_t s = 0; s < steps.size(); ++s) out.push_back(which[s] < 0 ? a : rotated[which[s]]);
+  for (size_t s = 0; s < steps.size(); ++s)
+    out.push_back(which[s] == -2 ? std::move(composed[s]) : which[s] < 0 ? a : rotated[which[s]]);
   return out;
 }
 

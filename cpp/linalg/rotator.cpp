@@ -5,6 +5,7 @@
 #include "ckks/evaluator.hpp"
 #include "core/error.hpp"
 #include "core/galois.hpp"
+#include "core/naf.hpp"
 #include "linalg/batch.hpp"
 #include "runtime/parallel.hpp"
 
@@ -44,6 +45,19 @@ Ciphertext Rotator::rotate(const std::vector<int>& items, long step, Cost* cost)
   }
   require_rotation_keys(keys_, {step});
   const u64 elt = galois_element_for_step(step, n);
+  if (!keys_.has_galois_key(elt)) {  // composed from power-of-two keys: full key switches, no hoisting
+    std::vector<Ciphertext> parts_ct;
+    std::vector<std::pair<const Ciphertext*, int>> parts;
+    const long terms = static_cast<long>(power_of_two_terms(step, static_cast<long>(ctx_.slots())).size());
+    parts_ct.reserve(items.size());
+    for (int b : items) {
+      if (b < 0 || b >= ct_.batch) fail("rotate", "ciphertext index out of range");
+      parts_ct.push_back(ht::rotate(ctx_, keys_, gather(ctx_, ct_, {b}), step));
+      if (cost) { cost->rotations += terms; cost->decompositions += terms; }
+    }
+    for (const Ciphertext& c : parts_ct) parts.push_back({&c, 0});
+    return assemble(ctx_, parts);
+  }
   const std::vector<u32>& perm = ctx_.galois_perm(elt);
   const SwitchKey& key = keys_.galois_key(elt);
   const size_t ext_words = static_cast<size_t>(level + 1 + ctx_.alpha()) * n;

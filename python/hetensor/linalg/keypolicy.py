@@ -5,9 +5,10 @@ Policies (``set_key_policy`` or ``Context.from_preset(key_policy=...)``):
 - ``"exact"`` (default): one key per distinct step, rotations hoisted.
 - ``"few"``: the long side of a product loop is chained (each rotation starts
   from the previous one: keys for the step differences only).
-- ``"power-of-two"``: keys for +-2^k only; every rotation is composed from
-  them (signed binary digits of the step, at most log2(slots) / 2 + 1 key
-  switches each): ~2 log2(slots) keys for everything, more key switches.
+- ``"power-of-two"``: keys for +-2^k only; a rotation whose own key is
+  missing is composed from them by the C++ core (signed binary digits of the
+  step, at most log2(slots) / 2 + 1 full key switches, no hoisting): at most
+  2 log2(slots) keys for everything, more key switches.
 
 ``auto_keys`` (contexts with the secret key): missing keys are made when an
 operation first needs them, with one log line (logger ``hetensor``).
@@ -32,10 +33,6 @@ def set_key_policy(ctx, policy: str) -> None:
     p = _ALIASES.get(policy, policy)
     if p not in POLICIES:
         raise ValueError(f"unknown key policy {policy!r}: use one of {', '.join(POLICIES)}")
-    if p == "power-of-two" and not hasattr(ctx._engine, "set_compose_rotations"):
-        raise ValueError("this build of hetensor cannot compose rotations; use 'exact' or 'few'")
-    if hasattr(ctx._engine, "set_compose_rotations"):
-        ctx._engine.set_compose_rotations(p == "power-of-two")
     cache(ctx)["keys"] = p
 
 
