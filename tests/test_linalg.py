@@ -23,10 +23,14 @@ CPMM_BITS = 20   # one plaintext product: ~27 bits observed at N = 2^12
 CCMM_BITS = 18   # two levels, ciphertext x ciphertext: ~25 bits observed
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ctx():
-    """toy-insecure (N = 2^12, 6 levels); rotation keys are added by the tests."""
-    return ht.Context.from_preset("toy-insecure", seed=515)
+    """toy-insecure (N = 2^12, 6 levels), one per test so that its keys and cached
+    diagonals (up to 128 MiB; the default budget is sized for models) go with it."""
+    c = ht.Context.from_preset("toy-insecure", seed=515)
+    la.set_plaintext_budget(c, 128 << 20)
+    yield c
+    la.clear_cache(c)
 
 
 @pytest.fixture
@@ -186,6 +190,36 @@ def test_plain_matrix_is_encoded_once(ctx, rng):
     assert a is la._as_plain(ctx, W.copy())
 
 
+def test_plain_matrix_encoded_per_level_of_use(rng, caplog):
+    """Diagonals are encoded at the level of the first product, kept per level; a weight
+    that cannot fit the budget is refused with cache=True and streamed (one log line) otherwise."""
+    c = ht.Context.from_preset("toy-insecure", seed=78)
+    la.set_plaintext_budget(c, 32 << 20)
+    X = rng.uniform(-1, 1, (8, 20))
+    W = rng.uniform(-1, 1, (20, 6))
+    keys_for(c, "cpmm", (8, 20), (20, 6))
+    pm = ht.PlainMatrix(c, W, name="W")
+    assert pm.levels == [] and pm.nbytes == 0          # nothing encoded before a product
+    x = enc(c, X).level_to(4)
+    z, cost = x.matmul(pm, return_cost=True)
+    assert pm.levels == [4] and cost.encodes == 0 and pm.nbytes > 0
+    assert bits(c.decrypt(z), X @ W) >= CPMM_BITS
+    z, cost = enc(c, X).matmul(pm, return_cost=True)   # another level: encoded there too, both kept
+    assert pm.levels == [4, c.max_level] and bits(c.decrypt(z), X @ W) >= CPMM_BITS
+    z, cost = x.matmul(pm, return_cost=True)
+    assert cost.encodes == 0
+    la.set_plaintext_budget(c, 1 << 16)                # smaller than one diagonal
+    strict = ht.PlainMatrix(c, W, name="Wq", cache=True)
+    with pytest.raises(ValueError, match="budget"):
+        x @ strict
+    with caplog.at_level("INFO", logger="hetensor"):
+        z, cost = x.matmul(ht.PlainMatrix(c, W, name="Wk"), return_cost=True)
+    assert cost.encodes > 0 and bits(c.decrypt(z), X @ W) >= CPMM_BITS
+    assert any("Wk" in r.getMessage() and "streamed" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError, match="cache"):
+        ht.PlainMatrix(c, W, cache="sometimes")
+
+
 def test_cpmm_streamed_diagonals(rng):
     """Maps larger than the plaintext budget are encoded at every use and still exact."""
     c = ht.Context.from_preset("toy-insecure", seed=77)
@@ -201,6 +235,7 @@ def test_cpmm_streamed_diagonals(rng):
 def test_cpmm_multi_ciphertext_larger_ring(rng):
     """N = 2^13: a matrix over several ciphertexts in both dimensions."""
     c = ht.Context.from_preset("n13-insecure", seed=9)
+    la.set_plaintext_budget(c, 64 << 20)
     X = rng.uniform(-1, 1, (100, 90))
     W = rng.uniform(-1, 1, (90, 75)) / 10
     lay = Layout((100, 90), c.slots, bm=128, br=100, bc=16)
@@ -359,8 +394,7 @@ def test_transpose_is_free_and_materializes(ctx, rng):
     assert t.shape == (11, 6) and t.level == x.level and la.last_cost().levels == 0
     np.testing.assert_allclose(ctx.decrypt(t), X.T, atol=1e-5)
     assert bits(ctx.decrypt(t.T), X) >= 25
-    lay = Layout((11, 6), ctx.slots, transposed=False)
-    keys_for(ctx, "relayout", (11, 6), layouts=[t.layout, lay])
+    keys_for(ctx, "transpose", (6, 11))
     m = la.materialize_transpose(x)
     assert not m.layout.transposed and m.level == x.level - 1
     assert bits(ctx.decrypt(m), X.T) >= 22

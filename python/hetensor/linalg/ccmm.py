@@ -210,29 +210,33 @@ def _ccmm_plans(ctx, lx, ly, B: int):
     _, m, n = lx.matrix
     _, _, p = ly.matrix
 
-    def jkls_for(tiles):
+    def get(key, build, store):
+        """Plans of the chosen route are kept; those of the candidates it beat are not."""
+        return cached_plan(ctx, key, build) if store else build()
+
+    def jkls_for(tiles, store=True):
         key = ("jkls", kx, ky, B, tiles)
-        setup = cached_plan(ctx, key + ("setup",), lambda: _jkls_setup(slots, lx, ly, B, tiles))
+        setup = get(key + ("setup",), lambda: _jkls_setup(slots, lx, ly, B, tiles), store)
         nrt, nc, nq = setup["counts"]
-        sp = cached_plan(ctx, key + ("sigma",), lambda: entry_plan(slots, lx.num_ciphertexts // lx.batch, nrt * nc,
-                                                              *setup["sigma"]))
-        tp = cached_plan(ctx, key + ("tau",), lambda: entry_plan(slots, ly.num_ciphertexts // ly.batch, nc * nq,
-                                                            *setup["tau"]))
+        sp = get(key + ("sigma",), lambda: entry_plan(slots, lx.num_ciphertexts // lx.batch, nrt * nc,
+                                                      *setup["sigma"]), store)
+        tp = get(key + ("tau",), lambda: entry_plan(slots, ly.num_ciphertexts // ly.batch, nc * nq,
+                                                    *setup["tau"]), store)
         pred = _predict_keyswitches(sp.predicted(lx.batch)) + _predict_keyswitches(tp.predicted(ly.batch))
         pred += setup["loop"][2]
         return (setup, (sp, tp), pred, key)
 
     choice = cached_plan(ctx, ("jkls-choice", kx, ky, B), lambda: min(
-        (jkls_for(t) for t in _jkls_tile_list(slots, m, n, p, bms=(getattr(lx, "bm", 0), getattr(ly, "bm", 0)))),
+        (jkls_for(t, False) for t in _jkls_tile_list(slots, m, n, p, bms=(getattr(lx, "bm", 0), getattr(ly, "bm", 0)))),
         key=lambda r: r[2])[0]["tiles"])
     out["jkls"] = jkls_for(choice)
-    def diag_for(rows):
+    def diag_for(rows, store=True):
         dkey = ("diag", kx, ky, B, rows)
-        ds = cached_plan(ctx, dkey + ("setup",), lambda: _diag_setup(slots, lx, ly, B, rows))
+        ds = get(dkey + ("setup",), lambda: _diag_setup(slots, lx, ly, B, rows), store)
         if ds is None:
             return None
-        ep = cached_plan(ctx, dkey + ("emap",), lambda: entry_plan(slots, ly.num_ciphertexts // ly.batch, ds["e_cts"],
-                                                              *ds["emap"]))
+        ep = get(dkey + ("emap",), lambda: entry_plan(slots, ly.num_ciphertexts // ly.batch, ds["e_cts"],
+                                                      *ds["emap"]), store)
         nrb, ncb = lx.nrb, lx.ncb
         pred = _predict_keyswitches(ep.predicted(ly.batch)) + ly.batch * ds["e_cts"] * len(ds["replicate"])
         pred += 0.6 * B * nrb * ncb * (ds["pp"] - 1) + B * nrb * (1 + len(ds["fold"]))
@@ -269,7 +273,7 @@ def _ccmm_plans(ctx, lx, ly, B: int):
             out["rowsum"] = best
     if isinstance(lx, Layout) and not lx.transposed and next_pow2(p) <= lx.K:
         def pick():
-            opts = [r for r in (diag_for(rows) for rows in (1, 4, 16, 32)) if r is not None]
+            opts = [r for r in (diag_for(rows, False) for rows in (1, 4, 16, 32)) if r is not None]
             return min(opts, key=lambda r: r[2])[0]["rows"] if opts else None
         rows = cached_plan(ctx, ("diag-choice", kx, ky, B), pick)
         if rows is not None:
