@@ -21,9 +21,7 @@ PKG = ROOT / "python" / "hetensor"
 # Packages that only some modules need (the bench peers, plots): a module may fail to import without them.
 OPTIONAL = ("tenseal", "desilofhe", "openfhe", "orion", "torch", "matplotlib", "tqdm")
 
-# Known circle, to be removed by the linalg package split (issue 9): linalg makes CipherTensors
-# (function-level `from .tensor import CipherTensor`) and tensor.py hands matrix work to linalg.
-KNOWN_EDGES = {("hetensor.linalg", "hetensor.tensor")}
+KNOWN_EDGES = set()
 # Known circle from serialization (issue 13): the save / to_bytes methods of these classes hand over
 # to hetensor.serialize (function-level imports), which builds the same classes when loading.
 KNOWN_EDGES |= {(m, "hetensor.serialize") for m in ("hetensor.context", "hetensor.tensor", "hetensor.plain",

@@ -146,11 +146,15 @@ class LinalgCase:
         inp = linalg_inputs(op, seed)
         steps: set = set()
         self.costs: List[Any] = []
-        if op == "cpmm_128x768x768":
+        if op == "cpmm_128x768x768" or inp.kind == "cpmm":
             X, W = inp.mats["x"], inp.mats["w"]
             self.x = ctx.encrypt(X, layout="matrix")
-            self.w = ht.PlainMatrix(ctx, W, name="W")
-            steps.update(ctx.rotation_steps_for("cpmm", X.shape, W.shape, layouts=[self.x.layout, None]))
+            self._lower()
+            # HETENSOR_BENCH_CACHE=0: diagonals encoded at every product (streamed) instead of once
+            cache = os.environ.get("HETENSOR_BENCH_CACHE", "1") != "0"
+            self.w = ht.PlainMatrix(ctx, W, name="W", cache="auto" if cache else False)
+            steps.update(ctx.rotation_steps_for("cpmm", X.shape, W.shape, layouts=[self.x.layout, None],
+                                                level=int(self.x.level)))
             self.ref = X @ W
             self.run = lambda: self._track(self.x @ self.w)
         elif op == "ccmm_128x64x128":
@@ -163,24 +167,26 @@ class LinalgCase:
             m, n, r = 128, 768, 8
             X, A, B = inp.mats["x"], inp.mats["a"], inp.mats["b"]
             self.x = ctx.encrypt(X, layout="matrix")
-            # The adapters are encrypted once in the layouts that make their products cheapest
-            # (for A: A^T at the activation's super-slot height, used by broadcast diagonals).
-            self.a = ctx.encrypt(A, layout=la.suggest_layout(ctx, self.x.layout, A.shape))
-            steps.update(ctx.rotation_steps_for("ccmm", X.shape, A.shape, layouts=[self.x.layout, self.a.layout]))
-            best = la._ccmm_candidates(ctx, self.x.layout, self.a.layout, 1)[0]
+            # The adapters are encrypted once in the layouts that make their products cheapest:
+            # A^T at the activation's super-slot height (broadcast diagonals of X @ A), B split by
+            # rows at the same height (the repeat route of (X A) @ B).
+            la_a = la.suggest_layout(ctx, self.x.layout, A.shape, method="diag")
+            self.a = ctx.encrypt(A, layout=la_a)
+            best = la._ccmm_candidates(ctx, self.x.layout, la_a, 1, "diag")[0]
             h_layout = best["setup"]["out"].replace(shape=(m, r))
-            self.b = ctx.encrypt(B, layout=la.suggest_layout(ctx, h_layout, B.shape))
-            steps.update(ctx.rotation_steps_for("ccmm", (m, r), B.shape, layouts=[h_layout, self.b.layout]))
+            self.b = ctx.encrypt(B, layout=la.suggest_layout(ctx, h_layout, B.shape, method="repeat"))
+            self._lower()
             self.ref = X @ A @ B
-            have = set(ctx.rotation_steps)
-            ctx.generate_rotation_keys(sorted(steps - have))
             # The adapters are prepared once for the activation's layout (like a PlainMatrix is
-            # encoded once): broadcast diagonals of A, the extended skew of B. Not timed; its
-            # cost goes into the note.
-            self.a_prep = la.prepare(self.a, self.x.layout)
-            self.b_prep = la.prepare(self.b, h_layout)
+            # encoded once): broadcast diagonals of A, B's rows split and repeated down the lanes.
+            # Not timed; its cost goes into the note. Keys: made for exactly what lora uses.
+            lvl = int(self.x.level)
+            ctx.generate_rotation_keys(ctx.rotation_steps_for(
+                "lora", X.shape, A.shape, B.shape, layouts=[self.x.layout, self.a.layout, self.b.layout],
+                level=[lvl, int(self.a.level), int(self.b.level)]))
+            self.a_prep, self.b_prep = la.prepare_lora(self.a, self.b, self.x)
             self.prep_costs = [self.a_prep.cost, self.b_prep.cost]
-            self.run = lambda: self._track(self._track(self.x @ self.a_prep) @ self.b_prep)
+            self.run = lambda: self._track(la.lora(self.x, self.a_prep, self.b_prep))
         elif op == "ccmm_64x64x64":
             X, Y = inp.mats["x"], inp.mats["y"]
             self.x, self.y = ctx.encrypt(X, layout="matrix"), ctx.encrypt(Y, layout="matrix")
@@ -194,6 +200,17 @@ class LinalgCase:
         if need:
             ctx.generate_rotation_keys(need)
         self.keys = len(steps)
+
+    def _lower(self) -> None:
+        """HETENSOR_BENCH_LEVEL=L: the operands are brought down to level L first (e.g. 9, the
+        level of a bootstrapped ciphertext at n16-boot) so the products run where a model runs them."""
+        level = os.environ.get("HETENSOR_BENCH_LEVEL")
+        if not level:
+            return
+        for name in ("x", "a", "b"):
+            t = getattr(self, name, None)
+            if t is not None and int(t.level) > int(level):
+                setattr(self, name, t.level_to(int(level)))
 
     @staticmethod
     def _pt_bytes(ctx, count: int) -> int:
