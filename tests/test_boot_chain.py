@@ -116,7 +116,7 @@ def test_bootstrap_many_pairs_real_tensors(bctx):
     n = bctx.slots
     xs = [rng.uniform(-1, 1, n), np.full(n, 1.0), rng.uniform(-1, 1, (4, 5)), np.full(n, -0.9)]
     z = (rng.uniform(-1, 1, 6) + 1j * rng.uniform(-1, 1, 6)) * 0.7
-    wide = rng.uniform(-1, 1, n + 10)  # two ciphertexts: no partner of its size
+    wide = rng.uniform(-1, 1, n + 10)  # two ciphertexts: paired with each other
     cts = [bctx.encrypt(v) for v in xs] + [bctx.encrypt(z), bctx.encrypt(wide)]
     out = bctx.bootstrap_many(cts)
     assert len(out) == 6
@@ -130,7 +130,7 @@ def test_bootstrap_many_pairs_real_tensors(bctx):
     # the imaginary noise of real inputs is dropped: the slots are real to 2^-22
     rows = bctx._engine.decrypt(out[0]._ct)
     assert np.max(np.abs(rows.imag)) < 2.0 ** -22
-    with pytest.raises(ValueError, match=r"first values may reach"):
+    with pytest.raises(ValueError, match=r"values of tensor 0 may reach"):
         bctx.bootstrap_many([bctx.encrypt(np.full(n, 0.5)) * 20.0, bctx.encrypt(xs[0])])
     with pytest.raises(TypeError, match="CipherTensor"):
         bctx.bootstrap_many([xs[0]])
@@ -161,3 +161,26 @@ def test_bootstrap_refuses_a_non_canonical_scale_at_level_0(bctx):
     wide = bctx.encrypt(np.zeros(bctx.slots + 1)).level_to(0)
     with pytest.raises(ValueError, match="batch sizes differ"):
         boot.bootstrap_pair(ct._ct, wide._ct)
+
+
+def test_bootstrap_many_pairs_ciphertexts_across_tensors(bctx, monkeypatch):
+    """Three one-ciphertext tensors: one pair and one single; a tensor of two
+    ciphertexts alone: one pair."""
+    boot = bctx._bootstrapper
+    calls = []
+    for name in ("bootstrap", "bootstrap_pair"):
+        real = getattr(boot, name)
+        monkeypatch.setattr(boot, name, lambda *a, _r=real, _n=name, **k: calls.append(_n) or _r(*a, **k))
+    rng = np.random.default_rng(9)
+    n = bctx.slots
+    xs = [rng.uniform(-1, 1, n) * s for s in (1.0, 0.5, 0.25)]
+    out = bctx.bootstrap_many([bctx.encrypt(v) for v in xs])
+    assert sorted(calls) == ["bootstrap", "bootstrap_pair"]
+    for o, v in zip(out, xs):
+        assert bits(bctx.decrypt(o), v) >= 22
+    assert out[2].value_range[1] < 0.25 + 2.0 ** -17  # each keeps its own range
+    calls.clear()
+    big = rng.uniform(-1, 1, 2 * n - 3)
+    (o,) = bctx.bootstrap_many([bctx.encrypt(big)])
+    assert calls == ["bootstrap_pair"] and o.num_ciphertexts == 2
+    assert bits(bctx.decrypt(o), big) >= 22

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from . import _core
+from . import _core, ranges
 
 
 @dataclass(frozen=True)
@@ -402,3 +402,41 @@ class Bootstrapper:
         im = _core.mul_by_i(eng, eng.sub(w, conj), True)                 # Im(a + i b) = b
         return (re.with_scale(re.scale, ba + self.error_bound(ba)),
                 im.with_scale(im.scale, bb + self.error_bound(bb)))
+
+
+def bootstrap_tensors(ctx, tensors: list) -> list:
+    """Context.bootstrap_many: the ciphertexts of the real tensors, two per
+    complex-packed bootstrap (one pair at a time, so memory stays that of one
+    bootstrap); complex tensors alone. Each result keeps its tensor's range,
+    widened by the bootstrap's error."""
+    boot, eng = ctx._bootstrapper, ctx._engine
+    out: list = [None] * len(tensors)
+    units: List[Tuple[int, int]] = []  # (tensor, ciphertext of its batch)
+    bounds: Dict[int, float] = {}
+    for i, t in enumerate(tensors):
+        if t.is_complex:
+            out[i] = ctx.bootstrap(t)
+            continue
+        lo, hi = ranges.of(t)
+        bounds[i] = max(abs(lo), abs(hi))
+        boot.check_input(bounds[i], f"the values of tensor {i}")
+        units.extend((i, k) for k in range(t.num_ciphertexts))
+
+    def piece(u: Tuple[int, int]):
+        ct = tensors[u[0]]._ct
+        return ct if ct.batch == 1 else _core.linalg_gather(eng, ct, [u[1]])
+
+    fresh = {}
+    for a, b in zip(units[0::2], units[1::2]):
+        fresh[a], fresh[b] = boot.bootstrap_pair(piece(a), piece(b), bounds[a[0]], bounds[b[0]])
+    if len(units) % 2:
+        u = units[-1]
+        fresh[u] = boot.bootstrap(piece(u), bounds[u[0]])
+    for i, b in bounds.items():
+        t = tensors[i]
+        parts = [fresh[(i, k)] for k in range(t.num_ciphertexts)]
+        ct = parts[0] if len(parts) == 1 else _core.linalg_assemble(eng, [(p, 0) for p in parts])
+        e = boot.error_bound(b)
+        lo, hi = ranges.of(t)
+        out[i] = ranges.with_range(t._like(ct.with_scale(ct.scale, b + e)), (lo - e, hi + e))
+    return out

@@ -243,43 +243,21 @@ class Context:
         return ranges.with_range(ct._like(boot.bootstrap(ct._ct, bound)), (lo - e, hi + e))
 
     def bootstrap_many(self, tensors: Iterable["CipherTensor"]) -> List["CipherTensor"]:
-        """Bootstrap several tensors, two real ones at a time in one complex-packed
-        bootstrap (a + i b, then both real parts back): about half the cost per
-        tensor. Real tensors are paired in order with the next real tensor of the
-        same ciphertext count; complex ones and an odd one out bootstrap alone.
-        Returns the refreshed tensors in the input order; each has the contract
-        and precision of :meth:`bootstrap` (the imaginary noise of real tensors
-        is dropped).
+        """Bootstrap several tensors, two real ciphertexts at a time in one
+        complex-packed bootstrap (a + i b, then both real parts back): about half
+        the cost per ciphertext. The ciphertexts of all real tensors (a tensor
+        larger than the slots holds several) are paired in order, so one real
+        tensor of two ciphertexts also takes one bootstrap; complex tensors and
+        an odd ciphertext out bootstrap alone. Returns the refreshed tensors in
+        the input order; each has the contract and precision of :meth:`bootstrap`
+        (the imaginary noise of real tensors is dropped).
         """
+        from .boot import bootstrap_tensors
+
         items = list(tensors)
         for t in items:
             self._check_bootstrappable(t)
-        out: List[Any] = [None] * len(items)
-        waiting: dict = {}  # ciphertext count -> index of a real tensor waiting for a partner
-        pairs = []
-        for i, t in enumerate(items):
-            if t.is_complex:
-                out[i] = self.bootstrap(t)
-                continue
-            j = waiting.pop(t.num_ciphertexts, None)
-            if j is None:
-                waiting[t.num_ciphertexts] = i
-            else:
-                pairs.append((j, i))
-        for i in waiting.values():
-            out[i] = self.bootstrap(items[i])
-        for i, j in pairs:
-            out[i], out[j] = self._bootstrap_pair(items[i], items[j])
-        return out
-
-    def _bootstrap_pair(self, a: "CipherTensor", b: "CipherTensor"):
-        boot = self._bootstrapper
-        (alo, ahi), (blo, bhi) = ranges.of(a), ranges.of(b)
-        ba, bb = max(abs(alo), abs(ahi)), max(abs(blo), abs(bhi))
-        ea, eb = boot.error_bound(ba), boot.error_bound(bb)
-        ra, rb = boot.bootstrap_pair(a._ct, b._ct, ba, bb)
-        return (ranges.with_range(a._like(ra), (alo - ea, ahi + ea)),
-                ranges.with_range(b._like(rb), (blo - eb, bhi + eb)))
+        return bootstrap_tensors(self, items)
 
     @property
     def is_secure(self) -> bool:
