@@ -126,3 +126,15 @@ def test_plot_is_a_png(tmp_path):
                  "--plot", str(out), "--no-progress", "--quiet"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bootstrap_pair_op_on_the_toy_ring(tmp_path):
+    """The complex-packed bootstrap op (issue 10) at toy-boot-insecure: timed, with its precision in the note."""
+    out = tmp_path / "boot.json"
+    proc = _run(["--preset", "toy-insecure", "--repeat", "1", "--warmup", "0", "--ops", "bootstrap_pair",
+                 "--json", str(out), "--no-progress", "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    text = out.read_text()
+    assert "bootstrap_pair" in text and "two real vectors in one bootstrap" in text
+    bits = float(text.split(" bits (worst of the two)")[0].rsplit("; ", 1)[1])
+    assert bits >= 22

@@ -70,7 +70,7 @@ class _HetensorSession(Session):
         core = ht._core
         if op in LINALG_OP_NAMES:
             return linalg_bench(self, op)
-        if op == "bootstrap":
+        if op in ("bootstrap", "bootstrap_pair"):
             return boot_bench(self, op)
         if op == "ntt_limb":
             q = int(eng.q[0])

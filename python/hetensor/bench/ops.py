@@ -51,7 +51,9 @@ OPS += [OpInfo(*spec) for spec in LINALG_OP_SPECS]
 # degree; the note of each result says what they are (levels left, key memory, precision).
 OPS.append(OpInfo("bootstrap", "boot", "bootstrap a full-slot ciphertext of values in [-1, 1] "
                   "(ModRaise, CoeffToSlot, EvalMod, SlotToCoeff) at the library's bootstrapping parameters"))
-HEAVY = {spec[0] for spec in LINALG_OP_SPECS} | {"bootstrap"}
+OPS.append(OpInfo("bootstrap_pair", "boot", "two real full-slot vectors in one complex-packed bootstrap "
+                  "(a + i b, both real parts back: ctx.bootstrap_many); the time is for both"))
+HEAVY = {spec[0] for spec in LINALG_OP_SPECS} | {"bootstrap", "bootstrap_pair"}
 
 OP_NAMES: List[str] = [op.name for op in OPS]
 OP_BY_NAME: Dict[str, OpInfo] = {op.name: op for op in OPS}
