@@ -677,15 +677,21 @@ def polyval(ct, approximation: Approximation, *, assume_in_interval: bool = Fals
     pad = ct.size < rows * slots
     x = ct
     if pad:
+        # The unused slots: the tail of the flat packing, or wherever a matrix
+        # layout leaves room (rows below the block, unused super-slots).
+        layout = getattr(ct, "_layout", None)
+        if layout is not None:
+            unused = np.real(layout.mask()) == 0
+        else:
+            unused = np.zeros(rows * slots, dtype=bool)
+            unused[ct.size:] = True
+            unused = unused.reshape(rows, slots)
         mid = 0.5 * (approximation.a + approximation.b)
-        shift = np.zeros(rows * slots, dtype=np.complex128)
-        shift[ct.size:] = mid
-        x = ct._like(eng.add_values(ct._ct, shift.reshape(rows, slots)))
+        x = ct._like(eng.add_values(ct._ct, np.where(unused, mid, 0.0).astype(np.complex128)))
     out = approximation._evaluate(x, _stats)
     if pad:
-        back = np.zeros(rows * slots, dtype=np.complex128)
-        back[ct.size:] = approximation(mid)
-        out = out._like(eng.add_values(out._ct, back.reshape(rows, slots), True, False))
+        back = np.where(unused, approximation(mid), 0.0).astype(np.complex128)
+        out = out._like(eng.add_values(out._ct, back, True, False))
     if beyond is not None:  # elements may lie outside: only the magnitude estimate holds
         return out._like(out._ct.with_scale(out._ct.scale, max(float(out._ct.bound), beyond)))
     out._range = _output_range(approximation)
