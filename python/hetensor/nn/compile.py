@@ -1,0 +1,131 @@
+"""Calibrate, compile, simulate, profile: what a model does before and around its forwards.
+
+- ``calibrate(model, inputs)``: one plain pass with the exact functions that
+  records the range of every non-linearity's input and every bootstrap site;
+  the approximations are then fitted on those ranges (with the margin).
+- ``compile(model, ctx, example)``: one encrypted forward of the example's
+  shape that makes every rotation key it meets (a missing key is made and the
+  product retried), encodes every weight for ``ctx`` and records where the
+  bootstraps fall and the levels. Later forwards of that shape need nothing
+  more: they never raise ``MissingKeyError``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from .fits import DEFAULT_MAX_DEPTH
+from .run import DEFAULT_MARGIN, run_model
+
+
+def _inputs(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def calibrate(model: Any, inputs: Any, *, mask: Any = None, margin: float = DEFAULT_MARGIN,
+              max_depth: int = DEFAULT_MAX_DEPTH, batch_size: int = 256, seq_len: Optional[int] = None) -> Any:
+    """Record the ranges on ``inputs`` and fit every approximation with at most
+    ``max_depth`` levels per polynomial (the fresh level of the context minus one)."""
+    if int(max_depth) < 1:
+        raise ValueError("max_depth must be >= 1")
+    arr = _inputs(inputs)
+    m = None if mask is None else _inputs(mask)
+    for mod in model.modules():
+        if hasattr(mod, "max_depth"):
+            mod.max_depth = int(max_depth)
+        if hasattr(mod, "margin") and mod.margin != 0.0:
+            mod.margin = float(margin)
+        keep = {k: v for k, v in mod.ranges.items() if getattr(mod, "margin", None) == 0.0 and k == "input"}
+        mod.ranges.clear()
+        mod.ranges.update(keep)
+    for i in range(0, arr.shape[0], batch_size):
+        run_model(model, arr[i:i + batch_size], mask=None if m is None else m[i:i + batch_size],
+                  seq_len=seq_len, calibrating=True)
+    return model
+
+
+@dataclass
+class CompileReport:
+    """What ``compile`` found: bootstraps (module, site, level before), levels, keys, time."""
+
+    context: str
+    batch: int
+    seq_len: int
+    bootstraps: List[Dict[str, Any]] = field(default_factory=list)
+    input_level: int = 0
+    output_level: int = 0
+    rotation_keys: int = 0
+    new_rotation_keys: int = 0
+    seconds: float = 0.0
+    #: the traced forward's output (a CipherTensor): the example's result
+    output: Any = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        where: Dict[str, int] = {}
+        for b in self.bootstraps:
+            key = f"{b['module']}:{b['site']}"
+            where[key] = where.get(key, 0) + 1
+        sites = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in where.items()) or "none"
+        return (f"compiled for {self.context}, batch {self.batch} x {self.seq_len} tokens: "
+                f"{len(self.bootstraps)} bootstraps ({sites}); level {self.input_level} -> {self.output_level}; "
+                f"{self.rotation_keys} rotation keys ({self.new_rotation_keys} made now); {self.seconds:.1f} s")
+
+
+def compile_model(model: Any, ctx: Any, example: Any, *, mask: Any = None, seq_len: Optional[int] = None,
+                  encrypt_adapters: bool = False, progress: bool = False) -> CompileReport:
+    """Trace one encrypted forward of ``example``'s shape (see the module doc)."""
+    from .linear import LoRALinear
+    from .tokens import encrypt_tokens
+
+    depth = max([getattr(m, "max_depth", 0) for m in model.modules()] + [0])
+    if ctx.can_bootstrap and depth > ctx.fresh_level - 1:
+        raise ValueError(f"the model's polynomials take up to {depth} levels but {ctx.name} has {ctx.fresh_level} "
+                         f"after a bootstrap (one is kept to scale into its range): calibrate with "
+                         f"max_depth={ctx.fresh_level - 1}")
+    if encrypt_adapters:
+        for m in model.modules():
+            if isinstance(m, LoRALinear):
+                m.encrypt_adapters(ctx)
+    arr = _inputs(example)
+    x, seq_len = encrypt_tokens(ctx, arr, seq_len=seq_len)
+    keys0 = len(ctx.rotation_steps)
+    t0 = time.perf_counter()
+    out = run_model(model, x, seq_len=seq_len, mask=mask, auto_keys=True, progress=progress)
+    run = model.last_run
+    object.__setattr__(model, "seq_len", getattr(model, "seq_len", None) or seq_len)
+    object.__setattr__(model, "_leaf_calls", sum(1 for e in run.profile if e["module"] and _is_leaf(model, e["module"])))
+    rep = CompileReport(ctx.name, run.batch, run.seq_len, list(run.bootstraps), x.level,
+                        int(run.profile[0]["level_out"]), len(ctx.rotation_steps), len(ctx.rotation_steps) - keys0,
+                        time.perf_counter() - t0, out)
+    object.__setattr__(model, "plan", rep)
+    return rep
+
+
+def _is_leaf(model: Any, name: str) -> bool:
+    mods = dict(model.named_modules())
+    m = mods.get(name)
+    return m is not None and not m._modules
+
+
+def profile_table(model: Any) -> str:
+    """Per-module seconds, levels and bootstraps of the last forward."""
+    run = getattr(model, "last_run", None)
+    if run is None:
+        raise ValueError("run the model once before asking for its profile")
+    lines = [f"{run.mode} forward, batch {run.batch} x {run.seq_len} tokens, {len(run.bootstraps)} bootstraps",
+             f"{'module':<34} {'kind':<24} {'seconds':>9} {'levels':>9} {'boots':>5}"]
+    for e in run.profile:
+        name = ("  " * (e["depth"] - 1)) + (e["module"] or "(model)")
+        lv = f"{_lv(e['level_in'])}->{_lv(e['level_out'])}"
+        lines.append(f"{name:<34} {e['kind']:<24} {e['seconds']:>9.3f} {lv:>9} {e['bootstraps']:>5}")
+    return "\n".join(lines)
+
+
+def _lv(v: int) -> str:
+    return "-" if v >= 1 << 29 else str(v)

@@ -1,0 +1,194 @@
+"""Polynomial approximations of the layers' non-linearities, fitted to calibrated ranges.
+
+Every fit takes the range ``[lo, hi]`` that calibration saw, widens it by the
+margin (inputs outside the interval give meaningless results, so the margin is
+generous), and keeps each polynomial within ``max_depth`` levels so that it can
+run between two bootstraps. Wide dynamic ranges are handled by steps that the
+layer runs with the tensor interface (each may be preceded by a bootstrap):
+
+- exp: exp(x / 2^k) by a polynomial on [a, b], then k squarings;
+- inverse square root: the input scaled into (0, 1], a polynomial, then Newton
+  steps y <- y (3 - x y^2) / 2.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from .. import approx
+
+#: Depth of one polynomial when nothing else is said: n16-boot has 9 levels
+#: after a bootstrap, one of which is kept to scale values into its range.
+DEFAULT_MAX_DEPTH = 8
+
+#: Error aimed at by the smooth fits, relative to the function's largest value.
+TARGET_BITS = 14
+
+_ERF = np.vectorize(math.erf, otypes=[np.float64])
+
+FUNCTIONS = {
+    "relu": lambda x: np.maximum(np.asarray(x, dtype=np.float64), 0.0),
+    "gelu": lambda x: 0.5 * np.asarray(x) * (1.0 + _ERF(np.asarray(x, dtype=np.float64) / math.sqrt(2.0))),
+    "tanh": lambda x: np.tanh(np.asarray(x, dtype=np.float64)),
+}
+
+
+def widen(lo: float, hi: float, margin: float, floor: float = 0.5) -> Tuple[float, float]:
+    """[lo, hi] widened by ``margin`` of its width (at least ``floor`` on each side)."""
+    w = max(hi - lo, 0.0)
+    pad = max(margin * w, floor)
+    return lo - pad, hi + pad
+
+
+def _depth(a: float, b: float, degree: int) -> int:
+    return approx.Polynomial(np.r_[np.zeros(degree), 1.0], a, b).depth
+
+
+def max_degree(a: float, b: float, max_depth: int) -> int:
+    """The largest degree whose evaluation on [a, b] fits in ``max_depth`` levels."""
+    d = 1
+    while d < approx.MAX_DEGREE and _depth(a, b, 2 * d + 1) <= max_depth:
+        d = 2 * d + 1
+    if _depth(a, b, d) > max_depth:
+        raise ValueError(f"no polynomial on [{a:g}, {b:g}] fits in {max_depth} level(s)")
+    return d
+
+
+@lru_cache(maxsize=256)
+def activation(kind: str, a: float, b: float, max_depth: int, degree: Optional[int] = None) -> approx.Polynomial:
+    """relu / gelu / tanh on [a, b]: the given degree, or the lowest degree that reaches
+    2^-TARGET_BITS of max |f| (relu: the highest that fits, its kink limits every degree)."""
+    if kind not in FUNCTIONS:
+        raise ValueError(f"unknown activation {kind!r}; one of {sorted(FUNCTIONS)}")
+    top = max_degree(a, b, max_depth)
+    f = FUNCTIONS[kind]
+    if degree is not None:
+        if _depth(a, b, int(degree)) > max_depth:
+            raise ValueError(f"{kind} of degree {degree} on [{a:g}, {b:g}] needs more than {max_depth} levels")
+        top = int(degree)
+    if kind == "relu":
+        return approx.relu(a, b, degree=top)
+    fit = {"gelu": approx.gelu, "tanh": lambda a, b, **kw: approx.chebyshev(f, a, b, **kw)}[kind]
+    if degree is not None:
+        return fit(a, b, degree=top)
+    scale = float(np.max(np.abs(f(np.array([a, b]))))) or 1.0
+    best = fit(a, b, degree=top)
+    target = scale * 2.0 ** -TARGET_BITS
+    if best.max_error <= target:
+        lo, hi = 1, top  # the lowest degree that meets the target
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fit(a, b, degree=mid).max_error <= target:
+                hi = mid
+            else:
+                lo = mid
+        best = fit(a, b, degree=hi)
+    return best
+
+
+@lru_cache(maxsize=256)
+def exp_steps(a: float, b: float, max_depth: int) -> Tuple[approx.Polynomial, int]:
+    """(polynomial p on [a, b] of exp(x / 2^k), k): exp(x) = p(x)^(2^k) by k squarings,
+    within 2^-TARGET_BITS * exp(b) on [a, b], with the fewest levels overall."""
+    best = None
+    target = math.exp(b) * 2.0 ** -TARGET_BITS
+    top = max_degree(a, b, max_depth)
+    for k in range(0, 12):
+        f = _exp_over(k)
+        p = approx.chebyshev(f, a, b, degree=top)
+        if _composite_exp_error(p, k, a, b) <= target:
+            lo_d, hi_d = 0, top  # the lowest degree that still meets the target
+            while hi_d - lo_d > 1:
+                mid = (lo_d + hi_d) // 2
+                if _composite_exp_error(approx.chebyshev(f, a, b, degree=mid), k, a, b) <= target:
+                    hi_d = mid
+                else:
+                    lo_d = mid
+            p = approx.chebyshev(f, a, b, degree=hi_d)
+            cost = p.depth + k
+            if best is None or cost < best[2]:
+                best = (p, k, cost)
+        if best is not None and k > best[2]:
+            break
+    if best is None:
+        raise ValueError(f"cannot approximate exp on [{a:g}, {b:g}] within {max_depth} levels per step")
+    return best[0], best[1]
+
+
+def _exp_over(k: int) -> Callable:
+    def f(x):
+        return np.exp(np.asarray(x, dtype=np.float64) / 2.0 ** k)
+
+    f.__name__ = f"exp(x/2^{k})" if k else "exp"
+    return f
+
+
+def _composite_exp_error(p: approx.Polynomial, k: int, a: float, b: float) -> float:
+    x = np.linspace(a, b, 4001)
+    y = p(x)
+    for _ in range(k):
+        y = y * y
+    return float(np.max(np.abs(y - np.exp(x))))
+
+
+def newton_inv_sqrt(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return 1.5 * y - 0.5 * x * y * y * y
+
+
+@lru_cache(maxsize=256)
+def inv_sqrt_steps(a: float, max_depth: int) -> Tuple[approx.Polynomial, int]:
+    """(polynomial of 1/sqrt(x) on [a, 1], Newton steps) with relative error below
+    2^-TARGET_BITS on [a, 1], the fewest levels (a Newton step costs 3)."""
+    best = None
+    grid = np.geomspace(a, 1.0, 4001)
+    exact = 1.0 / np.sqrt(grid)
+    top = max_degree(a, 1.0, max_depth)
+    for steps in range(0, 8):
+        for d in sorted({1, 3, 7, 15, 31, 63, top}):
+            if d > top:
+                continue
+            p = approx.chebyshev(lambda t: 1.0 / np.sqrt(t), a, 1.0, degree=d)
+            y = p(grid)
+            if np.any(y <= 0):
+                continue
+            for _ in range(steps):
+                y = newton_inv_sqrt(grid, y)
+            err = float(np.max(np.abs(y / exact - 1.0)))
+            if err <= 2.0 ** -TARGET_BITS:
+                cost = p.depth + 3 * steps
+                if best is None or cost < best[2]:
+                    best = (p, steps, cost)
+                break
+    if best is None:
+        raise ValueError(f"cannot approximate 1/sqrt on [{a:g}, 1] within {max_depth} levels per step")
+    return best[0], best[1]
+
+
+@lru_cache(maxsize=256)
+def reciprocal_steps(a: float, max_depth: int) -> Tuple[approx.Polynomial, int]:
+    """(polynomial of 1/x on [a, 1], Newton steps y <- y (2 - x y)) with relative error
+    below 2^-TARGET_BITS on [a, 1], the fewest levels (a Newton step costs 2)."""
+    grid = np.geomspace(a, 1.0, 4001)
+    top = max_degree(a, 1.0, max_depth)
+    best = None
+    for steps in range(0, 10):
+        for d in sorted({1, 3, 7, 15, 31, 63, top}):
+            if d > top:
+                continue
+            p = approx.chebyshev(lambda t: 1.0 / np.asarray(t), a, 1.0, degree=d)
+            y = p(grid)
+            for _ in range(steps):
+                y = y * (2.0 - grid * y)
+            err = float(np.max(np.abs(y * grid - 1.0)))
+            if err <= 2.0 ** -TARGET_BITS:
+                cost = p.depth + 2 * steps
+                if best is None or cost < best[2]:
+                    best = (p, steps, cost)
+                break
+    if best is None:
+        raise ValueError(f"cannot approximate 1/x on [{a:g}, 1] within {max_depth} levels per step")
+    return best[0], best[1]

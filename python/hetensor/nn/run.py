@@ -1,0 +1,252 @@
+"""One forward call: its mode (plain / simulate / encrypted), batch structure,
+level management (bootstraps) and per-module profile.
+
+Batching: a batch of B sequences of T tokens is one (B*T, d) token matrix, so
+many inputs share the slots of each ciphertext. Token-wise layers (linear,
+LayerNorm, activations) need nothing more; attention multiplies its scores by
+a block-diagonal 0/1 mask (a token only attends to the real tokens of its own
+sequence) and pooling is a plaintext (B, B*T) averaging matrix.
+
+Bootstraps are placed as the forward goes (``Run.ready``): before an operation
+that needs ``need`` levels, a tensor with fewer left is scaled into the
+bootstrapping range (by the power of two above the range calibration saw at
+that site), refreshed and scaled back (an integer: no level). One level is kept
+in reserve for that scaling. The placement is deterministic for an input
+shape, so ``Module.compile`` records it once (``model.plan``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+from .tensors import CipherArray, PlainArray, SimTensor, UNLIMITED
+
+#: Margin on the calibrated ranges: intervals and bootstrap scalings cover this much more.
+DEFAULT_MARGIN = 0.25
+
+
+def _is_cipher(x: Any) -> bool:
+    from ..tensor import CipherTensor
+
+    return isinstance(x, CipherTensor)
+
+
+class Run:
+    """State of one forward: mode, context, batch, calibration, bootstraps, profile."""
+
+    def __init__(self, root: Any, mode: str, *, ctx: Any = None, batch: int, seq_len: int,
+                 key_mask: Optional[np.ndarray] = None, calibrating: bool = False, auto_keys: bool = False,
+                 progress: Any = None, margin: float = DEFAULT_MARGIN) -> None:
+        self.root, self.mode, self.ctx = root, mode, ctx
+        self.batch, self.seq_len = int(batch), int(seq_len)
+        self.n_tokens = self.batch * self.seq_len
+        self.key_mask = None if key_mask is None else np.asarray(key_mask, dtype=np.float64).reshape(batch, seq_len)
+        self.calibrating = calibrating
+        self.auto_keys = auto_keys
+        self.margin = margin
+        self.bootstraps: List[Dict[str, Any]] = []
+        self.profile: List[Dict[str, Any]] = []
+        self.progress = progress
+        self._names = {id(m): (n or type(m).__name__) for n, m in root.named_modules()}
+        self._consts: Dict[Any, np.ndarray] = {}
+        self._depth = 0
+        can_boot = mode == "plain" or (mode == "simulate" and ctx is not None and ctx.can_bootstrap) or \
+            (mode == "encrypted" and ctx.can_bootstrap)
+        self.can_bootstrap = can_boot
+        self.reserve = 1 if mode != "plain" and can_boot else 0
+
+    # -- batch structure -------------------------------------------------------------
+    def keys_real(self) -> np.ndarray:
+        return np.ones((self.batch, self.seq_len)) if self.key_mask is None else self.key_mask
+
+    def attention_mask(self) -> np.ndarray:
+        """(n, n) 0/1: token i may attend to token j (same sequence, j not padding)."""
+        if "attn" not in self._consts:
+            seq = np.repeat(np.arange(self.batch), self.seq_len)
+            same = (seq[:, None] == seq[None, :]).astype(np.float64)
+            self._consts["attn"] = same * self.keys_real().reshape(1, -1)
+        return self._consts["attn"]
+
+    def pool_matrix(self) -> np.ndarray:
+        """(batch, n): the mean over the real tokens of each sequence."""
+        if "pool" not in self._consts:
+            real = self.keys_real()
+            w = real / np.maximum(real.sum(1, keepdims=True), 1.0)
+            p = np.zeros((self.batch, self.n_tokens))
+            for b in range(self.batch):
+                p[b, b * self.seq_len:(b + 1) * self.seq_len] = w[b]
+            self._consts["pool"] = p
+        return self._consts["pool"]
+
+    # -- module calls -------------------------------------------------------------------
+    def name_of(self, module: Any) -> str:
+        return self._names.get(id(module), type(module).__name__)
+
+    def call(self, module: Any, x: Any) -> Any:
+        t0, nb0 = time.perf_counter(), len(self.bootstraps)
+        self._depth += 1
+        entry = dict(module=self.name_of(module), kind=type(module).__name__, depth=self._depth, level_in=_level(x))
+        self.profile.append(entry)  # in call order: parents before their children
+        try:
+            y = module.forward(x, self)
+        finally:
+            self._depth -= 1
+        entry.update(seconds=time.perf_counter() - t0, level_out=_level(y), bootstraps=len(self.bootstraps) - nb0)
+        if self.progress is not None and not module._modules:
+            self.progress.update(1)
+        return y
+
+    # -- weights ---------------------------------------------------------------------
+    def matrix(self, module: Any, key: Any, build: Callable[[], np.ndarray]) -> Any:
+        """A plaintext weight matrix as the mode wants it: numpy (plain, simulate)
+        or a pre-encoded :class:`hetensor.PlainMatrix` (encrypted), cached on the
+        module until its weights change."""
+        if self.mode != "encrypted":
+            return build()
+        from ..linalg import PlainMatrix
+
+        cache = module.__dict__.setdefault("_encoded", {})
+        ck = (id(self.ctx), key)
+        if ck not in cache:
+            cache[ck] = PlainMatrix(self.ctx, build(), name=f"{self.name_of(module)}.{key}")
+        return cache[ck]
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        """``a @ b`` (one place to hook products)."""
+        return a @ b
+
+    def add(self, a: Any, b: Any, module: Any, site: str) -> Any:
+        """``a + b`` of two tensors: each first gets a level for a possible change of
+        layout (the operands of an encrypted sum may sit in different packings)."""
+        return self.ready(a, 1, module, site + ".a") + self.ready(b, 1, module, site + ".b")
+
+    def mul(self, a: Any, b: Any, module: Any, site: str) -> Any:
+        """``a * b`` of two tensors: a level for the product, one for a change of layout."""
+        return self.ready(a, 2, module, site + ".a") * self.ready(b, 2, module, site + ".b")
+
+    # -- levels ------------------------------------------------------------------------
+    def record(self, module: Any, site: str, x: Any) -> None:
+        """Calibration: widen the range seen at ``site`` of ``module``."""
+        if not self.calibrating:
+            return
+        v = x.numpy() if isinstance(x, PlainArray) else np.asarray(x)
+        lo, hi = float(np.min(v)), float(np.max(v))
+        old = module.ranges.get(site)
+        module.ranges[site] = [lo, hi] if old is None else [min(old[0], lo), max(old[1], hi)]
+
+    def ready(self, x: Any, need: int, module: Any, site: str, bound: Optional[float] = None) -> Any:
+        """``x`` with at least ``need`` levels left (plus the reserve), bootstrapping if needed.
+
+        The bootstrap scaling comes from the range calibration recorded at ``site``,
+        or from ``bound`` (a known bound on |x|) when given."""
+        if bound is None:
+            self.record(module, site, x)
+        if _level(x) >= need + self.reserve:
+            return x
+        if not self.can_bootstrap:
+            raise ValueError(
+                f"{self.name_of(module)} needs {need} more levels at '{site}' but the tensor is at level "
+                f"{_level(x)} and the context cannot bootstrap; use a bootstrapping preset "
+                f"(Context.from_preset('n16-boot', bootstrap=True)) or a longer chain")
+        return self._refresh(x, module, site, bound)
+
+    def boot_scale(self, module: Any, site: str, x: Any, bound: Optional[float] = None) -> float:
+        """Power of two that brings the values at ``site`` into [-1, 1] (with the margin)."""
+        r = module.ranges.get(site) if bound is None else [-bound, bound]
+        if r is None:
+            raise ValueError(f"{self.name_of(module)} has no calibrated range at '{site}': calibrate the model "
+                             f"(model.calibrate(inputs) or from_torch(..., calibration=inputs)) before running it "
+                             f"on a bootstrapping context")
+        m = max(abs(r[0]), abs(r[1])) * (1.0 + (self.margin if bound is None else 0.0))
+        return float(2.0 ** math.ceil(math.log2(m))) if m > 1.0 else 1.0
+
+    def _refresh(self, x: Any, module: Any, site: str, bound: Optional[float] = None) -> Any:
+        s = self.boot_scale(module, site, x, bound)
+        lv = _level(x)
+        y = x.assume_bound(s) * (1.0 / s) if s > 1.0 else x.assume_bound(1.0)
+        y = y.bootstrap()
+        if s > 1.0:
+            y = y * s
+        self.bootstraps.append(dict(module=self.name_of(module), site=site, level=lv, scale=s))
+        return y
+
+
+def _level(x: Any) -> int:
+    return int(getattr(x, "level", UNLIMITED))
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def run_model(model: Any, x: Any, *, seq_len: Optional[int] = None, mask: Any = None, progress: bool = False,
+              mode: Optional[str] = None, ctx: Any = None, calibrating: bool = False, auto_keys: bool = False,
+              rng: Optional[np.random.Generator] = None) -> Any:
+    """Run ``model`` on ``x`` (see :meth:`hetensor.nn.Module.__call__`)."""
+    from .noise import noise_model
+
+    enc = _is_cipher(x)
+    if enc:
+        if mode not in (None, "encrypted"):
+            raise ValueError("an encrypted input runs in encrypted mode")
+        mode, ctx = "encrypted", x.context
+        if len(x.shape) != 2:
+            raise ValueError(f"an encrypted input is a (batch * seq_len, features) token matrix, not {x.shape}; "
+                             f"encrypt with hetensor.nn.encrypt_tokens(ctx, x)")
+        n, three_d = x.shape[0], False
+        if seq_len is None:
+            seq_len = getattr(model, "seq_len", None) or 1
+        if n % seq_len:
+            raise ValueError(f"{n} tokens do not split into sequences of {seq_len}")
+        batch = n // seq_len
+        value = CipherArray(x, make_keys=auto_keys)
+    else:
+        arr = _to_numpy(x)
+        three_d = arr.ndim == 3
+        if three_d:
+            batch, seq_len_in, d = arr.shape
+            if seq_len is not None and seq_len != seq_len_in:
+                raise ValueError(f"seq_len={seq_len} but the input has {seq_len_in} tokens per sequence")
+            seq_len = seq_len_in
+            arr = arr.reshape(batch * seq_len, d)
+        elif arr.ndim == 2:
+            seq_len = seq_len or 1
+            if arr.shape[0] % seq_len:
+                raise ValueError(f"{arr.shape[0]} rows do not split into sequences of {seq_len}")
+            batch = arr.shape[0] // seq_len
+        else:
+            raise ValueError(f"the input must be (batch, seq_len, features) or (tokens, features), not {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("the input holds NaN or Inf")
+        mode = mode or "plain"
+        if mode == "simulate":
+            nm = noise_model(model, ctx)
+            gen = rng if rng is not None else np.random.default_rng()
+            value = SimTensor(arr + gen.normal(0.0, nm.sigma("fresh"), arr.shape), ctx.fresh_level, nm, gen)
+        else:
+            value = PlainArray(arr)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=getattr(model, "_leaf_calls", None), desc=f"{mode} forward", unit="layer", leave=False)
+    run = Run(model, mode, ctx=ctx, batch=batch, seq_len=seq_len, key_mask=mask, calibrating=calibrating,
+              auto_keys=auto_keys, progress=bar)
+    try:
+        y = run.call(model, value)
+    finally:
+        if bar is not None:
+            bar.close()
+    object.__setattr__(model, "last_run", run)
+    if enc:
+        return y.t
+    out = y.numpy() if isinstance(y, PlainArray) else np.asarray(y)
+    if three_d and out.ndim == 2 and out.shape[0] == batch * seq_len:
+        out = out.reshape(batch, seq_len, -1)
+    return out

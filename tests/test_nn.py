@@ -1,0 +1,112 @@
+"""hetensor.nn in plain mode: the module system, from_torch, and the polynomial
+layers against their exact hetensor.torch twins (bounded by the approximation error)."""
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import hetensor.nn as hnn  # noqa: E402
+from hetensor import torch as htt  # noqa: E402
+from hetensor.nn import fits  # noqa: E402
+
+
+def small_classifier(seed=0, **kw):
+    torch.manual_seed(seed)
+    m = htt.TransformerClassifier(6, 8, 2, 16, 1, 3, 4, lora_rank=2, **kw).double()
+    with torch.no_grad():
+        for layer in m.layers:
+            for p in (layer.attn.q, layer.attn.k, layer.attn.v):
+                p.lora_B.normal_(0.0, 0.2)
+    return m
+
+
+def test_module_system_like_torch():
+    m = hnn.from_torch(small_classifier())
+    names = [n for n, _ in m.named_modules()]
+    assert names[:3] == ["", "embed", "layers"] and "layers.0.attn.q.base" in names
+    sd = m.state_dict()
+    tsd = small_classifier().state_dict()
+    assert set(tsd) <= set(sd)  # the torch names carry over
+    for k, v in tsd.items():
+        assert np.array_equal(sd[k], v.numpy())
+    assert len(list(m.lora_parameters())) == 6
+    assert "GaussianKernelAttention(d_model=8, n_heads=2, lora_rank=2" in repr(m)
+    assert m.train().training and not m.eval().training and not m.head.training
+    m2 = hnn.from_torch(small_classifier(seed=1))
+    m2.load_state_dict(sd)
+    assert np.array_equal(m2.embed.weight, m.embed.weight)
+    with pytest.raises(KeyError, match="unexpected"):
+        m2.load_state_dict({**sd, "nope": np.zeros(1)})
+    with pytest.raises(ValueError, match="shape"):
+        m2.load_state_dict({**sd, "embed.weight": np.zeros((2, 2))})
+
+
+def test_from_torch_round_trip_exact_layers():
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.LayerNorm(7), torch.nn.Linear(7, 3)).double()
+    x = torch.randn(20, 5, dtype=torch.float64)
+    m = hnn.from_torch(seq, calibration=x)
+    assert isinstance(m, hnn.Sequential) and len(m) == 3
+    p, steps = m[1].inv_sqrt_steps()
+    got, ref = m(x.numpy()), seq(x).detach().numpy()
+    # the only approximation is LayerNorm's inverse square root: relative 2^-14
+    lnout = seq[1](seq[0](x)).detach().numpy() - seq[1].bias.detach().numpy()
+    bound = 2.0 ** -fits.TARGET_BITS * np.abs(lnout) @ np.abs(seq[2].weight.detach().numpy().T)
+    assert np.all(np.abs(got - ref) <= 1.01 * bound + 1e-12)
+
+
+def test_unsupported_modules_raise_with_their_name():
+    seq = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Sigmoid())
+    with pytest.raises(TypeError, match=r"Sigmoid at '1'"):
+        hnn.from_torch(seq)
+    with pytest.raises(TypeError, match="approximate"):
+        hnn.from_torch(torch.nn.GELU(approximate="tanh"))
+
+
+@pytest.mark.parametrize("kind", ["relu", "gelu", "tanh"])
+def test_activation_plain_within_its_polynomial_error(kind):
+    act = {"relu": torch.nn.ReLU(), "gelu": torch.nn.GELU(), "tanh": torch.nn.Tanh()}[kind]
+    x = torch.linspace(-4, 3, 301, dtype=torch.float64).reshape(-1, 1)
+    m = hnn.from_torch(torch.nn.Sequential(act), calibration=x, max_depth=7)
+    p = m[0].polynomial()
+    assert p.a < -4 and p.b > 3
+    err = np.max(np.abs(m(x.numpy()) - act(x).numpy()))
+    assert err <= p.max_error * 1.0001 + 1e-12
+    assert err < {"relu": 0.02, "gelu": 1e-3, "tanh": 1e-3}[kind]
+
+
+def test_classifier_plain_vs_torch_exact():
+    m = small_classifier(activation="gelu")
+    x = torch.randn(16, 4, 6, dtype=torch.float64)
+    model = hnn.from_torch(m, calibration=x)
+    ref = m(x).detach().numpy()
+    got = model(x.numpy())
+    assert got.shape == (16, 3)
+    # the error budget: every fit aims at 2^-14 relative; through the layers it stays well below 2^-8
+    assert np.max(np.abs(got - ref)) < 2.0 ** -8 * np.max(np.abs(ref))
+
+
+def test_padding_mask_and_batching():
+    m = small_classifier(seed=3)
+    x = torch.randn(6, 4, 6, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 1]])
+    # padded tokens go through the polynomials before the mask zeroes their weight:
+    # they must stay in the calibrated range (here: other values of the same size)
+    x2 = x.numpy().copy()
+    x2[1, 2:] = -x2[1, 2:]
+    model = hnn.from_torch(m, calibration=np.concatenate([x.numpy(), x2]), mask=np.concatenate([mask, mask]))
+    ref = m(x, mask).detach().numpy()
+    got = model(x.numpy(), mask=mask.numpy())
+    assert np.max(np.abs(got - ref)) < 2.0 ** -8 * np.max(np.abs(ref))
+    # a sequence's output does not depend on the others in the batch, nor on its padded tokens
+    one = model(x.numpy()[1:2], mask=mask.numpy()[1:2])
+    assert np.allclose(one, got[1:2], atol=1e-12)
+    assert np.allclose(model(x2, mask=mask.numpy())[1], got[1], atol=1e-12)
+
+
+def test_uncalibrated_model_says_so():
+    model = hnn.from_torch(small_classifier())
+    with pytest.raises(ValueError, match="not calibrated"):
+        model(np.zeros((1, 4, 6)))
