@@ -80,7 +80,6 @@ class CompileReport:
 def compile_model(model: Any, ctx: Any, example: Any, *, mask: Any = None, seq_len: Optional[int] = None,
                   encrypt_adapters: bool = False, progress: bool = False) -> CompileReport:
     """Trace one encrypted forward of ``example``'s shape (see the module doc)."""
-    from .linear import LoRALinear
     from .tokens import encrypt_tokens
 
     depth = max([getattr(m, "max_depth", 0) for m in model.modules()] + [0])
@@ -90,7 +89,7 @@ def compile_model(model: Any, ctx: Any, example: Any, *, mask: Any = None, seq_l
                          f"max_depth={ctx.fresh_level - 1}")
     if encrypt_adapters:
         for m in model.modules():
-            if isinstance(m, LoRALinear):
+            if hasattr(m, "encrypt_adapters"):  # LoRALinear (no import: linear -> module -> compile)
                 m.encrypt_adapters(ctx)
     arr = _inputs(example)
     x, seq_len = encrypt_tokens(ctx, arr, seq_len=seq_len)
