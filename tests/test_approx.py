@@ -208,3 +208,13 @@ def test_polyval_refuses_other_inputs(toy_ctx):
         ct.polyval([1.0, 2.0])
     with pytest.raises(ValueError, match="complex"):
         toy_ctx.encrypt(np.array([1 + 1j, 0.5])).polyval(approx.exp(-1, 0, 3))
+
+
+def test_polyval_on_a_matrix_layout_with_padding_rows():
+    # a 6 x 7 matrix sits in super-slots of 8 rows: the unused slots are inside
+    # the data, not after it, and must not be shifted into the interval as data
+    ctx = ht.Context.from_preset("toy-insecure", seed=3)
+    x = np.random.default_rng(3).uniform(-2, 2, (6, 7))
+    p = approx.relu(-3, 3, degree=7)
+    y = ctx.decrypt(ctx.encrypt(x, layout="matrix").polyval(p))
+    assert np.max(np.abs(y - p(x))) < 2.0 ** -20

@@ -214,7 +214,8 @@ class CipherArray:
         return self._do(lambda: self.t.T)
 
     def polyval(self, poly: Any) -> "CipherArray":
-        return self._do(lambda: self.t.polyval(poly))
+        # the interval comes from calibration (with a margin), not from the tracked range
+        return self._do(lambda: self.t.polyval(poly, assume_in_interval=True))
 
     def bootstrap(self) -> "CipherArray":
         return self._do(lambda: self.t.bootstrap())
