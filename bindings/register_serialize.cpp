@@ -5,6 +5,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "ckks/serialize.hpp"
 
 namespace py = pybind11;
@@ -23,6 +30,37 @@ py::bytes make_bytes(format::Header h, const std::function<void(format::Writer&)
     });
   }
   return py::reinterpret_steal<py::bytes>(obj);
+}
+
+// Writes straight into a memory-mapped file, so a multi-gigabyte context
+// never exists twice in memory.
+void write_file(const std::string& path, format::Header h, const std::function<void(format::Writer&)>& body) {
+  int fd = -1;
+  u8* map = nullptr;
+  size_t size = 0;
+  auto cleanup = [&] {
+    if (map) munmap(map, size);
+    if (fd >= 0) close(fd);
+  };
+  try {
+    py::gil_scoped_release rel;
+    serialize_object(h, body, [&](size_t total) -> u8* {
+      fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+      if (fd < 0) throw std::runtime_error("cannot open " + path + " for writing: " + std::strerror(errno));
+      if (ftruncate(fd, static_cast<off_t>(total)) != 0)
+        throw std::runtime_error("cannot size " + path + ": " + std::strerror(errno));
+      void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (p == MAP_FAILED) throw std::runtime_error("cannot map " + path + ": " + std::strerror(errno));
+      map = static_cast<u8*>(p);
+      size = total;
+      return map;
+    });
+    if (msync(map, size, MS_SYNC) != 0) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+  } catch (...) {
+    cleanup();
+    throw;
+  }
+  cleanup();
 }
 
 struct View {
@@ -52,6 +90,17 @@ void register_serialize(py::module_& m) {
       throw InvalidArgument("cannot export the secret key: this is a public context");
     return make_bytes(h, [&](format::Writer& w) { write_context(w, e, attrs, with_secret, compress); });
   }, py::arg("engine"), py::arg("attrs"), py::arg("with_secret") = false, py::arg("compress") = true);
+  m.def("save_context_file", [](const Engine& e, const std::string& path, const std::string& attrs, bool with_secret,
+                                bool compress) {
+    format::Header h;
+    h.type = format::Type::kContext;
+    h.flags = compress ? format::kFlagSeeded : 0;
+    h.param_hash = e.context().params().hash();
+    h.key_id = e.keys().key_id();
+    if (with_secret && !e.keys().has_secret())
+      throw InvalidArgument("cannot export the secret key: this is a public context");
+    write_file(path, h, [&](format::Writer& w) { write_context(w, e, attrs, with_secret, compress); });
+  }, py::arg("engine"), py::arg("path"), py::arg("attrs"), py::arg("with_secret") = false, py::arg("compress") = true);
   m.def("deserialize_context", [](const py::buffer& b, bool allow_insecure, bool unsafe) {
     View v = view(b);
     LoadedContext out;

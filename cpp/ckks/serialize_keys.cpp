@@ -5,6 +5,7 @@
 
 #include "ckks/serialize.hpp"
 #include "ckks/serialize_io.hpp"
+#include "runtime/parallel.hpp"
 
 namespace ht {
 
@@ -115,14 +116,12 @@ std::shared_ptr<SwitchKey> read_switch_key(Reader& r, const Context& ctx, bool c
   if (seeded) k->a_seeds.resize(digits);
   for (u32 j = 0; j < digits; ++j) {
     read_words(r, ctx, primes, k->data.data() + (2 * j) * words, check, "a switching key");
-    u64* a = k->data.data() + (2 * j + 1) * words;
-    if (seeded) {
-      r.bytes(k->a_seeds[j].data(), sizeof(Seed), "a key seed");
-      expand_uniform(ctx, k->a_seeds[j], a, primes);
-    } else {
-      read_words(r, ctx, primes, a, check, "a switching key");
-    }
+    if (seeded) r.bytes(k->a_seeds[j].data(), sizeof(Seed), "a key seed");
+    else read_words(r, ctx, primes, k->data.data() + (2 * j + 1) * words, check, "a switching key");
   }
+  // Digits expand from independent seeds: in parallel (the bulk of loading a key).
+  if (seeded)
+    parallel_for(digits, [&](size_t j) { expand_uniform(ctx, k->a_seeds[j], k->data.data() + (2 * j + 1) * words, primes); });
   return k;
 }
 

@@ -66,7 +66,16 @@ def to_bytes(obj: Any, *, compress: bool = True, include_secret_key: bool = Fals
 
 def save(obj: Any, file: Union[str, "os.PathLike[str]", BinaryIO], *, compress: bool = True,
          include_secret_key: bool = False) -> None:
-    """Write ``to_bytes(obj)`` to a path or a binary file object."""
+    """Write ``to_bytes(obj)`` to a path or a binary file object.
+
+    A Context saved to a path is written through a memory map of the file,
+    so its keys (gigabytes with bootstrapping) are never copied in memory."""
+    from .context import Context
+
+    if isinstance(obj, Context) and isinstance(file, (str, os.PathLike)):
+        attrs, with_secret = _context_record(obj, include_secret_key)
+        _core.save_context_file(obj._engine, os.fspath(file), attrs, with_secret, bool(compress))
+        return
     data = to_bytes(obj, compress=compress, include_secret_key=include_secret_key)
     if isinstance(file, (str, os.PathLike)):
         with open(file, "wb") as f:
@@ -78,6 +87,11 @@ def save(obj: Any, file: Union[str, "os.PathLike[str]", BinaryIO], *, compress: 
 
 
 def _context_bytes(ctx: Any, compress: bool, include_secret_key: bool) -> bytes:
+    attrs, with_secret = _context_record(ctx, include_secret_key)
+    return bytes(_core.serialize_context(ctx._engine, attrs, with_secret, bool(compress)))
+
+
+def _context_record(ctx: Any, include_secret_key: bool) -> tuple:
     if not ctx.is_public and not include_secret_key:
         raise ValueError("this context holds the secret key: share ctx.public().save(...) (evaluation keys only), "
                          "or pass include_secret_key=True to keep your own keys (never share that file)")
@@ -85,8 +99,7 @@ def _context_bytes(ctx: Any, compress: bool, include_secret_key: bool) -> bytes:
     if ctx._bootstrapper is not None:
         boot = ctx.name
     attrs = json.dumps({"name": ctx.name, "fresh_level": ctx.fresh_level, "boot": boot})
-    return bytes(_core.serialize_context(ctx._engine, attrs, bool(include_secret_key and not ctx.is_public),
-                                         bool(compress)))
+    return attrs, bool(include_secret_key and not ctx.is_public)
 
 
 def _layout_attrs(layout: Any) -> Optional[dict]:
