@@ -22,10 +22,6 @@ PKG = ROOT / "python" / "hetensor"
 OPTIONAL = ("tenseal", "desilofhe", "openfhe", "orion", "torch", "matplotlib", "tqdm")
 
 KNOWN_EDGES = set()
-# Known circle from serialization (issue 13): the save / to_bytes methods of these classes hand over
-# to hetensor.serialize (function-level imports), which builds the same classes when loading.
-KNOWN_EDGES |= {(m, "hetensor.serialize") for m in ("hetensor.context", "hetensor.tensor", "hetensor.plain",
-                                                     "hetensor.linalg")}
 
 # Compiled modules (no .py file): imports of them are no edges.
 EXTENSIONS = {"hetensor._core"}

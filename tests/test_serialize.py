@@ -130,6 +130,8 @@ def test_secret_context_saves_only_on_request(ctx, tmp_path):
         ctx.to_bytes()
     path = tmp_path / "private.ht"
     ctx.save(path, include_secret_key=True)
+    # the memory-mapped file writer and to_bytes give the same record
+    assert path.read_bytes() == ctx.to_bytes(include_secret_key=True)
     mine = ht.load(path, allow_insecure=True)
     assert not mine.is_public
     t = ctx.encrypt(X)

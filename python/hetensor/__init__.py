@@ -17,7 +17,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _core  # noqa: E402
 from . import approx  # noqa: E402  (hetensor.approx.exp(...) works after `import hetensor`)
-from .context import Context, presets  # noqa: E402
+from .context import RELEASE_FLOOD_BITS, Context, presets  # noqa: E402
 from .errors import FormatError, MissingKeyError, SecurityError  # noqa: E402
 from .layout import Layout
 from .linalg import MatmulCost, PlainMatrix
@@ -60,6 +60,7 @@ def cuda_available() -> bool:
 
 
 __all__ = [
+    "RELEASE_FLOOD_BITS",
     "CipherTensor",
     "Context",
     "FormatError",

@@ -11,16 +11,17 @@ from typing import Any, Iterable, List, Optional
 
 import numpy as np
 
-from . import _core, _registry, ranges
+from . import _codec, _core, _registry, ranges
 from ._convert import is_torch_tensor, to_numpy, to_rows
 
 
-# Noise flooding for decryptions that are released (docs/SECURITY.md): the
-# flooding noise must exceed the ciphertext error B by 2^(s/2) for s bits of
-# statistical hiding; with B below 2^10 after a few operations at the scales
-# of the presets, 2^30 gives s ~ 40 and costs about 30 - 40 + log2(sqrt(N/2))
-# bits of precision at scale 2^40 (7 bits of precision are left at N = 2^14).
-RELEASE_FLOOD_BITS = 30.0
+# Noise flooding for decryptions that are released (docs/SECURITY.md): a
+# flooding width of sqrt(12 tau) 2^(s/2) B hides an error of size B over tau
+# released decryptions with s bits of statistical security (Li-Micciancio;
+# OpenFHE's NOISE_FLOODING_DECRYPT uses the same rule). For s = 30, tau = 1
+# and B <= 2^10 (a fresh or moderately evaluated ciphertext of the presets,
+# not a bootstrapped one): 2^26.8, rounded up to 2^27.
+RELEASE_FLOOD_BITS = 27.0
 
 
 def _flood_sigma(flood_bits: Any) -> float:
@@ -509,23 +510,18 @@ class Context:
         ``include_secret_key=True``: the file then decrypts everything
         encrypted under these keys; keep it private. Share :meth:`public` instead.
         """
-        from .serialize import to_bytes
-
-        return to_bytes(self, compress=compress, include_secret_key=include_secret_key)
+        return _codec.context_bytes(self, compress, include_secret_key)
 
     def save(self, file: Any, *, compress: bool = True, include_secret_key: bool = False) -> None:
-        """Write :meth:`to_bytes` to a path or binary file; load with :func:`hetensor.load`."""
-        from .serialize import save
-
-        save(self, file, compress=compress, include_secret_key=include_secret_key)
+        """Write :meth:`to_bytes` to a path or binary file; load with :func:`hetensor.load`.
+        A path is written through a memory map: the keys are not copied."""
+        _codec.save_context(self, file, compress, include_secret_key)
 
     def __reduce__(self):
         if not self.is_public:
             raise TypeError("a hetensor Context holds a secret key and is not picklable; pickle ctx.public(), or "
                             "save it explicitly with ctx.save(path, include_secret_key=True)")
-        from .serialize import reduce
-
-        return reduce(self)
+        return _codec.reduce(self)
 
 
 def _to_torch(out: np.ndarray, dtype: Any, meta: Any) -> Any:

@@ -86,19 +86,19 @@ class PlainTensor:
 
     def to_bytes(self) -> bytes:
         """The encoded values in hetensor's binary format (see :func:`hetensor.load`)."""
-        from .serialize import to_bytes
+        from . import _codec
 
-        return to_bytes(self)
+        return _codec.plain_bytes(self)
 
     def save(self, file) -> None:
         """Write :meth:`to_bytes` to a path or binary file object."""
-        from .serialize import save
+        from . import _codec
 
-        save(self, file)
+        _codec.write(self.to_bytes(), file)
 
     def __reduce__(self):
-        from .serialize import reduce
+        from . import _codec
 
-        return reduce(self)
+        return _codec.reduce(self)
 
     __array_ufunc__ = None

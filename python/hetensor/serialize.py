@@ -21,8 +21,14 @@ from typing import Any, BinaryIO, Optional, Union
 
 import numpy as np
 
-from . import _core, _registry
+from . import _codec, _core, _registry
+from .boot import BOOT_PRESETS, Bootstrapper
+from .context import Context
 from .errors import FormatError
+from .layout import Layout
+from .linalg import PlainMatrix
+from .plain import PlainTensor
+from .tensor import CipherTensor
 
 HEADER_BYTES = int(_core.FORMAT_HEADER_BYTES)
 _PARAMS, _CONTEXT, _CIPHERTEXT, _PLAINTEXT, _BLOB = 1, 2, 3, 4, 5
@@ -44,83 +50,26 @@ def to_bytes(obj: Any, *, compress: bool = True, include_secret_key: bool = Fals
     written only with ``include_secret_key=True`` (keep that file private);
     share ``ctx.public()`` instead.
     """
-    from .context import Context
-    from .linalg import PlainMatrix
-    from .plain import PlainTensor
-    from .tensor import CipherTensor
-
     if isinstance(obj, Context):
-        return _context_bytes(obj, compress, include_secret_key)
+        return obj.to_bytes(compress=compress, include_secret_key=include_secret_key)
     if include_secret_key:
         raise TypeError("include_secret_key applies to a Context only")
     if isinstance(obj, CipherTensor):
-        return bytes(_core.serialize_ciphertext(obj._ctx._engine, obj._ct, _tensor_attrs(obj), bool(compress)))
-    if isinstance(obj, PlainTensor):
-        attrs = json.dumps({"shape": list(obj.shape), "purpose": obj._encoding_purpose, "complex": bool(obj._complex)})
-        return bytes(_core.serialize_plaintext(obj._ctx._engine, obj._pt, attrs))
-    if isinstance(obj, PlainMatrix):
-        return _matrix_bytes(obj)
+        return obj.to_bytes(compress=compress)
+    if isinstance(obj, (PlainTensor, PlainMatrix)):
+        return obj.to_bytes()
     raise TypeError(f"cannot serialize a {type(obj).__name__}; hetensor saves Context, CipherTensor, "
                     "PlainTensor and PlainMatrix objects")
 
 
 def save(obj: Any, file: Union[str, "os.PathLike[str]", BinaryIO], *, compress: bool = True,
          include_secret_key: bool = False) -> None:
-    """Write ``to_bytes(obj)`` to a path or a binary file object.
-
-    A Context saved to a path is written through a memory map of the file,
-    so its keys (gigabytes with bootstrapping) are never copied in memory."""
-    from .context import Context
-
-    if isinstance(obj, Context) and isinstance(file, (str, os.PathLike)):
-        attrs, with_secret = _context_record(obj, include_secret_key)
-        _core.save_context_file(obj._engine, os.fspath(file), attrs, with_secret, bool(compress))
-        return
-    data = to_bytes(obj, compress=compress, include_secret_key=include_secret_key)
-    if isinstance(file, (str, os.PathLike)):
-        with open(file, "wb") as f:
-            f.write(data)
-    elif hasattr(file, "write"):
-        file.write(data)
+    """Write ``to_bytes(obj)`` to a path or a binary file object (a Context
+    saved to a path goes through a memory map: its keys are not copied)."""
+    if isinstance(obj, Context):
+        _codec.save_context(obj, file, compress, include_secret_key)
     else:
-        raise TypeError(f"save needs a path or a binary file object, got {type(file).__name__}")
-
-
-def _context_bytes(ctx: Any, compress: bool, include_secret_key: bool) -> bytes:
-    attrs, with_secret = _context_record(ctx, include_secret_key)
-    return bytes(_core.serialize_context(ctx._engine, attrs, with_secret, bool(compress)))
-
-
-def _context_record(ctx: Any, include_secret_key: bool) -> tuple:
-    if not ctx.is_public and not include_secret_key:
-        raise ValueError("this context holds the secret key: share ctx.public().save(...) (evaluation keys only), "
-                         "or pass include_secret_key=True to keep your own keys (never share that file)")
-    boot = None
-    if ctx._bootstrapper is not None:
-        boot = ctx.name
-    attrs = json.dumps({"name": ctx.name, "fresh_level": ctx.fresh_level, "boot": boot})
-    return attrs, bool(include_secret_key and not ctx.is_public)
-
-
-def _layout_attrs(layout: Any) -> Optional[dict]:
-    if layout is None:
-        return None
-    return {"matrix": list(layout.matrix), "slots": layout.slots, "bm": layout.bm, "br": layout.br, "bc": layout.bc,
-            "transposed": layout.transposed, "clean": layout.clean, "shape": list(layout.shape)}
-
-
-def _tensor_attrs(t: Any) -> str:
-    return json.dumps({"shape": list(t.shape), "complex": bool(t._complex), "torch": bool(t._torch),
-                       "layout": _layout_attrs(t._layout)})
-
-
-def _matrix_bytes(m: Any) -> bytes:
-    arr = np.ascontiguousarray(m.array)
-    dtype = "complex128" if np.iscomplexobj(arr) else "float64"
-    arr = arr.astype(dtype, copy=False)
-    meta = json.dumps({"kind": "PlainMatrix", "shape": list(arr.shape), "dtype": dtype, "name": m.name}).encode()
-    payload = struct.pack("<I", len(meta)) + meta + arr.tobytes()
-    return bytes(_core.serialize_blob(int(m.context._engine.params_hash), payload))
+        _codec.write(to_bytes(obj, compress=compress, include_secret_key=include_secret_key), file)
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -250,8 +199,6 @@ def _flag(d: dict, key: str) -> bool:
 
 
 def _load_context(data: Any, unsafe: bool, allow_insecure: bool) -> Any:
-    from .context import Context
-
     engine, raw = _core.deserialize_context(data, bool(allow_insecure), bool(unsafe))
     d = _attrs(raw)
     name, fresh, boot = d.get("name"), d.get("fresh_level"), d.get("boot")
@@ -259,8 +206,6 @@ def _load_context(data: Any, unsafe: bool, allow_insecure: bool) -> Any:
         raise FormatError("corrupt context attributes: name or fresh level")
     ctx = Context(engine, name)
     if boot is not None:
-        from .boot import BOOT_PRESETS, Bootstrapper
-
         if boot not in BOOT_PRESETS:
             raise FormatError(f"corrupt context attributes: unknown bootstrapping preset {boot!r}")
         ctx._bootstrapper = Bootstrapper(ctx, BOOT_PRESETS[boot])
@@ -271,16 +216,11 @@ def _load_context(data: Any, unsafe: bool, allow_insecure: bool) -> Any:
 
 
 def _check_context(ctx: Any) -> None:
-    from .context import Context
-
     if not isinstance(ctx, Context):
         raise TypeError(f"context must be a hetensor.Context, got {type(ctx).__name__}")
 
 
 def _load_tensor(ctx: Any, data: Any, unsafe: bool) -> Any:
-    from .layout import Layout
-    from .tensor import CipherTensor
-
     _check_context(ctx)
     ct, raw = _core.deserialize_ciphertext(ctx._engine, data, bool(unsafe))
     d = _attrs(raw)
@@ -311,8 +251,6 @@ def _load_tensor(ctx: Any, data: Any, unsafe: bool) -> Any:
 
 
 def _load_plain(ctx: Any, data: Any, unsafe: bool) -> Any:
-    from .plain import PlainTensor
-
     _check_context(ctx)
     pt, raw = _core.deserialize_plaintext(ctx._engine, data, bool(unsafe))
     d = _attrs(raw)
@@ -324,8 +262,6 @@ def _load_plain(ctx: Any, data: Any, unsafe: bool) -> Any:
 
 
 def _load_matrix(ctx: Any, data: Any, unsafe: bool, param_hash: int) -> Any:
-    from .linalg import PlainMatrix
-
     _check_context(ctx)
     if param_hash != int(ctx._engine.params_hash):
         raise FormatError("the matrix was saved with another context's parameters (parameter hash differs)")
@@ -364,9 +300,6 @@ def _restore(data: bytes) -> Any:
     return load(data)
 
 
-def reduce(obj: Any) -> tuple:
-    """``__reduce__`` through the binary format."""
-    return (_restore, (to_bytes(obj),))
-
+_codec.RESTORE = _restore
 
 __all__ = ["FormatError", "from_bytes", "load", "save", "to_bytes"]

@@ -188,21 +188,21 @@ class CipherTensor:
         """The ciphertexts with shape, layout, level, scale and bound in hetensor's
         binary format; ``compress`` stores the uniform half of a fresh symmetric
         encryption as seeds. Load with :func:`hetensor.load`."""
-        from .serialize import to_bytes
+        from . import _codec
 
-        return to_bytes(self, compress=compress)
+        return _codec.tensor_bytes(self, compress)
 
     def save(self, file: Any, *, compress: bool = True) -> None:
         """Write :meth:`to_bytes` to a path or binary file object."""
-        from .serialize import save
+        from . import _codec
 
-        save(self, file, compress=compress)
+        _codec.write(self.to_bytes(compress=compress), file)
 
     def __reduce__(self):
         # Unpickling binds to a live context with the same keys (load it first).
-        from .serialize import reduce
+        from . import _codec
 
-        return reduce(self)
+        return _codec.reduce(self)
 
     # -- operand handling -------------------------------------------------------
     def _check_peer(self, other: "CipherTensor", op: str) -> None:

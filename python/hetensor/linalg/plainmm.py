@@ -85,20 +85,20 @@ class PlainMatrix:
 
     def to_bytes(self) -> bytes:
         """The weights (not their encodings) in hetensor's binary format."""
-        from ..serialize import to_bytes
+        from .. import _codec
 
-        return to_bytes(self)
+        return _codec.matrix_bytes(self)
 
     def save(self, file) -> None:
         """Write :meth:`to_bytes` to a path or binary file object."""
-        from ..serialize import save
+        from .. import _codec
 
-        save(self, file)
+        _codec.write(self.to_bytes(), file)
 
     def __reduce__(self):
-        from ..serialize import reduce
+        from .. import _codec
 
-        return reduce(self)
+        return _codec.reduce(self)
 
     def _plan(self, geom: tuple, right: bool, w: np.ndarray):
         key = (geom, right)
