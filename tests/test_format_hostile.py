@@ -79,6 +79,17 @@ def test_messages_say_what_is_wrong(sctx, objects):
         load(dict(header_attacks(ct))["parameter hash"])
 
 
+def test_a_context_cut_after_its_parameters_builds_no_tables(sctx, objects):
+    """A short file with large parameters must not make the context's tables:
+    the keys that the tables serve have to be present first."""
+    from hostile import first_key_word, reseal
+
+    data = objects["public-context"]
+    cut = reseal(data[: first_key_word(data) + 64])
+    with pytest.raises(ht.FormatError, match="keys of these parameters"):
+        ht.load(cut, allow_insecure=True)
+
+
 def test_unsafe_skips_only_the_content_checks(sctx, objects):
     load = lambda d, **kw: ht.load(d, sctx, **kw)  # noqa: E731
     ct = objects["ciphertext"]

@@ -173,6 +173,14 @@ LoadedContext load_context(const u8* data, size_t len, bool allow_insecure, Vali
   if (params->literal().allow_insecure && !allow_insecure)
     throw SecurityError("the file holds insecure parameters ('" + params->name() +
                         "'); pass allow_insecure=True to load them (tests only)");
+  {
+    // The context's tables grow with N and the chain: before building them,
+    // the data must hold at least the public and relinearization keys they
+    // serve (b parts alone), so a short file cannot make large tables.
+    const size_t words = (params->q().size() + params->p().size()) * params->n();
+    const size_t digits = static_cast<size_t>(params->max_level() / params->digit_size() + 1);
+    r.need((1 + digits) * words * 8, "the keys of these parameters");
+  }
   auto ctx = std::make_shared<Context>(params->literal());
   const auto primes = all_primes(*ctx);
   const u64 n = ctx->n();
