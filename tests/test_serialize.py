@@ -40,6 +40,13 @@ def test_ciphertext_round_trip_keeps_values_and_metadata(ctx):
     assert np.array_equal(ctx.decrypt(z), ctx.decrypt(y))
 
 
+def test_tracked_range_survives(ctx):
+    y = ctx.encrypt(X) * 0.5 + 0.25
+    z = ht.load(y.to_bytes())
+    assert z.value_range == y.value_range
+    assert z.value_range[1] <= float(z._ct.bound)
+
+
 def test_complex_and_batched_tensors(ctx):
     c = (np.arange(3000) / 3000.0 + 0.5j).reshape(30, 100)
     t = ctx.encrypt(c)
@@ -252,3 +259,17 @@ def test_bootstrapping_keys_across_processes(tmp_path):
     y = ht.load(tmp_path / "y.ht", bctx)
     assert y.level == bctx.fresh_level - 1
     assert bits(bctx.decrypt(y), x * x) > 18
+
+
+def test_torch_save_and_dtype(ctx):
+    torch = pytest.importorskip("torch")
+    x = torch.linspace(-1, 1, 50, dtype=torch.float32)
+    t = ctx.encrypt(x)
+    buf = io.BytesIO()
+    torch.save({"x": t, "pub": ctx.public()}, buf)
+    buf.seek(0)
+    back = torch.load(buf, weights_only=False)  # pickled objects, not tensors: weights_only cannot hold them
+    out = ctx.decrypt(back["x"])
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    assert bits(out.double().numpy(), x.double().numpy()) > 20
+    assert back["pub"].is_public

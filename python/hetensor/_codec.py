@@ -80,8 +80,13 @@ def _layout_attrs(layout: Any) -> Optional[dict]:
 
 
 def _tensor_attrs(t: Any) -> str:
+    tmeta = getattr(t, "_tmeta", None)
+    rng = getattr(t, "_range", None)
     return json.dumps({"shape": list(t.shape), "complex": bool(t._complex), "torch": bool(t._torch),
-                       "layout": _layout_attrs(t._layout)})
+                       "layout": _layout_attrs(t._layout),
+                       "range": None if rng is None else [float(rng[0]), float(rng[1])],
+                       # the dtype comes back on load; the device does not (it is the loader's choice)
+                       "torch_dtype": None if tmeta is None else str(tmeta[0])})
 
 
 def matrix_bytes(m: Any) -> bytes:

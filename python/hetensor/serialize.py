@@ -247,7 +247,41 @@ def _load_tensor(ctx: Any, data: Any, unsafe: bool) -> Any:
             size *= s
         if size > limit or (size + ctx.slots - 1) // ctx.slots != int(ct.batch):
             raise FormatError(f"corrupt attributes: shape {shape} does not fit {int(ct.batch)} ciphertexts")
-    return CipherTensor._wrap(ctx, ct, shape, cplx, torch_out, layout)
+    out = CipherTensor._wrap(ctx, ct, shape, cplx, torch_out, layout)
+    out._range = _range(d.get("range"), float(ct.bound))
+    out._tmeta = _torch_meta(d.get("torch_dtype"))
+    return out
+
+
+def _range(v: Any, bound: float) -> Optional[tuple]:
+    """The tracked value range, kept inside [-bound, bound] (the bound is what
+    the core enforces; metadata is not authenticated)."""
+    if v is None:
+        return None
+    if (not isinstance(v, list) or len(v) != 2 or not all(isinstance(x, (int, float)) for x in v)
+            or not all(np.isfinite(v)) or v[0] > v[1]):
+        raise FormatError("corrupt attributes: range must be [lo, hi] with finite lo <= hi")
+    lo, hi = float(v[0]), float(v[1])
+    if bound > 0:
+        lo, hi = max(lo, -bound), min(hi, bound)
+        if lo > hi:
+            raise FormatError("corrupt attributes: the range lies outside the value bound")
+    return (lo, hi)
+
+
+def _torch_meta(name: Any) -> Optional[tuple]:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.startswith("torch.") or len(name) > 32:
+        raise FormatError("corrupt attributes: torch_dtype")
+    try:
+        import torch
+    except ImportError:
+        return None
+    dtype = getattr(torch, name[len("torch."):], None)
+    if not isinstance(dtype, torch.dtype):
+        raise FormatError(f"corrupt attributes: {name} is not a torch dtype")
+    return (dtype, torch.device("cpu"))
 
 
 def _load_plain(ctx: Any, data: Any, unsafe: bool) -> Any:
