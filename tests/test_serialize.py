@@ -96,9 +96,14 @@ def test_plaintext_round_trip(ctx):
 
 def test_plain_matrix_round_trip(ctx):
     w = np.arange(20.0).reshape(4, 5) / 20
-    pm = ht.PlainMatrix(ctx, w, name="w")
+    pm = ht.PlainMatrix(ctx, w, name="w", cache=False)
     back = ht.load(pm.to_bytes())
     assert isinstance(back, ht.PlainMatrix) and back.name == "w" and np.array_equal(back.array, pm.array)
+    assert back.cache is False
+    kctx = ht.Context.from_preset("toy-insecure", seed=5, auto_keys=True)
+    back = ht.load(ht.PlainMatrix(kctx, w).to_bytes())
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    assert bits(kctx.decrypt(kctx.encrypt(x, layout="matrix") @ back), x @ w) > 18
 
 
 def test_public_context_round_trip_and_compression(ctx, pub):

@@ -93,6 +93,7 @@ def matrix_bytes(m: Any) -> bytes:
     arr = np.ascontiguousarray(m.array)
     dtype = "complex128" if np.iscomplexobj(arr) else "float64"
     arr = arr.astype(dtype, copy=False)
-    meta = json.dumps({"kind": "PlainMatrix", "shape": list(arr.shape), "dtype": dtype, "name": m.name}).encode()
+    meta = json.dumps({"kind": "PlainMatrix", "shape": list(arr.shape), "dtype": dtype, "name": m.name,
+                       "cache": getattr(m, "cache", "auto")}).encode()
     payload = struct.pack("<I", len(meta)) + meta + arr.tobytes()
     return bytes(_core.serialize_blob(int(m.context._engine.params_hash), payload))

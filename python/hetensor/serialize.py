@@ -318,8 +318,10 @@ def _load_matrix(ctx: Any, data: Any, unsafe: bool, param_hash: int) -> Any:
     arr = np.frombuffer(payload[4 + n:], dtype=dtype).reshape(shape).copy()
     if not np.all(np.isfinite(arr)):
         raise FormatError("corrupt matrix record: non-finite weights")
-    name = d.get("name", "")
-    return PlainMatrix(ctx, arr, name=name if isinstance(name, str) else "")
+    name, cache = d.get("name", ""), d.get("cache", "auto")
+    if not isinstance(name, str) or cache not in ("auto", True, False):
+        raise FormatError("corrupt matrix record: name or cache")
+    return PlainMatrix(ctx, arr, name=name, cache=cache)
 
 
 # -- pickle support ----------------------------------------------------------------------------
