@@ -36,6 +36,7 @@ def valid_objects(ctx: ht.Context) -> Dict[str, bytes]:
         "public-context": pub.to_bytes(),
         "public-context-full": pub.to_bytes(compress=False),
         "private-context": ctx.to_bytes(include_secret_key=True),
+        "params": ctx.to_bytes(params_only=True),
     }
 
 

@@ -120,6 +120,16 @@ def test_public_context_round_trip_and_compression(ctx, pub):
     assert bits(ctx.decrypt(ht.load(y.to_bytes(), ctx)), ref) > 20
 
 
+def test_parameters_alone(ctx):
+    data = ctx.to_bytes(params_only=True)
+    assert len(data) < 1000  # no keys
+    d = ht.load(data)
+    again = ht.Context.from_params(**d, seed=1)
+    assert again._engine.params_hash == ctx._engine.params_hash
+    boot = ht.load(ht.Context.from_preset("toy-boot-insecure", seed=2).to_bytes(params_only=True))
+    assert len(boot["level_bits"]) == 20
+
+
 def test_insecure_context_needs_allow_insecure(pub):
     with pytest.raises(ht.SecurityError, match="allow_insecure"):
         ht.load(pub.to_bytes())

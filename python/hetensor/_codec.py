@@ -56,6 +56,12 @@ def save_context(ctx: Any, file: Any, compress: bool, include_secret_key: bool) 
         write(context_bytes(ctx, compress, include_secret_key), file)
 
 
+def params_bytes(ctx: Any) -> bytes:
+    """The parameters alone (no keys): hetensor.load gives them back as the
+    keyword arguments of Context.from_params."""
+    return bytes(_core.serialize_params(ctx._engine))
+
+
 def context_bytes(ctx: Any, compress: bool, include_secret_key: bool) -> bytes:
     attrs, with_secret = _context_record(ctx, include_secret_key)
     return bytes(_core.serialize_context(ctx._engine, attrs, with_secret, bool(compress)))

@@ -503,13 +503,20 @@ class Context:
             pub._bootstrapper = boot
         return pub
 
-    def to_bytes(self, *, compress: bool = True, include_secret_key: bool = False) -> bytes:
+    def to_bytes(self, *, compress: bool = True, include_secret_key: bool = False,
+                 params_only: bool = False) -> bytes:
         """Parameters and keys in hetensor's binary format (see :func:`hetensor.save`).
+
+        ``params_only=True`` writes the parameters alone (no key, secret or
+        public); :func:`hetensor.load` returns them as the keyword arguments
+        of :meth:`from_params`.
 
         A context that holds the secret key is written only with
         ``include_secret_key=True``: the file then decrypts everything
         encrypted under these keys; keep it private. Share :meth:`public` instead.
         """
+        if params_only:
+            return _codec.params_bytes(self)
         return _codec.context_bytes(self, compress, include_secret_key)
 
     def save(self, file: Any, *, compress: bool = True, include_secret_key: bool = False) -> None:

@@ -130,7 +130,9 @@ def load(source: Source, context: Any = None, *, unsafe: bool = False, allow_ins
         allow_insecure: accept a context whose parameters were created with
             ``allow_insecure=True`` (tests only).
 
-    Returns a Context, CipherTensor, PlainTensor or PlainMatrix. Raises
+    Returns a Context, CipherTensor, PlainTensor or PlainMatrix (for a
+    parameters record, ``ctx.to_bytes(params_only=True)``, the keyword
+    arguments of ``Context.from_params``). Raises
     :class:`hetensor.FormatError` when the data is not a valid object for
     ``context``.
     """
@@ -141,7 +143,7 @@ def load(source: Source, context: Any = None, *, unsafe: bool = False, allow_ins
         if kind == _CONTEXT:
             return _load_context(inp.data, unsafe, allow_insecure)
         if kind == _PARAMS:
-            raise FormatError("a parameters record is not a loadable object on its own; load a context")
+            return _load_params(inp.data, unsafe)
         ctx = context if context is not None else _find_context(info, kind)
         if kind == _CIPHERTEXT:
             return _load_tensor(ctx, inp.data, unsafe)
@@ -213,6 +215,16 @@ def _load_context(data: Any, unsafe: bool, allow_insecure: bool) -> Any:
             raise FormatError("corrupt context attributes: the fresh level differs from the bootstrap output level")
     ctx._fresh_level = fresh
     return ctx
+
+
+def _load_params(data: Any, unsafe: bool) -> dict:
+    lit = _core.deserialize_params(data, bool(unsafe))
+    out = {k: getattr(lit, k) for k in ("name", "log_n", "levels", "scale_bits", "first_prime_bits", "dnum",
+                                        "special_prime_bits", "special_primes", "hamming_weight", "sigma",
+                                        "allow_insecure")}
+    if lit.level_bits:
+        out["level_bits"] = list(lit.level_bits)
+    return out
 
 
 def _check_context(ctx: Any) -> None:
