@@ -97,8 +97,11 @@ def context_attacks(data: bytes) -> List[Tuple[str, bytes]]:
         ("level sizes 2^32-1", put(data, fields + 32, "<I", 2**32 - 1)),
         ("payload cut in half", data[: HEADER + (len(data) - HEADER) // 2]),
         ("trailing byte", data + b"\0"),
-        ("residue 2^64-1 in the first key", put(data, first_key_word(data), "<Q", 2**64 - 1)),
+        # found by the fuzzer: a name that is not UTF-8 failed as UnicodeDecodeError
+        ("name not ascii", data[: p + 4] + bytes([0xD7]) * name_len + data[p + 4 + name_len:]),
     ]
+    if int.from_bytes(data[OFF_TYPE:OFF_TYPE + 2], "little") == 2:  # a context: keys follow the parameters
+        out.append(("residue 2^64-1 in the first key", put(data, first_key_word(data), "<Q", 2**64 - 1)))
     return [(name, reseal(d)) for name, d in out]
 
 

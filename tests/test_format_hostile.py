@@ -37,7 +37,7 @@ def corpus(objects):
         yield from ((kind, n, d) for n, d in bit_flips(data))
         if kind.startswith(("ciphertext", "plaintext")):
             yield from ((kind, n, d) for n, d in batch_attacks(data))
-        if kind.endswith("context") or kind.endswith("context-full"):
+        if kind.endswith("context") or kind.endswith("context-full") or kind == "params":
             yield from ((kind, n, d) for n, d in context_attacks(data))
 
 
@@ -88,6 +88,15 @@ def test_a_context_cut_after_its_parameters_builds_no_tables(sctx, objects):
     cut = reseal(data[: first_key_word(data) + 64])
     with pytest.raises(ht.FormatError, match="keys of these parameters"):
         ht.load(cut, allow_insecure=True)
+
+
+def test_parameters_with_a_non_ascii_name(objects):
+    # the fuzzer's first finding: the core loader raised UnicodeDecodeError
+    bad = dict(context_attacks(objects["params"]))["name not ascii"]
+    with pytest.raises(ht.FormatError, match="ASCII"):
+        ht._core.deserialize_params(bad)
+    with pytest.raises(ht.FormatError, match="ASCII"):
+        ht.load(dict(context_attacks(objects["public-context"]))["name not ascii"], allow_insecure=True)
 
 
 def test_unsafe_skips_only_the_content_checks(sctx, objects):

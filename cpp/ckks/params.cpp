@@ -19,6 +19,10 @@ int bit_length(u64 x) { return 64 - __builtin_clzll(x); }
 
 Params::Params(const ParamsLiteral& lit) : lit_(lit) {
   const std::string& nm = lit.name;
+  bool printable = nm.size() <= 256;
+  for (unsigned char ch : nm) printable = printable && ch >= 0x20 && ch < 0x7f;
+  // (the name reaches Python as str and files as bytes: keep it plain ASCII)
+  if (!printable) throw InvalidArgument("invalid parameters: the name must be printable ASCII, at most 256 characters");
   check(lit.log_n >= 10 && lit.log_n <= 17, nm, "log_n must be in [10, 17]");
   check(lit.levels >= 0 && lit.levels <= 60, nm, "levels must be in [0, 60]");
   check(lit.scale_bits >= 32 && lit.scale_bits <= 60, nm, "scale_bits must be in [32, 60]");
