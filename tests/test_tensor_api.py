@@ -327,7 +327,8 @@ def test_shape_ops_on_matrix_layouts(ctx, x):
     assert M.layout is not None
     for got, ref in ((lambda: M[1], x[1]), (lambda: M[:, :4], x[:, :4]), (lambda: M.reshape(-1), x.reshape(-1)),
                      (lambda: M.roll(2), np.roll(x, 2)), (lambda: ht.cat([M, M]), np.concatenate([x, x])),
-                     (lambda: M.mean(1), x.mean(1))):
+                     (lambda: M.mean(1), x.mean(1)), (lambda: M.T.reshape(-1), x.T.reshape(-1)),
+                     (lambda: M.T[1], x.T[1])):
         Y = with_keys(ctx, got)
         assert bits(ctx.decrypt(Y), ref) >= 22
 
