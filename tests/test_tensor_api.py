@@ -202,6 +202,17 @@ def test_indexing_plans_its_keys(x):
     assert c.rotation_steps_for("getitem", x.shape, 0) == []  # row 0 stays in place: a mask only
 
 
+def test_slot_moves_follow_auto_keys_and_the_key_policy(x):
+    auto = ht.Context.from_preset("toy-insecure", seed=1818, auto_keys=True)
+    assert bits(auto.decrypt(auto.encrypt(x)[:, :4]), x[:, :4]) >= 25
+    assert bits(auto.decrypt(auto.encrypt(x).roll(3)), np.roll(x, 3)) >= 25
+    p2 = ht.Context.from_preset("toy-insecure", seed=1819, key_policy="power-of-two")
+    steps = p2.rotation_steps_for("getitem", x.shape, np.s_[:, :4])
+    assert steps and all(s & (s - 1) == 0 or (p2.slots - s) & (p2.slots - s - 1) == 0 for s in steps)
+    p2.generate_rotation_keys(steps)
+    assert bits(p2.decrypt(p2.encrypt(x)[:, :4]), x[:, :4]) >= 25
+
+
 def test_selecting_whole_ciphertexts_is_free(ctx):
     x = np.linspace(-1, 1, 3 * ctx.slots).reshape(3, ctx.slots)
     X = ctx.encrypt(x)

@@ -9,8 +9,9 @@ flat row-major packing of ``Context.encrypt`` (unused slots zero) and costs:
 - otherwise one slot map: **one level**, one plaintext product per distinct
   shift d between source and destination slot, and about 2 sqrt(d) rotations
   (baby-step giant-step). Their keys must exist; ``ctx.rotation_steps_for(
-  "getitem", shape, key)`` (or ``"roll"``, ``"cat"``) lists them, and a
-  missing key raises :class:`hetensor.MissingKeyError` whose ``.steps`` does.
+  "getitem", shape, key)`` (or ``"roll"``, ``"cat"``) lists them (under the
+  context's key policy), and a missing key raises :class:`hetensor.MissingKeyError`
+  whose ``.steps`` does, or is made when the context has ``auto_keys``.
 
 Works for matrix layouts too (the result is flat; one level).
 """
@@ -87,8 +88,10 @@ def _move(ctx, ct, sizes_in, src_ct, src_slot, shape, like):
         if ct.level < 1:
             raise ValueError("moving elements between slots needs one level and the tensor is at level 0; "
                              "bootstrap it or select before the last multiplication")
+        from .linalg.keypolicy import ensure
+
         plan = _plan(slots, ct.batch, src_ct, src_slot)
-        ctx._engine.require_rotation_keys(_steps(slots, plan))
+        ensure(ctx, _steps(slots, plan), "move elements between slots")  # auto_keys, key policy
         enc = plan.encoded(ctx._engine, int(ct.level), False)
         out, _ = _core.linalg_apply_map(ctx._engine, ct, enc, 1)
     return type(like)._wrap(ctx, out, shape, like._complex, like._torch)._carry_from(like)
@@ -286,7 +289,7 @@ def rotation_steps(ctx, op: str, shape: Sequence[int], *args: Any) -> List[int]:
         src_ct, src_slot = np.concatenate(src_ct), np.concatenate(src_slot)
         if _whole_ciphertexts(src_ct, src_slot, sizes, slots) is not None:
             return []
-        return _steps(slots, _plan(slots, base, src_ct, src_slot))
+        return _policy_keys(ctx, _steps(slots, _plan(slots, base, src_ct, src_slot)))
     shape = tuple(int(s) for s in shape)
     size = int(math.prod(shape))
     if op == "getitem":
@@ -299,4 +302,11 @@ def rotation_steps(ctx, op: str, shape: Sequence[int], *args: Any) -> List[int]:
     src_ct, src_slot = sel // slots, sel % slots
     if _whole_ciphertexts(src_ct, src_slot, sizes, slots) is not None:
         return []
-    return _steps(slots, _plan(slots, len(sizes), src_ct, src_slot))
+    return _policy_keys(ctx, _steps(slots, _plan(slots, len(sizes), src_ct, src_slot)))
+
+
+def _policy_keys(ctx, steps: List[int]) -> List[int]:
+    """The keys that rotations by ``steps`` use under the context's key policy."""
+    from .linalg.keypolicy import key_policy, keys_for_steps
+
+    return keys_for_steps(ctx.slots, steps, key_policy(ctx))
