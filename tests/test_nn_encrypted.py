@@ -77,6 +77,8 @@ def test_gaussian_kernel_attention_with_padding(ctx):
     exact = att(torch.from_numpy(x), torch.from_numpy(mask)).detach().numpy().reshape(enc.shape)
     assert bits(plain, exact) >= 10  # exp within 2^-14 of its scale, through E v and the projection
     assert bits(enc, plain) >= 12
+    run = model.last_run  # q and k (and E and v) refresh together: two tensors per complex-packed bootstrap
+    assert any(b.get("paired") for b in run.bootstraps) and run.circuits < len(run.bootstraps)
 
 
 def test_softmax_attention(ctx):

@@ -133,7 +133,7 @@ def main(argv: Any = None) -> Dict[str, Any]:
         sim = np.concatenate([model.simulate(x_te[i:i + B], ctx) for i in range(0, ns, B)])
         run = model.last_run
         per = (time.perf_counter() - t0) / math.ceil(ns / B)
-        rows.append((f"simulate (batches of {B})", ns, _acc(sim, y_te[:ns]), per, _levels(run), len(run.bootstraps)))
+        rows.append((f"simulate (batches of {B})", ns, _acc(sim, y_te[:ns]), per, _levels(run), run.circuits))
         print(f"  simulate vs plain logits: max |diff| {np.max(np.abs(sim - plain[:ns])):.2e}")
 
     ne = len(y_te) if args.encrypted < 0 else min(args.encrypted, len(y_te))
@@ -152,7 +152,7 @@ def main(argv: Any = None) -> Dict[str, Any]:
         enc = np.concatenate(outs)[:ne]
         run = model.last_run
         rows.append((f"encrypted (batches of {B})", ne, _acc(enc, y_te[:ne]), float(np.mean(times)), _levels(run),
-                     len(run.bootstraps)))
+                     run.circuits))
         bits = -math.log2(max(np.max(np.abs(enc - plain[:ne])), 1e-300) / np.max(np.abs(plain[:ne])))
         print(f"  encrypted vs plain logits: max |diff| {np.max(np.abs(enc - plain[:ne])):.2e} ({bits:.1f} bits)")
         print(f"  agreement of encrypted and exact predictions: "

@@ -56,8 +56,7 @@ class _Attention(Module):
             cols = slice(h * self.head_dim, (h + 1) * self.head_dim)
             q, k, v = (p.project(x, run, cols) for p in (self.q, self.k, self.v))
             e = self.weights(q, k, run, h)
-            e = run.ready(e, 3, self, "weights")
-            v = run.ready(v, 3, self, "values")
+            e, v = run.ready_many([(e, 3, "weights"), (v, 3, "values")], self)
             o = run.matmul(e, v)
             out = o if out is None else run.add(out, o, self, "heads")
         out = run.ready(out, 1, self, "heads")
@@ -82,8 +81,7 @@ class GaussianKernelAttention(_Attention):
 
     def weights(self, q: Any, k: Any, run: Any, head: int) -> Any:
         n, c = run.n_tokens, 1.0 / (2.0 * math.sqrt(self.head_dim))
-        q = run.ready(q, 3, self, "q")
-        k = run.ready(k, 3, self, "k")
+        q, k = run.ready_many([(q, 3, "q"), (k, 3, "k")], self)
         qq = run.matmul(q * q, run.matrix(self, ("rows", n), lambda: np.full((self.d_model, n), -c)))
         kk = run.matmul(run.matrix(self, ("cols", n), lambda: np.full((n, self.d_model), -c)), (k * k).T)
         qk = run.matmul(q, run.ready(k * (2.0 * c), 3, self, "k2c").T)
@@ -122,8 +120,7 @@ class SoftmaxAttention(_Attention):
 
     def weights(self, q: Any, k: Any, run: Any, head: int) -> Any:
         n = run.n_tokens
-        q = run.ready(q, 3, self, "q")
-        k = run.ready(k, 3, self, "k")
+        q, k = run.ready_many([(q, 3, "q"), (k, 3, "k")], self)
         z = run.matmul(q, (k * (1.0 / math.sqrt(self.head_dim))).T)
         mask = run.attention_mask()
         ones = np.ones((n, n))

@@ -58,6 +58,7 @@ class CompileReport:
     batch: int
     seq_len: int
     bootstraps: List[Dict[str, Any]] = field(default_factory=list)
+    circuits: int = 0
     input_level: int = 0
     output_level: int = 0
     rotation_keys: int = 0
@@ -73,7 +74,7 @@ class CompileReport:
             where[key] = where.get(key, 0) + 1
         sites = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in where.items()) or "none"
         return (f"compiled for {self.context}, batch {self.batch} x {self.seq_len} tokens: "
-                f"{len(self.bootstraps)} bootstraps ({sites}); level {self.input_level} -> {self.output_level}; "
+                f"{len(self.bootstraps)} tensors bootstrapped in {self.circuits} bootstraps ({sites}); level {self.input_level} -> {self.output_level}; "
                 f"{self.rotation_keys} rotation keys ({self.new_rotation_keys} made now); {self.seconds:.1f} s")
 
 
@@ -99,7 +100,7 @@ def compile_model(model: Any, ctx: Any, example: Any, *, mask: Any = None, seq_l
     run = model.last_run
     object.__setattr__(model, "seq_len", getattr(model, "seq_len", None) or seq_len)
     object.__setattr__(model, "_leaf_calls", sum(1 for e in run.profile if e["module"] and _is_leaf(model, e["module"])))
-    rep = CompileReport(ctx.name, run.batch, run.seq_len, list(run.bootstraps), x.level,
+    rep = CompileReport(ctx.name, run.batch, run.seq_len, list(run.bootstraps), run.circuits, x.level,
                         int(run.profile[0]["level_out"]), len(ctx.rotation_steps), len(ctx.rotation_steps) - keys0,
                         time.perf_counter() - t0, out)
     object.__setattr__(model, "plan", rep)
@@ -117,7 +118,8 @@ def profile_table(model: Any) -> str:
     run = getattr(model, "last_run", None)
     if run is None:
         raise ValueError("run the model once before asking for its profile")
-    lines = [f"{run.mode} forward, batch {run.batch} x {run.seq_len} tokens, {len(run.bootstraps)} bootstraps",
+    lines = [f"{run.mode} forward, batch {run.batch} x {run.seq_len} tokens, {len(run.bootstraps)} tensors "
+             f"bootstrapped in {run.circuits} bootstraps",
              f"{'module':<34} {'kind':<24} {'seconds':>9} {'levels':>9} {'boots':>5}"]
     for e in run.profile:
         name = ("  " * (e["depth"] - 1)) + (e["module"] or "(model)")

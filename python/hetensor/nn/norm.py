@@ -72,9 +72,8 @@ class LayerNorm(Module):
         cg = c * (self.weight / math.sqrt(S))
         cr = self.ranges.get("centered", [-1.0, 1.0])
         cbound = max(abs(cr[0]), abs(cr[1])) * (1.0 + self.margin) * float(np.max(np.abs(self.weight))) / math.sqrt(S)
-        cg = run.ready(cg, 2, self, "scaled", bound=cbound)
         p, _ = self.inv_sqrt_steps()
-        r = run.ready(r, 2, self, "inv_sqrt", bound=1.05 / math.sqrt(p.a))
+        cg, r = run.ready_many([(cg, 2, "scaled", cbound), (r, 2, "inv_sqrt", 1.05 / math.sqrt(p.a))], self)
         return cg * r + self.bias
 
     def inv_sqrt(self, v: Any, run: Any) -> Any:

@@ -48,7 +48,8 @@ class Run:
         self.calibrating = calibrating
         self.auto_keys = auto_keys
         self.margin = margin
-        self.bootstraps: List[Dict[str, Any]] = []
+        self.bootstraps: List[Dict[str, Any]] = []  # one entry per refreshed tensor
+        self.circuits = 0  # bootstrap circuits run (a complex-packed one refreshes two tensors)
         self.profile: List[Dict[str, Any]] = []
         self.progress = progress
         self._names = {id(m): (n or type(m).__name__) for n, m in root.named_modules()}
@@ -122,11 +123,46 @@ class Run:
     def add(self, a: Any, b: Any, module: Any, site: str) -> Any:
         """``a + b`` of two tensors: each first gets a level for a possible change of
         layout (the operands of an encrypted sum may sit in different packings)."""
-        return self.ready(a, 1, module, site + ".a") + self.ready(b, 1, module, site + ".b")
+        a, b = self.ready_many([(a, 1, site + ".a"), (b, 1, site + ".b")], module)
+        return a + b
 
     def mul(self, a: Any, b: Any, module: Any, site: str) -> Any:
         """``a * b`` of two tensors: a level for the product, one for a change of layout."""
-        return self.ready(a, 2, module, site + ".a") * self.ready(b, 2, module, site + ".b")
+        a, b = self.ready_many([(a, 2, site + ".a"), (b, 2, site + ".b")], module)
+        return a * b
+
+    def ready_many(self, items: List[tuple], module: Any) -> List[Any]:
+        """:meth:`ready` for several tensors ``(x, need, site[, bound])``; those that
+        must be refreshed share complex-packed bootstraps (two real ciphertexts per
+        bootstrap, ``Context.bootstrap_many``) in encrypted mode."""
+        todo, out = [], []
+        for it in items:
+            x, need, site = it[0], it[1], it[2]
+            bound = it[3] if len(it) > 3 else None
+            if bound is None:
+                self.record(module, site, x)
+            if _level(x) >= need + self.reserve:
+                out.append(x)
+                continue
+            if not self.can_bootstrap:
+                return [self.ready(it[0], it[1], module, it[2], it[3] if len(it) > 3 else None) for it in items]
+            todo.append((len(out), x, site, bound))
+            out.append(None)
+        if len(todo) == 1 or (todo and self.mode != "encrypted"):
+            for i, x, site, bound in todo:
+                out[i] = self._refresh(x, module, site, bound)
+            return out
+        if todo:
+            scales = [self.boot_scale(module, site, x, bound) for _, x, site, bound in todo]
+            down = [x.assume_bound(s) * (1.0 / s) if s > 1.0 else x.assume_bound(1.0)
+                    for (_, x, _, _), s in zip(todo, scales)]
+            fresh = CipherArray.bootstrap_many(down)
+            for (i, x, site, _), s, y in zip(todo, scales, fresh):
+                out[i] = y * s if s > 1.0 else y
+                self.bootstraps.append(dict(module=self.name_of(module), site=site, level=_level(x), scale=s,
+                                            paired=True))
+            self.circuits += (sum(_cts(x) for _, x, _, _ in todo) + 1) // 2
+        return out
 
     # -- levels ------------------------------------------------------------------------
     def record(self, module: Any, site: str, x: Any) -> None:
@@ -172,7 +208,14 @@ class Run:
         if s > 1.0:
             y = y * s
         self.bootstraps.append(dict(module=self.name_of(module), site=site, level=lv, scale=s))
+        self.circuits += _cts(x)
         return y
+
+
+def _cts(x: Any) -> int:
+    """Ciphertexts a tensor takes (1 for the numpy-backed ones)."""
+    t = getattr(x, "t", None)
+    return int(getattr(t, "num_ciphertexts", 1)) if t is not None else 1
 
 
 def _level(x: Any) -> int:

@@ -18,7 +18,7 @@ same:
 from __future__ import annotations
 
 import numbers
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -219,6 +219,12 @@ class CipherArray:
 
     def bootstrap(self) -> "CipherArray":
         return self._do(lambda: self.t.bootstrap())
+
+    @staticmethod
+    def bootstrap_many(items: List["CipherArray"]) -> List["CipherArray"]:
+        """Refresh several tensors two real ciphertexts per (complex-packed) bootstrap."""
+        ctx = items[0].t.context
+        return [CipherArray(t, items[0].make_keys) for t in ctx.bootstrap_many([x.t for x in items])]
 
     def assume_bound(self, bound: float) -> "CipherArray":
         """The engine's tracked bound on |values| replaced by ``bound``, which the
