@@ -86,9 +86,13 @@ def main(argv: Any = None) -> Dict[str, Any]:
     ap.add_argument("--preset", default="toy-boot-insecure", help="bootstrapping preset (n16-boot: 128-bit secure)")
     ap.add_argument("--encrypted", type=int, default=4, help="test samples to run encrypted (0: none, -1: all)")
     ap.add_argument("--simulated", type=int, default=-1, help="test samples to simulate (-1: all)")
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=60, help="pre-training epochs (all weights)")
+    ap.add_argument("--lora-epochs", type=int, default=20, help="fine-tuning epochs (the LoRA adapters only)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: the default)")
+    ap.add_argument("--max-depth", type=int, default=0,
+                    help="levels per polynomial (0: the preset's fresh level - 1); with --encrypted 0 "
+                         "--simulated 0 no context is made (plain mode predicts a preset's accuracy)")
     args = ap.parse_args(argv)
 
     import torch
@@ -100,7 +104,7 @@ def main(argv: Any = None) -> Dict[str, Any]:
         ht.set_num_threads(args.threads)
     x_tr, y_tr, x_te, y_te = load_digits_tokens(args.seed)
     t0 = time.perf_counter()
-    tmodel = train(x_tr, y_tr, epochs=args.epochs, seed=args.seed)
+    tmodel = train(x_tr, y_tr, epochs=args.epochs, lora_epochs=args.lora_epochs, seed=args.seed)
     print(f"trained in PyTorch in {time.perf_counter() - t0:.1f} s: {tmodel.__class__.__name__}, "
           f"{sum(p.numel() for p in tmodel.parameters())} parameters, LoRA rank 2 on q, k, v")
     rows = []
@@ -109,6 +113,15 @@ def main(argv: Any = None) -> Dict[str, Any]:
         exact = tmodel(torch.from_numpy(x_te)).numpy()
         rows.append(("torch exact", len(y_te), _acc(exact, y_te), (time.perf_counter() - t0), "-", "-"))
 
+    if args.encrypted == 0 and args.simulated == 0 and args.max_depth:
+        model = hnn.from_torch(tmodel, calibration=x_tr, max_depth=args.max_depth)
+        t0 = time.perf_counter()
+        plain = model(x_te)
+        rows.append((f"plain, max_depth {args.max_depth}", len(y_te), _acc(plain, y_te), time.perf_counter() - t0,
+                     "-", "-"))
+        print(f"  plain vs exact logits: max |diff| {np.max(np.abs(plain - exact)):.2e}")
+        _table(rows, len(y_te), f"none (plain mode with {args.max_depth} levels per polynomial)")
+        return dict(rows=rows)
     print(f"context {args.preset} (bootstrapping keys) ...", flush=True)
     t0 = time.perf_counter()
     ctx = ht.Context.from_preset(args.preset, bootstrap=True)
@@ -120,7 +133,7 @@ def main(argv: Any = None) -> Dict[str, Any]:
     if ctx.fresh_level - 1 < 8:
         print(f"  note: {ctx.fresh_level} levels between bootstraps leave {ctx.fresh_level - 1} per polynomial: "
               f"low degrees, so plain accuracy drops (n16-boot has 9)")
-    model = hnn.from_torch(tmodel, calibration=x_tr, max_depth=ctx.fresh_level - 1)
+    model = hnn.from_torch(tmodel, calibration=x_tr, max_depth=args.max_depth or ctx.fresh_level - 1)
     t0 = time.perf_counter()
     plain = model(x_te)
     rows.append(("plain (polynomials)", len(y_te), _acc(plain, y_te), time.perf_counter() - t0, "-", "-"))
@@ -159,11 +172,15 @@ def main(argv: Any = None) -> Dict[str, Any]:
               f"{np.mean(enc.argmax(1) == exact[:ne].argmax(1)) * 100:.1f}%")
         print(model.profile())
 
-    print(f"\nscikit-learn digits, test split ({len(y_te)} images as 8 tokens x 8 features), preset {args.preset}")
+    _table(rows, len(y_te), args.preset)
+    return dict(rows=rows)
+
+
+def _table(rows: List[tuple], n_test: int, preset: str) -> None:
+    print(f"\nscikit-learn digits, test split ({n_test} images as 8 tokens x 8 features), preset {preset}")
     print(f"{'mode':<28} {'samples':>7} {'accuracy':>9} {'s/forward':>10} {'levels':>8} {'bootstraps':>10}")
     for name, n, acc, sec, lv, nb in rows:
         print(f"{name:<28} {n:>7} {acc * 100:>8.2f}% {sec:>10.2f} {lv:>8} {nb!s:>10}")
-    return dict(rows=rows)
 
 
 def _acc(logits: np.ndarray, y: np.ndarray) -> float:

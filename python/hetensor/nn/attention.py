@@ -121,7 +121,7 @@ class SoftmaxAttention(_Attention):
     def weights(self, q: Any, k: Any, run: Any, head: int) -> Any:
         n = run.n_tokens
         q, k = run.ready_many([(q, 3, "q"), (k, 3, "k")], self)
-        z = run.matmul(q, (k * (1.0 / math.sqrt(self.head_dim))).T)
+        z = run.matmul(q, run.ready(k * (1.0 / math.sqrt(self.head_dim)), 3, self, "k_scaled").T)
         mask = run.attention_mask()
         ones = np.ones((n, n))
         if run.calibrating:
@@ -143,10 +143,8 @@ class SoftmaxAttention(_Attention):
         s = run.matmul(e, run.matrix(self, ("ones", n, hi), lambda: ones / hi))  # row sums / hi, in every column
         s = run.ready(s, rp.depth, self, "sums_scaled", bound=1.0)
         y = s.polyval(rp)
-        for _ in range(steps):
-            y = run.ready(y, 2, self, "newton", bound=1.05 / rp.a)
-            s = run.ready(s, 1, self, "sums_scaled", bound=1.0)
+        for _ in range(steps):  # y (2 - s y): two levels on y, and s y one below s
+            y, s = run.ready_many([(y, 2, "newton", 1.05 / rp.a), (s, 2, "sums_scaled", 1.0)], self)
             y = y * (2.0 - s * y)
-        y = run.ready(y, 1, self, "recip", bound=1.05 / rp.a)
-        e = run.ready(e, 1, self, "exp_masked", bound=ebound)
+        y, e = run.ready_many([(y, 2, "recip", 1.05 / rp.a), (e, 1, "exp_masked", ebound)], self)
         return e * (y * (1.0 / hi))
