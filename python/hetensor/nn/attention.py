@@ -92,9 +92,9 @@ class GaussianKernelAttention(_Attention):
         p, squarings = self.exp_steps()
         z = run.ready(z, p.depth, self, "scores")
         e = z.polyval(p)
-        for _ in range(squarings):
+        for _ in range(squarings):  # exp(z / 2^j) <= exp(1/4) < 1.5 at every step
             e = run.ready(e, 1, self, "exp", bound=1.5)
-            e = e * e
+            e = (e * e).assume_bound(1.5)
         e = run.ready(e, 1, self, "exp", bound=1.5)
         return e * run.attention_mask()  # a plaintext in e's own packing
 
@@ -136,7 +136,7 @@ class SoftmaxAttention(_Attention):
         ebound = 1.05 * math.exp(p.b * 2 ** squarings)
         for _ in range(squarings):
             e = run.ready(e, 1, self, "exp", bound=ebound)
-            e = e * e
+            e = (e * e).assume_bound(ebound)
         e = run.ready(e, 2, self, "exp", bound=ebound)
         e = e * mask
         (rp, steps), hi = self.reciprocal()
@@ -145,6 +145,6 @@ class SoftmaxAttention(_Attention):
         y = s.polyval(rp)
         for _ in range(steps):  # y (2 - s y): two levels on y, and s y one below s
             y, s = run.ready_many([(y, 2, "newton", 1.05 / rp.a), (s, 2, "sums_scaled", 1.0)], self)
-            y = y * (2.0 - s * y)
+            y = (y * (2.0 - s * y)).assume_bound(1.05 / rp.a)  # Newton from below: y in (0, 1/s]
         y, e = run.ready_many([(y, 2, "recip", 1.05 / rp.a), (e, 1, "exp_masked", ebound)], self)
         return e * (y * (1.0 / hi))

@@ -88,5 +88,7 @@ class LayerNorm(Module):
                 y = run.ready(y, 3, self, "newton", bound=ybound)
                 if vh is None or vh.level < 2 + run.reserve:
                     vh = run.ready(v, 2, self, "var_scaled", bound=1.0) * -0.5
-                y = (y * y) * (vh * y) + y * 1.5  # one packing: no change of layout
+                # one packing: no change of layout; y stays in (0, ybound] (the engine's own
+                # worst-case tracking cubes its bound every step)
+                y = ((y * y) * (vh * y) + y * 1.5).assume_bound(ybound)
         return y
