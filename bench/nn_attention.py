@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--lora", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", default="")
+    ap.add_argument("--kinds", default="gk,softmax")
     args = ap.parse_args()
 
     import torch
@@ -42,7 +43,9 @@ def main() -> None:
     x = rng.normal(0, 1, (args.batch, args.seq, args.d))
     calib = rng.normal(0, 1, (64, args.seq, args.d))
     out = []
-    for kind, cls in (("gk", htt.GaussianKernelAttention), ("softmax", htt.SoftmaxAttention)):
+    kinds = {"gk": htt.GaussianKernelAttention, "softmax": htt.SoftmaxAttention}
+    for kind in args.kinds.split(","):
+        cls = kinds[kind]
         torch.manual_seed(0)
         twin = cls(args.d, args.heads, lora_rank=args.lora).double()
         model = hnn.from_torch(twin, calibration=calib, max_depth=ctx.fresh_level - 1)
@@ -59,9 +62,10 @@ def main() -> None:
                    rotation_keys=rep.rotation_keys)
         out.append(row)
         print(json.dumps(row), flush=True)
-    gk, sm = out
-    print(f"softmax / GK time: {sm['seconds'] / gk['seconds']:.2f}x "
-          f"({sm['bootstraps']} vs {gk['bootstraps']} bootstraps)")
+    if len(out) == 2:
+        gk, sm = out
+        print(f"softmax / GK time: {sm['seconds'] / gk['seconds']:.2f}x "
+              f"({sm['bootstraps']} vs {gk['bootstraps']} bootstraps)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

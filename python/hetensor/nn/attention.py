@@ -133,7 +133,7 @@ class SoftmaxAttention(_Attention):
         p, squarings = self.exp_steps()
         z = run.ready(z, p.depth, self, "scores")
         e = z.polyval(p)
-        ebound = 1.05 * math.exp(p.b * 2 ** squarings)
+        ebound = 1.05 * math.exp(max(p.b, 0.0))  # exp(z / 2^j) <= exp(b) at every squaring
         for _ in range(squarings):
             e = run.ready(e, 1, self, "exp", bound=ebound)
             e = (e * e).assume_bound(ebound)
