@@ -220,3 +220,18 @@ def test_power_of_two_policy(op, shapes, kw, rng):
     out, ref = run_case(ctx, case, rng)
     assert bits(ctx.decrypt(out), ref) >= PRECISION
     assert set(ctx.rotation_steps) == set(steps)  # nothing else was made
+
+
+def test_prepare_lora_lists_its_keys_at_once(rng):
+    """Preparing an adapter (both maps and their doublings) is one planned operation too."""
+    ctx = ht.Context.from_preset("toy-insecure", seed=38)
+    X, A, B = rng.uniform(-1, 1, (16, 40)), rng.uniform(-1, 1, (40, 4)) / 6, rng.uniform(-1, 1, (4, 24)) / 2
+    x, a, b = (ctx.encrypt(v, layout="matrix") for v in (X, A, B))
+    with pytest.raises(ht.MissingKeyError) as err:
+        la.prepare_lora(a, b, x)
+    ctx.generate_rotation_keys(err.value.steps)
+    pa, pb = la.prepare_lora(a, b, x)          # never raises again
+    with pytest.raises(ht.MissingKeyError) as err:
+        la.lora(x, pa, pb)                     # the left side's own steps
+    ctx.generate_rotation_keys(err.value.steps)
+    assert bits(ctx.decrypt(la.lora(x, pa, pb)), X @ A @ B) >= PRECISION

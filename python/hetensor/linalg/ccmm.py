@@ -520,6 +520,7 @@ def _prepare_right(y, cand, cost: MatmulCost):
     return _right_side(y.context, cand, y, int(y.level), cost)
 
 
+@rm.planned("prepare a right operand")
 def prepare(y, left, method: Optional[str] = None) -> PreparedMatrix:
     """``y`` (encrypted) prepared for ``x @ y`` with x in ``left`` (a Layout or a CipherTensor)."""
     lay = left if isinstance(left, Layout) else to_matrix(left)._layout

@@ -9,6 +9,7 @@ from . import runmode as rm
 from ..layout import Layout
 from .ccmm import PreparedMatrix, matmul_cc, matmul_prepared, prepare
 from .cost import MatmulCost, publish
+from .moves import to_matrix
 from .plainmm import as_plain, matmul_plain
 
 
@@ -93,11 +94,12 @@ def lora(x, a, b, *, return_cost: bool = False):
     return (out, cost) if return_cost else out
 
 
+@rm.planned("prepare a LoRA adapter")
 def prepare_lora(a, b, left):
     """A LoRA adapter (a: d x r, b: r x p, encrypted) prepared for :func:`lora` with inputs in
     ``left`` (a Layout or a CipherTensor): returns (prepared a, prepared b)."""
     pa = prepare(a, left, method="diag")
-    lay = left if isinstance(left, Layout) else left.layout
+    lay = left if isinstance(left, Layout) else to_matrix(left)._layout
     u_lay = pa.cand["setup"]["out"].replace(shape=lay.shape[:-1] + (pa.shape[1],))
     pb = prepare(b, u_lay, method="repeat")
     return pa, pb
