@@ -24,6 +24,7 @@ import pytest
 import hetensor as ht
 from hetensor import linalg as la
 from hetensor.layout import Layout
+from hetensor.linalg import keypolicy
 
 from conftest import bits
 
@@ -107,17 +108,22 @@ def steps_for(ctx, case):
 SEEDS = list(range(30))
 
 
+POLICIES = ["exact", "few", "power-of-two"]
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_rotation_steps_for_is_exactly_enough(seed):
     case = make_case(seed)
-    ctx = ht.Context.from_preset("toy-insecure", seed=100 + seed)
+    policy = POLICIES[(seed // 10) % 3]
+    ctx = ht.Context.from_preset("toy-insecure", seed=100 + seed, key_policy=policy)
     la.set_plaintext_budget(ctx, 32 << 20)
     steps = steps_for(ctx, case)
     ctx.generate_rotation_keys(steps)
     out, ref = run_case(ctx, case, np.random.default_rng(seed))
     assert bits(ctx.decrypt(out), ref) >= PRECISION, case
     used = set(la.last_cost().rotation_steps) if la.last_cost() else set()
-    assert used <= set(steps), (case, sorted(used - set(steps)))
+    keys = set(keypolicy.keys_for_steps(ctx.slots, used, policy))
+    assert keys <= set(steps), (case, policy, sorted(keys - set(steps)))
     del ctx, out
     gc.collect()
 
@@ -125,7 +131,7 @@ def test_rotation_steps_for_is_exactly_enough(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_missing_key_error_lists_every_step_at_once(seed):
     case = make_case(seed)
-    ctx = ht.Context.from_preset("toy-insecure", seed=200 + seed)
+    ctx = ht.Context.from_preset("toy-insecure", seed=200 + seed, key_policy=POLICIES[(seed // 10) % 3])
     la.set_plaintext_budget(ctx, 32 << 20)
     rng = np.random.default_rng(seed)
     try:
