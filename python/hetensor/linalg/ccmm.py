@@ -160,7 +160,12 @@ def _diag_setup(slots: int, lx: Layout, ly, B: int, rows: int = 1):
     if pp > K:
         return None
     rows = min(next_pow2(rows), next_pow2(br))
-    # E'(a, d)[i + bm t] = Y[a bc + (t + d) mod K, t mod pp] for i < rows
+    # Baby-step giant-step over d = g T + b: rot(X, bm d) (.) E_d = rot(rot(X, bm b) (.) rot(E_d, -bm g T), bm g T),
+    # so X is rotated T - 1 times (hoisted) and each giant group once after its relinearization;
+    # the map writes E_d already rotated by -bm g T (free). T minimises the weighted key switches.
+    T = min((1 << e for e in range(int(math.log2(pp)) + 1)),
+            key=lambda T: 0.6 * ncb * (T - 1) + 2 * (-(-pp // T)) - 1)
+    # E'(a, d)[i + bm (t + g T)] = Y[a bc + (t + d) mod K, t mod pp] for i < rows
     t = np.arange(K)
     oc, os_, ic, is_ = [], [], [], []
     for a in range(ncb):
@@ -172,8 +177,9 @@ def _diag_setup(slots: int, lx: Layout, ly, B: int, rows: int = 1):
             if not np.any(ok):
                 continue
             cti, sli = ly.index(0, k[ok], j[ok])
+            shifted = (t[ok] + (d // T) * T) % K
             for i in range(rows):
-                oc.append(np.full(int(ok.sum()), a * pp + d)); os_.append(i + bm * t[ok]); ic.append(cti)
+                oc.append(np.full(int(ok.sum()), a * pp + d)); os_.append(i + bm * shifted); ic.append(cti)
                 is_.append(sli)
     emap = (np.concatenate(oc), np.concatenate(os_), np.concatenate(ic), np.concatenate(is_))
     bx, by = lx.batch, ly.batch
@@ -185,11 +191,14 @@ def _diag_setup(slots: int, lx: Layout, ly, B: int, rows: int = 1):
                 for a in range(ncb):
                     terms.append((b * nrb + rb, ((b if bx > 1 else 0) * nrb + rb) * ncb + a,
                                   ((b if by > 1 else 0) * ncb + a) * pp + d))
-        rounds.append((bm * d, 0, np.asarray(terms, dtype=np.int64).reshape(-1)))
+        g, bb = divmod(d, T)
+        rounds.append((bm * bb, 0, np.asarray(terms, dtype=np.int64).reshape(-1), bm * g * T))
+    loop = B * nrb * (0.6 * ncb * (T - 1) + 2 * (-(-pp // T)) - 1)
     replicate = [-rows * (1 << e) for e in range(int(math.log2(next_pow2(br) // rows)))]
     fold = [bm * pp * (1 << e) for e in range(int(math.log2(K // pp)))]
     out = Layout((B, m, p), slots, bm=bm, br=br, bc=p, clean=False)
-    return dict(emap=emap, e_cts=ncb * pp, rounds=rounds, replicate=replicate, fold=fold, out=out, pp=pp, rows=rows)
+    return dict(emap=emap, e_cts=ncb * pp, rounds=rounds, replicate=replicate, fold=fold, out=out, pp=pp, rows=rows,
+                giant=T, loop=loop)
 
 
 # A plaintext product with its diagonal encoded on the fly (the first use of a map) costs about
@@ -239,7 +248,7 @@ def _ccmm_plans(ctx, lx, ly, B: int):
                                                       *ds["emap"]), store)
         nrb, ncb = lx.nrb, lx.ncb
         pred = _predict_keyswitches(ep.predicted(ly.batch)) + ly.batch * ds["e_cts"] * len(ds["replicate"])
-        pred += 0.6 * B * nrb * ncb * (ds["pp"] - 1) + B * nrb * (1 + len(ds["fold"]))
+        pred += ds["loop"] + B * nrb * len(ds["fold"])
         return (ds, (ep,), pred, dkey)
 
     rs = cached_plan(ctx, ("repeat", kx, ky, B, "setup"), lambda: repeat_setup(slots, lx, ly, B))
