@@ -14,7 +14,13 @@ import math
 import numpy as np
 import pytest
 
-import hetensor as ht
+import os
+
+# Encoded weight diagonals a context may keep (the default, a quarter of the free memory, is sized
+# for models): the suite's many small contexts stay under its 3 GB peak.
+os.environ.setdefault("HETENSOR_PLAINTEXT_BUDGET", str(256 << 20))
+
+import hetensor as ht  # noqa: E402
 
 # Rotation steps that the shared toy context has keys for. Large steps
 # (slots + 3, -slots - 1, ...) reuse these keys after reduction mod slots.

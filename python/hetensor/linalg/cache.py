@@ -38,7 +38,17 @@ def available_memory() -> int:
 
 
 def default_budget() -> int:
-    """A quarter of the available memory, at most 4 GiB."""
+    """A quarter of the available memory, at most 4 GiB; the environment variable
+    HETENSOR_PLAINTEXT_BUDGET (bytes) overrides it (test suites, small machines)."""
+    env = os.environ.get("HETENSOR_PLAINTEXT_BUDGET")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"HETENSOR_PLAINTEXT_BUDGET must be a number of bytes, got {env!r}") from None
+        if value < 0:
+            raise ValueError("HETENSOR_PLAINTEXT_BUDGET must be >= 0")
+        return value
     return int(min(MAX_DEFAULT_BUDGET, available_memory() // 4))
 
 
