@@ -75,6 +75,21 @@ View view(const py::buffer& b) {
   return v;
 }
 Validation validation(bool unsafe) { return unsafe ? Validation::kUnsafe : Validation::kFull; }
+
+// Loads a ciphertext or plaintext batch (T) of the given record type and
+// returns (object, attrs bytes); the parsing runs without the GIL.
+template <typename T>
+py::tuple load_batch_as(const Engine& e, const py::buffer& b, format::Type type, bool unsafe) {
+  View v = view(b);
+  LoadedBatch out;
+  {
+    py::gil_scoped_release rel;
+    out = load_batch(v.data(), v.size(), e, type, validation(unsafe));
+  }
+  T obj;
+  static_cast<PolyBatch&>(obj) = std::move(out.batch);
+  return py::make_tuple(std::move(obj), py::bytes(out.attrs));
+}
 }  // namespace
 
 void register_serialize(py::module_& m) {
@@ -131,26 +146,10 @@ void register_serialize(py::module_& m) {
     return write_pb(e, p, attrs, false, format::Type::kPlaintext);
   }, py::arg("engine"), py::arg("pt"), py::arg("attrs"));
   m.def("deserialize_ciphertext", [](const Engine& e, const py::buffer& b, bool unsafe) {
-    View v = view(b);
-    LoadedBatch out;
-    {
-      py::gil_scoped_release rel;
-      out = load_batch(v.data(), v.size(), e, format::Type::kCiphertext, validation(unsafe));
-    }
-    Ciphertext ct;
-    static_cast<PolyBatch&>(ct) = std::move(out.batch);
-    return py::make_tuple(std::move(ct), py::bytes(out.attrs));
+    return load_batch_as<Ciphertext>(e, b, format::Type::kCiphertext, unsafe);
   }, py::arg("engine"), py::arg("data"), py::arg("unsafe") = false);
   m.def("deserialize_plaintext", [](const Engine& e, const py::buffer& b, bool unsafe) {
-    View v = view(b);
-    LoadedBatch out;
-    {
-      py::gil_scoped_release rel;
-      out = load_batch(v.data(), v.size(), e, format::Type::kPlaintext, validation(unsafe));
-    }
-    Plaintext pt;
-    static_cast<PolyBatch&>(pt) = std::move(out.batch);
-    return py::make_tuple(std::move(pt), py::bytes(out.attrs));
+    return load_batch_as<Plaintext>(e, b, format::Type::kPlaintext, unsafe);
   }, py::arg("engine"), py::arg("data"), py::arg("unsafe") = false);
 
   m.def("serialize_params", [](const Engine& e) {
