@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import sys
 
@@ -18,7 +19,10 @@ HARNESS = os.path.join(os.path.dirname(__file__), "fuzz", "fuzz_load.py")
 def _fuzz(*args: str, timeout: int) -> str:
     pytest.importorskip("atheris")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, HARNESS, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    # libFuzzer's memory guard reads the child's peak RSS, which on Linux starts
+    # from this (parent) process's peak at the fork: allow 2 GiB above it
+    limit_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 2048
+    out = subprocess.run([sys.executable, HARNESS, f"-rss_limit_mb={limit_mb}", *args], capture_output=True, text=True, timeout=timeout, env=env)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
     runs = re.search(r"Done (\d+)", log)

@@ -110,3 +110,25 @@ def test_uncalibrated_model_says_so():
     model = hnn.from_torch(small_classifier())
     with pytest.raises(ValueError, match="not calibrated"):
         model(np.zeros((1, 4, 6)))
+
+
+def test_plain_mode_runs_large_batches_in_chunks(monkeypatch):
+    """Plain mode splits a large batch into chunks of sequences (the attention
+    matrices grow with the square of the batch's tokens): same result, with a mask."""
+    from hetensor.nn import run as nn_run
+
+    m = small_classifier(seed=5)
+    x = torch.randn(7, 4, 6, dtype=torch.float64)
+    mask = torch.ones(7, 4)
+    mask[2, 3:] = 0
+    mask[5, 1:] = 0
+    model = hnn.from_torch(m, calibration=x, mask=mask)
+    whole = model(x.numpy(), mask=mask.numpy())
+    monkeypatch.setattr(nn_run, "PLAIN_CHUNK", 3)
+    chunked = model(x.numpy(), mask=mask.numpy())
+    flat = model(x.numpy().reshape(28, 6), seq_len=4, mask=mask.numpy())
+    assert chunked.shape == whole.shape == flat.shape == (7, 3)
+    err = max(np.max(np.abs(chunked - whole)), np.max(np.abs(flat - whole)))
+    assert err <= 2.0 ** -40 * np.max(np.abs(whole))
+    ref = m(x, mask).detach().numpy()
+    assert np.max(np.abs(chunked - ref)) < 2.0 ** -8 * np.max(np.abs(ref))

@@ -228,6 +228,26 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+#: sequences per plain-mode pass: the batch's attention matrices are (tokens x
+#: tokens), so a test split of 450 sequences at once would take ~1 GB; sequences
+#: are independent, so plain mode runs them in chunks and concatenates.
+PLAIN_CHUNK = 64
+
+
+def _plain_in_chunks(model: Any, arr: np.ndarray, batch: int, seq_len: int, three_d: bool, mask: Any,
+                     progress: bool) -> np.ndarray:
+    key_mask = None if mask is None else np.asarray(mask, dtype=np.float64).reshape(batch, seq_len)
+    outs = []
+    for i in range(0, batch, PLAIN_CHUNK):
+        j = min(i + PLAIN_CHUNK, batch)
+        part = arr[i * seq_len:j * seq_len]
+        if three_d:
+            part = part.reshape(j - i, seq_len, -1)
+        outs.append(run_model(model, part, seq_len=seq_len, mask=None if key_mask is None else key_mask[i:j],
+                              progress=progress, mode="plain"))
+    return np.concatenate(outs, axis=0)
+
+
 def run_model(model: Any, x: Any, *, seq_len: Optional[int] = None, mask: Any = None, progress: bool = False,
               mode: Optional[str] = None, ctx: Any = None, calibrating: bool = False, auto_keys: bool = False,
               rng: Optional[np.random.Generator] = None) -> Any:
@@ -268,6 +288,8 @@ def run_model(model: Any, x: Any, *, seq_len: Optional[int] = None, mask: Any = 
         if not np.all(np.isfinite(arr)):
             raise ValueError("the input holds NaN or Inf")
         mode = mode or "plain"
+        if mode == "plain" and not calibrating and batch > PLAIN_CHUNK:
+            return _plain_in_chunks(model, arr, batch, seq_len, three_d, mask, progress)
         if mode == "simulate":
             nm = noise_model(model, ctx)
             gen = rng if rng is not None else np.random.default_rng()
