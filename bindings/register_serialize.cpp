@@ -76,6 +76,18 @@ View view(const py::buffer& b) {
 }
 Validation validation(bool unsafe) { return unsafe ? Validation::kUnsafe : Validation::kFull; }
 
+// The header of a context record; refuses a secret-key export from a public context.
+format::Header context_header(const Engine& e, bool with_secret, bool compress) {
+  format::Header h;
+  h.type = format::Type::kContext;
+  h.flags = compress ? format::kFlagSeeded : 0;
+  h.param_hash = e.context().params().hash();
+  h.key_id = e.keys().key_id();
+  if (with_secret && !e.keys().has_secret())
+    throw InvalidArgument("cannot export the secret key: this is a public context");
+  return h;
+}
+
 // Loads a ciphertext or plaintext batch (T) of the given record type and
 // returns (object, attrs bytes); the parsing runs without the GIL.
 template <typename T>
@@ -96,24 +108,12 @@ void register_serialize(py::module_& m) {
   m.attr("FORMAT_VERSION") = format::kVersion;
   m.attr("FORMAT_HEADER_BYTES") = format::kHeaderBytes;
   m.def("serialize_context", [](const Engine& e, const std::string& attrs, bool with_secret, bool compress) {
-    format::Header h;
-    h.type = format::Type::kContext;
-    h.flags = compress ? format::kFlagSeeded : 0;
-    h.param_hash = e.context().params().hash();
-    h.key_id = e.keys().key_id();
-    if (with_secret && !e.keys().has_secret())
-      throw InvalidArgument("cannot export the secret key: this is a public context");
+    const format::Header h = context_header(e, with_secret, compress);
     return make_bytes(h, [&](format::Writer& w) { write_context(w, e, attrs, with_secret, compress); });
   }, py::arg("engine"), py::arg("attrs"), py::arg("with_secret") = false, py::arg("compress") = true);
   m.def("save_context_file", [](const Engine& e, const std::string& path, const std::string& attrs, bool with_secret,
                                 bool compress) {
-    format::Header h;
-    h.type = format::Type::kContext;
-    h.flags = compress ? format::kFlagSeeded : 0;
-    h.param_hash = e.context().params().hash();
-    h.key_id = e.keys().key_id();
-    if (with_secret && !e.keys().has_secret())
-      throw InvalidArgument("cannot export the secret key: this is a public context");
+    const format::Header h = context_header(e, with_secret, compress);
     write_file(path, h, [&](format::Writer& w) { write_context(w, e, attrs, with_secret, compress); });
   }, py::arg("engine"), py::arg("path"), py::arg("attrs"), py::arg("with_secret") = false, py::arg("compress") = true);
   m.def("deserialize_context", [](const py::buffer& b, bool allow_insecure, bool unsafe) {
