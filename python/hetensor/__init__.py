@@ -17,6 +17,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _core  # noqa: E402
 from . import approx  # noqa: E402  (hetensor.approx.exp(...) works after `import hetensor`)
+from . import cuda, distributed, parallel  # noqa: E402
 from .context import RELEASE_FLOOD_BITS, Context, presets  # noqa: E402
 from .errors import FormatError, MissingKeyError, SecurityError  # noqa: E402
 from .layout import Layout
@@ -71,6 +72,9 @@ __all__ = [
     "PlainTensor",
     "SecurityError",
     "approx",
+    "cuda",
+    "distributed",
+    "parallel",
     "cat",
     "cuda_available",
     "from_bytes",

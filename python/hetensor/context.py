@@ -11,7 +11,7 @@ from typing import Any, Iterable, List, Optional
 
 import numpy as np
 
-from . import _codec, _core, _registry, ranges
+from . import _codec, _core, _registry, cuda, ranges
 from ._convert import is_torch_tensor, to_numpy, to_rows
 
 
@@ -75,6 +75,7 @@ class Context:
         bootstrap: bool = False,
         key_policy: str = "exact",
         auto_keys: bool = False,
+        device: Any = "cpu",
     ) -> "Context":
         """Create parameters and keys (secret, public, relinearization) from a preset.
 
@@ -90,7 +91,10 @@ class Context:
                 :attr:`fresh_level`, the level a bootstrap refreshes to.
             key_policy: how matrix operations use rotation keys (:attr:`key_policy`).
             auto_keys: make missing rotation keys on the fly (:attr:`auto_keys`).
+            device: where the ciphertexts are computed; ``"cpu"`` (CUDA devices are
+                refused with the reason, see :func:`hetensor.cuda.parse_device`).
         """
+        cuda.parse_device(device)
         if not isinstance(name, str):
             raise TypeError("preset name must be a string; see hetensor.presets()")
         literal = _core.preset_literal(name)
@@ -128,6 +132,7 @@ class Context:
         conjugation: bool = False,
         key_policy: str = "exact",
         auto_keys: bool = False,
+        device: Any = "cpu",
     ) -> "Context":
         """Create a context from explicit parameters.
 
@@ -137,8 +142,9 @@ class Context:
         arguments must be integers. ``allow_insecure=True`` skips the security
         check (tests only) and raises :class:`hetensor.SecurityError` otherwise.
         ``level_bits`` (one size per level, q_1 .. q_L) builds chains whose
-        primes differ by level, as bootstrapping needs.
+        primes differ by level, as bootstrapping needs. ``device`` as in :meth:`from_preset`.
         """
+        cuda.parse_device(device)
         lit = _core.ParamsLiteral()
         if not isinstance(name, str):
             raise TypeError("name must be a string")
@@ -177,6 +183,11 @@ class Context:
         return ctx
 
     # -- facts --------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """Where this context's ciphertexts are computed: ``"cpu"``."""
+        return "cpu"
+
     @property
     def name(self) -> str:
         """Preset or parameter-set name."""

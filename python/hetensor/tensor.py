@@ -137,6 +137,24 @@ class CipherTensor:
             return self._tmeta[1]
         return "cpu"
 
+    def to(self, device: Any) -> "CipherTensor":
+        """This tensor with its ciphertexts on ``device``: ``"cpu"`` returns it
+        as is (ciphertexts live in host memory); CUDA devices raise the reason
+        they cannot be used (:func:`hetensor.cuda.parse_device`)."""
+        from . import cuda
+
+        cuda.parse_device(device)
+        return self
+
+    def limbs(self) -> np.ndarray:
+        """The raw residues of the ciphertexts, zero-copy: a read-only uint64
+        numpy view of shape ``(num_ciphertexts, polys, level + 1, N)`` (polys
+        is 2, or 3 before relinearization), in the NTT domain, row i modulo
+        the i-th prime of the context. It keeps the ciphertexts alive and
+        exports through DLPack (``torch.from_dlpack(x.limbs())``,
+        ``np.from_dlpack``); do not write through such an export."""
+        return self._ct.limbs()
+
     def __len__(self) -> int:
         if not self._shape:
             raise TypeError("len() of a 0-d encrypted tensor")
