@@ -22,7 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
 BLOCK = re.compile(r"(<!--\s*docs-test:\s*skip\s*(?P<reason>[^>]*?)\s*-->\s*\n)?```(?P<lang>[\w+-]*)\n(?P<code>.*?)```",
                    re.S)
-OPTIONAL = ("torch",)
+OPTIONAL = ("torch", "fastapi")
 
 
 def _blocks():

