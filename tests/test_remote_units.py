@@ -127,3 +127,27 @@ def test_in_process_app_limits_and_eviction():
     with TestClient(strict) as http:
         with pytest.raises(RemoteError, match="insecure_parameters"):
             RemoteSession(http, toy_context(seed=24), rows=4)
+
+
+def test_cli_refuses_bad_model_files_clearly(tmp_path):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "hetensor.remote", "serve", str(tmp_path / "missing.npz")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "does not exist" in res.stderr
+    np.savez(tmp_path / "m.npz", **{"fc.weight": np.ones((2, 3))})
+    res = subprocess.run([sys.executable, "-m", "hetensor.remote", "serve", str(tmp_path / "m.npz"),
+                          "--layers", "nope", "--max-body-bytes", "12Q"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "12Q" in res.stderr
+
+
+def test_console_script_is_installed():
+    import shutil
+    import subprocess
+
+    exe = shutil.which("hetensor")
+    if exe is None:
+        pytest.skip("the hetensor console script is not on PATH (pip install the package)")
+    res = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "--max-key-bytes" in res.stdout
