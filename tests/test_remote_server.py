@@ -78,17 +78,26 @@ def test_backward_matches_float64(session, model):
     assert bits(session.backward("enc.up", g), g @ w) >= MIN_BITS
 
 
-def test_results_come_back_at_level_zero_and_seeded_uploads(session):
-    ctx = session.ctx
-    x = ctx.encrypt(np.random.default_rng(4).uniform(-1, 1, (ROWS, 24)), symmetric=True, layout="matrix")
-    y_full = session.encrypted("enc.up", x, level=None)
-    y0 = session.encrypted("enc.up", x, level=0)
-    assert y0.level == 0 and y_full.level == x.level - 1
-    assert len(ht.to_bytes(y0)) * (y_full.level + 1) <= len(ht.to_bytes(y_full)) * 1.05
-    # a fresh symmetric ciphertext travels with c1 as a seed: about half the bytes
-    assert len(ht.to_bytes(x)) < 0.6 * len(ht.to_bytes(x, compress=False))
-    with pytest.raises(RemoteError, match="above it"):
-        session.encrypted("enc.up", x, level=x.level)
+def test_levels_trimmed_both_ways_and_seeded_uploads(server, session, model):
+    w, b = model[1]["enc.up"]
+    xn = np.random.default_rng(4).uniform(-1, 1, (ROWS, 24))
+    ctx = toy_context(seed=5)
+    with RemoteSession(server.url, ctx, rows=ROWS, layers=["enc.up"], backward=False, level=ctx.fresh_level) as s:
+        x = s.encrypt(xn)
+        assert x.level == ctx.fresh_level == 3
+        y_full = s.encrypted("enc.up", x, level=None)
+        y0 = s.encrypted("enc.up", x, level=0)
+        assert y_full.level == 2 and y0.level == 0
+        assert bits(ctx.decrypt(y0), xn @ w.T + b) >= MIN_BITS
+        # a level-0 result has one limb per polynomial instead of three
+        assert len(ht.to_bytes(y0)) * 3 <= len(ht.to_bytes(y_full)) * 1.05
+        with pytest.raises(RemoteError, match="above it"):
+            s.encrypted("enc.up", x, level=3)
+    # the default session encrypts at level 1 (two limbs instead of four), seeded (c1 as a seed: half)
+    x1 = session.encrypt(xn)
+    assert x1.level == 1
+    assert len(ht.to_bytes(x1)) * 2 <= len(ht.to_bytes(x)) * 1.05
+    assert len(ht.to_bytes(x1)) < 0.6 * len(ht.to_bytes(x1, compress=False))
 
 
 def test_two_concurrent_clients_with_different_keys(server, model):
@@ -117,7 +126,7 @@ def test_two_concurrent_clients_with_different_keys(server, model):
         for s in (a, c):
             assert bits(out[id(s)], xs[id(s)] @ w.T + b) >= MIN_BITS
         # a ciphertext of one client's keys is refused in the other's session: nothing crosses
-        x_a = a.ctx.encrypt(xs[id(a)][:ROWS], symmetric=True, layout="matrix")
+        x_a = a.encrypt(xs[id(a)][:ROWS])
         r = httpx.post(server.url + wire.product_path(c.session_id, "enc.up", "forward"),
                        content=ht.to_bytes(x_a))
         assert r.status_code == 400 and "keys" in r.json()["detail"]
@@ -132,12 +141,14 @@ def test_malformed_requests_are_refused_and_server_stays_up(server, session, mod
     r = httpx.post(url, content=b"not a ciphertext at all")
     assert r.status_code == 400 and r.json()["error"] == "bad_request" and "ciphertext" in r.json()["detail"]
     # a ciphertext of the wrong width
-    x = session.ctx.encrypt(np.zeros((ROWS, 23)), symmetric=True, layout="matrix")
+    x = session.ctx.encrypt(np.zeros((ROWS, 23)), symmetric=True, layout="matrix", level=1)
     r = httpx.post(url, content=ht.to_bytes(x))
     assert r.status_code == 400 and "(rows, 24)" in r.json()["detail"]
     # flat packing instead of a matrix
-    r = httpx.post(url, content=ht.to_bytes(session.ctx.encrypt(np.zeros((ROWS, 24)))))
+    r = httpx.post(url, content=ht.to_bytes(session.ctx.encrypt(np.zeros((ROWS, 24)), level=1)))
     assert r.status_code == 400 and "layout='matrix'" in r.json()["detail"]
+    r = httpx.post(url, content=ht.to_bytes(session.ctx.encrypt(np.zeros((ROWS, 24)), layout="matrix", level=0)))
+    assert r.status_code == 400 and "level 0" in r.json()["detail"]
     assert httpx.post(server.url + wire.product_path(sid, "nope", "forward"), content=b"x").status_code == 404
     assert httpx.post(server.url + wire.product_path("0" * 22, "enc.up", "forward"), content=b"x").status_code == 404
     assert httpx.post(url, content=b"x", params={"level": "-1"}).status_code == 422
@@ -167,7 +178,7 @@ def test_client_killed_mid_request(server, session, model):
     ctx = toy_context(seed=9)
     keys = ctx.public().to_bytes()
     _half_request(server.port, wire.sessions_path(), len(keys), keys[: len(keys) // 3])
-    x = session.ctx.encrypt(np.ones((ROWS, 24)), symmetric=True, layout="matrix")
+    x = session.encrypt(np.ones((ROWS, 24)))
     data = ht.to_bytes(x)
     _half_request(server.port, wire.product_path(session.session_id, "enc.up", "forward"), len(data),
                   data[: len(data) // 2])

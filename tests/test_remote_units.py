@@ -151,3 +151,21 @@ def test_console_script_is_installed():
         pytest.skip("the hetensor console script is not on PATH (pip install the package)")
     res = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "--max-key-bytes" in res.stdout
+
+
+def test_encrypt_at_a_lower_level():
+    from conftest import bits
+
+    ctx = toy_context(seed=31)
+    x = np.random.default_rng(3).uniform(-1, 1, (8, 24))
+    for layout in (None, "matrix"):
+        for level in (0, 1, ctx.fresh_level):
+            ct = ctx.encrypt(x, symmetric=True, layout=layout, level=level)
+            assert ct.level == level
+            assert bits(ctx.decrypt(ct), x) >= 25
+    low, top = ctx.encrypt(x, symmetric=True, level=0), ctx.encrypt(x, symmetric=True)
+    assert len(low.to_bytes()) * (ctx.fresh_level + 1) <= len(top.to_bytes()) * 1.05  # seeded at every level
+    with pytest.raises(ValueError, match="level must be in"):
+        ctx.encrypt(x, level=ctx.fresh_level + 1)
+    with pytest.raises(TypeError, match="integer"):
+        ctx.encrypt(x, level=1.5)

@@ -403,25 +403,33 @@ class Context:
         return rotation_steps_for(self, op, *shapes, layouts=layouts, method=method, dim=dim, level=level)
 
     # -- encryption -----------------------------------------------------------
-    def encrypt(self, x: Any, *, symmetric: bool = False, layout: Any = None) -> "CipherTensor":
+    def encrypt(self, x: Any, *, symmetric: bool = False, layout: Any = None,
+                level: Optional[int] = None) -> "CipherTensor":
         """Encrypt a numpy array, torch tensor, list or scalar.
 
         Data larger than one ciphertext is split over a batch of ciphertexts
         held in one allocation; unused slots are zero. With ``symmetric=True``
         the secret key encrypts (smaller noise); otherwise the public key.
         ``layout="matrix"`` (or a :class:`hetensor.Layout`) packs a 1-D to 3-D
-        array for matrix products (see :mod:`hetensor.linalg`).
+        array for matrix products (see :mod:`hetensor.linalg`). ``level``
+        (default: :attr:`fresh_level`) encrypts lower in the chain: fewer
+        limbs, so smaller and faster when only that many levels are needed
+        (a symmetric ciphertext keeps its seed, unlike ``level_to`` after
+        encrypting).
         """
         from .tensor import CipherTensor
 
+        lv = self._fresh_level if level is None else _integer("level", level)
+        if not 0 <= lv <= self._fresh_level:
+            raise ValueError(f"level must be in [0, {self._fresh_level}] (the fresh level), got {lv}")
         if layout is not None:
             from .linalg import encrypt_matrix
 
-            out = encrypt_matrix(self, x, layout, symmetric, cls=CipherTensor)
+            out = encrypt_matrix(self, x, layout, symmetric, cls=CipherTensor, level=lv)
         else:
             arr = to_numpy(x)
             rows, _ = to_rows(arr.reshape(-1), self.slots)
-            ct = self._engine.encrypt(rows, bool(symmetric), self._fresh_level)
+            ct = self._engine.encrypt(rows, bool(symmetric), lv)
             out = CipherTensor._wrap(self, ct, arr.shape, np.iscomplexobj(arr), is_torch_tensor(x))
             ranges.with_range(out, ranges.of_values(arr))
         if is_torch_tensor(x):

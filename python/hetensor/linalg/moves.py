@@ -38,7 +38,7 @@ def make(ctx, ct, layout: Layout, like, is_complex: Optional[bool] = None):
     return CT._wrap(ctx, ct, layout.shape, cplx, torch_out, layout)
 
 
-def encrypt_matrix(ctx, x, layout=None, symmetric: bool = False, *, cls=None):
+def encrypt_matrix(ctx, x, layout=None, symmetric: bool = False, *, cls=None, level=None):
     """Encrypt a 1-D, 2-D or 3-D array into a matrix Layout (``layout="matrix"`` or a Layout)."""
     was_torch = is_torch_tensor(x)
     arr = to_numpy(x)
@@ -60,7 +60,8 @@ def encrypt_matrix(ctx, x, layout=None, symmetric: bool = False, *, cls=None):
         raise ValueError(f"unknown layout {layout!r}: use 'matrix', 'matrix.T' or a hetensor.Layout")
     lay = lay.replace(clean=True)
     rows = lay.pack(arr)
-    ct = ctx._engine.encrypt(rows, bool(symmetric), int(getattr(ctx, "_fresh_level", ctx.max_level)))
+    lv = int(getattr(ctx, "_fresh_level", ctx.max_level)) if level is None else int(level)
+    ct = ctx._engine.encrypt(rows, bool(symmetric), lv)
     return cls._wrap(ctx, ct, lay.shape, np.iscomplexobj(arr), was_torch, lay)
 
 

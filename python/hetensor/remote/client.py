@@ -2,8 +2,9 @@
 
 The client holds the secret key. It encrypts with it (``symmetric=True``), so
 the uniform half of every ciphertext it sends is stored as a 32-byte seed
-(half the bytes), and asks for results at level 0: only one limb per
-polynomial comes back. Inputs of any row count are cut into blocks of the
+(half the bytes); it encrypts at level 1 (the one level a product uses:
+two limbs instead of the whole chain) and asks for results at level 0, so
+only one limb per polynomial comes back. Inputs of any row count are cut into blocks of the
 session's ``rows`` (the rotation keys are made for that shape; the last block
 is zero-padded).
 """
@@ -38,6 +39,7 @@ class Traffic:
     bytes_received: int = 0
     key_bytes: int = 0
     rows: int = 0  # activation rows (tokens) sent, padding excluded
+    server_seconds: float = 0.0  # compute time the server reported
     per_layer: Dict[str, List[int]] = field(default_factory=dict)  # name -> [sent, received]
 
     def bytes_per_token(self) -> float:
@@ -73,16 +75,21 @@ class RemoteSession:
             to it. The rotation keys are made for this shape.
         layers: the server layers this session uses (default all).
         backward: also make the keys of the backward products (training).
+        level: the level inputs are encrypted at (default 1: a product uses
+            one level and the result is decrypted at 0). A higher level only
+            costs bytes; it is for :meth:`encrypted` callers who keep computing.
         timeout: seconds per HTTP request (key upload included) when ``server`` is a URL;
             an ``httpx.Client`` passed in keeps its own timeouts.
     """
 
     def __init__(self, server: Any, ctx: Any, *, rows: int = 16, layers: Optional[Sequence[str]] = None,
-                 backward: bool = True, timeout: float = 600.0) -> None:
+                 backward: bool = True, level: int = 1, timeout: float = 600.0) -> None:
         import httpx
 
         if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= ctx.slots:
             raise ValueError(f"rows must be an integer in [1, {ctx.slots}] (the context's slots), got {rows!r}")
+        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= ctx.fresh_level:
+            raise ValueError(f"level must be an integer in [1, {ctx.fresh_level}] (a product uses one), got {level!r}")
         if ctx.is_public:
             raise ValueError("RemoteSession needs the client's full Context (with the secret key): it encrypts "
                              "and decrypts; only ctx.public() is sent")
@@ -91,14 +98,14 @@ class RemoteSession:
             self._own_http = True
         else:
             self._http, self._own_http = server, False
-        self.ctx, self.rows, self.timeout = ctx, rows, timeout
+        self.ctx, self.rows, self.level, self.timeout = ctx, rows, level, timeout
         self.traffic = Traffic()
         info = self._get_json(wire.model_path())
         if info.get("api") != wire.API_VERSION:
             raise RemoteError(0, "api_version", f"server speaks API {info.get('api')}, this client {wire.API_VERSION}")
         self.layers: Dict[str, Dict[str, Any]] = dict(info["layers"])
         self.names = list(layers) if layers is not None else list(self.layers)
-        steps = wire.rotation_steps(ctx, self.layers, rows, backward=backward, names=self.names)
+        steps = wire.rotation_steps(ctx, self.layers, rows, backward=backward, names=self.names, level=level)
         missing = sorted(set(steps) - set(ctx.rotation_steps))
         if missing:
             ctx.generate_rotation_keys(missing)
@@ -118,6 +125,11 @@ class RemoteSession:
         """``g @ W`` (the input gradient through the frozen weight) for g of shape (n, out)."""
         return self._run(name, g, "backward", "out_features")
 
+    def encrypt(self, x: Any) -> Any:
+        """``x`` (rows x width) encrypted as the session sends it: symmetric (seeded), matrix layout,
+        at the session's level."""
+        return self.ctx.encrypt(np.asarray(x, dtype=np.float64), symmetric=True, layout="matrix", level=self.level)
+
     def encrypted(self, name: str, x_ct: Any, direction: str = "forward", level: Optional[int] = 0) -> Any:
         """One product on an already encrypted ``(rows, width)`` matrix; returns the CipherTensor
         (at ``level``; None keeps the level the product leaves)."""
@@ -130,6 +142,7 @@ class RemoteSession:
         self.traffic.requests += 1
         self.traffic.bytes_sent += len(data)
         self.traffic.bytes_received += len(resp.content)
+        self.traffic.server_seconds += float(resp.headers.get(wire.H_SECONDS, 0.0))
         per = self.traffic.per_layer.setdefault(name, [0, 0])
         per[0] += len(data)
         per[1] += len(resp.content)
@@ -150,7 +163,7 @@ class RemoteSession:
             n = block.shape[0]
             if n < self.rows:
                 block = np.vstack([block, np.zeros((self.rows - n, width))])
-            ct = self.ctx.encrypt(block, symmetric=True, layout="matrix")
+            ct = self.encrypt(block)
             y = self.ctx.decrypt(self.encrypted(name, ct, direction, 0))
             outs.append(np.asarray(y)[:n])
             self.traffic.rows += n

@@ -39,13 +39,14 @@ def product_path(session_id: str, layer: str, direction: str) -> str:
 
 
 def rotation_steps(ctx: Any, layers: Mapping[str, Mapping[str, Any]], rows: int, *,
-                   backward: bool = True, names: Iterable[str] = ()) -> List[int]:
+                   backward: bool = True, names: Iterable[str] = (), level: Any = None) -> List[int]:
     """The rotation keys a session needs for products of ``rows`` x in activations.
 
     ``layers``: the server's layer descriptions (``/v1/model``: in_features,
     out_features); ``names`` restricts to some (default all). Forward is
     ``x @ W^T`` ((rows x in) @ (in x out)); backward is ``g @ W``
-    ((rows x out) @ (out x in)). Both at the fresh level of ``ctx``.
+    ((rows x out) @ (out x in)). Both on inputs at ``level`` (default: the
+    fresh level of ``ctx``; routes depend on it).
     """
     wanted = list(names) or list(layers)
     steps = set()
@@ -53,7 +54,7 @@ def rotation_steps(ctx: Any, layers: Mapping[str, Mapping[str, Any]], rows: int,
         if name not in layers:
             raise ValueError(f"the server has no layer {name!r}; it has {sorted(layers)}")
         d_in, d_out = int(layers[name]["in_features"]), int(layers[name]["out_features"])
-        steps.update(ctx.rotation_steps_for("cpmm", (rows, d_in), (d_in, d_out)))
+        steps.update(ctx.rotation_steps_for("cpmm", (rows, d_in), (d_in, d_out), level=level))
         if backward:
-            steps.update(ctx.rotation_steps_for("cpmm", (rows, d_out), (d_out, d_in)))
+            steps.update(ctx.rotation_steps_for("cpmm", (rows, d_out), (d_out, d_in), level=level))
     return sorted(steps)
