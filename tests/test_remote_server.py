@@ -180,8 +180,9 @@ def test_client_killed_mid_request(server, session, model):
     _half_request(server.port, wire.sessions_path(), len(keys), keys[: len(keys) // 3])
     x = session.encrypt(np.ones((ROWS, 24)))
     data = ht.to_bytes(x)
-    _half_request(server.port, wire.product_path(session.session_id, "enc.up", "forward"), len(data),
-                  data[: len(data) // 2])
+    path = wire.product_path(session.session_id, "enc.up", "forward")
+    _half_request(server.port, path, len(data), data[: len(data) // 2])
+    _half_request(server.port, path, len(data), data)  # whole body, gone before the answer
     # the server is up, no session was made or lost, no key upload left on disk
     w, b = model[1]["enc.up"]
     xx = np.random.default_rng(8).uniform(-1, 1, (ROWS, 24))
@@ -213,3 +214,15 @@ def test_graceful_shutdown(model):
     assert [r for r in srv.log_records() if r["event"] == "shutdown"][0]["sessions_dropped"] == 1
     with pytest.raises(httpx.ConnectError):
         s.forward("enc.down", np.zeros((1, 40)))
+
+
+def test_stalled_body_is_dropped(server, session):
+    # the fixture's server waits --body-timeout 5 s for the next chunk, then answers 408
+    data = ht.to_bytes(session.encrypt(np.ones((ROWS, 24))))
+    path = wire.product_path(session.session_id, "enc.up", "forward")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=120) as s:
+        s.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+                   f"Content-Length: {len(data)}\r\n\r\n").encode() + data[:1000])
+        answer = s.recv(65536).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 408") and "body_timeout" in answer
+    assert server.health()["status"] == "ok"
