@@ -64,7 +64,7 @@ void register_circuits(py::module_& m) {
     ht::Ciphertext out;
     {
       py::gil_scoped_release r;
-      out = ht::eval_chebyshev_at_scale(e.context(), e.keys(), ct, p, out_scale, &st);
+      out = ht::eval_chebyshev_at_scale(e.tables(), e.keys(), ct, p, out_scale, &st);
     }
     return py::make_tuple(std::move(out), st);
   }, py::arg("engine"), py::arg("ct"), py::arg("poly"), py::arg("out_scale") = 0.0);
@@ -73,7 +73,7 @@ void register_circuits(py::module_& m) {
     ht::Ciphertext out;
     {
       py::gil_scoped_release r;
-      out = ht::eval_power(e.context(), e.keys(), ct, coeffs, &st);
+      out = ht::eval_power(e.tables(), e.keys(), ct, coeffs, &st);
     }
     return py::make_tuple(std::move(out), st);
   }, py::arg("engine"), py::arg("ct"), py::arg("power_coeffs"));

@@ -39,31 +39,31 @@ void register_context(py::module_& m) {
              return std::make_unique<Engine>(lit, seed);
            }),
            py::arg("literal"), py::arg("seed") = py::none())
-      .def_property_readonly("id", [](const Engine& e) { return e.context().id(); })
-      .def_property_readonly("ring_degree", [](const Engine& e) { return e.context().n(); })
-      .def_property_readonly("slots", [](const Engine& e) { return e.context().slots(); })
-      .def_property_readonly("max_level", [](const Engine& e) { return e.context().max_level(); })
-      .def_property_readonly("dnum", [](const Engine& e) { return e.context().params().dnum(); })
-      .def_property_readonly("log_q", [](const Engine& e) { return e.context().params().log_q(); })
-      .def_property_readonly("log_qp", [](const Engine& e) { return e.context().params().log_qp(); })
+      .def_property_readonly("id", [](const Engine& e) { return e.tables().id(); })
+      .def_property_readonly("ring_degree", [](const Engine& e) { return e.tables().n(); })
+      .def_property_readonly("slots", [](const Engine& e) { return e.tables().slots(); })
+      .def_property_readonly("max_level", [](const Engine& e) { return e.tables().max_level(); })
+      .def_property_readonly("dnum", [](const Engine& e) { return e.tables().params().dnum(); })
+      .def_property_readonly("log_q", [](const Engine& e) { return e.tables().params().log_q(); })
+      .def_property_readonly("log_qp", [](const Engine& e) { return e.tables().params().log_qp(); })
       .def_property_readonly("is_secure", &Engine::is_secure)
       .def_property_readonly("seeded", &Engine::seeded)
       .def_property_readonly("is_public", [](const Engine& e) { return !e.keys().has_secret(); })
       .def_property_readonly("security_problem", [](const Engine& e) {
         return e.seeded() ? std::string("the keys come from a fixed seed (tests only)")
-                          : e.context().params().security_problem();
+                          : e.tables().params().security_problem();
       })
-      .def_property_readonly("params_problem", [](const Engine& e) { return e.context().params().security_problem(); })
+      .def_property_readonly("params_problem", [](const Engine& e) { return e.tables().params().security_problem(); })
       .def("public_view", [](const Engine& e) { return e.public_view(); })
-      .def_property_readonly("security_bound", [](const Engine& e) { return e.context().params().security_bound(); })
-      .def_property_readonly("q", [](const Engine& e) { return e.context().params().q(); })
-      .def_property_readonly("p", [](const Engine& e) { return e.context().params().p(); })
-      .def_property_readonly("params_hash", [](const Engine& e) { return e.context().params().hash(); })
+      .def_property_readonly("security_bound", [](const Engine& e) { return e.tables().params().security_bound(); })
+      .def_property_readonly("q", [](const Engine& e) { return e.tables().params().q(); })
+      .def_property_readonly("p", [](const Engine& e) { return e.tables().params().p(); })
+      .def_property_readonly("params_hash", [](const Engine& e) { return e.tables().params().hash(); })
       .def_property_readonly("max_encrypt_magnitude", &Engine::max_encrypt_magnitude)
       .def("describe", &Engine::describe)
       .def("scale_at", [](const Engine& e, int level) {
-        if (level < 0 || level > e.context().max_level()) throw ht::InvalidArgument("level out of range");
-        return e.context().scale_at(level);
+        if (level < 0 || level > e.tables().max_level()) throw ht::InvalidArgument("level out of range");
+        return e.tables().scale_at(level);
       })
       .def("generate_rotation_keys", [](Engine& e, const std::vector<long>& steps) {
         e.keys().generate_rotation_keys(steps);
@@ -82,18 +82,18 @@ void register_context(py::module_& m) {
       }, py::arg("values"), py::arg("symmetric") = false, py::arg("level") = -1)
       .def("encode", [](Engine& e, const CArray& values, int level, bool for_multiply) {
         Rows r = rows_of(values);
-        const int L = e.context().max_level();
+        const int L = e.tables().max_level();
         const int lv = level < 0 ? L : level;
         if (lv > L) throw ht::InvalidArgument("cannot encode: level " + std::to_string(lv) + " is above the chain");
-        const double scale = for_multiply ? ht::plain_mul_scale(e.context(), lv) : e.context().scale_at(lv);
+        const double scale = for_multiply ? ht::plain_mul_scale(e.tables(), lv) : e.tables().scale_at(lv);
         py::gil_scoped_release rel;
         return e.encoder().encode(r.values.data(), r.rows, r.count, lv, scale);
       }, py::arg("values"), py::arg("level") = -1, py::arg("for_multiply") = false)
       .def("mul_plain", [](const Engine& e, const Ciphertext& a, const ht::Plaintext& p) {
-        return ht::mul_plain(e.context(), a, p);
+        return ht::mul_plain(e.tables(), a, p);
       }, release())
       .def("add_plain", [](const Engine& e, const Ciphertext& a, const ht::Plaintext& p, bool subtract, bool reverse) {
-        return ht::sub_plain(e.context(), a, p, subtract && !reverse, reverse);
+        return ht::sub_plain(e.tables(), a, p, subtract && !reverse, reverse);
       }, py::arg("a"), py::arg("plain"), py::arg("subtract") = false, py::arg("reverse") = false, release())
       .def("decrypt", [](const Engine& e, const Ciphertext& ct) {
         std::vector<std::complex<double>> out;
@@ -101,7 +101,7 @@ void register_context(py::module_& m) {
           py::gil_scoped_release rel;
           out = e.decrypt(ct);
         }
-        CArray arr({static_cast<py::ssize_t>(ct.batch), static_cast<py::ssize_t>(e.context().slots())});
+        CArray arr({static_cast<py::ssize_t>(ct.batch), static_cast<py::ssize_t>(e.tables().slots())});
         std::copy(out.begin(), out.end(), arr.mutable_data());
         return arr;
       })
@@ -111,13 +111,13 @@ void register_context(py::module_& m) {
           py::gil_scoped_release rel;
           out = e.decrypt_flooded(ct, flood_sigma);
         }
-        CArray arr({static_cast<py::ssize_t>(ct.batch), static_cast<py::ssize_t>(e.context().slots())});
+        CArray arr({static_cast<py::ssize_t>(ct.batch), static_cast<py::ssize_t>(e.tables().slots())});
         std::copy(out.begin(), out.end(), arr.mutable_data());
         return arr;
       }, py::arg("ct"), py::arg("flood_sigma"))
-      .def("add", [](const Engine& e, const Ciphertext& a, const Ciphertext& b) { return ht::add(e.context(), a, b); }, release())
-      .def("sub", [](const Engine& e, const Ciphertext& a, const Ciphertext& b) { return ht::sub(e.context(), a, b); }, release())
-      .def("negate", [](const Engine& e, const Ciphertext& a) { return ht::negate(e.context(), a); }, release())
+      .def("add", [](const Engine& e, const Ciphertext& a, const Ciphertext& b) { return ht::add(e.tables(), a, b); }, release())
+      .def("sub", [](const Engine& e, const Ciphertext& a, const Ciphertext& b) { return ht::sub(e.tables(), a, b); }, release())
+      .def("negate", [](const Engine& e, const Ciphertext& a) { return ht::negate(e.tables(), a); }, release())
       .def("add_values", [](Engine& e, const Ciphertext& a, const CArray& v, bool subtract, bool reverse) {
         Rows r = rows_of(v);
         py::gil_scoped_release rel;
@@ -128,21 +128,21 @@ void register_context(py::module_& m) {
         py::gil_scoped_release rel;
         return e.mul_values(a, r.values.data(), r.rows, r.count);
       })
-      .def("add_scalar", [](const Engine& e, const Ciphertext& a, double c) { return ht::add_scalar(e.context(), a, c); }, release())
-      .def("mul_scalar", [](const Engine& e, const Ciphertext& a, double c) { return ht::mul_scalar(e.context(), a, c); }, release())
+      .def("add_scalar", [](const Engine& e, const Ciphertext& a, double c) { return ht::add_scalar(e.tables(), a, c); }, release())
+      .def("mul_scalar", [](const Engine& e, const Ciphertext& a, double c) { return ht::mul_scalar(e.tables(), a, c); }, release())
       .def("multiply", [](Engine& e, const Ciphertext& a, const Ciphertext& b) {
-        return ht::multiply(e.context(), e.keys(), a, b);
+        return ht::multiply(e.tables(), e.keys(), a, b);
       }, release())
-      .def("square", [](Engine& e, const Ciphertext& a) { return ht::square(e.context(), e.keys(), a); }, release())
+      .def("square", [](Engine& e, const Ciphertext& a) { return ht::square(e.tables(), e.keys(), a); }, release())
       .def("multiply_no_relin", [](const Engine& e, const Ciphertext& a, const Ciphertext& b) {
-        return ht::multiply_no_relin(e.context(), a, b);
+        return ht::multiply_no_relin(e.tables(), a, b);
       }, release())
-      .def("relinearize", [](Engine& e, const Ciphertext& a) { return ht::relinearize(e.context(), e.keys(), a); }, release())
-      .def("rescale", [](const Engine& e, const Ciphertext& a) { return ht::rescale(e.context(), a); }, release())
-      .def("level_to", [](const Engine& e, const Ciphertext& a, int level) { return ht::level_to(e.context(), a, level); }, release())
-      .def("rotate", [](Engine& e, const Ciphertext& a, long step) { return ht::rotate(e.context(), e.keys(), a, step); }, release())
+      .def("relinearize", [](Engine& e, const Ciphertext& a) { return ht::relinearize(e.tables(), e.keys(), a); }, release())
+      .def("rescale", [](const Engine& e, const Ciphertext& a) { return ht::rescale(e.tables(), a); }, release())
+      .def("level_to", [](const Engine& e, const Ciphertext& a, int level) { return ht::level_to(e.tables(), a, level); }, release())
+      .def("rotate", [](Engine& e, const Ciphertext& a, long step) { return ht::rotate(e.tables(), e.keys(), a, step); }, release())
       .def("rotate_hoisted", [](Engine& e, const Ciphertext& a, const std::vector<long>& steps) {
-        return ht::rotate_hoisted(e.context(), e.keys(), a, steps);
+        return ht::rotate_hoisted(e.tables(), e.keys(), a, steps);
       }, release())
-      .def("conjugate", [](Engine& e, const Ciphertext& a) { return ht::conjugate(e.context(), e.keys(), a); }, release());
+      .def("conjugate", [](Engine& e, const Ciphertext& a) { return ht::conjugate(e.tables(), e.keys(), a); }, release());
 }

@@ -35,7 +35,7 @@ py::dict cost_dict(const la::Cost& c) {
 }  // namespace
 
 void register_linalg(py::module_& m) {
-  py::class_<la::BlockMap, std::shared_ptr<la::BlockMap>>(m, "SlotMap")
+  py::class_<la::BlockMap, std::shared_ptr<la::BlockMap>>(m, "BlockMap")
       .def_property_readonly("in_cts", [](const la::BlockMap& b) { return b.plan.in_cts; })
       .def_property_readonly("out_cts", [](const la::BlockMap& b) { return b.plan.out_cts; })
       .def_property_readonly("n1", [](const la::BlockMap& b) { return b.plan.n1; })
@@ -87,7 +87,7 @@ void register_linalg(py::module_& m) {
     ht::Ciphertext out;
     {
       py::gil_scoped_release r;
-      out = la::apply_block_map(e.context(), e.keys(), e.encoder(), ct, map, inner_groups, &c);
+      out = la::apply_block_map(e.tables(), e.keys(), e.encoder(), ct, map, inner_groups, &c);
     }
     return py::make_tuple(std::move(out), cost_dict(c));
   }, py::arg("engine"), py::arg("ct"), py::arg("map"), py::arg("inner_groups") = 1);
@@ -116,7 +116,7 @@ void register_linalg(py::module_& m) {
     ht::Ciphertext out;
     {
       py::gil_scoped_release r;
-      out = la::bilinear_sum(e.context(), e.keys(), a, b, rs, outputs, &c, chain_a, chain_b);
+      out = la::bilinear_sum(e.tables(), e.keys(), a, b, rs, outputs, &c, chain_a, chain_b);
     }
     return py::make_tuple(std::move(out), cost_dict(c));
   }, py::arg("engine"), py::arg("a"), py::arg("b"), py::arg("rounds"), py::arg("outputs"), py::arg("chain_a") = false,
@@ -130,21 +130,21 @@ void register_linalg(py::module_& m) {
     ht::Ciphertext out;
     {
       py::gil_scoped_release r;
-      out = la::rotate_sum(e.context(), e.keys(), ct, steps, &c);
+      out = la::rotate_sum(e.tables(), e.keys(), ct, steps, &c);
     }
     return py::make_tuple(std::move(out), cost_dict(c));
   });
 
   m.def("linalg_gather", [](ht::Engine& e, const ht::Ciphertext& ct, const std::vector<int>& idx) {
-    return la::gather(e.context(), ct, idx);
+    return la::gather(e.tables(), ct, idx);
   }, py::call_guard<py::gil_scoped_release>());
 
   m.def("linalg_assemble", [](ht::Engine& e, const std::vector<std::pair<const ht::Ciphertext*, int>>& items) {
-    return la::assemble(e.context(), items);
+    return la::assemble(e.tables(), items);
   });
 
   m.def("linalg_zeros", [](ht::Engine& e, const ht::Ciphertext& like, int count) {
     if (count < 1 || count > (1 << 16)) throw ht::InvalidArgument("linalg_zeros: count must be in [1, 65536]");
-    return la::zeros_like(e.context(), like, count);
+    return la::zeros_like(e.tables(), like, count);
   });
 }

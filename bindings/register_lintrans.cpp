@@ -32,6 +32,6 @@ void register_lintrans(py::module_& m) {
     return ht::encode_linear_transform(e.encoder(), diags, level, n1, input_scale);
   }, py::arg("engine"), py::arg("diagonals"), py::arg("level"), py::arg("n1") = 0, py::arg("input_scale") = 0.0);
   m.def("apply_linear_transform", [](ht::Engine& e, const ht::Ciphertext& ct, const ht::LinearTransform& lt) {
-    return ht::apply_linear_transform(e.context(), e.keys(), ct, lt);
+    return ht::apply_linear_transform(e.tables(), e.keys(), ct, lt);
   }, py::call_guard<py::gil_scoped_release>());
 }

@@ -81,7 +81,7 @@ format::Header context_header(const Engine& e, bool with_secret, bool compress) 
   format::Header h;
   h.type = format::Type::kContext;
   h.flags = compress ? format::kFlagSeeded : 0;
-  h.param_hash = e.context().params().hash();
+  h.param_hash = e.tables().params().hash();
   h.key_id = e.keys().key_id();
   if (with_secret && !e.keys().has_secret())
     throw InvalidArgument("cannot export the secret key: this is a public context");
@@ -128,15 +128,15 @@ void register_serialize(py::module_& m) {
 
   auto write_pb = [](const Engine& e, const PolyBatch& pb, const std::string& attrs, bool compress,
                      format::Type type) {
-    if (pb.context_id != e.context().id())
+    if (pb.context_id != e.tables().id())
       throw InvalidArgument("cannot save: the object belongs to another context");
     format::Header h;
     h.type = type;
-    const bool seeded = compress && can_store_seeds(e.context(), pb);
+    const bool seeded = compress && can_store_seeds(e.tables(), pb);
     h.flags = seeded ? format::kFlagSeeded : 0;
-    h.param_hash = e.context().params().hash();
+    h.param_hash = e.tables().params().hash();
     h.key_id = type == format::Type::kCiphertext ? e.keys().key_id() : 0;
-    return make_bytes(h, [&](format::Writer& w) { write_batch(w, e.context(), pb, attrs, seeded); });
+    return make_bytes(h, [&](format::Writer& w) { write_batch(w, e.tables(), pb, attrs, seeded); });
   };
   m.def("serialize_ciphertext", [write_pb](const Engine& e, const Ciphertext& c, const std::string& attrs,
                                             bool compress) {
@@ -155,8 +155,8 @@ void register_serialize(py::module_& m) {
   m.def("serialize_params", [](const Engine& e) {
     format::Header h;
     h.type = format::Type::kParams;
-    h.param_hash = e.context().params().hash();
-    return make_bytes(h, [&](format::Writer& w) { write_params(w, e.context().params()); });
+    h.param_hash = e.tables().params().hash();
+    return make_bytes(h, [&](format::Writer& w) { write_params(w, e.tables().params()); });
   }, py::arg("engine"));
   m.def("deserialize_params", [](const py::buffer& b, bool unsafe) {
     View v = view(b);

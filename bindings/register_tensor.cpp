@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ckks/ciphertext.hpp"
+#include "ckks/evaluator.hpp"
 #include "core/error.hpp"
 
 namespace py = pybind11;
@@ -75,16 +76,7 @@ void register_tensor(py::module_& m) {
   py::class_<ht::Ciphertext>(m, "Ciphertext")
       .def_property_readonly("level", [](const ht::Ciphertext& c) { return c.level; })
       .def_property_readonly("scale", [](const ht::Ciphertext& c) { return c.scale; })
-      .def("with_scale", [](const ht::Ciphertext& c, double scale, double bound) {
-        // The same polynomials read at another scale (values multiply by
-        // old/new): free rescaling of the values for circuits such as
-        // bootstrapping. `bound` is the new value bound.
-        if (!(scale > 0) || !std::isfinite(scale)) throw ht::InvalidArgument("scale must be positive and finite");
-        ht::Ciphertext out = c;
-        out.scale = scale;
-        out.bound = bound;
-        return out;
-      }, py::arg("scale"), py::arg("bound"))
+      .def("with_scale", &ht::with_scale, py::arg("scale"), py::arg("bound"))
       .def_property_readonly("bound", [](const ht::Ciphertext& c) { return c.bound; })
       .def_property_readonly("batch", [](const ht::Ciphertext& c) { return c.batch; })
       .def_property_readonly("size", [](const ht::Ciphertext& c) { return c.size; })

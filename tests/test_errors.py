@@ -291,3 +291,22 @@ def test_thread_count_must_be_positive():
     for bad in (0, -1):
         with pytest.raises(ValueError):
             ht.set_num_threads(bad)
+
+
+# -- the engine's metadata override (bootstrapping's free rescalings) -----------------------
+
+
+@pytest.mark.parametrize("scale, bound", [(0.0, 1.0), (-2.0, 1.0), (float("nan"), 1.0), (float("inf"), 1.0),
+                                          (2.0 ** 40, -1.0), (2.0 ** 40, float("nan")), (2.0 ** 40, float("inf"))])
+def test_with_scale_refuses_bad_metadata(toy_ctx, scale, bound):
+    ct = toy_ctx.encrypt(np.ones(4))._ct
+    with pytest.raises(ValueError, match="with_scale"):
+        ct.with_scale(scale, bound)
+
+
+def test_with_scale_rereads_the_same_polynomials(toy_ctx, rng):
+    x = rng.uniform(-1, 1, 8)
+    X = toy_ctx.encrypt(x)
+    doubled = X._like(X._ct.with_scale(X._ct.scale / 2, 2.0))
+    assert doubled._ct.bound == 2.0
+    assert bits(toy_ctx.decrypt(doubled), 2 * x) > 20

@@ -13,14 +13,14 @@
 namespace ht {
 
 namespace {
-void require(const Context& ctx, const KeyChain& keys, const Ciphertext& ct, const char* op) {
+void require(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct, const char* op) {
   if (ct.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context");
   if (ct.size != 2) fail(op, "relinearize the ciphertext first");
   if (!keys.has_encapsulation()) fail(op, "no encapsulation keys; create the context with bootstrap=True");
 }
 }  // namespace
 
-Ciphertext switch_to_sparse(const Context& ctx, const KeyChain& keys, const Ciphertext& ct) {
+Ciphertext switch_to_sparse(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct) {
   require(ctx, keys, ct, "switch to the sparse secret");
   if (ct.level != 0) fail("switch to the sparse secret", "the ciphertext must be at level 0");
   const u64 n = ctx.n();
@@ -65,7 +65,7 @@ Ciphertext switch_to_sparse(const Context& ctx, const KeyChain& keys, const Ciph
   return out;
 }
 
-Ciphertext switch_to_dense(const Context& ctx, const KeyChain& keys, const Ciphertext& ct) {
+Ciphertext switch_to_dense(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct) {
   require(ctx, keys, ct, "switch to the dense secret");
   const u64 n = ctx.n();
   const int level = ct.level;

@@ -10,8 +10,8 @@
 namespace ht {
 
 // At level 0: the same message under s' instead of s (key switch with p_0).
-Ciphertext switch_to_sparse(const Context& ctx, const KeyChain& keys, const Ciphertext& ct);
+Ciphertext switch_to_sparse(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct);
 // At any level: the same message under s instead of s'.
-Ciphertext switch_to_dense(const Context& ctx, const KeyChain& keys, const Ciphertext& ct);
+Ciphertext switch_to_dense(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct);
 
 }  // namespace ht

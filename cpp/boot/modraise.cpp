@@ -11,7 +11,7 @@
 
 namespace ht {
 
-Ciphertext mod_raise(const Context& ctx, const Ciphertext& ct) {
+Ciphertext mod_raise(const Tables& ctx, const Ciphertext& ct) {
   if (ct.context_id != ctx.id()) fail("bootstrap", "the ciphertext belongs to another context");
   if (ct.size != 2) fail("bootstrap", "relinearize the ciphertext first");
   const u64 n = ctx.n();
@@ -37,7 +37,7 @@ Ciphertext mod_raise(const Context& ctx, const Ciphertext& ct) {
   return out;
 }
 
-Ciphertext mul_by_i(const Context& ctx, const Ciphertext& ct, bool negative) {
+Ciphertext mul_by_i(const Tables& ctx, const Ciphertext& ct, bool negative) {
   if (ct.context_id != ctx.id()) fail("multiply by i", "the ciphertext belongs to another context");
   const u64 n = ctx.n();
   Ciphertext out = ct;

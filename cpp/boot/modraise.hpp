@@ -4,15 +4,15 @@
 // set by the secret's Hamming weight), which EvalMod removes.
 #pragma once
 #include "ckks/ciphertext.hpp"
-#include "ckks/context.hpp"
+#include "ckks/tables.hpp"
 
 namespace ht {
 
 // Keeps limb q_0 of every polynomial and lifts its centered residues to all
 // primes of Q_L. Level L, same scale; the value bound is no longer valid.
-Ciphertext mod_raise(const Context& ctx, const Ciphertext& ct);
+Ciphertext mod_raise(const Tables& ctx, const Ciphertext& ct);
 
 // Multiplies every slot by i (the monomial X^(N/2)) or by -i: exact, no level.
-Ciphertext mul_by_i(const Context& ctx, const Ciphertext& ct, bool negative);
+Ciphertext mul_by_i(const Tables& ctx, const Ciphertext& ct, bool negative);
 
 }  // namespace ht

@@ -48,7 +48,7 @@ double bsgs_cost(const std::vector<long>& diags, long n1) {
 LinearTransform encode_linear_transform(const Encoder& encoder,
                                         const std::map<long, std::vector<std::complex<double>>>& diagonals,
                                         int level, long n1, double input_scale) {
-  const Context& ctx = encoder.context();
+  const Tables& ctx = encoder.tables();
   const long slots = static_cast<long>(ctx.slots());
   if (diagonals.empty()) fail("encode a linear transform", "no diagonals given");
   if (level < 1 || level > ctx.max_level()) fail("encode a linear transform", "level must be in [1, max_level]");
@@ -106,12 +106,12 @@ LinearTransform encode_linear_transform(const Encoder& encoder,
 namespace {
 
 // Prime index of limb e of an extended (Q_level + P) polynomial.
-int ext_prime_index(const Context& ctx, int level, int e) { return e <= level ? e : ctx.p_index(e - level - 1); }
+int ext_prime_index(const Tables& ctx, int level, int e) { return e <= level ? e : ctx.p_index(e - level - 1); }
 
 // out[e] = sum_j pt_j[e] * x_j[e] over the extended limbs, lazily reduced:
 // 128-bit sums in cache-sized chunks, one Barrett reduction per coefficient
 // (products < 2^122, so 32 terms stay below 2^127; longer sums fold).
-void dot_extended(const Context& ctx, int level, int ext, const std::vector<const u64*>& xs,
+void dot_extended(const Tables& ctx, int level, int ext, const std::vector<const u64*>& xs,
                   const std::vector<const u64*>& pts, u64* out) {
   const u64 n = ctx.n();
   parallel_for(static_cast<size_t>(ext), [&](size_t e) {
@@ -139,7 +139,7 @@ void dot_extended(const Context& ctx, int level, int ext, const std::vector<cons
 
 // dst[Q limbs] += P * src (optionally through the NTT-domain automorphism
 // perm): the extended form of a Q ciphertext part (its P limbs are 0).
-void add_p_times(const Context& ctx, int level, const u64* src, const u32* perm, u64* dst) {
+void add_p_times(const Tables& ctx, int level, const u64* src, const u32* perm, u64* dst) {
   const u64 n = ctx.n();
   parallel_for(static_cast<size_t>(level + 1), [&](size_t i) {
     const u64 q = ctx.prime(static_cast<int>(i));
@@ -154,7 +154,7 @@ void add_p_times(const Context& ctx, int level, const u64* src, const u32* perm,
   });
 }
 
-void add_ext(const Context& ctx, int level, int ext, const u64* src, u64* dst) {
+void add_ext(const Tables& ctx, int level, int ext, const u64* src, u64* dst) {
   const u64 n = ctx.n();
   parallel_for(static_cast<size_t>(ext), [&](size_t e) {
     const u64 q = ctx.prime(ext_prime_index(ctx, level, static_cast<int>(e)));
@@ -171,7 +171,7 @@ void add_ext(const Context& ctx, int level, int ext, const u64* src, u64* dst) {
 // in Q*P; the total is divided by P and rescaled in one fused step. Per
 // transform: 1 + n2 ModUps, n2 ModDowns and one fused ModDown-rescale,
 // against 1 + n2 ModUps and 2 (n1 + n2) ModDowns plus a rescale before.
-Ciphertext apply_linear_transform(const Context& ctx, const KeyChain& keys, const Ciphertext& in,
+Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const Ciphertext& in,
                                   const LinearTransform& lt) {
   const char* op = "apply a linear transform";
   if (in.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context");

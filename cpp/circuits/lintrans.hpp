@@ -37,7 +37,7 @@ LinearTransform encode_linear_transform(const Encoder& encoder,
                                         int level, long n1 = 0, double input_scale = 0);
 
 // One level: input at the transform's level or above (brought down first).
-Ciphertext apply_linear_transform(const Context& ctx, const KeyChain& keys, const Ciphertext& ct,
+Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,
                                   const LinearTransform& lt);
 
 }  // namespace ht

@@ -47,7 +47,7 @@ ShoupConst shoup(u64 w, u64 q) { return ShoupConst{w, static_cast<u64>((static_c
 
 // acc += round(c) * x on acc's limbs; x may sit at a higher level (dropping
 // primes leaves its value and scale unchanged).
-void axpy(const Context& ctx, Ciphertext& acc, const Ciphertext& x, long double c) {
+void axpy(const Tables& ctx, Ciphertext& acc, const Ciphertext& x, long double c) {
   const long double rc = std::nearbyint(c);
   if (rc == 0) return;
   const int limbs = acc.limbs();
@@ -66,7 +66,7 @@ void axpy(const Context& ctx, Ciphertext& acc, const Ciphertext& x, long double 
 }
 
 // acc += round(v) (a constant polynomial: the same value at every NTT point).
-void add_const(const Context& ctx, Ciphertext& acc, long double v) {
+void add_const(const Tables& ctx, Ciphertext& acc, long double v) {
   const long double rv = std::nearbyint(v);
   if (rv == 0) return;
   const int limbs = acc.limbs();
@@ -80,7 +80,7 @@ void add_const(const Context& ctx, Ciphertext& acc, long double v) {
 }
 
 // acc (size 3) += k * (a (x) b), on acc's limbs; a and b may sit higher.
-void tensor_acc(const Context& ctx, Ciphertext& acc, const Ciphertext& a, const Ciphertext& b, u64 k) {
+void tensor_acc(const Tables& ctx, Ciphertext& acc, const Ciphertext& a, const Ciphertext& b, u64 k) {
   const int limbs = acc.limbs();
   const u64 n = ctx.n();
   const bool same = &a == &b;
@@ -109,7 +109,7 @@ void tensor_acc(const Context& ctx, Ciphertext& acc, const Ciphertext& a, const 
 
 // A zero size-3 accumulator grows from size 2 when its first product arrives.
 // Relinearization fused with the rescale: the evaluator's relinearize_rescale.
-Ciphertext relin_rescale(const Context& ctx, const KeyChain& keys, const Ciphertext& a) {
+Ciphertext relin_rescale(const Tables& ctx, const KeyChain& keys, const Ciphertext& a) {
   return relinearize_rescale(ctx, keys, a);
 }
 
@@ -217,7 +217,7 @@ class Planner {
 
 class Run {
  public:
-  Run(const Context& ctx, const KeyChain& keys, PolyEvalStats& st) : ctx_(ctx), keys_(keys), st_(st) {}
+  Run(const Tables& ctx, const KeyChain& keys, PolyEvalStats& st) : ctx_(ctx), keys_(keys), st_(st) {}
 
   Ciphertext zero(int size, int level, double scale, int batch) const {
     return Ciphertext(ctx_.n(), batch, size, level, scale, ctx_.id());
@@ -311,7 +311,7 @@ class Run {
   }
 
  private:
-  const Context& ctx_;
+  const Tables& ctx_;
   const KeyChain& keys_;
   PolyEvalStats& st_;
   Ciphertext t1_leaf_, t1_prod_;
@@ -332,12 +332,12 @@ std::string fmt(double v) {
 
 }  // namespace
 
-Ciphertext eval_chebyshev(const Context& ctx, const KeyChain& keys, const Ciphertext& ct, const ChebyshevPoly& p,
+Ciphertext eval_chebyshev(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct, const ChebyshevPoly& p,
                           PolyEvalStats* stats) {
   return eval_chebyshev_at_scale(ctx, keys, ct, p, 0.0, stats);
 }
 
-Ciphertext eval_chebyshev_at_scale(const Context& ctx, const KeyChain& keys, const Ciphertext& ct0,
+Ciphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct0,
                                    const ChebyshevPoly& p, double out_scale, PolyEvalStats* stats) {
   if (ct0.context_id != ctx.id()) fail(kOp, "the ciphertext belongs to another context; encrypt it with this one");
   if (ct0.size < 2 || ct0.size > 3) fail(kOp, "the ciphertext has " + std::to_string(ct0.size) + " polynomials");
@@ -456,7 +456,7 @@ Ciphertext eval_chebyshev_at_scale(const Context& ctx, const KeyChain& keys, con
   return out;
 }
 
-Ciphertext eval_power(const Context& ctx, const KeyChain& keys, const Ciphertext& ct,
+Ciphertext eval_power(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,
                       const std::vector<double>& power_coeffs, PolyEvalStats* stats) {
   if (power_coeffs.empty()) fail(kOp, "the polynomial has no coefficients");
   return eval_chebyshev(ctx, keys, ct, chebyshev_from_power(power_coeffs), stats);

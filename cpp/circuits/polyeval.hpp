@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "ckks/ciphertext.hpp"
-#include "ckks/context.hpp"
+#include "ckks/tables.hpp"
 #include "ckks/keys.hpp"
 #include "circuits/chebyshev.hpp"
 
@@ -42,19 +42,19 @@ struct PolyEvalStats {
 // and the result is meaningless (or refused when it cannot be held). Throws
 // InvalidArgument when the ciphertext has fewer than p.depth() levels, naming
 // both counts. A size-3 input is relinearized first.
-Ciphertext eval_chebyshev(const Context& ctx, const KeyChain& keys, const Ciphertext& ct, const ChebyshevPoly& p,
+Ciphertext eval_chebyshev(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct, const ChebyshevPoly& p,
                           PolyEvalStats* stats = nullptr);
 
 // The same, with the result at `out_scale` (within a factor 2^20 of the
 // canonical scale of the output level) instead of the canonical scale, e.g. to
 // land where a following step expects it. No extra level or operation.
 // out_scale <= 0 means canonical.
-Ciphertext eval_chebyshev_at_scale(const Context& ctx, const KeyChain& keys, const Ciphertext& ct,
+Ciphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,
                                    const ChebyshevPoly& p, double out_scale, PolyEvalStats* stats = nullptr);
 
 // p(x) = sum_k c_k x^k (power basis), evaluated through its Chebyshev form on
 // [-1, 1]: ceil(log2(d + 1)) levels, accurate for |x| <= 1.
-Ciphertext eval_power(const Context& ctx, const KeyChain& keys, const Ciphertext& ct,
+Ciphertext eval_power(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,
                       const std::vector<double>& power_coeffs, PolyEvalStats* stats = nullptr);
 
 }  // namespace ht

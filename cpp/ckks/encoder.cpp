@@ -10,7 +10,7 @@
 
 namespace ht {
 
-Encoder::Encoder(std::shared_ptr<const Context> ctx) : ctx_(std::move(ctx)), fft_(ctx_->n()) {
+Encoder::Encoder(std::shared_ptr<const Tables> ctx) : ctx_(std::move(ctx)), fft_(ctx_->n()) {
   const int limbs = std::min(3, ctx_->max_level() + 1);
   garner_inv_.assign(limbs, std::vector<u64>(limbs, 0));
   for (int i = 0; i < limbs; ++i)
@@ -19,7 +19,7 @@ Encoder::Encoder(std::shared_ptr<const Context> ctx) : ctx_(std::move(ctx)), fft
 
 std::vector<std::vector<i64>> Encoder::rounded_coefficients(const std::complex<double>* values, int batch,
                                                             u64 count, double scale, double* bound) const {
-  const Context& c = *ctx_;
+  const Tables& c = *ctx_;
   const u64 n = c.n(), slots = c.slots();
   if (count > slots) fail("encode", std::to_string(count) + " values exceed the " + std::to_string(slots) + " slots");
   if (!(scale > 0) || !std::isfinite(scale)) fail("encode", "scale must be positive and finite");
@@ -56,7 +56,7 @@ std::vector<std::vector<i64>> Encoder::rounded_coefficients(const std::complex<d
 
 void Encoder::reduce_to_limbs(const std::vector<std::vector<i64>>& coeffs, const std::vector<int>& primes,
                               PolyBatch& out) const {
-  const Context& c = *ctx_;
+  const Tables& c = *ctx_;
   const u64 n = c.n();
   const int batch = static_cast<int>(coeffs.size()), limbs = static_cast<int>(primes.size());
   parallel_for(static_cast<size_t>(batch) * limbs, [&](size_t idx) {
@@ -71,7 +71,7 @@ void Encoder::reduce_to_limbs(const std::vector<std::vector<i64>>& coeffs, const
 
 Plaintext Encoder::encode(const std::complex<double>* values, int batch, u64 count, int level,
                           double scale) const {
-  const Context& c = *ctx_;
+  const Tables& c = *ctx_;
   if (level < 0 || level > c.max_level()) fail("encode", "level " + std::to_string(level) + " is not in the chain");
   double bound = 0;
   const auto coeffs = rounded_coefficients(values, batch, count, scale, &bound);
@@ -84,7 +84,7 @@ Plaintext Encoder::encode(const std::complex<double>* values, int batch, u64 cou
 }
 
 Plaintext Encoder::encode_extended(const std::complex<double>* values, u64 count, int level, double scale) const {
-  const Context& c = *ctx_;
+  const Tables& c = *ctx_;
   if (level < 0 || level > c.max_level()) fail("encode", "level " + std::to_string(level) + " is not in the chain");
   double bound = 0;
   const auto coeffs = rounded_coefficients(values, 1, count, scale, &bound);
@@ -99,7 +99,7 @@ Plaintext Encoder::encode_extended(const std::complex<double>* values, u64 count
 }
 
 void Encoder::decode(const u64* message, int batch, int limbs, double scale, std::complex<double>* out) const {
-  const Context& c = *ctx_;
+  const Tables& c = *ctx_;
   const u64 n = c.n(), slots = c.slots();
   if (limbs < 1 || limbs > 3 || limbs > c.max_level() + 1) fail("decode", "needs 1 to 3 limbs");
   std::vector<std::vector<u64>> coef(static_cast<size_t>(batch) * limbs, std::vector<u64>(n));

@@ -9,14 +9,14 @@
 #include <vector>
 
 #include "ckks/ciphertext.hpp"
-#include "ckks/context.hpp"
+#include "ckks/tables.hpp"
 #include "core/fft.hpp"
 
 namespace ht {
 
 class Encoder {
  public:
-  explicit Encoder(std::shared_ptr<const Context> ctx);
+  explicit Encoder(std::shared_ptr<const Tables> ctx);
 
   // values: batch rows of `count` complex slots (count <= slots; zero padded).
   // Throws InvalidArgument when |value| * scale does not fit 62 bits.
@@ -32,14 +32,14 @@ class Encoder {
   // out: batch rows of `slots` values.
   void decode(const u64* message, int batch, int limbs, double scale, std::complex<double>* out) const;
 
-  const Context& context() const { return *ctx_; }
+  const Tables& tables() const { return *ctx_; }
 
  private:
   std::vector<std::vector<i64>> rounded_coefficients(const std::complex<double>* values, int batch, u64 count,
                                                      double scale, double* bound) const;
   void reduce_to_limbs(const std::vector<std::vector<i64>>& coeffs, const std::vector<int>& primes,
                        PolyBatch& out) const;
-  std::shared_ptr<const Context> ctx_;
+  std::shared_ptr<const Tables> ctx_;
   SlotFft fft_;
   std::vector<std::vector<u64>> garner_inv_;  // [i][j] = q_j^-1 mod q_i, j < i < 3
 };

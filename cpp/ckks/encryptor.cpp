@@ -17,13 +17,13 @@ std::vector<int> first_primes(int count) {
   return r;
 }
 void check_plaintext(const KeyChain& keys, const Plaintext& pt, const char* op) {
-  if (pt.context_id != keys.context().id()) fail(op, "the plaintext belongs to another context");
+  if (pt.context_id != keys.tables().id()) fail(op, "the plaintext belongs to another context");
 }
 }  // namespace
 
 Ciphertext encrypt_public(KeyChain& keys, const Plaintext& pt) {
   check_plaintext(keys, pt, "encrypt");
-  const Context& c = keys.context();
+  const Tables& c = keys.tables();
   const u64 n = c.n();
   const int level = pt.level, alpha = c.alpha();
   const int ext_limbs = level + 1 + alpha;
@@ -71,7 +71,7 @@ Ciphertext encrypt_public(KeyChain& keys, const Plaintext& pt) {
 
 Ciphertext encrypt_symmetric(KeyChain& keys, const Plaintext& pt) {
   check_plaintext(keys, pt, "encrypt");
-  const Context& c = keys.context();
+  const Tables& c = keys.tables();
   const u64 n = c.n();
   const int limbs = pt.limbs();
   Ciphertext ct(n, pt.batch, 2, pt.level, pt.scale, c.id());
@@ -98,7 +98,7 @@ Ciphertext encrypt_symmetric(KeyChain& keys, const Plaintext& pt) {
 }
 
 Buffer decrypt_message(const KeyChain& keys, const Ciphertext& ct, int& limbs) {
-  const Context& c = keys.context();
+  const Tables& c = keys.tables();
   if (ct.context_id != c.id()) fail("decrypt", "the ciphertext belongs to another context");
   const u64 n = c.n();
   const SecretKey& sk = keys.secret();

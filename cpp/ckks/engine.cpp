@@ -22,14 +22,14 @@ double max_abs(const cplx* v, size_t count, bool& finite) {
 }  // namespace
 
 Engine::Engine(const ParamsLiteral& literal, std::optional<u64> seed)
-    : ctx_(std::make_shared<Context>(literal)),
+    : ctx_(std::make_shared<Tables>(literal)),
       keys_(std::make_unique<KeyChain>(ctx_, seed)),
       encoder_(std::make_unique<Encoder>(ctx_)),
       seeded_(seed.has_value()) {}
 
-Engine::Engine(std::shared_ptr<Context> ctx, std::unique_ptr<KeyChain> keys)
+Engine::Engine(std::shared_ptr<Tables> ctx, std::unique_ptr<KeyChain> keys)
     : ctx_(std::move(ctx)), keys_(std::move(keys)), encoder_(std::make_unique<Encoder>(ctx_)) {
-  if (&keys_->context() != ctx_.get()) throw InvalidArgument("the keys belong to another context");
+  if (&keys_->tables() != ctx_.get()) throw InvalidArgument("the keys belong to another context");
 }
 
 std::unique_ptr<Engine> Engine::public_view() const {

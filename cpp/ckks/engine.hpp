@@ -1,5 +1,6 @@
-// Engine: one context with its keys and encoder, and the value-level
-// operations that Python calls (encode at the right scale, range checks).
+// Engine: the native half of a Python hetensor.Context: the parameter
+// Tables with their keys and encoder, and the value-level operations that
+// Python calls (encode at the right scale, range checks).
 // Thread-safe for concurrent operations; key generation takes a lock.
 #pragma once
 #include <complex>
@@ -20,10 +21,10 @@ class Engine {
  public:
   Engine(const ParamsLiteral& literal, std::optional<u64> seed);
   // An evaluation-only engine over loaded keys (no secret key).
-  Engine(std::shared_ptr<Context> ctx, std::unique_ptr<KeyChain> keys);
-  // The same context and keys without the secret (keys shared, not copied).
+  Engine(std::shared_ptr<Tables> ctx, std::unique_ptr<KeyChain> keys);
+  // The same tables and keys without the secret (keys shared, not copied).
   std::unique_ptr<Engine> public_view() const;
-  std::shared_ptr<Context> context_ptr() const { return ctx_; }
+  std::shared_ptr<Tables> tables_ptr() const { return ctx_; }
   const KeyChain& keys() const { return *keys_; }
   // A seed makes every key and encryption reproducible: such an engine is
   // never reported secure.
@@ -31,7 +32,7 @@ class Engine {
   bool is_secure() const { return !seeded_ && ctx_->params().is_secure(); }
   std::string describe() const;
 
-  const Context& context() const { return *ctx_; }
+  const Tables& tables() const { return *ctx_; }
   KeyChain& keys() { return *keys_; }
   const Encoder& encoder() const { return *encoder_; }
 
@@ -51,7 +52,7 @@ class Engine {
   double max_encrypt_magnitude() const;
 
  private:
-  std::shared_ptr<Context> ctx_;
+  std::shared_ptr<Tables> ctx_;
   std::unique_ptr<KeyChain> keys_;
   std::unique_ptr<Encoder> encoder_;
   bool seeded_ = false;

@@ -18,12 +18,12 @@ namespace ht {
 
 namespace {
 
-void check_ct(const Context& ctx, const Ciphertext& a, const char* op) {
+void check_ct(const Tables& ctx, const Ciphertext& a, const char* op) {
   if (a.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context; encrypt it with this one");
   if (a.size < 2 || a.size > 3) fail(op, "the ciphertext has " + std::to_string(a.size) + " polynomials");
 }
 
-void check_pair(const Context& ctx, const Ciphertext& a, const Ciphertext& b, const char* op) {
+void check_pair(const Tables& ctx, const Ciphertext& a, const Ciphertext& b, const char* op) {
   check_ct(ctx, a, op);
   check_ct(ctx, b, op);
   if (a.batch != b.batch)
@@ -34,7 +34,7 @@ void check_pair(const Context& ctx, const Ciphertext& a, const Ciphertext& b, co
 struct AtLevel {
   std::optional<Ciphertext> owned;
   const Ciphertext* ptr;
-  AtLevel(const Context& ctx, const Ciphertext& a, int level) : ptr(&a) {
+  AtLevel(const Tables& ctx, const Ciphertext& a, int level) : ptr(&a) {
     if (a.level != level) {
       owned = level_to(ctx, a, level);
       ptr = &*owned;
@@ -47,7 +47,7 @@ struct AtLevel {
 // Sets the value bound of a result and refuses values that decryption could
 // not recover: |value| * scale must stay below half the product of the lowest
 // min(level + 1, 3) primes (what decryption interpolates).
-Ciphertext finish(const Context& ctx, Ciphertext out, double bound, const char* op) {
+Ciphertext finish(const Tables& ctx, Ciphertext out, double bound, const char* op) {
   out.bound = bound;
   double cap = 0;
   for (int i = 0; i <= std::min(out.level, 2); ++i) cap += std::log2(static_cast<double>(ctx.prime(i)));
@@ -75,7 +75,7 @@ u64 residue_of(long double x, u64 q) {
   return static_cast<u64>(v);
 }
 
-Ciphertext add_or_sub(const Context& ctx, const Ciphertext& a0, const Ciphertext& b0, bool subtract) {
+Ciphertext add_or_sub(const Tables& ctx, const Ciphertext& a0, const Ciphertext& b0, bool subtract) {
   const char* op = subtract ? "subtract" : "add";
   check_pair(ctx, a0, b0, op);
   const int level = std::min(a0.level, b0.level);
@@ -107,7 +107,7 @@ Ciphertext add_or_sub(const Context& ctx, const Ciphertext& a0, const Ciphertext
   return finish(ctx, std::move(out), a->bound + b->bound, op);
 }
 
-void check_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p, const char* op) {
+void check_plain(const Tables& ctx, const Ciphertext& a, const Plaintext& p, const char* op) {
   check_ct(ctx, a, op);
   if (p.context_id != ctx.id()) fail(op, "the plaintext belongs to another context");
   if (p.batch != a.batch && p.batch != 1)
@@ -118,7 +118,7 @@ void check_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p, co
 }
 
 // Multiplies every limb of every polynomial by per-prime constants.
-void mul_by_residues(const Context& ctx, Ciphertext& c, const std::vector<u64>& res) {
+void mul_by_residues(const Tables& ctx, Ciphertext& c, const std::vector<u64>& res) {
   const u64 n = ctx.n();
   parallel_for(static_cast<size_t>(c.batch) * c.size * c.limbs(), [&](size_t idx) {
     const int i = static_cast<int>(idx % c.limbs());
@@ -129,7 +129,7 @@ void mul_by_residues(const Context& ctx, Ciphertext& c, const std::vector<u64>& 
   });
 }
 
-Ciphertext truncate(const Context& ctx, const Ciphertext& a, int level) {
+Ciphertext truncate(const Tables& ctx, const Ciphertext& a, int level) {
   Ciphertext out(ctx.n(), a.batch, a.size, level, a.scale, ctx.id(), false, false);
   const size_t limb_words = ctx.n();
   for (int b = 0; b < a.batch; ++b)
@@ -140,10 +140,10 @@ Ciphertext truncate(const Context& ctx, const Ciphertext& a, int level) {
 
 }  // namespace
 
-Ciphertext add(const Context& ctx, const Ciphertext& a, const Ciphertext& b) { return add_or_sub(ctx, a, b, false); }
-Ciphertext sub(const Context& ctx, const Ciphertext& a, const Ciphertext& b) { return add_or_sub(ctx, a, b, true); }
+Ciphertext add(const Tables& ctx, const Ciphertext& a, const Ciphertext& b) { return add_or_sub(ctx, a, b, false); }
+Ciphertext sub(const Tables& ctx, const Ciphertext& a, const Ciphertext& b) { return add_or_sub(ctx, a, b, true); }
 
-Ciphertext negate(const Context& ctx, const Ciphertext& a) {
+Ciphertext negate(const Tables& ctx, const Ciphertext& a) {
   check_ct(ctx, a, "negate");
   Ciphertext out(ctx.n(), a.batch, a.size, a.level, a.scale, ctx.id(), false, false);
   const u64 n = ctx.n();
@@ -155,11 +155,11 @@ Ciphertext negate(const Context& ctx, const Ciphertext& a) {
   return out;
 }
 
-Ciphertext add_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p) {
+Ciphertext add_plain(const Tables& ctx, const Ciphertext& a, const Plaintext& p) {
   return sub_plain(ctx, a, p, false, false);
 }
 
-Ciphertext sub_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p, bool negate_plain,
+Ciphertext sub_plain(const Tables& ctx, const Ciphertext& a, const Plaintext& p, bool negate_plain,
                      bool negate_ct) {
   check_plain(ctx, a, p, "add a plaintext");
   if (std::fabs(p.scale / a.scale - 1.0) > 1e-9) fail("add a plaintext", "the plaintext is encoded at another scale");
@@ -176,12 +176,12 @@ Ciphertext sub_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p
   return finish(ctx, std::move(out), a.bound + p.bound, "add a plaintext");
 }
 
-double plain_mul_scale(const Context& ctx, int level) {
+double plain_mul_scale(const Tables& ctx, int level) {
   if (level < 1) return ctx.scale_at(0);
   return ctx.scale_at(level - 1) * (static_cast<double>(ctx.prime(level)) / ctx.scale_at(level));
 }
 
-Ciphertext mul_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p) {
+Ciphertext mul_plain(const Tables& ctx, const Ciphertext& a, const Plaintext& p) {
   check_plain(ctx, a, p, "multiply by a plaintext");
   if (a.level < 1)
     fail("multiply by a plaintext", "the ciphertext is at level 0 and no level is left to rescale; use a preset "
@@ -203,7 +203,7 @@ Ciphertext mul_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p
   return finish(ctx, std::move(out), a.bound * p.bound, "multiply by a plaintext");
 }
 
-Ciphertext add_scalar(const Context& ctx, const Ciphertext& a, double c) {
+Ciphertext add_scalar(const Tables& ctx, const Ciphertext& a, double c) {
   check_ct(ctx, a, "add a scalar");
   if (!std::isfinite(c)) fail("add a scalar", "the scalar is not finite");
   // residue_of is exact at any magnitude; whether the sum fits is finish()'s check.
@@ -220,7 +220,7 @@ Ciphertext add_scalar(const Context& ctx, const Ciphertext& a, double c) {
   return finish(ctx, std::move(out), a.bound + std::fabs(c), "add a scalar");
 }
 
-Ciphertext mul_scalar(const Context& ctx, const Ciphertext& a, double c) {
+Ciphertext mul_scalar(const Tables& ctx, const Ciphertext& a, double c) {
   check_ct(ctx, a, "multiply by a scalar");
   if (!std::isfinite(c)) fail("multiply by a scalar", "the scalar is not finite");
   std::vector<u64> res(a.limbs());
@@ -245,7 +245,7 @@ Ciphertext mul_scalar(const Context& ctx, const Ciphertext& a, double c) {
   return finish(ctx, std::move(out), a.bound * std::fabs(c), "multiply by a scalar");
 }
 
-Ciphertext multiply_no_relin(const Context& ctx, const Ciphertext& a0, const Ciphertext& b0) {
+Ciphertext multiply_no_relin(const Tables& ctx, const Ciphertext& a0, const Ciphertext& b0) {
   check_pair(ctx, a0, b0, "multiply");
   if (a0.size != 2 || b0.size != 2) fail("multiply", "relinearize the operands first (size-3 ciphertext)");
   const int level = std::min(a0.level, b0.level);
@@ -269,7 +269,7 @@ Ciphertext multiply_no_relin(const Context& ctx, const Ciphertext& a0, const Cip
   return out;
 }
 
-Ciphertext relinearize(const Context& ctx, const KeyChain& keys, const Ciphertext& a) {
+Ciphertext relinearize(const Tables& ctx, const KeyChain& keys, const Ciphertext& a) {
   check_ct(ctx, a, "relinearize");
   if (a.size == 2) return a;
   const u64 n = ctx.n();
@@ -291,7 +291,7 @@ Ciphertext relinearize(const Context& ctx, const KeyChain& keys, const Ciphertex
 
 // Relinearization and rescale fused: (P*d0 + ks0, P*d1 + ks1) is divided by
 // P * q_level in one ModDown, which saves the rescale's NTTs.
-Ciphertext relinearize_rescale(const Context& ctx, const KeyChain& keys, const Ciphertext& a) {
+Ciphertext relinearize_rescale(const Tables& ctx, const KeyChain& keys, const Ciphertext& a) {
   const u64 n = ctx.n();
   const int level = a.level;
   Ciphertext out(n, a.batch, 2, level - 1, a.scale / static_cast<double>(ctx.prime(level)), ctx.id(), false, false);
@@ -320,7 +320,7 @@ Ciphertext relinearize_rescale(const Context& ctx, const KeyChain& keys, const C
   return out;
 }
 
-Ciphertext multiply(const Context& ctx, const KeyChain& keys, const Ciphertext& a, const Ciphertext& b) {
+Ciphertext multiply(const Tables& ctx, const KeyChain& keys, const Ciphertext& a, const Ciphertext& b) {
   check_pair(ctx, a, b, "multiply");
   if (std::min(a.level, b.level) < 1)
     fail("multiply", "an operand is at level 0 and no level is left to rescale the product; use a preset with "
@@ -330,9 +330,9 @@ Ciphertext multiply(const Context& ctx, const KeyChain& keys, const Ciphertext& 
   return finish(ctx, std::move(out), a.bound * b.bound, "multiply");
 }
 
-Ciphertext square(const Context& ctx, const KeyChain& keys, const Ciphertext& a) { return multiply(ctx, keys, a, a); }
+Ciphertext square(const Tables& ctx, const KeyChain& keys, const Ciphertext& a) { return multiply(ctx, keys, a, a); }
 
-Ciphertext rescale(const Context& ctx, const Ciphertext& a) {
+Ciphertext rescale(const Tables& ctx, const Ciphertext& a) {
   check_ct(ctx, a, "rescale");
   if (a.level < 1) fail("rescale", "the ciphertext is at level 0; no prime is left to divide by");
   const u64 n = ctx.n();
@@ -363,7 +363,18 @@ Ciphertext rescale(const Context& ctx, const Ciphertext& a) {
   return finish(ctx, std::move(out), a.bound, "rescale");
 }
 
-Ciphertext level_to(const Context& ctx, const Ciphertext& a, int level) {
+Ciphertext with_scale(const Ciphertext& a, double scale, double bound) {
+  if (!(scale > 0) || !std::isfinite(scale))
+    fail("with_scale", "scale must be positive and finite, got " + std::to_string(scale));
+  if (!(bound >= 0) || !std::isfinite(bound))
+    fail("with_scale", "bound must be finite and >= 0, got " + std::to_string(bound));
+  Ciphertext out = a;
+  out.scale = scale;
+  out.bound = bound;
+  return out;
+}
+
+Ciphertext level_to(const Tables& ctx, const Ciphertext& a, int level) {
   check_ct(ctx, a, "change level");
   if (level > a.level)
     fail("change level", "cannot raise a ciphertext from level " + std::to_string(a.level) + " to " +

@@ -1,6 +1,6 @@
 // Homomorphic operations on ciphertext batches. Levels are aligned
 // automatically (the higher operand is brought down, see level_to); scales are
-// the context's canonical per-level scales, so additions never need a fix-up.
+// the Tables' canonical per-level scales, so additions never need a fix-up.
 // Every operation checks contexts, levels and shapes first and names itself
 // in the error.
 #pragma once
@@ -14,38 +14,43 @@
 namespace ht {
 
 // Level and scale effects are stated per function.
-Ciphertext add(const Context& ctx, const Ciphertext& a, const Ciphertext& b);   // level min(a, b)
-Ciphertext sub(const Context& ctx, const Ciphertext& a, const Ciphertext& b);   // level min(a, b)
-Ciphertext negate(const Context& ctx, const Ciphertext& a);                      // no level
-Ciphertext add_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p);  // p at a's level/scale
+Ciphertext add(const Tables& ctx, const Ciphertext& a, const Ciphertext& b);   // level min(a, b)
+Ciphertext sub(const Tables& ctx, const Ciphertext& a, const Ciphertext& b);   // level min(a, b)
+Ciphertext negate(const Tables& ctx, const Ciphertext& a);                      // no level
+Ciphertext add_plain(const Tables& ctx, const Ciphertext& a, const Plaintext& p);  // p at a's level/scale
 // a - p (negate_plain), p - a (negate_ct), or a + p: no level.
-Ciphertext sub_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p, bool negate_plain, bool negate_ct);
+Ciphertext sub_plain(const Tables& ctx, const Ciphertext& a, const Plaintext& p, bool negate_plain, bool negate_ct);
 // p encoded at plain_mul_scale(a.level); consumes one level.
-Ciphertext mul_plain(const Context& ctx, const Ciphertext& a, const Plaintext& p);
-double plain_mul_scale(const Context& ctx, int level);
-Ciphertext add_scalar(const Context& ctx, const Ciphertext& a, double c);        // no level
+Ciphertext mul_plain(const Tables& ctx, const Ciphertext& a, const Plaintext& p);
+double plain_mul_scale(const Tables& ctx, int level);
+Ciphertext add_scalar(const Tables& ctx, const Ciphertext& a, double c);        // no level
 // Real scalar: an integer |c| < 2^31 costs no level, any other value one level.
-Ciphertext mul_scalar(const Context& ctx, const Ciphertext& a, double c);
+Ciphertext mul_scalar(const Tables& ctx, const Ciphertext& a, double c);
 // Ciphertext product, relinearized and rescaled: consumes one level.
-Ciphertext multiply(const Context& ctx, const KeyChain& keys, const Ciphertext& a, const Ciphertext& b);
-Ciphertext square(const Context& ctx, const KeyChain& keys, const Ciphertext& a);
+Ciphertext multiply(const Tables& ctx, const KeyChain& keys, const Ciphertext& a, const Ciphertext& b);
+Ciphertext square(const Tables& ctx, const KeyChain& keys, const Ciphertext& a);
 // Tensor product only (size 3, scale s^2, no level consumed yet).
-Ciphertext multiply_no_relin(const Context& ctx, const Ciphertext& a, const Ciphertext& b);
-Ciphertext relinearize(const Context& ctx, const KeyChain& keys, const Ciphertext& a);
+Ciphertext multiply_no_relin(const Tables& ctx, const Ciphertext& a, const Ciphertext& b);
+Ciphertext relinearize(const Tables& ctx, const KeyChain& keys, const Ciphertext& a);
 // Size 3 -> size 2 and one level down in one ModDown by P * q_level (cheaper
 // than relinearize + rescale). Scale: a.scale / q_level; bound kept.
-Ciphertext relinearize_rescale(const Context& ctx, const KeyChain& keys, const Ciphertext& a);
+Ciphertext relinearize_rescale(const Tables& ctx, const KeyChain& keys, const Ciphertext& a);
 // Divides by the last prime: level - 1, scale / q_level.
-Ciphertext rescale(const Context& ctx, const Ciphertext& a);
+Ciphertext rescale(const Tables& ctx, const Ciphertext& a);
 // Brings a down to `level` with the canonical scale of that level (one
 // constant multiplication and rescale when the level changes).
-Ciphertext level_to(const Context& ctx, const Ciphertext& a, int level);
+Ciphertext level_to(const Tables& ctx, const Ciphertext& a, int level);
+// The same polynomials read at another scale with a new value bound (the
+// values multiply by a.scale / scale): the free rescalings of bootstrapping.
+// The bound is the caller's claim (nothing decrypts to check it); scale must
+// be finite and > 0, bound finite and >= 0. No level.
+Ciphertext with_scale(const Ciphertext& a, double scale, double bound);
 // Slot rotation: out[i] = in[(i + step) mod slots]. No level.
-Ciphertext rotate(const Context& ctx, const KeyChain& keys, const Ciphertext& a, long step);
+Ciphertext rotate(const Tables& ctx, const KeyChain& keys, const Ciphertext& a, long step);
 // Many rotations of one ciphertext sharing one decomposition (hoisting).
-std::vector<Ciphertext> rotate_hoisted(const Context& ctx, const KeyChain& keys, const Ciphertext& a,
+std::vector<Ciphertext> rotate_hoisted(const Tables& ctx, const KeyChain& keys, const Ciphertext& a,
                                        const std::vector<long>& steps);
-Ciphertext conjugate(const Context& ctx, const KeyChain& keys, const Ciphertext& a);  // no level
+Ciphertext conjugate(const Tables& ctx, const KeyChain& keys, const Ciphertext& a);  // no level
 
 // Throws MissingKeyError listing the steps whose Galois keys are missing.
 void require_rotation_keys(const KeyChain& keys, const std::vector<long>& steps);

@@ -11,7 +11,7 @@
 
 namespace ht {
 
-void add_small_poly_ntt(const Context& ctx, const std::vector<i64>& c, u64* out, const std::vector<int>& primes) {
+void add_small_poly_ntt(const Tables& ctx, const std::vector<i64>& c, u64* out, const std::vector<int>& primes) {
   const u64 n = ctx.n();
   parallel_for(primes.size(), [&](size_t i) {
     const NttTables& t = ctx.ntt(primes[i]);
@@ -37,9 +37,9 @@ std::vector<int> range(int begin, int end) {
 }
 }  // namespace
 
-KeyChain::KeyChain(std::shared_ptr<const Context> ctx, std::optional<u64> seed)
+KeyChain::KeyChain(std::shared_ptr<const Tables> ctx, std::optional<u64> seed)
     : ctx_(std::move(ctx)), prng_(seed ? Prng::from_seed(*seed) : Prng()) {
-  const Context& c = *ctx_;
+  const Tables& c = *ctx_;
   const u64 n = c.n();
   const int L = c.max_level(), all = L + 1 + c.alpha();
   const auto all_primes = range(0, all);
@@ -78,7 +78,7 @@ KeyChain::KeyChain(std::shared_ptr<const Context> ctx, std::optional<u64> seed)
 }
 
 SwitchKey KeyChain::make_switch_key(const u64* s_prime) {
-  const Context& c = *ctx_;
+  const Tables& c = *ctx_;
   const u64 n = c.n();
   const int L = c.max_level(), all = L + 1 + c.alpha();
   const int digits = c.num_digits(L);
@@ -121,7 +121,7 @@ SwitchKey KeyChain::make_switch_key(const u64* s_prime) {
 
 void KeyChain::generate_rotation_keys(const std::vector<long>& steps) {
   require_secret("generate rotation keys");
-  const Context& c = *ctx_;
+  const Tables& c = *ctx_;
   const u64 n = c.n();
   const int all = c.max_level() + 1 + c.alpha();
   for (long step : steps) {
@@ -141,7 +141,7 @@ void KeyChain::generate_rotation_keys(const std::vector<long>& steps) {
 
 void KeyChain::generate_conjugation_key() {
   require_secret("generate the conjugation key");
-  const Context& c = *ctx_;
+  const Tables& c = *ctx_;
   const u64 n = c.n(), g = galois_element_conjugate(n);
   if (has_galois_key(g)) return;
   const int all = c.max_level() + 1 + c.alpha();
@@ -199,7 +199,7 @@ size_t KeyChain::key_bytes() const {
 
 void KeyChain::generate_encapsulation_keys(int h) {
   require_secret("generate encapsulation keys");
-  const Context& c = *ctx_;
+  const Tables& c = *ctx_;
   const u64 n = c.n();
   const int L = c.max_level(), all = L + 1 + c.alpha();
   if (h < 1 || static_cast<u64>(h) > n) throw InvalidArgument("encapsulation needs a Hamming weight in [1, N]");
@@ -288,7 +288,7 @@ u64 KeyChain::key_id() const {
   return h;
 }
 
-KeyChain::KeyChain(std::shared_ptr<const Context> ctx, std::shared_ptr<const PublicKey> pk,
+KeyChain::KeyChain(std::shared_ptr<const Tables> ctx, std::shared_ptr<const PublicKey> pk,
                    std::shared_ptr<const SwitchKey> relin, Buffer secret)
     : ctx_(std::move(ctx)), pk_(std::move(pk)), relin_(std::move(relin)) {
   sk_.s = std::move(secret);
@@ -304,7 +304,7 @@ std::unique_ptr<KeyChain> KeyChain::public_copy() const {
   return out;
 }
 
-void expand_uniform(const Context& ctx, const Seed& seed, u64* out, const std::vector<int>& primes) {
+void expand_uniform(const Tables& ctx, const Seed& seed, u64* out, const std::vector<int>& primes) {
   Prng prng(seed);
   for (size_t i = 0; i < primes.size(); ++i) sample_uniform(prng, ctx.prime(primes[i]), out + i * ctx.n(), ctx.n());
 }

@@ -13,7 +13,7 @@
 #include <optional>
 #include <vector>
 
-#include "ckks/context.hpp"
+#include "ckks/tables.hpp"
 #include "core/prng.hpp"
 #include "runtime/buffer.hpp"
 
@@ -26,7 +26,7 @@ struct SecretKey {
 // The uniform `a` parts of keys and symmetric ciphertexts are expanded from a
 // 32-byte seed (ChaCha20, limb after limb with rejection sampling), so they
 // can be stored as the seed alone (serialize.hpp).
-void expand_uniform(const Context& ctx, const Seed& seed, u64* out, const std::vector<int>& primes);
+void expand_uniform(const Tables& ctx, const Seed& seed, u64* out, const std::vector<int>& primes);
 
 struct PublicKey {
   Buffer b, a;  // [L + 1 + alpha][N]
@@ -54,13 +54,13 @@ struct EncapsulationKeys {
 // free) chain can share them with the chain that made them.
 class KeyChain {
  public:
-  KeyChain(std::shared_ptr<const Context> ctx, std::optional<u64> seed);
+  KeyChain(std::shared_ptr<const Tables> ctx, std::optional<u64> seed);
   // A chain from loaded keys; without `secret` (empty) it is evaluation only.
-  KeyChain(std::shared_ptr<const Context> ctx, std::shared_ptr<const PublicKey> pk,
+  KeyChain(std::shared_ptr<const Tables> ctx, std::shared_ptr<const PublicKey> pk,
            std::shared_ptr<const SwitchKey> relin, Buffer secret = Buffer());
 
-  const Context& context() const { return *ctx_; }
-  std::shared_ptr<const Context> context_ptr() const { return ctx_; }
+  const Tables& tables() const { return *ctx_; }
+  std::shared_ptr<const Tables> tables_ptr() const { return ctx_; }
   bool has_secret() const { return sk_.s.size() != 0; }
   const SecretKey& secret() const;   // throws on a public chain
   const PublicKey& public_key() const { return *pk_; }
@@ -104,7 +104,7 @@ class KeyChain {
   SwitchKey make_switch_key(const u64* s_prime);
   const EncapsulationKeys& encapsulation_checked() const;
   void require_secret(const char* op) const;
-  std::shared_ptr<const Context> ctx_;
+  std::shared_ptr<const Tables> ctx_;
   std::mutex prng_mutex_;
   Prng prng_;
   SecretKey sk_;
@@ -119,6 +119,6 @@ class KeyChain {
 
 // Adds a small polynomial (coefficients in Z, |c| < 2^62) to every limb of
 // `out` in the NTT domain: out_i += NTT([c]_{q_i}). `primes` lists prime indices.
-void add_small_poly_ntt(const Context& ctx, const std::vector<i64>& c, u64* out, const std::vector<int>& primes);
+void add_small_poly_ntt(const Tables& ctx, const std::vector<i64>& c, u64* out, const std::vector<int>& primes);
 
 }  // namespace ht

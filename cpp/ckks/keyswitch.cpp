@@ -14,7 +14,7 @@ namespace ht {
 
 namespace {
 // Prime index of ext limb e at `level`: Q primes first, then P.
-inline int ext_prime(const Context& ctx, int level, int e) {
+inline int ext_prime(const Tables& ctx, int level, int e) {
   return e <= level ? e : ctx.p_index(e - level - 1);
 }
 // Runs a basis conversion over all N coefficients, four at a time, in
@@ -36,7 +36,7 @@ void convert(const BasisConverter& conv, const std::vector<const u64*>& src, con
 }
 }  // namespace
 
-Decomposition decompose(const Context& ctx, const u64* d_ntt, int level) {
+Decomposition decompose(const Tables& ctx, const u64* d_ntt, int level) {
   const u64 n = ctx.n();
   const int alpha = ctx.alpha();
   Decomposition dec;
@@ -73,7 +73,7 @@ Decomposition decompose(const Context& ctx, const u64* d_ntt, int level) {
   return dec;
 }
 
-void inner_product(const Context& ctx, const Decomposition& dec, const SwitchKey& key, const u32* perm, u64* out0,
+void inner_product(const Tables& ctx, const Decomposition& dec, const SwitchKey& key, const u32* perm, u64* out0,
                    u64* out1) {
   const u64 n = ctx.n();
   const int L = ctx.max_level(), level = dec.level, el = dec.ext_limbs();
@@ -104,7 +104,7 @@ void inner_product(const Context& ctx, const Decomposition& dec, const SwitchKey
   });
 }
 
-void mod_down(const Context& ctx, const u64* ext, int level, u64* out, bool accumulate) {
+void mod_down(const Tables& ctx, const u64* ext, int level, u64* out, bool accumulate) {
   const u64 n = ctx.n();
   const int alpha = ctx.alpha();
   // The P part to the coefficient domain.
@@ -134,7 +134,7 @@ void mod_down(const Context& ctx, const u64* ext, int level, u64* out, bool accu
   });
 }
 
-void mod_down_rescale(const Context& ctx, const u64* ext, int level, u64* out) {
+void mod_down_rescale(const Tables& ctx, const u64* ext, int level, u64* out) {
   const u64 n = ctx.n();
   const int alpha = ctx.alpha();
   // q_level and P limbs are contiguous in ext: limbs level .. level + alpha.

@@ -18,14 +18,14 @@ namespace ht {
 namespace {
 
 bool has_step_key(const KeyChain& keys, long s) {
-  const Context& ctx = keys.context();
+  const Tables& ctx = keys.tables();
   const long r = normalize_step(s, ctx.slots());
   return r == 0 || keys.has_galois_key(galois_element_for_step(r, ctx.n()));
 }
 
 // A step without its own key can be composed from keys for its power-of-two terms.
 bool composable(const KeyChain& keys, long s) {
-  const std::vector<long> terms = power_of_two_terms(s, static_cast<long>(keys.context().slots()));
+  const std::vector<long> terms = power_of_two_terms(s, static_cast<long>(keys.tables().slots()));
   if (terms.size() < 2) return false;
   for (long t : terms)
     if (!has_step_key(keys, t)) return false;
@@ -35,7 +35,7 @@ bool composable(const KeyChain& keys, long s) {
 }  // namespace
 
 void require_rotation_keys(const KeyChain& keys, const std::vector<long>& steps) {
-  const Context& ctx = keys.context();
+  const Tables& ctx = keys.tables();
   std::vector<long> missing;
   for (long s : steps) {
     const long r = normalize_step(s, ctx.slots());
@@ -55,14 +55,14 @@ void require_rotation_keys(const KeyChain& keys, const std::vector<long>& steps)
 
 namespace {
 
-void check_rotatable(const Context& ctx, const Ciphertext& a, const char* op) {
+void check_rotatable(const Tables& ctx, const Ciphertext& a, const char* op) {
   if (a.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context");
   if (a.size != 2) fail(op, "relinearize the ciphertext first (it has " + std::to_string(a.size) + " polynomials)");
 }
 
 // Applies the automorphism with Galois key `key` to every ciphertext of a,
 // reusing the decomposition of c1 for every element in `elts`.
-std::vector<Ciphertext> apply_galois(const Context& ctx, const KeyChain& keys, const Ciphertext& a,
+std::vector<Ciphertext> apply_galois(const Tables& ctx, const KeyChain& keys, const Ciphertext& a,
                                      const std::vector<u64>& elts) {
   const u64 n = ctx.n();
   const int level = a.level;
@@ -93,7 +93,7 @@ std::vector<Ciphertext> apply_galois(const Context& ctx, const KeyChain& keys, c
 
 }  // namespace
 
-Ciphertext rotate(const Context& ctx, const KeyChain& keys, const Ciphertext& a, long step) {
+Ciphertext rotate(const Tables& ctx, const KeyChain& keys, const Ciphertext& a, long step) {
   check_rotatable(ctx, a, "rotate");
   if (normalize_step(step, ctx.slots()) == 0) return a;
   require_rotation_keys(keys, {step});
@@ -106,7 +106,7 @@ Ciphertext rotate(const Context& ctx, const KeyChain& keys, const Ciphertext& a,
   return std::move(apply_galois(ctx, keys, a, {galois_element_for_step(step, ctx.n())})[0]);
 }
 
-std::vector<Ciphertext> rotate_hoisted(const Context& ctx, const KeyChain& keys, const Ciphertext& a,
+std::vector<Ciphertext> rotate_hoisted(const Tables& ctx, const KeyChain& keys, const Ciphertext& a,
                                        const std::vector<long>& steps) {
   check_rotatable(ctx, a, "rotate");
   require_rotation_keys(keys, steps);
@@ -132,7 +132,7 @@ std::vector<Ciphertext> rotate_hoisted(const Context& ctx, const KeyChain& keys,
   return out;
 }
 
-Ciphertext conjugate(const Context& ctx, const KeyChain& keys, const Ciphertext& a) {
+Ciphertext conjugate(const Tables& ctx, const KeyChain& keys, const Ciphertext& a) {
   check_rotatable(ctx, a, "conjugate");
   const u64 g = galois_element_conjugate(ctx.n());
   if (!keys.has_galois_key(g))

@@ -27,7 +27,7 @@ void serialize_object(format::Header h, const std::function<void(Writer&)>& body
 
 namespace {
 // c_1 of item b is still the expansion of its seed (a fresh symmetric encryption).
-bool seed_matches(const Context& ctx, const PolyBatch& pb, int b) {
+bool seed_matches(const Tables& ctx, const PolyBatch& pb, int b) {
   const size_t words = static_cast<size_t>(pb.limbs()) * pb.n;
   Buffer a(words, false, false);
   expand_uniform(ctx, pb.a_seeds[b], a.data(), io::first_primes(pb.limbs()));
@@ -35,13 +35,13 @@ bool seed_matches(const Context& ctx, const PolyBatch& pb, int b) {
 }
 }  // namespace
 
-bool can_store_seeds(const Context& ctx, const PolyBatch& pb) {
+bool can_store_seeds(const Tables& ctx, const PolyBatch& pb) {
   bool ok = pb.size == 2 && static_cast<int>(pb.a_seeds.size()) == pb.batch;
   for (int b = 0; ok && b < pb.batch; ++b) ok = seed_matches(ctx, pb, b);
   return ok;
 }
 
-void write_batch(Writer& w, const Context& ctx, const PolyBatch& pb, const std::string& attrs, bool seeded) {
+void write_batch(Writer& w, const Tables& ctx, const PolyBatch& pb, const std::string& attrs, bool seeded) {
   const size_t words = static_cast<size_t>(pb.limbs()) * pb.n;
   w.put<i32>(pb.batch);
   w.put<i32>(pb.size);
@@ -63,7 +63,7 @@ LoadedBatch load_batch(const u8* data, size_t len, const Engine& e, format::Type
   const bool cipher = type == format::Type::kCiphertext;
   if (h.type != type)
     throw FormatError(std::string("expected a ") + format::type_name(type) + ", found a " + format::type_name(h.type));
-  const Context& ctx = e.context();
+  const Tables& ctx = e.tables();
   if (h.param_hash != ctx.params().hash())
     throw FormatError("the object was made with other parameters (parameter hash differs); load it with the "
                       "context that made it");

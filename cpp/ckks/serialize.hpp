@@ -42,8 +42,8 @@ LoadedContext load_context(const u8* data, size_t len, bool allow_insecure, Vali
 // A ciphertext or plaintext batch with the Python layer's `attrs` (shape,
 // layout). `seeded` stores c_1 of a symmetric encryption as its seeds: only
 // when can_store_seeds (c_1 still equals the expansion of the seeds).
-bool can_store_seeds(const Context& ctx, const PolyBatch& b);
-void write_batch(format::Writer& w, const Context& ctx, const PolyBatch& b, const std::string& attrs, bool seeded);
+bool can_store_seeds(const Tables& ctx, const PolyBatch& b);
+void write_batch(format::Writer& w, const Tables& ctx, const PolyBatch& b, const std::string& attrs, bool seeded);
 struct LoadedBatch {
   PolyBatch batch;
   std::string attrs;

@@ -66,7 +66,7 @@ std::unique_ptr<Params> read_params(Reader& r, u64 expected_hash) {
   return p;
 }
 
-void read_words(Reader& r, const Context& ctx, const std::vector<int>& primes, u64* out, bool check,
+void read_words(Reader& r, const Tables& ctx, const std::vector<int>& primes, u64* out, bool check,
                 const char* what) {
   const u64 n = ctx.n();
   r.need(primes.size() * n * 8, what);
@@ -81,14 +81,14 @@ void read_words(Reader& r, const Context& ctx, const std::vector<int>& primes, u
   }
 }
 
-std::vector<int> all_primes(const Context& ctx) { return first_primes(ctx.max_level() + 1 + ctx.alpha()); }
+std::vector<int> all_primes(const Tables& ctx) { return first_primes(ctx.max_level() + 1 + ctx.alpha()); }
 std::vector<int> first_primes(int count) {
   std::vector<int> r(count);
   for (int i = 0; i < count; ++i) r[i] = i;
   return r;
 }
 
-void write_switch_key(Writer& w, const Context& ctx, const SwitchKey& k, bool compress) {
+void write_switch_key(Writer& w, const Tables& ctx, const SwitchKey& k, bool compress) {
   const size_t words = all_primes(ctx).size() * ctx.n();
   const bool seeded = compress && static_cast<int>(k.a_seeds.size()) == k.digits;
   w.put<u32>(static_cast<u32>(k.digits));
@@ -100,7 +100,7 @@ void write_switch_key(Writer& w, const Context& ctx, const SwitchKey& k, bool co
   }
 }
 
-std::shared_ptr<SwitchKey> read_switch_key(Reader& r, const Context& ctx, bool check) {
+std::shared_ptr<SwitchKey> read_switch_key(Reader& r, const Tables& ctx, bool check) {
   const auto primes = all_primes(ctx);
   const size_t words = primes.size() * ctx.n();
   const u32 digits = r.get<u32>("key digits");
@@ -130,7 +130,7 @@ std::shared_ptr<SwitchKey> read_switch_key(Reader& r, const Context& ctx, bool c
 using namespace io;
 
 void write_context(Writer& w, const Engine& e, const std::string& attrs, bool with_secret, bool compress) {
-  const Context& ctx = e.context();
+  const Tables& ctx = e.tables();
   const KeyChain& keys = e.keys();
   const auto primes = all_primes(ctx);
   const size_t words = primes.size() * ctx.n();
@@ -181,7 +181,7 @@ LoadedContext load_context(const u8* data, size_t len, bool allow_insecure, Vali
     const size_t digits = static_cast<size_t>(params->max_level() / params->digit_size() + 1);
     r.need((1 + digits) * words * 8, "the keys of these parameters");
   }
-  auto ctx = std::make_shared<Context>(params->literal());
+  auto ctx = std::make_shared<Tables>(params->literal());
   const auto primes = all_primes(*ctx);
   const u64 n = ctx->n();
   const size_t words = primes.size() * n;

@@ -8,13 +8,13 @@
 
 namespace ht::linalg {
 
-Ciphertext gather(const Context& ctx, const Ciphertext& ct, const std::vector<int>& idx) {
+Ciphertext gather(const Tables& ctx, const Ciphertext& ct, const std::vector<int>& idx) {
   std::vector<std::pair<const Ciphertext*, int>> items;
   for (int i : idx) items.push_back({&ct, i});
   return assemble(ctx, items);
 }
 
-Ciphertext assemble(const Context& ctx, const std::vector<std::pair<const Ciphertext*, int>>& items) {
+Ciphertext assemble(const Tables& ctx, const std::vector<std::pair<const Ciphertext*, int>>& items) {
   const char* op = "regroup ciphertexts";
   if (items.empty()) fail(op, "no ciphertexts given");
   const Ciphertext& f = *items.front().first;
@@ -36,7 +36,7 @@ Ciphertext assemble(const Context& ctx, const std::vector<std::pair<const Cipher
   return out;
 }
 
-Ciphertext zeros_like(const Context& ctx, const Ciphertext& like, int count) {
+Ciphertext zeros_like(const Tables& ctx, const Ciphertext& like, int count) {
   Ciphertext out(ctx.n(), count, 2, like.level, like.scale, ctx.id());
   return out;
 }

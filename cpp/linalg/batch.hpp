@@ -5,15 +5,15 @@
 #include <vector>
 
 #include "ckks/ciphertext.hpp"
-#include "ckks/context.hpp"
+#include "ckks/tables.hpp"
 
 namespace ht::linalg {
 
 // The items idx[0], idx[1], ... of `ct`, as a new batch.
-Ciphertext gather(const Context& ctx, const Ciphertext& ct, const std::vector<int>& idx);
+Ciphertext gather(const Tables& ctx, const Ciphertext& ct, const std::vector<int>& idx);
 // A batch made of items (batch, item); all at one level, size and scale.
-Ciphertext assemble(const Context& ctx, const std::vector<std::pair<const Ciphertext*, int>>& items);
+Ciphertext assemble(const Tables& ctx, const std::vector<std::pair<const Ciphertext*, int>>& items);
 // A batch of `count` zero ciphertexts shaped like `like`.
-Ciphertext zeros_like(const Context& ctx, const Ciphertext& like, int count);
+Ciphertext zeros_like(const Tables& ctx, const Ciphertext& like, int count);
 
 }  // namespace ht::linalg

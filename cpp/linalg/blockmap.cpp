@@ -169,12 +169,12 @@ Plaintext encode_terms(const Encoder& enc, const BlockMap& map, const std::vecto
     term_values(map, ids[k].first, ids[k].second, vals.data() + k * slots, tmp);
   });
   return enc.encode(vals.data(), static_cast<int>(ids.size()), static_cast<u64>(slots), level,
-                    plain_mul_scale(enc.context(), level));
+                    plain_mul_scale(enc.tables(), level));
 }
 }  // namespace
 
 void encode_block_map(const Encoder& encoder, BlockMap& map, int level, bool cache) {
-  const Context& ctx = encoder.context();
+  const Tables& ctx = encoder.tables();
   if (level < 1 || level > ctx.max_level()) fail("encode a block linear map", "level must be in [1, max_level]");
   if (map.plan.slots != static_cast<long>(ctx.slots()))
     fail("encode a block linear map", "the map was planned for another number of slots");
@@ -197,7 +197,7 @@ void encode_block_map(const Encoder& encoder, BlockMap& map, int level, bool cac
   }
 }
 
-Ciphertext apply_block_map(const Context& ctx, const KeyChain& keys, const Encoder& encoder, const Ciphertext& in,
+Ciphertext apply_block_map(const Tables& ctx, const KeyChain& keys, const Encoder& encoder, const Ciphertext& in,
                            const BlockMap& map, int inner_groups, Cost* cost) {
   const char* op = "apply a block linear map";
   const MapPlan& p = map.plan;

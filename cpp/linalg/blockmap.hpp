@@ -76,7 +76,7 @@ void encode_block_map(const Encoder& encoder, BlockMap& map, int level, bool cac
 
 // in: batch H * I * G with G = `inner_groups`; out: batch H * O * G, one level
 // below the map's level (the input is brought down to it first).
-Ciphertext apply_block_map(const Context& ctx, const KeyChain& keys, const Encoder& encoder, const Ciphertext& in,
+Ciphertext apply_block_map(const Tables& ctx, const KeyChain& keys, const Encoder& encoder, const Ciphertext& in,
                            const BlockMap& map, int inner_groups, Cost* cost);
 
 // Diagonal sources.

@@ -50,7 +50,7 @@ std::vector<long> bilinear_steps(long slots, const std::vector<BilinearRound>& r
   return {s.begin(), s.end()};
 }
 
-Ciphertext bilinear_sum(const Context& ctx, const KeyChain& keys, const Ciphertext& A0, const Ciphertext& B0,
+Ciphertext bilinear_sum(const Tables& ctx, const KeyChain& keys, const Ciphertext& A0, const Ciphertext& B0,
                         const std::vector<BilinearRound>& rounds, int outputs, Cost* cost, bool chain_a,
                         bool chain_b) {
   const char* op = "multiply encrypted matrices";
@@ -178,7 +178,7 @@ Ciphertext bilinear_sum(const Context& ctx, const KeyChain& keys, const Cipherte
   return out;
 }
 
-Ciphertext rotate_sum(const Context& ctx, const KeyChain& keys, const Ciphertext& x, const std::vector<long>& steps,
+Ciphertext rotate_sum(const Tables& ctx, const KeyChain& keys, const Ciphertext& x, const std::vector<long>& steps,
                       Cost* cost) {
   require_rotation_keys(keys, steps);
   Ciphertext acc = x;

@@ -29,7 +29,7 @@ struct BilinearRound {
 // lower of their levels first. The result is a batch of `outputs` items.
 // chain_a / chain_b: rotate that operand step after step from its previous
 // rotation (keys for the step differences only) instead of hoisting.
-Ciphertext bilinear_sum(const Context& ctx, const KeyChain& keys, const Ciphertext& A, const Ciphertext& B,
+Ciphertext bilinear_sum(const Tables& ctx, const KeyChain& keys, const Ciphertext& A, const Ciphertext& B,
                         const std::vector<BilinearRound>& rounds, int outputs, Cost* cost, bool chain_a = false,
                         bool chain_b = false);
 // The rotation steps bilinear_sum will use, in its order of work.
@@ -37,7 +37,7 @@ std::vector<long> bilinear_steps(long slots, const std::vector<BilinearRound>& r
 
 // x <- x + rot(x, s) for s in steps, in order (replication and folding by
 // doubling). No level.
-Ciphertext rotate_sum(const Context& ctx, const KeyChain& keys, const Ciphertext& x, const std::vector<long>& steps,
+Ciphertext rotate_sum(const Tables& ctx, const KeyChain& keys, const Ciphertext& x, const std::vector<long>& steps,
                       Cost* cost);
 
 }  // namespace ht::linalg

@@ -11,7 +11,7 @@
 
 namespace ht::linalg {
 
-Rotator::Rotator(const Context& ctx, const KeyChain& keys, const Ciphertext& ct, bool chain)
+Rotator::Rotator(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct, bool chain)
     : ctx_(ctx), keys_(keys), ct_(ct), dec_(ct.batch), have_(ct.batch, 0), chain_(chain), cur_step_(ct.batch, 0),
       cur_(ct.batch) {
   if (ct.context_id != ctx.id()) fail("rotate", "the ciphertext belongs to another context");

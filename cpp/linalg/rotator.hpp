@@ -18,13 +18,13 @@ namespace ht::linalg {
 
 class Rotator {
  public:
-  Rotator(const Context& ctx, const KeyChain& keys, const Ciphertext& ct, bool chain = false);
+  Rotator(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct, bool chain = false);
   // The items `items` of the batch rotated by `step`, as a new batch (no level).
   Ciphertext rotate(const std::vector<int>& items, long step, Cost* cost);
   const Ciphertext& source() const { return ct_; }
 
  private:
-  const Context& ctx_;
+  const Tables& ctx_;
   const KeyChain& keys_;
   const Ciphertext& ct_;
   std::vector<Decomposition> dec_;

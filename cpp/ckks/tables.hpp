@@ -1,5 +1,6 @@
-// Context: validated parameters plus every table derived from them (NTT
-// tables of all primes, canonical scales per level, RNS constants for rescale,
+// Tables: validated parameters plus every table derived from them, shared
+// read-only by the Engine (which the Python Context holds), its keys and
+// every evaluator function (NTT tables of all primes, canonical scales per level, RNS constants for rescale,
 // ModUp and ModDown, Galois permutations). Immutable after construction
 // except for the Galois permutation cache, which is guarded by a mutex.
 //
@@ -19,11 +20,11 @@
 
 namespace ht {
 
-class Context {
+class Tables {
  public:
-  explicit Context(const ParamsLiteral& literal);
-  Context(const Context&) = delete;
-  Context& operator=(const Context&) = delete;
+  explicit Tables(const ParamsLiteral& literal);
+  Tables(const Tables&) = delete;
+  Tables& operator=(const Tables&) = delete;
 
   const Params& params() const { return params_; }
   u64 n() const { return params_.n(); }

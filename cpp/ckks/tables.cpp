@@ -1,4 +1,4 @@
-#include "ckks/context.hpp"
+#include "ckks/tables.hpp"
 
 #include <atomic>
 
@@ -11,7 +11,7 @@ namespace {
 std::atomic<u64> next_context_id{1};
 }
 
-Context::Context(const ParamsLiteral& literal) : params_(literal), id_(next_context_id++) {
+Tables::Tables(const ParamsLiteral& literal) : params_(literal), id_(next_context_id++) {
   const u64 n = params_.n();
   const int L = params_.max_level();
   std::vector<u64> all = params_.q();
@@ -57,7 +57,7 @@ Context::Context(const ParamsLiteral& literal) : params_(literal), id_(next_cont
   }
 }
 
-const std::vector<u32>& Context::galois_perm(u64 g) const {
+const std::vector<u32>& Tables::galois_perm(u64 g) const {
   std::lock_guard<std::mutex> lock(perm_mutex_);
   auto it = perms_.find(g);
   if (it == perms_.end()) it = perms_.emplace(g, galois_permutation_ntt(g, n())).first;
