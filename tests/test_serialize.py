@@ -288,3 +288,57 @@ def test_torch_save_and_dtype(ctx):
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
     assert bits(out.double().numpy(), x.double().numpy()) > 20
     assert back["pub"].is_public
+
+
+@pytest.mark.parametrize("how", ["to_bytes", "file", "pickle", "torch.save"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "complex64"])
+def test_torch_dtype_and_device_survive_every_round_trip(ctx, tmp_path, how, dtype):
+    torch = pytest.importorskip("torch")
+    want = getattr(torch, dtype)
+    ref = np.linspace(-1, 1, 24).reshape(4, 6) * (1 + 0.5j if want.is_complex else 1)
+    t = torch.tensor(ref).to(want)
+    x = ctx.encrypt(t) * 2
+    if how == "to_bytes":
+        y = ht.from_bytes(x.to_bytes(), ctx)
+    elif how == "file":
+        x.save(tmp_path / "x.ht")
+        y = ht.load(tmp_path / "x.ht", ctx)
+    elif how == "pickle":
+        y = pickle.loads(pickle.dumps(x))
+    else:
+        buf = io.BytesIO()
+        torch.save({"x": x}, buf)
+        buf.seek(0)
+        y = torch.load(buf, weights_only=False)["x"]
+    assert (y.dtype, y.device) == (want, torch.device("cpu"))
+    out = ctx.decrypt(y)
+    assert isinstance(out, torch.Tensor) and out.dtype == want and out.device == torch.device("cpu")
+    # the reference is the float64 double of the rounded input; half precision keeps ~8 to 11 bits
+    expect = 2 * t.to(torch.complex128 if want.is_complex else torch.float64).numpy()
+    assert bits(out.to(torch.complex128 if want.is_complex else torch.float64).numpy(), expect) >= {
+        "float16": 9, "bfloat16": 6}.get(dtype, 20)
+
+
+def test_a_recorded_device_comes_back_and_map_location_overrides_it(ctx):
+    torch = pytest.importorskip("torch")
+    x = ctx.encrypt(torch.linspace(-1, 1, 8, dtype=torch.float32))
+    x._tmeta = (torch.float32, torch.device("cuda:0"))  # as if encrypted from a CUDA tensor
+    data = x.to_bytes()
+    y = ht.from_bytes(data, ctx)
+    assert y.device == torch.device("cuda:0") and y.dtype == torch.float32
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="cannot decrypt onto device 'cuda:0'.*device='cpu'"):
+            ctx.decrypt(y)
+    else:
+        assert ctx.decrypt(y).device == torch.device("cuda:0")
+    out = ctx.decrypt(y, device="cpu")
+    assert out.device == torch.device("cpu") and out.dtype == torch.float32
+    assert bits(out.double().numpy(), np.linspace(-1, 1, 8)) > 20
+    for where in ("cpu", torch.device("cpu")):
+        z = ht.from_bytes(data, ctx, map_location=where)
+        assert z.device == torch.device("cpu")
+        assert bits(ctx.decrypt(z).double().numpy(), np.linspace(-1, 1, 8)) > 20
+    with pytest.raises(TypeError, match="map_location: 'gpu0' is not a torch device"):
+        ht.from_bytes(data, ctx, map_location="gpu0")
+    with pytest.raises(ValueError, match="device= applies to tensors encrypted from torch"):
+        ctx.decrypt(ctx.encrypt(np.ones(3)), device="cpu")

@@ -287,6 +287,36 @@ def test_sum_and_mean_over_dims(ctx, x, dim, keepdim):
     assert bits(ctx.decrypt(m), x.mean(axis=axis, keepdims=keepdim)) >= 22
 
 
+@pytest.mark.parametrize("layout", [None, "matrix"])
+@pytest.mark.parametrize("dim", [None, 0, 1, -1, (0, 1)])
+def test_rotation_steps_for_sum_are_exactly_the_keys_of_that_sum(x, layout, dim):
+    # A context without auto keys: planned keys must suffice, and the plan must depend on dim.
+    c = ht.Context.from_preset("toy-insecure", seed=16)
+    X = c.encrypt(x, layout=layout)
+    steps = c.rotation_steps_for("sum", X, dim=dim)
+    spec = ["flat" if layout is None else "matrix"]
+    assert steps == c.rotation_steps_for("sum", x.shape, dim=dim, layouts=spec)
+    if dim is not None:
+        assert steps == c.rotation_steps_for("sum", X, dim)  # positional, as X.sum(dim)
+        with pytest.raises(ht.MissingKeyError):
+            X.sum(dim)
+    c.generate_rotation_keys(steps)
+    axis = tuple(dim) if isinstance(dim, tuple) else dim
+    assert bits(c.decrypt(X.sum(dim)), x.sum(axis=axis)) >= 22
+    assert bits(c.decrypt(X.mean(dim)), x.mean(axis=axis)) >= 22
+
+
+def test_rotation_steps_for_sum_depends_on_dim_and_refuses_two_dims(ctx, x):
+    X = ctx.encrypt(x)
+    rows, cols = ctx.rotation_steps_for("sum", X, 0), ctx.rotation_steps_for("sum", X, 1)
+    assert rows != cols and set(rows) | set(cols) <= set(ctx.rotation_steps_for("sum", X))
+    with pytest.raises(ValueError, match="dim given twice"):
+        ctx.rotation_steps_for("sum", X, 0, dim=0)
+    with pytest.raises(TypeError, match="expected a shape"):
+        ctx.rotation_steps_for("sum", "4x6")
+    assert ctx.rotation_steps_for("roll", X, 1) == ctx.rotation_steps_for("roll", x.shape, 1)
+
+
 def test_sum_and_mean_take_numpy_keywords(ctx, x):
     X = ctx.encrypt(x)
     assert bits(ctx.decrypt(with_keys(ctx, lambda: X.sum(axis=0))), x.sum(axis=0)) >= 22

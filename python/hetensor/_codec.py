@@ -91,8 +91,9 @@ def _tensor_attrs(t: Any) -> str:
     return json.dumps({"shape": list(t.shape), "complex": bool(t._complex), "torch": bool(t._torch),
                        "layout": _layout_attrs(t._layout),
                        "range": None if rng is None else [float(rng[0]), float(rng[1])],
-                       # the dtype comes back on load; the device does not (it is the loader's choice)
-                       "torch_dtype": None if tmeta is None else str(tmeta[0])})
+                       # both come back on load (hetensor.load's map_location overrides the device)
+                       "torch_dtype": None if tmeta is None else str(tmeta[0]),
+                       "torch_device": None if tmeta is None else str(tmeta[1])})
 
 
 def matrix_bytes(m: Any) -> bytes:

@@ -393,10 +393,17 @@ class Context:
         ``"getitem"`` (``x[key]``: shape, key), ``"roll"`` (``x.roll``: shape,
         shifts, dims) and ``"cat"`` / ``"stack"`` (the shapes) plan the slot moves
         of :mod:`hetensor.shaping` on flat tensors.
+
+        A tensor may stand for its shape (then its layout and level are used):
+        ``ctx.rotation_steps_for("sum", x, dim=0)`` lists the keys of ``x.sum(0)``.
         """
         if op in ("getitem", "roll", "cat", "stack"):
             from .shaping import rotation_steps
 
+            if op in ("cat", "stack"):
+                shapes = tuple(tuple(s.shape) if hasattr(s, "_ct") else s for s in shapes)
+            elif shapes and hasattr(shapes[0], "_ct"):
+                shapes = (tuple(shapes[0].shape),) + shapes[1:]
             return rotation_steps(self, op, *shapes)
         from .linalg import rotation_steps_for
 
@@ -465,13 +472,16 @@ class Context:
             out._keep(rows, "multiply" if lv >= 1 else "add")
         return out
 
-    def decrypt(self, ct: "CipherTensor", *, dtype: Any = None, flood_bits: Optional[float] = None) -> Any:
+    def decrypt(self, ct: "CipherTensor", *, dtype: Any = None, flood_bits: Optional[float] = None,
+                device: Any = None) -> Any:
         """Decrypt to a float64 numpy array of the original shape.
 
         Complex inputs come back as complex128. A torch tensor comes back when
         a torch tensor was encrypted, with its dtype (the complex counterpart
         when the values became complex; float64 for integer inputs) and on its
-        device. ``dtype`` (numpy or torch) asks for another one.
+        device (both survive save / load and pickling). ``dtype`` (numpy or
+        torch) asks for another dtype, ``device`` (torch results only) for
+        another device.
 
         ``flood_bits``: for results that leave the key holder (IND-CPA-D; see
         docs/SECURITY.md). Adds a fresh Gaussian of standard deviation
@@ -499,7 +509,9 @@ class Context:
         out = flat if ct.is_complex else np.ascontiguousarray(flat.real)
         out = out.reshape(ct.shape)
         if ct._torch:
-            return _to_torch(out, dtype, getattr(ct, "_tmeta", None))
+            return _to_torch(out, dtype, getattr(ct, "_tmeta", None), device)
+        if device is not None:
+            raise ValueError("decrypt: device= applies to tensors encrypted from torch; this one gives numpy")
         return out if dtype is None else out.astype(dtype)
 
     # -- sharing and saving ---------------------------------------------------------
@@ -550,7 +562,7 @@ class Context:
         return _codec.reduce(self)
 
 
-def _to_torch(out: np.ndarray, dtype: Any, meta: Any) -> Any:
+def _to_torch(out: np.ndarray, dtype: Any, meta: Any, device: Any = None) -> Any:
     """Decrypted values as a torch tensor of the encrypted tensor's dtype and device (``meta``)."""
     import torch
 
@@ -564,6 +576,11 @@ def _to_torch(out: np.ndarray, dtype: Any, meta: Any) -> Any:
         if t.is_complex() and not want.is_complex:
             want = torch.complex64 if want in (torch.float32, torch.float16, torch.bfloat16) else torch.complex128
         t = t.to(want)
-    if meta is not None and str(meta[1]) != "cpu":
-        t = t.to(meta[1])
+    where = device if device is not None else (meta[1] if meta is not None else None)
+    if where is not None and str(where) != "cpu":
+        try:
+            t = t.to(where)
+        except (RuntimeError, AssertionError, TypeError) as e:  # e.g. a CUDA device on a machine without one
+            raise RuntimeError(f"cannot decrypt onto device {str(where)!r} ({e}); pass device='cpu' to decrypt, "
+                               "or map_location='cpu' to hetensor.load") from None
     return t

@@ -117,7 +117,8 @@ class _Input:
             self._mm.close()
 
 
-def load(source: Source, context: Any = None, *, unsafe: bool = False, allow_insecure: bool = False) -> Any:
+def load(source: Source, context: Any = None, *, unsafe: bool = False, allow_insecure: bool = False,
+         map_location: Any = None) -> Any:
     """Load an object written by :func:`save` / :func:`to_bytes`.
 
     Args:
@@ -129,6 +130,10 @@ def load(source: Source, context: Any = None, *, unsafe: bool = False, allow_ins
             is still checked). Only for files you wrote yourself.
         allow_insecure: accept a context whose parameters were created with
             ``allow_insecure=True`` (tests only).
+        map_location: for an encrypted torch tensor, the torch device
+            (``"cpu"``, ``"cuda:0"`` or a ``torch.device``) that ``decrypt``
+            puts it on, as in ``torch.load``. Default: the device it was
+            encrypted from (its dtype always comes back).
 
     Returns a Context, CipherTensor, PlainTensor or PlainMatrix (for a
     parameters record, ``ctx.to_bytes(params_only=True)``, the keyword
@@ -146,7 +151,7 @@ def load(source: Source, context: Any = None, *, unsafe: bool = False, allow_ins
             return _load_params(inp.data, unsafe)
         ctx = context if context is not None else _find_context(info, kind)
         if kind == _CIPHERTEXT:
-            return _load_tensor(ctx, inp.data, unsafe)
+            return _load_tensor(ctx, inp.data, unsafe, map_location)
         if kind == _PLAINTEXT:
             return _load_plain(ctx, inp.data, unsafe)
         if kind == _BLOB:
@@ -157,11 +162,11 @@ def load(source: Source, context: Any = None, *, unsafe: bool = False, allow_ins
 
 
 def from_bytes(data: Union[bytes, bytearray, memoryview], context: Any = None, *, unsafe: bool = False,
-               allow_insecure: bool = False) -> Any:
+               allow_insecure: bool = False, map_location: Any = None) -> Any:
     """Same as :func:`load` for a bytes-like object."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"from_bytes needs a bytes-like object, got {type(data).__name__}")
-    return load(data, context, unsafe=unsafe, allow_insecure=allow_insecure)
+    return load(data, context, unsafe=unsafe, allow_insecure=allow_insecure, map_location=map_location)
 
 
 def _find_context(info: dict, kind: int) -> Any:
@@ -232,7 +237,7 @@ def _check_context(ctx: Any) -> None:
         raise TypeError(f"context must be a hetensor.Context, got {type(ctx).__name__}")
 
 
-def _load_tensor(ctx: Any, data: Any, unsafe: bool) -> Any:
+def _load_tensor(ctx: Any, data: Any, unsafe: bool, map_location: Any = None) -> Any:
     _check_context(ctx)
     ct, raw = _core.deserialize_ciphertext(ctx._engine, data, bool(unsafe))
     d = _attrs(raw)
@@ -261,7 +266,7 @@ def _load_tensor(ctx: Any, data: Any, unsafe: bool) -> Any:
             raise FormatError(f"corrupt attributes: shape {shape} does not fit {int(ct.batch)} ciphertexts")
     out = CipherTensor._wrap(ctx, ct, shape, cplx, torch_out, layout)
     out._range = _range(d.get("range"), float(ct.bound))
-    out._tmeta = _torch_meta(d.get("torch_dtype"))
+    out._tmeta = _torch_meta(d.get("torch_dtype"), d.get("torch_device"), map_location)
     return out
 
 
@@ -281,8 +286,11 @@ def _range(v: Any, bound: float) -> Optional[tuple]:
     return (lo, hi)
 
 
-def _torch_meta(name: Any) -> Optional[tuple]:
+def _torch_meta(name: Any, device: Any = None, map_location: Any = None) -> Optional[tuple]:
+    """(dtype, device) of an encrypted torch tensor from its attributes; ``map_location`` wins."""
     if name is None:
+        if map_location is not None:
+            _device(map_location, TypeError, "map_location")  # still checked: a typo should not pass silently
         return None
     if not isinstance(name, str) or not name.startswith("torch.") or len(name) > 32:
         raise FormatError("corrupt attributes: torch_dtype")
@@ -293,7 +301,27 @@ def _torch_meta(name: Any) -> Optional[tuple]:
     dtype = getattr(torch, name[len("torch."):], None)
     if not isinstance(dtype, torch.dtype):
         raise FormatError(f"corrupt attributes: {name} is not a torch dtype")
-    return (dtype, torch.device("cpu"))
+    if map_location is not None:
+        return (dtype, _device(map_location, TypeError, "map_location"))
+    if device is None:  # written before devices were recorded
+        return (dtype, torch.device("cpu"))
+    if not isinstance(device, str) or len(device) > 32:
+        raise FormatError("corrupt attributes: torch_device")
+    return (dtype, _device(device, FormatError, "corrupt attributes: torch_device"))
+
+
+def _device(spec: Any, error: type, what: str) -> Any:
+    """A torch.device from a string or device (not necessarily present on this machine)."""
+    import torch
+
+    if isinstance(spec, torch.device):
+        return spec
+    if isinstance(spec, str):
+        try:
+            return torch.device(spec)
+        except (RuntimeError, ValueError):
+            pass
+    raise error(f"{what}: {spec!r} is not a torch device (use 'cpu', 'cuda:0' or a torch.device)")
 
 
 def _load_plain(ctx: Any, data: Any, unsafe: bool) -> Any:

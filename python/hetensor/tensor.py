@@ -501,8 +501,8 @@ class CipherTensor:
         holds partial sums and must be cleared first).
 
         numpy's keywords work too (``axis``, ``keepdims``), so ``np.sum(X, axis=0)``
-        dispatches here. The result has a matrix layout (``ctx.rotation_steps_for("sum", shape)``
-        lists the keys).
+        dispatches here. The result has a matrix layout; ``ctx.rotation_steps_for("sum", x, dim)``
+        lists the keys (x itself, or its shape with ``layouts=``).
         """
         from .linalg import tensor_sum
 

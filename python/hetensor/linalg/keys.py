@@ -53,6 +53,25 @@ def ghost(ctx, shape, layout=None, level: Optional[int] = None, flat_default: bo
     return rm.GhostTensor._wrap(ctx, rm.GhostCiphertext(lvl, batch, ctx.scale_at(lvl)), shape, False, False, lay)
 
 
+def _operand(s: Any, i: int, lays: list, levels: list, own_level: bool) -> tuple:
+    """The shape of operand ``i``; an encrypted tensor also fills in its layout and level."""
+    if hasattr(s, "_ct") and hasattr(s, "shape"):
+        if lays[i] is None:
+            lays[i] = s._layout if getattr(s, "_layout", None) is not None else "flat"
+        if own_level:
+            levels[i] = int(s.level)
+        return tuple(s.shape)
+    if isinstance(s, PlainMatrix):
+        return tuple(s.shape)
+    if isinstance(s, (int, np.integer)):
+        return (int(s),)
+    if isinstance(s, np.ndarray) and s.ndim == 1:  # a shape held in an array
+        s = s.tolist()
+    if not isinstance(s, (tuple, list)) or not all(isinstance(v, (int, np.integer)) for v in s):
+        raise TypeError(f"operand {i}: expected a shape (a tuple of ints) or a tensor, got {s!r}")
+    return tuple(int(v) for v in s)
+
+
 def rotation_steps_for(ctx, op: str, *shapes, layouts: Optional[Sequence[Any]] = None,
                        method: Optional[str] = None, dim=None, level: Any = None) -> List[int]:
     """The key steps (normalized to [1, slots)) that ``op`` uses on operands of these shapes.
@@ -70,13 +89,23 @@ def rotation_steps_for(ctx, op: str, *shapes, layouts: Optional[Sequence[Any]] =
     level fresh ciphertexts have): routes depend on it. Under the
     ``"power-of-two"`` policy the result is the power-of-two keys the
     rotations are composed from.
+
+    An operand may be the CipherTensor itself instead of its shape: its
+    layout and level are then taken from it (unless given). ``"sum"`` takes
+    its ``dim`` as a keyword or as the argument after the shape, as
+    ``x.sum(dim)`` does: ``rotation_steps_for(ctx, "sum", x, 0)``.
     """
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}: one of {', '.join(OPS)}")
+    if op == "sum" and len(shapes) == 2:  # rotation_steps_for("sum", shape, dim)
+        if dim is not None:
+            raise ValueError("sum: dim given twice (after the shape and as dim=)")
+        shapes, dim = shapes[:1], shapes[1]
     lays = list(layouts or [])
     lays += [None] * (len(shapes) - len(lays))
     levels = list(level) if isinstance(level, (list, tuple)) else [level] * max(1, len(shapes))
     levels += [levels[-1]] * (len(shapes) - len(levels))
+    shapes = tuple(_operand(s, i, lays, levels, level is None) for i, s in enumerate(shapes))
 
     def g(i, flat_default=False):
         return ghost(ctx, shapes[i], lays[i], levels[i], flat_default)
