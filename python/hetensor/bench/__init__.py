@@ -6,7 +6,12 @@ peer library), ``timing`` and ``memory`` (statistics, peak memory),
 ``machine`` (machine facts, NTT peak estimate), ``runner`` (the interleaved
 loop), ``report``, ``jsonout``, ``plot``, ``progress``, ``reference`` (the
 peers' fixed figures from issue 3). Nothing here imports hetensor's core at
-import time, so the package can be inspected anywhere.
+import time, so the package can be inspected anywhere; peers, tqdm and
+matplotlib are optional (the ``bench`` extra) and imported only when used.
+
+This package is the one home of the suite; the repository's ``bench/`` folder
+holds results (``RESULTS.md``, ``results-*.json``), one-off figure scripts and
+the pytest-benchmark files that drive these ops (``bench/README.md``).
 """
 
 from __future__ import annotations
