@@ -237,7 +237,7 @@ def test_operands_at_different_levels_are_aligned(toy_ctx, rng, xy):
     assert bits(toy_ctx.decrypt(low + prod), z + x * y) >= MUL_BITS
 
 
-def test_level_to(toy_ctx, xy):
+def test_level_to_goes_down_only_to_the_canonical_scale(toy_ctx, xy):
     x, _, cx, _ = xy
     for level in range(toy_ctx.max_level, -1, -1):
         d = cx.level_to(level)

@@ -119,7 +119,7 @@ CPMM_SHAPES = [(8, 8, 8), (5, 7, 3), (16, 40, 24), (20, 100, 70), (3, 300, 5), (
 
 
 @pytest.mark.parametrize("m,n,p", CPMM_SHAPES)
-def test_cpmm(ctx, m, n, p, rng):
+def test_cpmm_matches_float64_in_one_level(ctx, m, n, p, rng):
     X = rng.uniform(-1, 1, (m, n))
     W = rng.uniform(-1, 1, (n, p)) / math.sqrt(n)
     keys_for(ctx, "cpmm", (m, n), (n, p))
@@ -262,7 +262,7 @@ CCMM_SHAPES = [
 
 @pytest.mark.parametrize("m,n,p", CCMM_SHAPES)
 @pytest.mark.parametrize("method", ["jkls", "diag"])
-def test_ccmm(ctx, m, n, p, method, rng):
+def test_ccmm_matches_float64_in_two_levels(ctx, m, n, p, method, rng):
     X = rng.uniform(-1, 1, (m, n))
     Y = rng.uniform(-1, 1, (n, p))
     x, y = enc(ctx, X), enc(ctx, Y)
@@ -402,7 +402,7 @@ def test_transpose_is_free_and_materializes(ctx, rng):
 
 @pytest.mark.parametrize("shape,layout", [((6, 11), "matrix"), ((6, 11), "matrix.T"), ((40, 70), None),
                                           ((3, 5, 9), "matrix")])
-def test_sum(ctx, shape, layout, rng):
+def test_sum_over_every_dim_costs_no_level(ctx, shape, layout, rng):
     X = rng.uniform(-1, 1, shape)
     lay = Layout(shape, ctx.slots, bm=64, br=40, bc=16) if layout is None else layout
     x = ctx.encrypt(X, layout=lay)

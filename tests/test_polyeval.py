@@ -215,7 +215,7 @@ def test_too_few_levels_names_counts(poly_ctx):
         run(poly_ctx, low, -8, 0, np.ones(16))
 
 
-def test_bad_inputs(poly_ctx, other_ctx):
+def test_polyeval_refuses_bad_intervals_coefficients_and_contexts(poly_ctx, other_ctx):
     _, ct = encrypt_uniform(poly_ctx, -1, 1, n=16)
     with pytest.raises(ValueError, match="interval"):
         run(poly_ctx, ct, 1, 1, [1.0, 2.0])
