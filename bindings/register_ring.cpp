@@ -12,6 +12,7 @@
 #include "backend/cpu_ntt_fma.hpp"
 #include "core/error.hpp"
 #include "core/numth.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/parallel.hpp"
 
 namespace py = pybind11;
@@ -74,6 +75,13 @@ void register_ring(py::module_& m) {
   m.def("set_num_threads", &ht::set_num_threads, py::arg("threads"));
   m.def("max_num_threads", &ht::max_num_threads);
   m.def("get_num_threads", &ht::get_num_threads);
+  m.def("pool_cached_bytes", &ht::pool_cached_bytes,
+        "Bytes of freed buffers the core keeps for reuse.");
+  m.def("pool_release_cached", &ht::pool_release_cached,
+        "Free every cached buffer and return free heap pages to the system.");
+  m.def("pool_set_cache_limit", &ht::pool_set_cache_limit, py::arg("bytes"),
+        "Cap the bytes of freed buffers kept for reuse (blocks above the cap are freed now).");
+  m.def("pool_cache_limit", &ht::pool_cache_limit);
   m.def("bit_reverse", [](ht::u64 x, int bits) {
     if (bits < 0 || bits > 63 || (bits < 64 && (x >> bits) != 0))
       throw ht::InvalidArgument("bit_reverse: need 0 <= bits <= 63 and x < 2^bits");

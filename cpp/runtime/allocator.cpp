@@ -1,8 +1,12 @@
 #include "runtime/allocator.hpp"
 
 #include <cstdlib>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <map>
 #include <mutex>
+#include <iterator>
 #include <new>
 #include <unordered_map>
 #include <vector>
@@ -85,12 +89,29 @@ void pool_release_cached() {
   for (auto& kv : p.free_blocks) std::free(kv.second);
   p.free_blocks.clear();
   p.cached = 0;
+#if defined(__GLIBC__)
+  // glibc keeps freed small and medium blocks in its arenas; hand the free
+  // pages back so that resident memory drops too, not only the pool's count.
+  malloc_trim(0);
+#endif
 }
 
 void pool_set_cache_limit(std::size_t bytes) {
   Pool& p = pool();
   std::lock_guard<std::mutex> lock(p.mutex);
   p.limit = bytes;
+  // Shrink at once to the new cap: the largest blocks go first.
+  while (p.cached > p.limit && !p.free_blocks.empty()) {
+    auto last = std::prev(p.free_blocks.end());
+    p.cached -= last->first;
+    std::free(last->second);
+    p.free_blocks.erase(last);
+  }
+}
+
+std::size_t pool_cache_limit() {
+  std::lock_guard<std::mutex> lock(pool().mutex);
+  return pool().limit;
 }
 
 }  // namespace ht

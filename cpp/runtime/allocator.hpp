@@ -11,6 +11,7 @@ void* pool_allocate(std::size_t bytes);
 void pool_free(void* p, std::size_t bytes);
 std::size_t pool_cached_bytes();
 void pool_release_cached();
-void pool_set_cache_limit(std::size_t bytes);
+void pool_set_cache_limit(std::size_t bytes);  // frees cached blocks above the new cap
+std::size_t pool_cache_limit();
 
 }  // namespace ht

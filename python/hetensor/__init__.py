@@ -17,7 +17,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _core  # noqa: E402
 from . import approx  # noqa: E402  (hetensor.approx.exp(...) works after `import hetensor`)
-from . import cuda, distributed, parallel  # noqa: E402
+from . import cuda, distributed, memory, parallel  # noqa: E402
 from .context import RELEASE_FLOOD_BITS, Context, presets  # noqa: E402
 from .errors import FormatError, MissingKeyError, SecurityError  # noqa: E402
 from .layout import Layout
@@ -81,6 +81,7 @@ __all__ = [
     "load",
     "get_num_threads",
     "max_num_threads",
+    "memory",
     "presets",
     "save",
     "set_num_threads",
