@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -63,3 +64,12 @@ def test_a_filter_that_matches_nothing_fails(built):
     done = subprocess.run([str(built / "hetensor_core_tests"), "no such case"], capture_output=True, text=True)
     assert done.returncode == 1
     assert "0 case(s), 0 failed" in done.stdout
+
+
+def test_the_unit_tests_include_only_the_layers_they_test():
+    # pybind-free, and only the arithmetic layers: they build without Python and without the ckks layer.
+    for f in (ROOT / "tests" / "cpp").glob("*.[ch]pp"):
+        for inc in re.findall(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', f.read_text(), re.M):
+            assert not inc.startswith(("pybind11", "Python")), f"{f.name} includes {inc}"
+            if "/" in inc:
+                assert inc.split("/")[0] in ("core", "backend", "runtime"), f"{f.name} includes {inc}"
