@@ -34,6 +34,10 @@ def built() -> pathlib.Path:
     BUILD.mkdir(parents=True, exist_ok=True)
     with open(BUILD.parent / "cpp-tests.lock", "w") as lock:  # two test runs never build at once
         fcntl.flock(lock, fcntl.LOCK_EX)
+        cache = BUILD / "CMakeCache.txt"
+        if cache.exists() and f"CMAKE_HOME_DIRECTORY:INTERNAL={ROOT / 'tests' / 'cpp'}\n" not in cache.read_text():
+            shutil.rmtree(BUILD)  # configured from another checkout (a moved or copied tree)
+            BUILD.mkdir(parents=True)
         for cmd in ([cmake, "-S", str(ROOT / "tests" / "cpp"), "-B", str(BUILD), "-G", "Ninja",
                      f"-DCMAKE_MAKE_PROGRAM={ninja}", "-DCMAKE_BUILD_TYPE=Release"],
                     [cmake, "--build", str(BUILD)]):
