@@ -62,6 +62,8 @@ def test_every_listed_library_has_a_status(bench_doc):
         assert libs[peer]["status"] in {"ok", "not_installed", "not_importable", "error"}
         if libs[peer]["status"] != "ok":
             assert libs[peer]["reason"]  # says why
+        if libs[peer]["status"] == "not_installed":  # and how to install it, once
+            assert "hetensor[bench]" in libs[peer]["reason"] and libs[peer]["reason"].count("pip install") == 2
 
 
 def test_runs_and_op_records(bench_doc):

@@ -109,7 +109,9 @@ def _probe_libraries(cfg: RunConfig) -> Dict[str, Any]:
         adapter = make_adapter(name)
         probe = adapter.probe()
         if probe.status != "ok":
-            probe.reason += f" [install: {INSTALL_HINTS.get(name, name)}]"
+            # the install hint replaces probe_module's generic one (one hint per line)
+            base = probe.reason.split(" (pip install")[0] if probe.status == "not_installed" else probe.reason
+            probe.reason = f"{base} [install: {INSTALL_HINTS.get(name, name)}]"
             _log(f"peer {name}: {probe.status} - {probe.reason}")
         else:
             adapters[name] = adapter
