@@ -65,6 +65,12 @@ def test_dir_hetensor_does_not_leak_helpers():
     names = dir(ht)
     assert "annotations" not in names and "os" not in names
     assert {"approx", "cat", "stack"} <= set(ht.__all__)
+    assert all(hasattr(ht, n) for n in ht.__all__)
+    # every other public name is one of hetensor's own submodules (imported, so an attribute)
+    for n in names:
+        if not n.startswith("_") and n not in ht.__all__:
+            mod = getattr(ht, n)
+            assert isinstance(mod, type(ht)) and mod.__name__ == f"hetensor.{n}", f"hetensor.{n} leaks"
 
 
 # -- arithmetic ----------------------------------------------------------------------------
