@@ -177,6 +177,39 @@ class CipherTensor:
         changes, ``polyval`` and ``bootstrap``; ``(-bound, bound)`` otherwise."""
         return ranges.of(self)
 
+    def assume_bound(self, bound: float) -> "CipherTensor":
+        """This tensor with its tracked bound replaced by ``bound`` (|x| <= bound), which the
+        caller knows and the tracking cannot show. No level, no change to the data.
+
+        The engine tracks worst cases through every product (a Newton step on
+        1/sqrt cubes its bound; repeated squarings square it), so a bounded
+        iteration can look as if it overflowed; a layer that knows its values
+        (calibration, or the function it computed) states the bound. A wrong
+        bound is the caller's error: operations that rely on it (bootstrap,
+        scalings near the modulus) then give meaningless values.
+
+        Raises ``ValueError`` when ``bound`` is not a positive finite number,
+        is too large for the tensor's level and scale, or excludes the whole
+        tracked :attr:`value_range` (a contradiction). The tracked interval
+        becomes its intersection with ``[-bound, bound]``.
+        """
+        try:
+            b = float(bound)
+        except (TypeError, ValueError):
+            raise TypeError(f"assume_bound: the bound must be a real number, not {type(bound).__name__}") from None
+        if not (math.isfinite(b) and b > 0):
+            raise ValueError(f"assume_bound: the bound must be positive and finite, not {bound!r}")
+        if not ranges.fits(self._ctx, self.level, self.scale, b):
+            raise ValueError(f"assume_bound: values up to {b:g} do not fit a ciphertext at level {self.level} "
+                             f"and scale 2^{math.log2(self.scale):.1f}; scale the tensor down first")
+        lo, hi = ranges.of(self)
+        if lo > b or hi < -b:
+            raise ValueError(f"assume_bound({b:g}) contradicts the tracked range [{lo:.6g}, {hi:.6g}]: every "
+                             f"value is known to lie outside [-{b:g}, {b:g}]")
+        out = self._like(self._ct.with_scale(self._ct.scale, b))
+        r = self._range
+        return ranges.with_range(out, None if r is None or self._complex else (max(r[0], -b), min(r[1], b)))
+
     @property
     def num_ciphertexts(self) -> int:
         """Ciphertexts in the batch that holds this tensor."""

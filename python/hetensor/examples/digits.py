@@ -89,6 +89,8 @@ def main(argv: Any = None) -> Dict[str, Any]:
     ap.add_argument("--epochs", type=int, default=60, help="pre-training epochs (all weights)")
     ap.add_argument("--lora-epochs", type=int, default=20, help="fine-tuning epochs (the LoRA adapters only)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--key-policy", default="", choices=["", "exact", "few", "power-of-two"],
+                    help="rotation keys of the products (default: few at N >= 2^15, else exact)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: the default)")
     ap.add_argument("--max-depth", type=int, default=0,
                     help="levels per polynomial (0: the preset's fresh level - 1); with --encrypted 0 "
@@ -126,10 +128,10 @@ def main(argv: Any = None) -> Dict[str, Any]:
     t0 = time.perf_counter()
     ctx = ht.Context.from_preset(args.preset, bootstrap=True)
     print(f"  {time.perf_counter() - t0:.1f} s: {ctx.describe()}")
-    if ctx.ring_degree >= 1 << 15:
-        from ..linalg import set_key_policy
-
-        set_key_policy(ctx, "few")  # a rotation key is ~170 MB at N = 2^16: chain products over few steps
+    if args.key_policy:
+        ctx.key_policy = args.key_policy
+    elif ctx.ring_degree >= 1 << 15:
+        ctx.key_policy = "few"  # a rotation key is ~170 MB at N = 2^16: chain products over few steps
     if ctx.fresh_level - 1 < 8:
         print(f"  note: {ctx.fresh_level} levels between bootstraps leave {ctx.fresh_level - 1} per polynomial: "
               f"low degrees, so plain accuracy drops (n16-boot has 9)")
@@ -157,11 +159,13 @@ def main(argv: Any = None) -> Dict[str, Any]:
         print(f"  {rep}")
         outs = [ctx.decrypt(rep.output)]
         times = [rep.seconds]
+        _batch_line(0, first, outs[-1], plain, exact, y_te, times[-1], model.last_run)
         for i in range(B, ne, B):
             ct, _ = hnn.encrypt_tokens(ctx, x_te[i:min(i + B, ne)])
             t0 = time.perf_counter()
             outs.append(ctx.decrypt(model(ct, progress=True)))
             times.append(time.perf_counter() - t0)
+            _batch_line(i, x_te[i:min(i + B, ne)], outs[-1], plain, exact, y_te, times[-1], model.last_run)
         enc = np.concatenate(outs)[:ne]
         run = model.last_run
         rows.append((f"encrypted (batches of {B})", ne, _acc(enc, y_te[:ne]), float(np.mean(times)), _levels(run),
@@ -174,6 +178,18 @@ def main(argv: Any = None) -> Dict[str, Any]:
 
     _table(rows, len(y_te), args.preset)
     return dict(rows=rows)
+
+
+def _batch_line(i: int, xb: np.ndarray, enc: np.ndarray, plain: np.ndarray, exact: np.ndarray, y: np.ndarray,
+                sec: float, run: Any) -> None:
+    """One line per encrypted batch (flushed: a long run that is stopped keeps what it did)."""
+    j = i + len(xb)
+    enc = enc[:len(xb)]
+    err = float(np.max(np.abs(enc - plain[i:j])))
+    bits = -math.log2(max(err, 1e-300) / float(np.max(np.abs(plain[i:j]))))
+    print(f"  batch {i}:{j}: {int(np.sum(enc.argmax(1) == y[i:j]))}/{j - i} right (exact {int(np.sum(exact[i:j].argmax(1) == y[i:j]))}, "
+          f"plain {int(np.sum(plain[i:j].argmax(1) == y[i:j]))}), {bits:.1f} bits vs plain, {sec:.1f} s, "
+          f"{run.circuits} bootstraps, levels {_levels(run)}", flush=True)
 
 
 def _table(rows: List[tuple], n_test: int, preset: str) -> None:

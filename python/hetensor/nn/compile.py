@@ -3,15 +3,19 @@
 - ``calibrate(model, inputs)``: one plain pass with the exact functions that
   records the range of every non-linearity's input and every bootstrap site;
   the approximations are then fitted on those ranges (with the margin).
-- ``compile(model, ctx, example)``: one encrypted forward of the example's
-  shape that makes every rotation key it meets (a missing key is made and the
-  product retried), encodes every weight for ``ctx`` and records where the
-  bootstraps fall and the levels. Later forwards of that shape need nothing
-  more: they never raise ``MissingKeyError``.
+- ``compile(model, ctx, example)``: plans the forward of the example's shape
+  without data (:mod:`hetensor.nn.plan`: levels, bootstraps, every rotation
+  key under each key policy), chooses the key policy by the memory of its new
+  keys against a budget and the bootstrap placement over the whole forward,
+  reports the key memory (logger ``hetensor``) and only then makes the keys;
+  then one encrypted forward of the example encodes every weight for ``ctx``.
+  Later forwards of that shape need nothing more: they never raise
+  ``MissingKeyError``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -19,7 +23,10 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from .fits import DEFAULT_MAX_DEPTH
+from .plan import ForwardPlan, choose_policy, input_shape, plan_forward, search_placement
 from .run import DEFAULT_MARGIN, run_model
+
+log = logging.getLogger("hetensor")
 
 
 def _inputs(x: Any) -> np.ndarray:
@@ -64,6 +71,17 @@ class CompileReport:
     rotation_keys: int = 0
     new_rotation_keys: int = 0
     seconds: float = 0.0
+    #: the key policy the forward uses, and the bytes of the keys compile made for it
+    key_policy: str = ""
+    new_key_bytes: int = 0
+    #: per key policy: (key steps, new keys, bytes of the new keys), as planned before any key was made
+    key_options: Dict[str, Any] = field(default_factory=dict)
+    #: keys the traced forward needed beyond the plan (0 unless the planner missed one)
+    unplanned_keys: int = 0
+    #: bootstraps of the just-in-time placement, before the placement search
+    greedy_circuits: int = 0
+    #: the plan the forward follows
+    plan: Any = field(default=None, repr=False)
     #: the traced forward's output (a CipherTensor): the example's result
     output: Any = field(default=None, repr=False)
 
@@ -73,15 +91,31 @@ class CompileReport:
             key = f"{b['module']}:{b['site']}"
             where[key] = where.get(key, 0) + 1
         sites = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in where.items()) or "none"
+        opts = "; ".join(f"{p}: {o['keys']} keys, {o['new_bytes'] / 2**20:.0f} MiB new" for p, o in self.key_options.items())
         return (f"compiled for {self.context}, batch {self.batch} x {self.seq_len} tokens: "
-                f"{len(self.bootstraps)} tensors bootstrapped in {self.circuits} bootstraps ({sites}); level {self.input_level} -> {self.output_level}; "
-                f"{self.rotation_keys} rotation keys ({self.new_rotation_keys} made now); {self.seconds:.1f} s")
+                f"{len(self.bootstraps)} tensors bootstrapped in {self.circuits} bootstraps "
+                f"(just in time: {self.greedy_circuits}) ({sites}); level {self.input_level} -> {self.output_level}; "
+                f"key policy {self.key_policy} ({opts}): {self.rotation_keys} rotation keys "
+                f"({self.new_rotation_keys} made now, {self.new_key_bytes / 2**20:.0f} MiB); {self.seconds:.1f} s")
+
+
+KEY_POLICY_CHOICES = ("auto", "exact", "few", "power-of-two")
+PLACEMENTS = ("search", "just-in-time")
 
 
 def compile_model(model: Any, ctx: Any, example: Any, *, mask: Any = None, seq_len: Optional[int] = None,
-                  encrypt_adapters: bool = False, progress: bool = False) -> CompileReport:
-    """Trace one encrypted forward of ``example``'s shape (see the module doc)."""
+                  encrypt_adapters: bool = False, progress: bool = False, key_policy: str = "auto",
+                  key_budget: Optional[int] = None, placement: str = "search",
+                  max_trials: Optional[int] = None) -> CompileReport:
+    """Plan, make the keys, then trace one encrypted forward of ``example`` (see the module doc)."""
     from .tokens import encrypt_tokens
+
+    if key_policy not in KEY_POLICY_CHOICES:
+        raise ValueError(f"key_policy must be one of {', '.join(KEY_POLICY_CHOICES)}, not {key_policy!r}")
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, not {placement!r}")
+    if key_budget is not None and int(key_budget) < 0:
+        raise ValueError(f"key_budget is a number of bytes >= 0, not {key_budget!r}")
 
     depth = max([getattr(m, "max_depth", 0) for m in model.modules()] + [0])
     if ctx.can_bootstrap and depth > ctx.fresh_level - 1:
@@ -93,16 +127,43 @@ def compile_model(model: Any, ctx: Any, example: Any, *, mask: Any = None, seq_l
             if hasattr(m, "encrypt_adapters"):  # LoRALinear (no import: linear -> module -> compile)
                 m.encrypt_adapters(ctx)
     arr = _inputs(example)
+    t0 = time.perf_counter()
+    shape = input_shape(arr, seq_len)
+    object.__setattr__(model, "_force", ())
+    if key_policy == "auto":
+        plan, plans = choose_policy(model, ctx, shape, mask=mask, budget=key_budget)
+    else:
+        plan = plan_forward(model, ctx, shape, mask=mask, policy=key_policy)
+        plans = {key_policy: plan}
+    greedy = plan.circuits
+    if placement == "search" and ctx.can_bootstrap:
+        plan = search_placement(model, ctx, shape, plan, mask=mask, max_trials=max_trials)
+    options = {p: dict(keys=len(pl.keys), new=len(pl.new_keys), new_bytes=pl.new_key_bytes) for p, pl in plans.items()}
+    log.info("hetensor: compile %s: key policy %s: %d new rotation keys, %.1f MiB (options: %s)", type(model).__name__,
+             plan.key_policy, len(plan.new_keys), plan.new_key_bytes / 2**20,
+             ", ".join(f"{p} {o['new_bytes'] / 2**20:.0f} MiB" for p, o in options.items()))
+    if progress:
+        print(f"compile: {plan}; making {len(plan.new_keys)} rotation keys ({plan.new_key_bytes / 2**20:.0f} MiB)",
+              flush=True)
+    ctx.key_policy = plan.key_policy
+    if plan.new_keys:
+        ctx.generate_rotation_keys(plan.new_keys)
+    object.__setattr__(model, "_force", plan.force)
     x, seq_len = encrypt_tokens(ctx, arr, seq_len=seq_len)
     keys0 = len(ctx.rotation_steps)
-    t0 = time.perf_counter()
+    # make_keys only as a safety net: a key the plan missed is made, counted and logged
     out = run_model(model, x, seq_len=seq_len, mask=mask, auto_keys=True, progress=progress)
     run = model.last_run
+    unplanned = len(ctx.rotation_steps) - keys0
+    if unplanned:
+        log.warning("hetensor: compile: the plan missed %d rotation key(s); they were made during the trace", unplanned)
     object.__setattr__(model, "seq_len", getattr(model, "seq_len", None) or seq_len)
     object.__setattr__(model, "_leaf_calls", sum(1 for e in run.profile if e["module"] and _is_leaf(model, e["module"])))
     rep = CompileReport(ctx.name, run.batch, run.seq_len, list(run.bootstraps), run.circuits, x.level,
-                        int(run.profile[0]["level_out"]), len(ctx.rotation_steps), len(ctx.rotation_steps) - keys0,
-                        time.perf_counter() - t0, out)
+                        int(run.profile[0]["level_out"]), len(ctx.rotation_steps), len(plan.new_keys) + unplanned,
+                        time.perf_counter() - t0, output=out, key_policy=plan.key_policy,
+                        new_key_bytes=plan.new_key_bytes, key_options=options, unplanned_keys=unplanned,
+                        greedy_circuits=greedy, plan=plan)
     object.__setattr__(model, "plan", rep)
     return rep
 

@@ -120,7 +120,7 @@ class LoRALinear(Module):
             bt = bt if m is None else bt * m
             delta = run.matmul(xa, run.matrix(self, ("bT", _key(cols)), lambda: bt))
         else:
-            if run.mode != "encrypted":
+            if run.mode not in ("encrypted", "plan"):
                 raise ValueError("the adapters are encrypted: run the model on encrypted inputs, or keep plaintext "
                                  "adapters for plain and simulate mode")
             xa = run.matmul(x, self.lora_A)

@@ -180,14 +180,38 @@ class Module:
         return calibrate(self, inputs, mask=mask, batch_size=batch_size, seq_len=seq_len, **kw)
 
     def compile(self, ctx: Any, example: Any, *, mask: Any = None, seq_len: Optional[int] = None,
-                encrypt_adapters: bool = False, progress: bool = False) -> Any:
-        """Prepare encrypted forwards of ``example``'s shape on ``ctx``: make every
-        rotation key, encode every weight, place the bootstraps (``self.plan``).
-        Runs one encrypted forward. Returns a :class:`hetensor.nn.compile.CompileReport`."""
+                encrypt_adapters: bool = False, progress: bool = False, key_policy: str = "auto",
+                key_budget: Optional[int] = None, placement: str = "search",
+                max_trials: Optional[int] = None) -> Any:
+        """Prepare encrypted forwards of ``example``'s shape on ``ctx``.
+
+        First a plan without data or keys (:meth:`plan_keys`): the levels, the
+        bootstraps and every rotation key of the forward. ``key_policy``:
+        ``"exact"``, ``"few"``, ``"power-of-two"`` (see
+        :mod:`hetensor.linalg.keypolicy`) or ``"auto"``: the fastest whose new
+        keys fit ``key_budget`` bytes (default 4 GiB), else the smallest; the
+        choice is set on ``ctx``. ``placement="search"`` moves bootstraps earlier
+        where that lowers the whole forward's count (``"just-in-time"``: refresh
+        where the levels run out; ``max_trials`` caps the search). The key memory
+        is logged (logger ``hetensor``; printed with ``progress``) before the keys
+        are made. Then one encrypted forward of ``example`` encodes every weight.
+        Returns a :class:`hetensor.nn.compile.CompileReport` (also ``self.plan``)."""
         from .compile import compile_model
 
         return compile_model(self, ctx, example, mask=mask, seq_len=seq_len, encrypt_adapters=encrypt_adapters,
-                             progress=progress)
+                             progress=progress, key_policy=key_policy, key_budget=key_budget, placement=placement,
+                             max_trials=max_trials)
+
+    def plan_keys(self, ctx: Any, example: Any, *, mask: Any = None, seq_len: Optional[int] = None) -> Dict[str, Any]:
+        """The encrypted forward of ``example``'s shape planned under each key policy,
+        without data and without making any key: ``{policy: ForwardPlan}`` with the
+        key steps, the new keys and their bytes (``ctx.key_bytes``), bootstraps and
+        levels. What :meth:`compile` chooses from."""
+        from .plan import POLICIES, input_shape, plan_forward
+
+        arr = example.detach().cpu().numpy() if hasattr(example, "detach") else np.asarray(example, dtype=np.float64)
+        shape = input_shape(arr, seq_len)
+        return {p: plan_forward(self, ctx, shape, mask=mask, policy=p) for p in POLICIES}
 
     def simulate(self, x: Any, ctx: Any, *, mask: Any = None, seq_len: Optional[int] = None,
                  rng: Any = None) -> Any:

@@ -40,7 +40,7 @@ class Run:
 
     def __init__(self, root: Any, mode: str, *, ctx: Any = None, batch: int, seq_len: int,
                  key_mask: Optional[np.ndarray] = None, calibrating: bool = False, auto_keys: bool = False,
-                 progress: Any = None, margin: float = DEFAULT_MARGIN) -> None:
+                 progress: Any = None, margin: float = DEFAULT_MARGIN, force: Any = ()) -> None:
         self.root, self.mode, self.ctx = root, mode, ctx
         self.batch, self.seq_len = int(batch), int(seq_len)
         self.n_tokens = self.batch * self.seq_len
@@ -51,12 +51,17 @@ class Run:
         self.bootstraps: List[Dict[str, Any]] = []  # one entry per refreshed tensor
         self.circuits = 0  # bootstrap circuits run (a complex-packed one refreshes two tensors)
         self.profile: List[Dict[str, Any]] = []
+        # early refreshes chosen by the placement search: (module, site, occurrence)
+        self.force = frozenset(tuple(f) for f in force)
+        self._occ: Dict[Any, int] = {}
+        #: every ready() check: dict(module, site, occ, level, cts, refreshed) (the search's candidates)
+        self.sites: List[Dict[str, Any]] = []
         self.progress = progress
         self._names = {id(m): (n or type(m).__name__) for n, m in root.named_modules()}
         self._consts: Dict[Any, np.ndarray] = {}
         self._depth = 0
         can_boot = mode == "plain" or (mode == "simulate" and ctx is not None and ctx.can_bootstrap) or \
-            (mode == "encrypted" and ctx.can_bootstrap)
+            (mode in ("encrypted", "plan") and ctx.can_bootstrap)
         self.can_bootstrap = can_boot
         self.reserve = 1 if mode != "plain" and can_boot else 0
 
@@ -106,7 +111,7 @@ class Run:
         """A plaintext weight matrix as the mode wants it: numpy (plain, simulate)
         or a pre-encoded :class:`hetensor.PlainMatrix` (encrypted), cached on the
         module until its weights change."""
-        if self.mode != "encrypted":
+        if self.mode not in ("encrypted", "plan"):
             return build()
         from ..linalg import PlainMatrix
 
@@ -141,14 +146,14 @@ class Run:
             bound = it[3] if len(it) > 3 else None
             if bound is None:
                 self.record(module, site, x)
-            if _level(x) >= need + self.reserve:
+            if self._enough(x, need, module, site):
                 out.append(x)
                 continue
             if not self.can_bootstrap:
                 return [self.ready(it[0], it[1], module, it[2], it[3] if len(it) > 3 else None) for it in items]
             todo.append((len(out), x, site, bound))
             out.append(None)
-        if len(todo) == 1 or (todo and self.mode != "encrypted"):
+        if len(todo) == 1 or (todo and self.mode not in ("encrypted", "plan")):
             for i, x, site, bound in todo:
                 out[i] = self._refresh(x, module, site, bound)
             return out
@@ -156,11 +161,11 @@ class Run:
             scales = [self.boot_scale(module, site, x, bound) for _, x, site, bound in todo]
             down = [x.assume_bound(s) * (1.0 / s) if s > 1.0 else x.assume_bound(1.0)
                     for (_, x, _, _), s in zip(todo, scales)]
-            fresh = CipherArray.bootstrap_many(down)
+            fresh = type(down[0]).bootstrap_many(down)
             for (i, x, site, _), s, y in zip(todo, scales, fresh):
                 out[i] = y * s if s > 1.0 else y
                 self.bootstraps.append(dict(module=self.name_of(module), site=site, level=_level(x), scale=s,
-                                            paired=True))
+                                            paired=True, cts=_cts(x)))
             self.circuits += (sum(_cts(x) for _, x, _, _ in todo) + 1) // 2
         return out
 
@@ -181,7 +186,7 @@ class Run:
         or from ``bound`` (a known bound on |x|) when given."""
         if bound is None:
             self.record(module, site, x)
-        if _level(x) >= need + self.reserve:
+        if self._enough(x, need, module, site):
             return x
         if not self.can_bootstrap:
             raise ValueError(
@@ -189,6 +194,16 @@ class Run:
                 f"{_level(x)} and the context cannot bootstrap; use a bootstrapping preset "
                 f"(Context.from_preset('n16-boot', bootstrap=True)) or a longer chain")
         return self._refresh(x, module, site, bound)
+
+    def _enough(self, x: Any, need: int, module: Any, site: str) -> bool:
+        """Whether ``x`` has ``need`` levels (plus the reserve) and no early refresh is forced here."""
+        key = (self.name_of(module), site)
+        occ = self._occ.get(key, 0)
+        self._occ[key] = occ + 1
+        lv = _level(x)
+        ok = lv >= need + self.reserve and (key + (occ,) not in self.force or not self.can_bootstrap)
+        self.sites.append(dict(module=key[0], site=site, occ=occ, level=lv, cts=_cts(x), refreshed=not ok))
+        return ok
 
     def boot_scale(self, module: Any, site: str, x: Any, bound: Optional[float] = None) -> float:
         """Power of two that brings the values at ``site`` into [-1, 1] (with the margin)."""
@@ -207,7 +222,7 @@ class Run:
         y = y.bootstrap()
         if s > 1.0:
             y = y * s
-        self.bootstraps.append(dict(module=self.name_of(module), site=site, level=lv, scale=s))
+        self.bootstraps.append(dict(module=self.name_of(module), site=site, level=lv, scale=s, cts=_cts(x)))
         self.circuits += _cts(x)
         return y
 
@@ -215,7 +230,10 @@ class Run:
 def _cts(x: Any) -> int:
     """Ciphertexts a tensor takes (1 for the numpy-backed ones)."""
     t = getattr(x, "t", None)
-    return int(getattr(t, "num_ciphertexts", 1)) if t is not None else 1
+    if t is not None:
+        return int(t.num_ciphertexts)
+    g = getattr(x, "g", None)  # a GhostArray (plan)
+    return int(g._ct.batch) if g is not None else 1
 
 
 def _level(x: Any) -> int:
@@ -302,7 +320,7 @@ def run_model(model: Any, x: Any, *, seq_len: Optional[int] = None, mask: Any = 
 
         bar = tqdm(total=getattr(model, "_leaf_calls", None), desc=f"{mode} forward", unit="layer", leave=False)
     run = Run(model, mode, ctx=ctx, batch=batch, seq_len=seq_len, key_mask=mask, calibrating=calibrating,
-              auto_keys=auto_keys, progress=bar)
+              auto_keys=auto_keys, progress=bar, force=() if calibrating else getattr(model, "_force", ()))
     try:
         y = run.call(model, value)
     finally:

@@ -227,8 +227,7 @@ class CipherArray:
         return [CipherArray(t, items[0].make_keys) for t in ctx.bootstrap_many([x.t for x in items])]
 
     def assume_bound(self, bound: float) -> "CipherArray":
-        """The engine's tracked bound on |values| replaced by ``bound``, which the
-        layer knows (calibration, or the function it computed): the engine tracks
-        worst cases through every product (a Newton step cubes its bound)."""
-        ct = self.t._ct
-        return CipherArray(self.t._like(ct.with_scale(ct.scale, float(bound))), self.make_keys)
+        """:meth:`hetensor.CipherTensor.assume_bound`: the layer knows the bound
+        (calibration, or the function it computed) that the worst-case tracking
+        cannot show."""
+        return CipherArray(self.t.assume_bound(bound), self.make_keys)
