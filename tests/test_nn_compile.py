@@ -28,14 +28,14 @@ def bits(a, b):
 
 def small_model(seed=0):
     torch.manual_seed(seed)
-    m = torch.nn.Sequential(htt.GaussianKernelAttention(4, 2, lora_rank=1), torch.nn.Linear(4, 6), torch.nn.GELU(),
-                            torch.nn.Linear(6, 3)).double()
+    m = torch.nn.Sequential(htt.GaussianKernelAttention(4, 1, lora_rank=1), torch.nn.Linear(4, 3),
+                            torch.nn.Tanh()).double()
     rng = np.random.default_rng(seed)
-    calib = rng.normal(0, 1, (16, 2, 4))
+    calib = rng.normal(0, 1, (16, 4, 4))  # 2 sequences of 4 tokens: the policies differ in keys
     return m, calib, rng
 
 
-@pytest.mark.parametrize("policy", ["exact", "few", "power-of-two"])
+@pytest.mark.parametrize("policy", ["auto", "few", "power-of-two"])
 def test_compile_under_each_key_policy(policy):
     ctx = ht.Context.from_preset(PRESET, bootstrap=True, seed=21)
     m, calib, rng = small_model()
@@ -46,6 +46,7 @@ def test_compile_under_each_key_policy(policy):
     assert all(p.new_key_bytes == ctx.key_bytes(p.new_keys) > 0 for p in plans.values())
     before = set(ctx.rotation_steps)
     rep = model.compile(ctx, x, key_policy=policy)
+    policy = "exact" if policy == "auto" else policy  # the default budget holds a toy ring's keys
     assert rep.key_policy == policy == ctx.key_policy
     assert rep.unplanned_keys == 0  # the plan listed every key the traced forward used
     assert set(ctx.rotation_steps) - before == set(plans[policy].new_keys)
@@ -55,11 +56,16 @@ def test_compile_under_each_key_policy(policy):
     # the plan predicted the encrypted forward's bootstraps and levels
     run = model.last_run
     assert (rep.plan.circuits, len(rep.plan.bootstraps)) == (run.circuits, len(run.bootstraps))
+    # the placement search refreshed the scores' second operand early (it then pairs with the first)
+    assert rep.plan.force and rep.circuits < rep.greedy_circuits
+    assert "MiB" in str(rep) and policy in str(rep)
     assert rep.plan.output_level == rep.output_level and rep.plan.input_level == rep.input_level
     assert bits(ctx.decrypt(rep.output), model(x).reshape(-1, 3)) >= 12
+    if policy != "power-of-two":
+        return  # the traced forward above ran on the planned keys alone (unplanned_keys == 0)
     # another input of the shape: no key made, no MissingKeyError
     keys = set(ctx.rotation_steps)
-    x2 = rng.normal(0, 1, (2, 2, 4))
+    x2 = rng.normal(0, 1, (2, 4, 4))
     ct, seq = hnn.encrypt_tokens(ctx, x2)
     enc = ctx.decrypt(model(ct, seq_len=seq))
     assert set(ctx.rotation_steps) == keys
@@ -67,18 +73,20 @@ def test_compile_under_each_key_policy(policy):
 
 
 def test_auto_key_policy_follows_the_budget():
+    from hetensor.nn.plan import choose_policy
+
     m, calib, _ = small_model(1)
-    x = calib[:2]
     ctx = ht.Context.from_preset(PRESET, bootstrap=True, seed=22)
     model = hnn.from_torch(m, calibration=calib, max_depth=ctx.fresh_level - 1)
-    plans = model.plan_keys(ctx, x)
-    smallest = min(plans.values(), key=lambda p: p.new_key_bytes)
-    rep = model.compile(ctx, x, key_budget=0)  # nothing fits: the fewest bytes
-    assert rep.key_policy == smallest.key_policy and rep.unplanned_keys == 0
-    assert "MiB" in str(rep) and all(p in str(rep) for p in plans)
-    ctx2 = ht.Context.from_preset(PRESET, bootstrap=True, seed=23)
-    model2 = hnn.from_torch(m, calibration=calib, max_depth=ctx2.fresh_level - 1)
-    assert model2.compile(ctx2, x).key_policy == "exact"  # the default budget holds a toy ring's keys
+    plans = model.plan_keys(ctx, calib[:2])
+    by_bytes = sorted(plans.values(), key=lambda p: p.new_key_bytes)
+    assert plans["exact"].new_key_bytes > plans["few"].new_key_bytes > plans["power-of-two"].new_key_bytes
+    chosen, options = choose_policy(model, ctx, (2, 4, 4), budget=0)  # nothing fits: the fewest bytes
+    assert chosen.key_policy == by_bytes[0].key_policy and set(options) == set(plans)
+    assert choose_policy(model, ctx, (2, 4, 4))[0].key_policy == "exact"
+    # a budget between: the fastest policy that fits
+    assert choose_policy(model, ctx, (2, 4, 4), budget=plans["few"].new_key_bytes)[0].key_policy == "few"
+    assert ctx.key_policy == "exact"  # planning leaves the context's policy alone
 
 
 def test_compile_rejects_bad_arguments():
@@ -93,5 +101,27 @@ def test_compile_rejects_bad_arguments():
     with pytest.raises(ValueError, match="key_budget"):
         model.compile(ctx, calib[:2], key_budget=-1)
     with pytest.raises(ValueError, match="do not split"):
-        model.plan_keys(ctx, calib[:2].reshape(4, 4)[:3], seq_len=2)
+        model.plan_keys(ctx, calib[:2].reshape(8, 4)[:5], seq_len=2)
     assert set(ctx.rotation_steps) == before  # refused before any key was made
+
+
+def test_placement_search_against_just_in_time():
+    from hetensor.nn.plan import plan_forward, search_placement
+
+    ctx = ht.Context.from_preset(PRESET, bootstrap=True, seed=25)
+    m, calib, _ = small_model(3)
+    model = hnn.from_torch(m, calibration=calib, max_depth=ctx.fresh_level - 1)
+    jit = plan_forward(model, ctx, (2, 4, 4))
+    best = search_placement(model, ctx, (2, 4, 4), jit)
+    assert best.circuits < jit.circuits and best.cost < jit.cost
+    checked = {(s["module"], s["site"], s["occ"]) for s in jit.sites if not s["refreshed"]}
+    assert set(best.force) <= checked  # only level checks where the tensor was not refreshed
+    assert search_placement(model, ctx, (2, 4, 4), jit, max_trials=0) is jit
+    # plain and simulate modes follow the chosen placement too (same outputs in plain mode)
+    x = calib[:2]
+    before = model(x)
+    object.__setattr__(model, "_force", best.force)
+    assert np.array_equal(model(x), before)
+    model.simulate(x, ctx)
+    refreshed = {(b["module"], b["site"]) for b in model.last_run.bootstraps}
+    assert {(f[0], f[1]) for f in best.force} <= refreshed

@@ -59,3 +59,27 @@ def test_non_numbers_and_impossible_bounds_raise(ctx):
         t.assume_bound(1.0)  # every value is known to be >= 2
     with pytest.raises(ValueError, match="do not fit"):
         t.assume_bound(1e300)
+
+
+def test_assume_range_narrows_the_interval_for_polyval(ctx):
+    from hetensor import approx
+
+    x = np.linspace(0.05, 0.95, 16)
+    t = ctx.encrypt(x)
+    v = (t * t) * 0.5 + (t * 0.5)  # in [0.026, 0.93]; tracked only by a bound
+    poly = approx.chebyshev(lambda u: 1.0 / np.sqrt(u), 0.02, 1.0, degree=7)
+    with pytest.raises(ValueError):
+        v.polyval(poly)  # the tracked range [-b, b] leaves the interval
+    w = v.assume_range(0.0, 1.0)
+    assert w.value_range[0] >= 0.0 and w.value_range[1] <= 1.0
+    ref = 1.0 / np.sqrt(0.5 * x * x + 0.5 * x)
+    y = ctx.decrypt(w.assume_range(0.02, 1.0).polyval(poly))
+    assert np.max(np.abs(y - ref)) <= poly.max_error + 1e-4  # the degree-7 fit's own error dominates
+    assert bits(y, poly(0.5 * x * x + 0.5 * x)) >= 15
+
+
+@pytest.mark.parametrize("lo, hi", [(1.0, 0.5), (math.nan, 1.0), (0.0, math.inf), (0.0, 0.0)])
+def test_bad_ranges_raise(ctx, lo, hi):
+    t = ctx.encrypt(np.ones(4) * 0.5)
+    with pytest.raises(ValueError, match="assume_range"):
+        t.assume_range(lo, hi)

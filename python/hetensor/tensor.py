@@ -33,6 +33,16 @@ class _Size(int):
         return self._shape[dim]
 
 
+def _real(x: Any, op: str, what: str) -> float:
+    """A real number argument as a float, or TypeError naming the operation."""
+    if isinstance(x, (str, bytes, complex)) or x is None:
+        raise TypeError(f"{op}: {what} must be a real number, not {type(x).__name__}")
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: {what} must be a real number, not {type(x).__name__}") from None
+
+
 def _check_step(k: Any) -> int:
     """A rotation step: an int (numpy ints too), never a float, string or bool."""
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
@@ -179,36 +189,45 @@ class CipherTensor:
 
     def assume_bound(self, bound: float) -> "CipherTensor":
         """This tensor with its tracked bound replaced by ``bound`` (|x| <= bound), which the
-        caller knows and the tracking cannot show. No level, no change to the data.
+        caller knows and the tracking cannot show: ``assume_range(-bound, bound)``."""
+        b = _real(bound, "assume_bound", "the bound")
+        if not (math.isfinite(b) and b > 0):
+            raise ValueError(f"assume_bound: the bound must be positive and finite, not {bound!r}")
+        return self.assume_range(-b, b)
+
+    def assume_range(self, lo: float, hi: float) -> "CipherTensor":
+        """This tensor with its tracked range replaced by [lo, hi], which the caller
+        knows and the tracking cannot show. No level, no change to the data.
 
         The engine tracks worst cases through every product (a Newton step on
         1/sqrt cubes its bound; repeated squarings square it), so a bounded
-        iteration can look as if it overflowed; a layer that knows its values
-        (calibration, or the function it computed) states the bound. A wrong
-        bound is the caller's error: operations that rely on it (bootstrap,
-        scalings near the modulus) then give meaningless values.
+        iteration can look as if it overflowed, and a polynomial fitted on an
+        interval can look as if it would blow up outside it. A layer that knows
+        its values (calibration, or the function it computed) states them. A
+        wrong range is the caller's error: what relies on it (``polyval``,
+        ``bootstrap``) then gives meaningless values.
 
-        Raises ``ValueError`` when ``bound`` is not a positive finite number,
-        is too large for the tensor's level and scale, or excludes the whole
-        tracked :attr:`value_range` (a contradiction). The tracked interval
-        becomes its intersection with ``[-bound, bound]``.
+        The tracked bound becomes max(|lo|, |hi|) and the tracked interval of a
+        real tensor its intersection with [lo, hi]. Raises ``ValueError`` when
+        lo > hi, either is not finite, the bound is too large for the tensor's
+        level and scale, or [lo, hi] misses the whole tracked
+        :attr:`value_range` (a contradiction).
         """
-        try:
-            b = float(bound)
-        except (TypeError, ValueError):
-            raise TypeError(f"assume_bound: the bound must be a real number, not {type(bound).__name__}") from None
-        if not (math.isfinite(b) and b > 0):
-            raise ValueError(f"assume_bound: the bound must be positive and finite, not {bound!r}")
-        if not ranges.fits(self._ctx, self.level, self.scale, b):
-            raise ValueError(f"assume_bound: values up to {b:g} do not fit a ciphertext at level {self.level} "
+        a, b = _real(lo, "assume_range", "lo"), _real(hi, "assume_range", "hi")
+        if not (math.isfinite(a) and math.isfinite(b) and a <= b):
+            raise ValueError(f"assume_range: need finite lo <= hi, not [{lo!r}, {hi!r}]")
+        m = max(abs(a), abs(b))
+        if m == 0:
+            raise ValueError("assume_range: [0, 0] says every value is 0; use a (tiny) nonzero range")
+        if not ranges.fits(self._ctx, self.level, self.scale, m):
+            raise ValueError(f"assume_range: values up to {m:g} do not fit a ciphertext at level {self.level} "
                              f"and scale 2^{math.log2(self.scale):.1f}; scale the tensor down first")
-        lo, hi = ranges.of(self)
-        if lo > b or hi < -b:
-            raise ValueError(f"assume_bound({b:g}) contradicts the tracked range [{lo:.6g}, {hi:.6g}]: every "
-                             f"value is known to lie outside [-{b:g}, {b:g}]")
-        out = self._like(self._ct.with_scale(self._ct.scale, b))
-        r = self._range
-        return ranges.with_range(out, None if r is None or self._complex else (max(r[0], -b), min(r[1], b)))
+        tlo, thi = ranges.of(self)
+        if tlo > b or thi < a:
+            raise ValueError(f"assume_range([{a:g}, {b:g}]) contradicts the tracked range [{tlo:.6g}, {thi:.6g}]: "
+                             f"every value is known to lie outside it")
+        out = self._like(self._ct.with_scale(self._ct.scale, m))
+        return ranges.with_range(out, None if self._complex else (max(tlo, a), min(thi, b)))
 
     @property
     def num_ciphertexts(self) -> int:

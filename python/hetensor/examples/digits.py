@@ -89,8 +89,9 @@ def main(argv: Any = None) -> Dict[str, Any]:
     ap.add_argument("--epochs", type=int, default=60, help="pre-training epochs (all weights)")
     ap.add_argument("--lora-epochs", type=int, default=20, help="fine-tuning epochs (the LoRA adapters only)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--key-policy", default="", choices=["", "exact", "few", "power-of-two"],
-                    help="rotation keys of the products (default: few at N >= 2^15, else exact)")
+    ap.add_argument("--key-policy", default="auto", choices=["auto", "exact", "few", "power-of-two"],
+                    help="rotation keys of the products (auto: the fastest whose keys fit --key-budget)")
+    ap.add_argument("--key-budget", type=float, default=4.0, help="GiB for new rotation keys (auto policy)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: the default)")
     ap.add_argument("--max-depth", type=int, default=0,
                     help="levels per polynomial (0: the preset's fresh level - 1); with --encrypted 0 "
@@ -128,10 +129,6 @@ def main(argv: Any = None) -> Dict[str, Any]:
     t0 = time.perf_counter()
     ctx = ht.Context.from_preset(args.preset, bootstrap=True)
     print(f"  {time.perf_counter() - t0:.1f} s: {ctx.describe()}")
-    if args.key_policy:
-        ctx.key_policy = args.key_policy
-    elif ctx.ring_degree >= 1 << 15:
-        ctx.key_policy = "few"  # a rotation key is ~170 MB at N = 2^16: chain products over few steps
     if ctx.fresh_level - 1 < 8:
         print(f"  note: {ctx.fresh_level} levels between bootstraps leave {ctx.fresh_level - 1} per polynomial: "
               f"low degrees, so plain accuracy drops (n16-boot has 9)")
@@ -155,7 +152,8 @@ def main(argv: Any = None) -> Dict[str, Any]:
     if ne:
         print(f"compiling for batches of {B} sequences (one encrypted forward) ...", flush=True)
         first = x_te[:min(B, ne)]
-        rep = model.compile(ctx, first, progress=True)
+        rep = model.compile(ctx, first, progress=True, key_policy=args.key_policy,
+                            key_budget=int(args.key_budget * 2**30))
         print(f"  {rep}")
         outs = [ctx.decrypt(rep.output)]
         times = [rep.seconds]

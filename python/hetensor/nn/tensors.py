@@ -214,8 +214,9 @@ class CipherArray:
         return self._do(lambda: self.t.T)
 
     def polyval(self, poly: Any) -> "CipherArray":
-        # the interval comes from calibration (with a margin), not from the tracked range
-        return self._do(lambda: self.t.polyval(poly, assume_in_interval=True))
+        # the interval comes from calibration (with a margin); the worst-case tracking can be
+        # far wider (a degree-31 fit evaluated there would seem to overflow), so state it
+        return self._do(lambda: self.t.assume_range(poly.a, poly.b).polyval(poly, assume_in_interval=True))
 
     def bootstrap(self) -> "CipherArray":
         return self._do(lambda: self.t.bootstrap())
