@@ -28,16 +28,30 @@ from ..linalg.keypolicy import POLICIES, key_policy, keys_for_steps, set_key_pol
 DEFAULT_KEY_BUDGET = 4 << 30
 
 
+class Recorder:
+    """What a plan collects: rotation steps, and every operation with its operands
+    (``ops``: dicts with kind, module, level, cts and the ghost operands) so that
+    a bench can time each kind at its real shapes and levels."""
+
+    def __init__(self) -> None:
+        self.steps: Set[int] = set()
+        self.ops: List[Dict[str, Any]] = []
+        self.where: List[str] = [""]
+
+    def op(self, kind: str, level: int, cts: int, *args: Any, **extra: Any) -> None:
+        self.ops.append(dict(kind=kind, module=self.where[-1], level=int(level), cts=int(cts), args=args, **extra))
+
+
 class GhostArray:
     """A CipherTensor's shape, layout and level, with the tensor interface of the
     layers (:mod:`hetensor.nn.tensors`); it records the rotation steps it uses."""
 
     __array_ufunc__ = None
-    __slots__ = ("g", "steps")
+    __slots__ = ("g", "rec")
 
-    def __init__(self, g: Any, steps: Set[int]) -> None:
+    def __init__(self, g: Any, rec: Recorder) -> None:
         self.g = g
-        self.steps = steps
+        self.rec = rec
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -58,11 +72,11 @@ class GhostArray:
         if level < 0:
             raise ValueError(f"cannot {op}: the tensor has no level left (plan); bootstrap it first")
         ct = rm.GhostCiphertext(level, g._ct.batch, self.ctx.scale_at(level))
-        return GhostArray(rm.GhostTensor._wrap(g._ctx, ct, g._shape, g._complex, g._torch, g._layout), self.steps)
+        return GhostArray(rm.GhostTensor._wrap(g._ctx, ct, g._shape, g._complex, g._torch, g._layout), self.rec)
 
     def _run(self, fn: Any, *args: Any, **kw: Any) -> Any:
         out, steps = rm.collect(fn, *args, **kw)
-        self.steps.update(steps)
+        self.rec.steps.update(steps)
         return out
 
     def _pair(self, other: "GhostArray", op: str) -> Tuple[Any, Any]:
@@ -76,7 +90,9 @@ class GhostArray:
     def _add(self, o: Any) -> "GhostArray":
         if isinstance(o, GhostArray):
             a, b = self._pair(o, "add")
+            self.rec.op("add", min(a.level, b.level), a._ct.batch, a, b)
             return self._with_level(a, min(a.level, b.level), "add")
+        self.rec.op("add_plain", self.level, self.g._ct.batch, self.g)
         return self  # a scalar or plaintext array: no level
 
     __add__ = __radd__ = __sub__ = __rsub__ = _add
@@ -87,9 +103,11 @@ class GhostArray:
     def __mul__(self, o: Any) -> "GhostArray":
         if isinstance(o, GhostArray):
             a, b = self._pair(o, "multiply")
+            self.rec.op("mul", min(a.level, b.level), a._ct.batch, a, b)
             return self._with_level(a, min(a.level, b.level) - 1, "multiply")
         if isinstance(o, numbers.Number) and float(o) == round(float(o)):
             return self  # integers cost no level
+        self.rec.op("mul_plain", self.level, self.g._ct.batch, self.g)
         return self._with_level(self.g, self.level - 1, "multiply")
 
     __rmul__ = __mul__
@@ -99,29 +117,38 @@ class GhostArray:
         from ..linalg.products import matmul
 
         other = o.g if isinstance(o, GhostArray) else rm._ghost_arg(o)  # encrypted adapters: ghosts too
-        return GhostArray(self._run(matmul.unplanned, self.g, other), self.steps)
+        kind = "ccmm" if rm.is_tensor(other) or other is not o else "cpmm"
+        self.rec.op(kind, self.level, self.g._ct.batch, self.g, other if kind == "ccmm" else o)
+        return GhostArray(self._run(matmul.unplanned, self.g, other), self.rec)
 
     def __rmatmul__(self, o: Any) -> "GhostArray":
         from ..linalg.products import matmul
 
-        return GhostArray(self._run(matmul.unplanned, rm._ghost_arg(o), self.g), self.steps)
+        self.rec.op("pcmm", self.level, self.g._ct.batch, o, self.g)
+        return GhostArray(self._run(matmul.unplanned, rm._ghost_arg(o), self.g), self.rec)
 
     @property
     def T(self) -> "GhostArray":
         from ..linalg.moves import transpose
 
-        return GhostArray(self._run(transpose.unplanned, self.g), self.steps)
+        return GhostArray(self._run(transpose.unplanned, self.g), self.rec)
 
     # -- levels -----------------------------------------------------------------
     def polyval(self, poly: Any) -> "GhostArray":
+        self.rec.op("poly", self.level, self.g._ct.batch, self.g, poly)
         return self._with_level(self.g, self.level - int(poly.depth), "evaluate a polynomial")
 
     def bootstrap(self) -> "GhostArray":
+        self.rec.op("bootstrap", self.level, self.g._ct.batch, self.g)
         return self._with_level(self.g, int(self.ctx.fresh_level), "bootstrap")
 
     @staticmethod
     def bootstrap_many(items: List["GhostArray"]) -> List["GhostArray"]:
-        return [x.bootstrap() for x in items]
+        """Complex-packed: two real ciphertexts per bootstrap (as ``Context.bootstrap_many``)."""
+        rec = items[0].rec
+        cts = sum(int(x.g._ct.batch) for x in items)
+        rec.op("bootstrap", min(x.level for x in items), (cts + 1) // 2, items[0].g, paired=len(items))
+        return [x._with_level(x.g, int(x.ctx.fresh_level), "bootstrap") for x in items]
 
     def assume_bound(self, bound: float) -> "GhostArray":
         return self
@@ -149,6 +176,8 @@ class ForwardPlan:
     force: Tuple[Tuple[str, str, int], ...] = ()
     #: every level check of the forward (module, site, occ, level, cts, refreshed)
     sites: List[Dict[str, Any]] = field(default_factory=list, repr=False)
+    #: every operation of the forward (:class:`Recorder`), for benches
+    ops: List[Dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def cost(self) -> Tuple[int, int, int]:
@@ -162,10 +191,10 @@ class ForwardPlan:
                 f"{self.output_level}")
 
 
-def _ghost_input(ctx: Any, n_tokens: int, d: int, steps: Set[int]) -> GhostArray:
+def _ghost_input(ctx: Any, n_tokens: int, d: int, rec: Recorder) -> GhostArray:
     from ..linalg.keys import ghost
 
-    return GhostArray(ghost(ctx, (n_tokens, d), "matrix"), steps)
+    return GhostArray(ghost(ctx, (n_tokens, d), "matrix"), rec)
 
 
 def plan_forward(model: Any, ctx: Any, shape: Tuple[int, int, int], *, mask: Any = None,
@@ -179,17 +208,29 @@ def plan_forward(model: Any, ctx: Any, shape: Tuple[int, int, int], *, mask: Any
     pol = old if policy is None else policy
     set_key_policy(ctx, pol)
     try:
-        steps: Set[int] = set()
-        x = _ghost_input(ctx, batch * seq_len, d, steps)
+        rec = Recorder()
+        x = _ghost_input(ctx, batch * seq_len, d, rec)
         run = Run(model, "plan", ctx=ctx, batch=batch, seq_len=seq_len, key_mask=mask, force=force)
+        call = run.call
+
+        def traced(module: Any, v: Any) -> Any:  # ops are attributed to the innermost module
+            rec.where.append(run.name_of(module))
+            try:
+                return call(module, v)
+            finally:
+                rec.where.pop()
+
+        run.call = traced  # type: ignore[method-assign]
         y = run.call(model, x)
     finally:
         set_key_policy(ctx, old)
+    steps = rec.steps
     keys = keys_for_steps(ctx.slots, steps, pol)
     have = set(int(s) for s in ctx.rotation_steps)
     new = [s for s in keys if s not in have]
     return ForwardPlan(ctx.name, pol, batch, seq_len, sorted(steps), keys, new, ctx.key_bytes(new),
-                       list(run.bootstraps), run.circuits, x.level, y.level, tuple(force), list(run.sites))
+                       list(run.bootstraps), run.circuits, x.level, y.level, tuple(force), list(run.sites),
+                       rec.ops)
 
 
 def choose_policy(model: Any, ctx: Any, shape: Tuple[int, int, int], *, mask: Any = None,

@@ -1,0 +1,262 @@
+"""One all-MiniLM-L6-v2 encoder layer (GK attention, rank-2 LoRA on q, k, v), encrypted (issue 11).
+
+The layer (hidden 384, 12 heads, FFN 1536, 128 tokens; hetensor.examples.minilm)
+is calibrated on eight sentences and planned on the context
+(hetensor.nn.plan: every operation with its operands' shapes, layouts and
+levels, the bootstraps, the keys). Then each distinct operation of the plan
+(kind, operand layouts, level) is run once encrypted at its real shape and
+timed, and the layer's time is the sum over the plan's operations: a full
+encrypted layer takes about an hour of CPU on this machine. Precision against
+plain mode comes from simulate mode with the noise measured on the context,
+and from each timed operation against its float64 result.
+
+    flock /tmp/hetensor-heavy.lock python bench/nn_minilm.py --preset n16-boot --json bench/results-nn-minilm.json
+    python bench/nn_minilm.py --preset toy-boot-insecure --tokens 8 --small     # a quick check of the script
+
+``--kinds gk,softmax`` plans both attentions and times the union of their operations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import math
+import time
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+
+def classify(op: Dict[str, Any]) -> str:
+    """The breakdown's class of a planned operation."""
+    k, m = op["kind"], op["module"]
+    if k == "bootstrap":
+        return "bootstraps"
+    if k in ("cpmm", "pcmm"):
+        return "CPMM"
+    if k == "ccmm":
+        return "CCMM"
+    if ".ln" in f".{m}" or m.startswith("ln") or m == "norm":
+        return "LayerNorm"
+    if "attn" in m:
+        return "attention (element-wise, exp)"
+    if "act" in m:
+        return "activation (GELU)"
+    return "element-wise (other)"
+
+
+def _layout_key(x: Any) -> Any:
+    lay = getattr(x, "_layout", None)
+    if lay is None:
+        return ("plain", tuple(getattr(x, "shape", ())))
+    return (tuple(lay.shape), bool(lay.transposed), int(lay.num_ciphertexts), repr(lay)[:120])
+
+
+def signature(op: Dict[str, Any]) -> Tuple:
+    """Operations with one signature cost the same: kind, operand layouts, level, ciphertexts."""
+    k = op["kind"]
+    if k == "bootstrap":  # a bootstrap starts from the bottom level whatever the input's
+        return (k, 0, op["cts"], op.get("paired", 0), ())
+    args = tuple(_layout_key(a) if k != "poly" or i == 0 else (a.degree, a.depth) for i, a in enumerate(op["args"]))
+    return (k, op["level"], op["cts"], op.get("paired", 0), args)
+
+
+def real_of(ctx: Any, g: Any, rng: np.random.Generator, lo: float = -1.0, hi: float = 1.0) -> Any:
+    """A CipherTensor with the ghost's shape, layout and level (random values)."""
+    x = rng.uniform(lo, hi, tuple(g.shape))
+    t = ctx.encrypt(x, layout=g._layout) if g._layout is not None else ctx.encrypt(x)
+    return (t.level_to(g.level) if t.level > g.level else t), x
+
+
+def time_op(ctx: Any, op: Dict[str, Any], rng: np.random.Generator) -> Tuple[float, float]:
+    """Run one planned operation encrypted at its shape; (seconds, bits against float64)."""
+    k, args = op["kind"], op["args"]
+
+    def bits(got: np.ndarray, ref: np.ndarray) -> float:
+        err = float(np.max(np.abs(got - ref)))
+        return math.inf if err == 0 else -math.log2(err / max(float(np.max(np.abs(ref))), 1e-300))
+
+    if k in ("cpmm", "pcmm"):
+        xg, pm = (args[0], args[1]) if k == "cpmm" else (args[1], args[0])
+        t, x = real_of(ctx, xg, rng)
+        w = np.real(pm.array)  # the layer's own weight (its zero columns shape the product)
+        t0 = time.perf_counter()
+        y = t @ pm if k == "cpmm" else pm @ t
+        sec = time.perf_counter() - t0
+        return sec, bits(ctx.decrypt(y), x @ w if k == "cpmm" else w @ x)
+    if k == "ccmm":
+        (a, xa), (b, xb) = real_of(ctx, args[0], rng), real_of(ctx, args[1], rng)
+        t0 = time.perf_counter()
+        y = a @ b
+        sec = time.perf_counter() - t0
+        return sec, bits(ctx.decrypt(y), xa @ xb)
+    if k in ("mul", "add"):
+        (a, xa), (b, xb) = real_of(ctx, args[0], rng), real_of(ctx, args[1], rng)
+        t0 = time.perf_counter()
+        y = a * b if k == "mul" else a + b
+        sec = time.perf_counter() - t0
+        return sec, bits(ctx.decrypt(y), xa * xb if k == "mul" else xa + xb)
+    if k in ("mul_plain", "add_plain"):
+        a, xa = real_of(ctx, args[0], rng)
+        v = rng.uniform(0.5, 1.5, tuple(args[0].shape)[-1:])
+        t0 = time.perf_counter()
+        y = a * v if k == "mul_plain" else a + v
+        sec = time.perf_counter() - t0
+        return sec, bits(ctx.decrypt(y), xa * v if k == "mul_plain" else xa + v)
+    if k == "poly":
+        poly = args[1]
+        a, xa = real_of(ctx, args[0], rng, poly.a, poly.b)
+        t0 = time.perf_counter()
+        y = a.assume_range(poly.a, poly.b).polyval(poly, assume_in_interval=True)
+        sec = time.perf_counter() - t0
+        return sec, bits(ctx.decrypt(y), poly(xa))
+    if k == "bootstrap":
+        a, xa = real_of(ctx, args[0], rng, -0.9, 0.9)
+        a = a.assume_bound(1.0)
+        if op.get("paired", 0) >= 2:
+            b, xb = real_of(ctx, args[0], rng, -0.9, 0.9)
+            t0 = time.perf_counter()
+            ya, yb = ctx.bootstrap_many([a, b.assume_bound(1.0)])
+            sec = time.perf_counter() - t0
+            per = int(args[0]._ct.batch)  # the record's cts counts circuits for the pair of tensors
+            return sec / max(1, per), min(bits(ctx.decrypt(ya), xa), bits(ctx.decrypt(yb), xb))
+        t0 = time.perf_counter()
+        y = a.bootstrap()
+        sec = time.perf_counter() - t0
+        return sec / max(1, int(args[0]._ct.batch)), bits(ctx.decrypt(y), xa)
+    raise ValueError(f"unknown op kind {k}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="n16-boot")
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--kinds", default="gk")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--key-budget", type=float, default=2.0, help="GiB for new rotation keys (auto key policy)")
+    ap.add_argument("--budget", type=float, default=1800.0, help="seconds for timing operations (most costly first)")
+    ap.add_argument("--small", action="store_true", help="2 heads of 8, FFN 16 (a check of the script)")
+    ap.add_argument("--plain-adapters", action="store_true", help="keep A, B plaintext (CPMMs instead of CCMMs)")
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+
+    import hetensor as ht
+    import hetensor.nn as hnn
+    from hetensor.examples import minilm as M
+    from hetensor.nn.plan import choose_policy, search_placement
+
+    if args.threads:
+        ht.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    w = M.load_weights()
+    ids, mask = M.tokenize(M.SENTENCES, args.tokens)
+    x = M.embed(w, ids)
+    print(f"MiniLM weights and tokenizer loaded offline in {time.perf_counter() - t0:.1f} s: {len(w)} tensors, "
+          f"{len(M.SENTENCES)} sentences x {args.tokens} tokens", flush=True)
+    if args.small:
+        x = x[:, :, :16]
+    t0 = time.perf_counter()
+    ctx = ht.Context.from_preset(args.preset, bootstrap=True)
+    print(f"context {args.preset}: {time.perf_counter() - t0:.1f} s; {ctx.describe()}", flush=True)
+    depth = ctx.fresh_level - 1
+    record: Dict[str, Any] = dict(preset=args.preset, tokens=args.tokens, kinds={})
+    plans = {}
+    for kind in args.kinds.split(","):
+        if args.small:
+            layer = _small_layer(kind)
+        else:
+            layer = M.encoder_layer(w, 0, attention=kind)
+        t0 = time.perf_counter()
+        layer.calibrate(x, mask=mask, max_depth=depth)
+        plain = layer(x[:1], mask=mask[:1])
+        print(f"[{kind}] calibrated on {len(x)} sentences and ran plain mode in {time.perf_counter() - t0:.1f} s",
+              flush=True)
+        for m in ([] if args.plain_adapters else layer.modules()):
+            if hasattr(m, "encrypt_adapters"):
+                m.encrypt_adapters(ctx)  # the server holds Enc(A^T), Enc(B^T): LoRA products are CCMMs
+        shape = (1, args.tokens, x.shape[2])
+        t0 = time.perf_counter()
+        plan, options = choose_policy(layer, ctx, shape, mask=mask[:1], budget=int(args.key_budget * 2**30))
+        jit = plan.circuits
+        plan = search_placement(layer, ctx, shape, plan, mask=mask[:1], max_trials=200)
+        print(f"[{kind}] planned in {time.perf_counter() - t0:.1f} s: {plan} (just in time: {jit} bootstraps); "
+              + ", ".join(f"{p}: {len(o.keys)} keys, {o.new_key_bytes / 2**20:.0f} MiB new" for p, o in options.items()),
+              flush=True)
+        counts = collections.Counter(classify(o) for o in plan.ops)
+        print(f"[{kind}] operations: {dict(counts)}", flush=True)
+        object.__setattr__(layer, "_force", plan.force)
+        sim = layer.simulate(x[:1], ctx, mask=mask[:1])
+        err = float(np.max(np.abs(sim - plain)))
+        sim_bits = -math.log2(err / float(np.max(np.abs(plain))))
+        print(f"[{kind}] simulate vs plain (noise measured on {args.preset}): max |diff| {err:.2e}, "
+              f"{sim_bits:.1f} bits", flush=True)
+        plans[kind] = plan
+        record["kinds"][kind] = dict(plan=str(plan), jit_bootstraps=jit, counts=dict(counts), simulate_bits=sim_bits,
+                                     key_options={p: o.new_key_bytes for p, o in options.items()})
+    # keys for every plan, then time each distinct operation once (the costly kinds first)
+    for plan in plans.values():
+        ctx.key_policy = plan.key_policy
+        need = [s for s in plan.new_keys if s not in set(ctx.rotation_steps)]
+        if need:
+            t0 = time.perf_counter()
+            ctx.generate_rotation_keys(need)
+            print(f"made {len(need)} rotation keys ({plan.key_policy}) in {time.perf_counter() - t0:.1f} s", flush=True)
+    sigs: Dict[Tuple, Dict[str, Any]] = {}
+    for plan in plans.values():
+        for o in plan.ops:
+            sigs.setdefault(signature(o), o)
+    order = {"bootstrap": 0, "ccmm": 1, "cpmm": 2, "pcmm": 2, "poly": 3, "mul": 4}
+    todo = sorted(sigs.items(), key=lambda kv: order.get(kv[0][0], 5))
+    times: Dict[Tuple, Tuple[float, float]] = {}
+    ctx.auto_keys = True  # a replayed operand's layout may differ from the plan's in a way that needs a key
+    rng = np.random.default_rng(0)
+    spent = 0.0
+    for sig, op in todo:
+        if spent > args.budget:
+            break
+        sec, b = time_op(ctx, op, rng)
+        spent += sec
+        times[sig] = (sec, b)
+        print(f"  {sig[0]:<9} level {sig[1]:>2} cts {sig[2]:>2}  {sec:8.2f} s  {b:5.1f} bits  ({op['module']})", flush=True)
+    for kind, plan in plans.items():
+        per: Dict[str, float] = collections.defaultdict(float)
+        missing = collections.Counter()
+        for o in plan.ops:
+            s = signature(o)
+            if s in times:
+                per[classify(o)] += times[s][0] * (o["cts"] if o["kind"] == "bootstrap" else 1)
+            else:
+                missing[classify(o)] += 1
+        total = sum(per.values())
+        print(f"\n[{kind}] one layer at {args.preset}, {args.tokens} tokens: {total:.0f} s summed over "
+              f"{len(plan.ops)} planned operations ({len(times)} distinct ones timed)")
+        for c, v in sorted(per.items(), key=lambda kv: -kv[1]):
+            print(f"    {c:<32} {v:9.1f} s  ({100 * v / max(total, 1e-9):4.1f} %)")
+        if missing:
+            print(f"    not timed (budget): {dict(missing)}")
+        record["kinds"][kind].update(seconds=total, breakdown=dict(per), untimed=dict(missing))
+    if len(plans) == 2 and all(record["kinds"][k].get("seconds") for k in plans):
+        a, b = (record["kinds"][k]["seconds"] for k in plans)
+        print(f"softmax / GK time: {b / a:.2f}x")
+    record["ops"] = [dict(kind=s[0], level=s[1], cts=s[2], seconds=v[0], bits=v[1]) for s, v in times.items()]
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1, default=str)
+
+
+def _small_layer(kind: str) -> Any:
+    """A 16-wide, 2-head stand-in with MiniLM's structure (post-LN, GELU, LoRA rank 2)."""
+    import hetensor.nn as hnn
+    from hetensor.examples.minilm import BertLayer
+
+    g = np.random.default_rng(0)
+    cls = {"gk": hnn.GaussianKernelAttention, "softmax": hnn.SoftmaxAttention}[kind]
+    att = cls(16, 2, lora_rank=2, rng=g)
+    for m in (att.q, att.k, att.v):
+        m.register_parameter("lora_B", g.normal(0.0, 0.02, (16, 2)), trainable=True)
+    return BertLayer(att, hnn.LayerNorm(16), hnn.FeedForward(16, 32, "gelu", rng=g), hnn.LayerNorm(16))
+
+
+if __name__ == "__main__":
+    main()
