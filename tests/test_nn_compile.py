@@ -125,3 +125,22 @@ def test_placement_search_against_just_in_time():
     model.simulate(x, ctx)
     refreshed = {(b["module"], b["site"]) for b in model.last_run.bootstraps}
     assert {(f[0], f[1]) for f in best.force} <= refreshed
+
+
+def test_encrypted_adapters_in_attention_plan_their_levels():
+    # x @ A, then (x A) @ B leave different packings: their sum takes a level (a refresh at
+    # a 4-level preset); the plan must see it, or the forward runs out of levels
+    ctx = ht.Context.from_preset(PRESET, bootstrap=True, seed=26)
+    torch.manual_seed(6)
+    att = htt.GaussianKernelAttention(4, 1, lora_rank=2).double()
+    with torch.no_grad():
+        for m in (att.q, att.k, att.v):
+            m.lora_B.normal_(0.0, 0.3)
+    x = np.random.default_rng(6).normal(0, 1, (1, 3, 4))
+    model = hnn.from_torch(att, calibration=x, max_depth=ctx.fresh_level - 1)
+    plain = model(x)
+    rep = model.compile(ctx, x, encrypt_adapters=True)
+    assert isinstance(model.q.lora_A, ht.CipherTensor) and rep.unplanned_keys == 0
+    assert rep.plan.circuits == model.last_run.circuits
+    assert any(b["site"].startswith("sum.") for b in rep.bootstraps)
+    assert bits(ctx.decrypt(rep.output), plain.reshape(-1, 4)) >= 12

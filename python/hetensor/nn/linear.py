@@ -124,11 +124,18 @@ class LoRALinear(Module):
                 raise ValueError("the adapters are encrypted: run the model on encrypted inputs, or keep plaintext "
                                  "adapters for plain and simulate mode")
             xa = run.matmul(x, self.lora_A)
-            xa = run.ready(xa, 3, self, "xa")
+            # the product's route (and so its levels) depends on the layouts: ask the planner
+            xa = run.ready(xa, run.levels_of_matmul(xa, self.lora_B) + (m is not None), self, "xa")
             delta = run.matmul(xa, self.lora_B)
             if m is not None:
                 delta = delta * m
-        return self.base.project(x, run, cols) + delta
+            # the two products leave different packings: the sum may change one's layout (a level)
+            return run.add(self.base.project(x, run, cols), delta, self, "sum")
+        base = self.base.project(x, run, cols)
+        if run.calibrating:  # the ranges the encrypted adapters' sum refreshes with
+            run.record(self, "sum.a", base)
+            run.record(self, "sum.b", delta)
+        return base + delta
 
     def forward(self, x: Any, run: Any) -> Any:
         x = run.ready(x, 3 if self.adapters_encrypted else 2, self, "input")

@@ -125,6 +125,19 @@ class Run:
         """``a @ b`` (one place to hook products)."""
         return a @ b
 
+    def levels_of_matmul(self, a: Any, b: Any) -> int:
+        """Levels that ``a @ b`` consumes from ``a``'s level (its route, planned on ghosts
+        in encrypted and plan modes; 2, an encrypted product's usual cost, otherwise)."""
+        if self.mode not in ("encrypted", "plan"):
+            return 2
+        from ..linalg import runmode as rm
+        from ..linalg.products import matmul
+
+        ga = a.g if hasattr(a, "g") else rm.GhostTensor.like(a.t)
+        gb = b.g if hasattr(b, "g") else rm._ghost_arg(getattr(b, "t", b))
+        out, _ = rm.collect(matmul.unplanned, ga, gb)
+        return max(1, int(ga.level) - int(out.level))
+
     def add(self, a: Any, b: Any, module: Any, site: str) -> Any:
         """``a + b`` of two tensors: each first gets a level for a possible change of
         layout (the operands of an encrypted sum may sit in different packings)."""
