@@ -128,7 +128,8 @@ def time_op(ctx: Any, op: Dict[str, Any], rng: np.random.Generator) -> Tuple[flo
     raise ValueError(f"unknown op kind {k}")
 
 
-def main() -> None:
+def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
+    """The bench (``argv``: its command line); ``ctx``: an already made context of ``--preset``."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="n16-boot")
     ap.add_argument("--tokens", type=int, default=128)
@@ -137,9 +138,10 @@ def main() -> None:
     ap.add_argument("--key-budget", type=float, default=2.0, help="GiB for new rotation keys (auto key policy)")
     ap.add_argument("--budget", type=float, default=1800.0, help="seconds for timing operations (most costly first)")
     ap.add_argument("--small", action="store_true", help="2 heads of 8, FFN 16 (a check of the script)")
+    ap.add_argument("--trials", type=int, default=40, help="placement search: at most this many trial plans")
     ap.add_argument("--plain-adapters", action="store_true", help="keep A, B plaintext (CPMMs instead of CCMMs)")
     ap.add_argument("--json", default="")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     import hetensor as ht
     import hetensor.nn as hnn
@@ -157,7 +159,7 @@ def main() -> None:
     if args.small:
         x = x[:, :, :16]
     t0 = time.perf_counter()
-    ctx = ht.Context.from_preset(args.preset, bootstrap=True)
+    ctx = ctx if ctx is not None else ht.Context.from_preset(args.preset, bootstrap=True)
     print(f"context {args.preset}: {time.perf_counter() - t0:.1f} s; {ctx.describe()}", flush=True)
     depth = ctx.fresh_level - 1
     record: Dict[str, Any] = dict(preset=args.preset, tokens=args.tokens, kinds={})
@@ -172,6 +174,11 @@ def main() -> None:
         plain = layer(x[:1], mask=mask[:1])
         print(f"[{kind}] calibrated on {len(x)} sentences and ran plain mode in {time.perf_counter() - t0:.1f} s",
               flush=True)
+        sim = layer.simulate(x[:1], ctx, mask=mask[:1])  # plaintext adapters: simulate cannot hold Enc(A), Enc(B)
+        err = float(np.max(np.abs(sim - plain)))
+        sim_bits = -math.log2(err / float(np.max(np.abs(plain))))
+        print(f"[{kind}] simulate vs plain (noise measured on {args.preset}, plaintext adapters, "
+              f"{layer.last_run.circuits} bootstraps): max |diff| {err:.2e}, {sim_bits:.1f} bits", flush=True)
         for m in ([] if args.plain_adapters else layer.modules()):
             if hasattr(m, "encrypt_adapters"):
                 m.encrypt_adapters(ctx)  # the server holds Enc(A^T), Enc(B^T): LoRA products are CCMMs
@@ -179,18 +186,12 @@ def main() -> None:
         t0 = time.perf_counter()
         plan, options = choose_policy(layer, ctx, shape, mask=mask[:1], budget=int(args.key_budget * 2**30))
         jit = plan.circuits
-        plan = search_placement(layer, ctx, shape, plan, mask=mask[:1], max_trials=200)
+        plan = search_placement(layer, ctx, shape, plan, mask=mask[:1], max_trials=args.trials)
         print(f"[{kind}] planned in {time.perf_counter() - t0:.1f} s: {plan} (just in time: {jit} bootstraps); "
               + ", ".join(f"{p}: {len(o.keys)} keys, {o.new_key_bytes / 2**20:.0f} MiB new" for p, o in options.items()),
               flush=True)
         counts = collections.Counter(classify(o) for o in plan.ops)
         print(f"[{kind}] operations: {dict(counts)}", flush=True)
-        object.__setattr__(layer, "_force", plan.force)
-        sim = layer.simulate(x[:1], ctx, mask=mask[:1])
-        err = float(np.max(np.abs(sim - plain)))
-        sim_bits = -math.log2(err / float(np.max(np.abs(plain))))
-        print(f"[{kind}] simulate vs plain (noise measured on {args.preset}): max |diff| {err:.2e}, "
-              f"{sim_bits:.1f} bits", flush=True)
         plans[kind] = plan
         record["kinds"][kind] = dict(plan=str(plan), jit_bootstraps=jit, counts=dict(counts), simulate_bits=sim_bits,
                                      key_options={p: o.new_key_bytes for p, o in options.items()})
@@ -243,6 +244,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(record, f, indent=1, default=str)
+    return record
 
 
 def _small_layer(kind: str) -> Any:

@@ -81,7 +81,10 @@ def batch_for(slots: int, seq_len: int) -> int:
     return b
 
 
-def main(argv: Any = None) -> Dict[str, Any]:
+def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
+    """Run the example (``argv``: its command line); ``ctx``: a context of ``--preset``
+    with bootstrapping keys already made (a script that runs several secure-size
+    jobs makes it once)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="toy-boot-insecure", help="bootstrapping preset (n16-boot: 128-bit secure)")
     ap.add_argument("--encrypted", type=int, default=4, help="test samples to run encrypted (0: none, -1: all)")
@@ -89,6 +92,8 @@ def main(argv: Any = None) -> Dict[str, Any]:
     ap.add_argument("--epochs", type=int, default=60, help="pre-training epochs (all weights)")
     ap.add_argument("--lora-epochs", type=int, default=20, help="fine-tuning epochs (the LoRA adapters only)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--deadline", type=float, default=0.0,
+                    help="stop the encrypted batches after this many seconds of the run (0: none)")
     ap.add_argument("--key-policy", default="auto", choices=["auto", "exact", "few", "power-of-two"],
                     help="rotation keys of the products (auto: the fastest whose keys fit --key-budget)")
     ap.add_argument("--key-budget", type=float, default=4.0, help="GiB for new rotation keys (auto policy)")
@@ -97,6 +102,7 @@ def main(argv: Any = None) -> Dict[str, Any]:
                     help="levels per polynomial (0: the preset's fresh level - 1); with --encrypted 0 "
                          "--simulated 0 no context is made (plain mode predicts a preset's accuracy)")
     args = ap.parse_args(argv)
+    started = time.perf_counter()
 
     import torch
 
@@ -127,7 +133,7 @@ def main(argv: Any = None) -> Dict[str, Any]:
         return dict(rows=rows)
     print(f"context {args.preset} (bootstrapping keys) ...", flush=True)
     t0 = time.perf_counter()
-    ctx = ht.Context.from_preset(args.preset, bootstrap=True)
+    ctx = ctx if ctx is not None else ht.Context.from_preset(args.preset, bootstrap=True)
     print(f"  {time.perf_counter() - t0:.1f} s: {ctx.describe()}")
     if ctx.fresh_level - 1 < 8:
         print(f"  note: {ctx.fresh_level} levels between bootstraps leave {ctx.fresh_level - 1} per polynomial: "
@@ -159,6 +165,10 @@ def main(argv: Any = None) -> Dict[str, Any]:
         times = [rep.seconds]
         _batch_line(0, first, outs[-1], plain, exact, y_te, times[-1], model.last_run)
         for i in range(B, ne, B):
+            if args.deadline and time.perf_counter() - started > args.deadline:
+                print(f"  deadline: stopped after {i} encrypted samples", flush=True)
+                ne = i
+                break
             ct, _ = hnn.encrypt_tokens(ctx, x_te[i:min(i + B, ne)])
             t0 = time.perf_counter()
             outs.append(ctx.decrypt(model(ct, progress=True)))

@@ -1,0 +1,47 @@
+"""The secure-size runs of issue 11 in one process, so the n16-boot keys are made once.
+
+1. bench/nn_minilm.py: one MiniLM encoder layer (GK and softmax attention), planned,
+   each distinct operation timed encrypted, summed.
+2. python -m hetensor.examples.digits: the digits test split, encrypted batches of 16
+   sequences until the deadline.
+
+    flock /tmp/hetensor-heavy.lock python bench/nn_n16boot.py --minilm-budget 600 --digits-deadline 1500
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="n16-boot")
+    ap.add_argument("--minilm-budget", type=float, default=600.0, help="seconds of operation timing (MiniLM)")
+    ap.add_argument("--minilm-kinds", default="gk,softmax")
+    ap.add_argument("--digits-deadline", type=float, default=1500.0, help="seconds for the digits run")
+    ap.add_argument("--skip-minilm", action="store_true")
+    ap.add_argument("--json", default="bench/results-nn-minilm-n16-boot.json")
+    args = ap.parse_args()
+
+    import hetensor as ht
+    from hetensor.examples import digits
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import nn_minilm
+
+    t0 = time.perf_counter()
+    ctx = ht.Context.from_preset(args.preset, bootstrap=True)
+    print(f"context {args.preset} with bootstrapping keys: {time.perf_counter() - t0:.1f} s", flush=True)
+    if not args.skip_minilm:
+        nn_minilm.main(["--preset", args.preset, "--kinds", args.minilm_kinds, "--budget", str(args.minilm_budget),
+                        "--json", args.json], ctx=ctx)
+    print("\n=== digits ===", flush=True)
+    digits.main(["--preset", args.preset, "--encrypted", "-1", "--simulated", "-1", "--key-budget", "2",
+                 "--deadline", str(args.digits_deadline)], ctx=ctx)
+
+
+if __name__ == "__main__":
+    main()
