@@ -22,6 +22,9 @@ def main() -> None:
     ap.add_argument("--minilm-budget", type=float, default=600.0, help="seconds of operation timing (MiniLM)")
     ap.add_argument("--minilm-kinds", default="gk,softmax")
     ap.add_argument("--digits-deadline", type=float, default=1500.0, help="seconds for the digits run")
+    ap.add_argument("--until", type=float, default=0.0,
+                    help="a wall-clock end (Unix time): the digits deadline is cut to end by then, and the "
+                         "MiniLM timing budget to a third of what is left after the keys")
     ap.add_argument("--skip-minilm", action="store_true")
     ap.add_argument("--json", default="bench/results-nn-minilm-n16-boot.json")
     args = ap.parse_args()
@@ -35,12 +38,18 @@ def main() -> None:
     t0 = time.perf_counter()
     ctx = ht.Context.from_preset(args.preset, bootstrap=True)
     print(f"context {args.preset} with bootstrapping keys: {time.perf_counter() - t0:.1f} s", flush=True)
+    budget = args.minilm_budget
+    if args.until:
+        budget = max(60.0, min(budget, (args.until - time.time()) / 3))
     if not args.skip_minilm:
-        nn_minilm.main(["--preset", args.preset, "--kinds", args.minilm_kinds, "--budget", str(args.minilm_budget),
+        nn_minilm.main(["--preset", args.preset, "--kinds", args.minilm_kinds, "--budget", str(budget),
                         "--json", args.json], ctx=ctx)
-    print("\n=== digits ===", flush=True)
+    deadline = args.digits_deadline
+    if args.until:
+        deadline = max(1.0, min(deadline, args.until - time.time()))
+    print(f"\n=== digits (deadline {deadline:.0f} s) ===", flush=True)
     digits.main(["--preset", args.preset, "--encrypted", "-1", "--simulated", "-1", "--key-budget", "2",
-                 "--deadline", str(args.digits_deadline)], ctx=ctx)
+                 "--deadline", str(deadline)], ctx=ctx)
 
 
 if __name__ == "__main__":
