@@ -23,7 +23,7 @@ import collections
 import json
 import math
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from .fits import DEFAULT_MAX_DEPTH
-from .plan import ForwardPlan, choose_policy, input_shape, plan_forward, search_placement
+from .plan import choose_policy, input_shape, plan_forward, search_placement
 from .run import DEFAULT_MARGIN, run_model
 
 log = logging.getLogger("hetensor")
