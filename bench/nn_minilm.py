@@ -219,14 +219,20 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
         sec, b = time_op(ctx, op, rng)
         spent += sec
         times[sig] = (sec, b)
-        print(f"  {sig[0]:<9} level {sig[1]:>2} cts {sig[2]:>2}  {sec:8.2f} s  {b:5.1f} bits  ({op['module']})", flush=True)
+        n_same = sum(1 for p in plans.values() for o in p.ops if signature(o) == sig)
+        print(f"  {sig[0]:<9} level {sig[1]:>2} cts {sig[2]:>2}  {sec:8.2f} s  {b:5.1f} bits  x{n_same:<3} ({op['module']})",
+              flush=True)
     for kind, plan in plans.items():
         per: Dict[str, float] = collections.defaultdict(float)
+        part: Dict[str, float] = collections.defaultdict(float)  # by module: attention or the rest
         missing = collections.Counter()
         for o in plan.ops:
             s = signature(o)
             if s in times:
-                per[classify(o)] += times[s][0] * (o["cts"] if o["kind"] == "bootstrap" else 1)
+                sec = times[s][0] * (o["cts"] if o["kind"] == "bootstrap" else 1)
+                per[classify(o)] += sec
+                part["attention module (projections, scores, exp, E v, its bootstraps)" if "attn" in o["module"]
+                     else "rest of the layer"] += sec
             else:
                 missing[classify(o)] += 1
         total = sum(per.values())
@@ -234,12 +240,17 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
               f"{len(plan.ops)} planned operations ({len(times)} distinct ones timed)")
         for c, v in sorted(per.items(), key=lambda kv: -kv[1]):
             print(f"    {c:<32} {v:9.1f} s  ({100 * v / max(total, 1e-9):4.1f} %)")
+        for c, v in part.items():
+            print(f"    [{c}] {v:9.1f} s")
         if missing:
             print(f"    not timed (budget): {dict(missing)}")
-        record["kinds"][kind].update(seconds=total, breakdown=dict(per), untimed=dict(missing))
+        record["kinds"][kind].update(seconds=total, breakdown=dict(per), by_module=dict(part), untimed=dict(missing),
+                                     attention_seconds=part.get(next((k for k in part if k.startswith("attention")),
+                                                                     ""), 0.0))
     if len(plans) == 2 and all(record["kinds"][k].get("seconds") for k in plans):
         a, b = (record["kinds"][k]["seconds"] for k in plans)
-        print(f"softmax / GK time: {b / a:.2f}x")
+        aa, ab = (record["kinds"][k]["attention_seconds"] for k in plans)
+        print(f"softmax / GK time: layer {b / a:.2f}x, attention module {ab / max(aa, 1e-9):.2f}x")
     record["ops"] = [dict(kind=s[0], level=s[1], cts=s[2], seconds=v[0], bits=v[1]) for s, v in times.items()]
     if args.json:
         with open(args.json, "w") as f:
