@@ -1,7 +1,7 @@
 """Hybrid deployment: one remote linear layer per request, hetensor against Concrete ML's matmul.
 
     flock /tmp/hetensor-heavy.lock python bench/remote_linear.py --preset n14 --widths 384 768 \
-        --rows 16 --repeats 3 --json bench/results-remote-n14.json
+        --rows 1 16 --peer-rows 1 --repeats 2 --peer-repeats 1 --json bench/results-remote-n14.json
 
 For each width d (a d x d layer with bias, torch's initialisation; inputs
 uniform in [-1, 1]) and ``rows`` tokens per request:
@@ -54,7 +54,8 @@ def layer(d: int, seed: int) -> tuple:
     return rng.uniform(-bound, bound, (d, d)), rng.uniform(-bound, bound, d)
 
 
-def bench_hetensor(preset: str, widths: List[int], rows: int, repeats: int, threads: int) -> List[Dict[str, Any]]:
+def bench_hetensor(preset: str, widths: List[int], rows_list: List[int], repeats: int,
+                   threads: int) -> List[Dict[str, Any]]:
     from remote_server import Server  # the tests' helper: a free port, JSON logs, clean stop
 
     out = []
@@ -65,7 +66,7 @@ def bench_hetensor(preset: str, widths: List[int], rows: int, repeats: int, thre
         srv = Server(path, d, "--threads", str(threads), "--max-key-bytes", "16G", "--max-total-key-bytes", "16G")
         try:
             ht.set_num_threads(threads)
-            for w in widths:
+            for w, rows in [(w, r) for w in widths for r in rows_list]:
                 name = f"fc{w}"
                 W, b = layers[name]
                 ctx = ht.Context.from_preset(preset)
@@ -101,7 +102,7 @@ def _quant_u8(a: np.ndarray) -> tuple:
     return np.clip(np.round((a - lo) / scale), 0, 255).astype(np.uint64), scale, lo
 
 
-def bench_concrete(widths: List[int], rows: int, repeats: int) -> List[Dict[str, Any]]:
+def bench_concrete(widths: List[int], rows_list: List[int], repeats: int) -> List[Dict[str, Any]]:
     try:
         import concrete_ml_extensions as cml
     except ImportError:
@@ -114,7 +115,7 @@ def bench_concrete(widths: List[int], rows: int, repeats: int) -> List[Dict[str,
     key_bytes = len(ckey.serialize())
     poly = int(json.loads(cml.default_params())["polynomial_size"])
     out = []
-    for w in widths:
+    for w, rows in [(w, r) for w in widths for r in rows_list]:
         W, b = layer(w, w)
         # weights: symmetric 8-bit, shifted to unsigned (the product takes unsigned integers)
         sw = float(np.abs(W).max()) / 127
@@ -156,7 +157,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="n14")
     p.add_argument("--widths", type=int, nargs="+", default=[384, 768])
-    p.add_argument("--rows", type=int, default=16, help="tokens per request")
+    p.add_argument("--rows", type=int, nargs="+", default=[16], help="tokens per request (one run each)")
+    p.add_argument("--peer-rows", type=int, nargs="+", default=None, help="tokens per request of the peer")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--peer-repeats", type=int, default=None, help="requests per width for the peer (default --repeats)")
     p.add_argument("--threads", type=int, default=2)
@@ -167,7 +169,7 @@ def main() -> None:
                                        "load_avg_start": os.getloadavg()},
                            "args": vars(a)}
     rec["hetensor"] = bench_hetensor(a.preset, a.widths, a.rows, a.repeats, a.threads)
-    rec["concrete"] = [] if a.no_peer else bench_concrete(a.widths, a.rows, a.peer_repeats or a.repeats)
+    rec["concrete"] = [] if a.no_peer else bench_concrete(a.widths, a.peer_rows or a.rows, a.peer_repeats or a.repeats)
     rec["machine"]["load_avg_end"] = os.getloadavg()
     if a.json:
         with open(a.json, "w") as f:
