@@ -153,6 +153,20 @@ def bench_concrete(widths: List[int], rows_list: List[int], repeats: int) -> Lis
     return out
 
 
+def table(rec: Dict[str, Any]) -> str:
+    """The records of one run as a markdown table (what bench/RESULTS.md shows)."""
+    lines = ["| library | width | tokens/request | latency per request (s) | server share (s) | request B | "
+             "response B | bytes/token | key upload B | bits vs float64 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rec.get("hetensor", []) + rec.get("concrete", []):
+        lat = ", ".join(f"{t:.2f}" for t in r["latency_s"])
+        server = f"{r['server_s_mean']:.2f}" if "server_s_mean" in r else "(in-process)"
+        name = f"hetensor {r.get('preset', '')}" if r["lib"] == "hetensor" else "concrete-ml-extensions (8-bit)"
+        lines.append(f"| {name} | {r['width']} | {r['rows']} | {lat} | {server} | {r['request_bytes']} | "
+                     f"{r['response_bytes']} | {r['bytes_per_token']:.0f} | {r['key_bytes']} | {r['bits_min']:.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="n14")
@@ -164,7 +178,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-peer", action="store_true")
     p.add_argument("--json", default=None)
+    p.add_argument("--table", default=None, help="print the markdown table of a JSON written by --json, and exit")
     a = p.parse_args()
+    if a.table:
+        with open(a.table) as f:
+            print(table(json.load(f)))
+        return
     rec: Dict[str, Any] = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                                        "load_avg_start": os.getloadavg()},
                            "args": vars(a)}
@@ -174,6 +193,7 @@ def main() -> None:
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rec, f, indent=1)
+    print(table(rec))
 
 
 if __name__ == "__main__":
