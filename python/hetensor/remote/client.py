@@ -100,12 +100,23 @@ class RemoteSession:
             self._http, self._own_http = server, False
         self.ctx, self.rows, self.level, self.timeout = ctx, rows, level, timeout
         self.traffic = Traffic()
+        self.session_id: Optional[str] = None
+        try:
+            self._open(layers, backward)
+        except BaseException:
+            if self._own_http:
+                self._http.close()
+            raise
+
+    def _open(self, layers: Optional[Sequence[str]], backward: bool) -> None:
+        ctx = self.ctx
         info = self._get_json(wire.model_path())
         if info.get("api") != wire.API_VERSION:
             raise RemoteError(0, "api_version", f"server speaks API {info.get('api')}, this client {wire.API_VERSION}")
         self.layers: Dict[str, Dict[str, Any]] = dict(info["layers"])
         self.names = list(layers) if layers is not None else list(self.layers)
-        steps = wire.rotation_steps(ctx, self.layers, rows, backward=backward, names=self.names, level=level)
+        steps = wire.rotation_steps(ctx, self.layers, self.rows, backward=backward, names=self.names,
+                                    level=self.level)
         missing = sorted(set(steps) - set(ctx.rotation_steps))
         if missing:
             ctx.generate_rotation_keys(missing)
@@ -113,7 +124,7 @@ class RemoteSession:
         resp = self._http.post(wire.sessions_path(), content=_chunks(public),
                                headers={"content-type": wire.OCTET, "content-length": str(len(public))})
         _raise_for(resp)
-        self.session_id: Optional[str] = resp.json()["session"]
+        self.session_id = resp.json()["session"]
         self.traffic.key_bytes = len(public)
 
     # -- products --------------------------------------------------------------------
