@@ -40,7 +40,40 @@ import numpy as np
 import hetensor as ht
 from hetensor.remote import RemoteSession, save_layers
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+
+class _Server:
+    """``python -m hetensor.remote serve`` on a free port of 127.0.0.1 (logs to a file in ``workdir``)."""
+
+    def __init__(self, model: str, workdir: str, threads: int) -> None:
+        import socket
+        import subprocess
+
+        import httpx
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(os.path.join(workdir, "server.log"), "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "hetensor.remote", "serve", model, "--port",
+                                      str(self.port), "--threads", str(threads), "--max-key-bytes", "16G",
+                                      "--max-total-key-bytes", "16G"],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ, TMPDIR=workdir))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the server did not start (see server.log)")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
+        self._log.close()
 
 
 def _bits(got: np.ndarray, ref: np.ndarray) -> float:
@@ -56,14 +89,12 @@ def layer(d: int, seed: int) -> tuple:
 
 def bench_hetensor(preset: str, widths: List[int], rows_list: List[int], repeats: int,
                    threads: int) -> List[Dict[str, Any]]:
-    from remote_server import Server  # the tests' helper: a free port, JSON logs, clean stop
-
     out = []
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "model.npz")
         layers = {f"fc{w}": layer(w, w) for w in widths}
         save_layers(path, layers)
-        srv = Server(path, d, "--threads", str(threads), "--max-key-bytes", "16G", "--max-total-key-bytes", "16G")
+        srv = _Server(path, d, threads)
         try:
             ht.set_num_threads(threads)
             for w, rows in [(w, r) for w in widths for r in rows_list]:
