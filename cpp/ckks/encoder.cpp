@@ -61,10 +61,15 @@ void Encoder::reduce_to_limbs(const std::vector<std::vector<i64>>& coeffs, const
   const int batch = static_cast<int>(coeffs.size()), limbs = static_cast<int>(primes.size());
   parallel_for(static_cast<size_t>(batch) * limbs, [&](size_t idx) {
     const int b = static_cast<int>(idx / limbs), i = static_cast<int>(idx % limbs);
-    const u64 q = c.prime(primes[i]);
+    const Modulus& mod = c.modulus(primes[i]);
+    const u64 q = mod.value;
     u64* o = out.limb(b, 0, i);
     const i64* m = coeffs[b].data();
-    for (u64 k = 0; k < n; ++k) o[k] = m[k] >= 0 ? static_cast<u64>(m[k]) % q : (q - static_cast<u64>(-m[k]) % q) % q;
+    // Barrett, not a division per coefficient (|m| < 2^62).
+    for (u64 k = 0; k < n; ++k) {
+      const u64 r = reduce_u64(static_cast<u64>(m[k] >= 0 ? m[k] : -m[k]), mod);
+      o[k] = (m[k] >= 0 || r == 0) ? r : q - r;
+    }
     cpu::ntt_forward(o, c.ntt(primes[i]));
   });
 }

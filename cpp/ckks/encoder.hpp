@@ -22,6 +22,13 @@ class Encoder {
   // Throws InvalidArgument when |value| * scale does not fit 62 bits.
   Plaintext encode(const std::complex<double>* values, int batch, u64 count, int level, double scale) const;
 
+  // The scaled, rounded coefficients of each row (what encode reduces modulo
+  // every prime); `bound` receives max |value|. Same checks as encode.
+  std::vector<std::vector<i64>> coefficients(const std::complex<double>* values, int batch, u64 count, double scale,
+                                             double* bound) const {
+    return rounded_coefficients(values, batch, count, scale, bound);
+  }
+
   // One plaintext over Q_level and the special primes P: level + 1 + alpha
   // limbs (q_0..q_level, then p_0..p_alpha-1), for products in the extended
   // basis (double-hoisted linear transforms). Its `level` field is

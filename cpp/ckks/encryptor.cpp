@@ -3,7 +3,8 @@
 #include <algorithm>
 
 #include "backend/kernels/elementwise.hpp"
-#include "ckks/keyswitch.hpp"
+#include "backend/cpu_ntt.hpp"
+#include "core/numth.hpp"
 #include "core/error.hpp"
 #include "core/sampling.hpp"
 #include "runtime/parallel.hpp"
@@ -21,29 +22,81 @@ void check_plaintext(const KeyChain& keys, const Plaintext& pt, const char* op) 
 }
 }  // namespace
 
-Ciphertext encrypt_public(KeyChain& keys, const Plaintext& pt) {
-  check_plaintext(keys, pt, "encrypt");
+namespace {
+// [c]_q of a signed coefficient.
+inline u64 residue(i64 c, const Modulus& m) {
+  const u64 mag = c >= 0 ? static_cast<u64>(c) : static_cast<u64>(-(c + 1)) + 1;
+  const u64 r = mag < m.value ? mag : reduce_u64(mag, m);
+  return (c >= 0 || r == 0) ? r : m.value - r;
+}
+
+// ModDown by the one special prime p of the encryption basis Q_level * p:
+// x holds limbs q_0..q_level, then p (NTT domain). Returns, in `out` (level + 1
+// limbs, NTT), round((x + small + p * message) / p). The small polynomial and
+// the message (signed coefficients; message may be null) join where the data
+// is in the coefficient domain anyway, so they need no NTT of their own; the
+// rounding is exact (centered residue modulo p).
+void mod_down_by_p(const Tables& c, u64* x, int p_index, const std::vector<i64>& small, const i64* message, int level,
+                   u64* out) {
+  const u64 n = c.n();
+  const Modulus& mp = c.modulus(p_index);
+  const u64 p = mp.value;
+  u64* xp = x + static_cast<size_t>(level + 1) * n;
+  cpu::ntt_inverse(xp, c.ntt(p_index));
+  // The centered residue of x + small modulo p: the part that the division removes.
+  std::vector<i64> r(n);
+  for (u64 t = 0; t < n; ++t) {
+    const u64 v = add_mod(xp[t], residue(small[t], mp), p);
+    r[t] = v > p / 2 ? static_cast<i64>(v) - static_cast<i64>(p) : static_cast<i64>(v);
+  }
+  parallel_for(level + 1, [&](size_t i) {
+    const int ii = static_cast<int>(i);
+    const Modulus& m = c.modulus(ii);
+    const u64 q = m.value;
+    const u64 p_mod = reduce_u64(p, m);
+    const u64 p_inv = inv_mod(p_mod, q);
+    const ShoupConst pm{p_mod, static_cast<u64>((u128(p_mod) << 64) / q)};
+    const ShoupConst pinv{p_inv, static_cast<u64>((u128(p_inv) << 64) / q)};
+    // x + small + p m - r is divisible by p: (x - NTT(r - small - p m)) / p.
+    u64* cv = out + i * n;
+    for (u64 t = 0; t < n; ++t) {
+      u64 v = sub_mod(residue(r[t], m), residue(small[t], m), q);
+      if (message) v = sub_mod(v, mul_shoup(residue(message[t], m), pm, q), q);
+      cv[t] = v;
+    }
+    cpu::ntt_forward(cv, c.ntt(ii));
+    const u64* xi = x + i * n;
+    for (u64 t = 0; t < n; ++t) cv[t] = mul_shoup(sub_mod(xi[t], cv[t], q), pinv, q);
+  });
+}
+
+// Public-key encryption of `batch` messages at `level`: either a plaintext
+// (NTT domain) or rounded coefficients (added inside the ModDown, so the
+// message costs no NTT at all).
+//   In Q_level * p (p the first special prime): x0 = u*b + e0 + p*m,
+//   x1 = u*a + e1, then divide by p with rounding, which leaves rounding
+//   noise instead of u*e + e0 + e1*s. The public key restricted to those
+//   primes is an RLWE sample modulo a smaller modulus than QP, so no weaker;
+//   one special prime (not all of P) suffices for the noise to vanish
+//   (|u*e + e0 + e1*s| ~ 2^13 << p) and saves the NTTs of the other primes.
+Ciphertext encrypt_public_impl(KeyChain& keys, int batch, int level, double scale, const Plaintext* pt,
+                               const std::vector<std::vector<i64>>* coeffs) {
   const Tables& c = keys.tables();
   const u64 n = c.n();
-  const int level = pt.level, alpha = c.alpha();
-  const int ext_limbs = level + 1 + alpha;
-  Ciphertext ct(n, pt.batch, 2, pt.level, pt.scale, c.id(), false, false);
+  const int ext_limbs = level + 2;
+  Ciphertext ct(n, batch, 2, level, scale, c.id(), false, false);
   std::vector<Prng> streams;
-  for (int b = 0; b < pt.batch; ++b) streams.push_back(keys.fork_prng());
-  // Primes of Q_level followed by P, the layout mod_down expects.
+  for (int b = 0; b < batch; ++b) streams.push_back(keys.fork_prng());
   std::vector<int> primes = first_primes(level + 1);
-  for (int k = 0; k < alpha; ++k) primes.push_back(c.p_index(k));
+  const int p_index = c.p_index(0);
+  primes.push_back(p_index);
   const size_t words = static_cast<size_t>(ext_limbs) * n;
-  Buffer u(words, true), x0(words), x1(words);
-  for (int b = 0; b < pt.batch; ++b) {
-    // In QP: x0 = u*b + e0 + P*m, x1 = u*a + e1; then divide by P (Lattigo's
-    // approach), which leaves rounding noise instead of u*e + e1*s.
+  Buffer u(words, true), x0 = Buffer::uninitialized(words), x1 = Buffer::uninitialized(words);
+  for (int b = 0; b < batch; ++b) {
     std::fill(u.data(), u.data() + words, 0);
-    std::fill(x0.data(), x0.data() + words, 0);
-    std::fill(x1.data(), x1.data() + words, 0);
     add_small_poly_ntt(c, sample_ternary(streams[b], n), u.data(), primes);
-    add_small_poly_ntt(c, sample_gaussian(streams[b], n, c.params().sigma()), x0.data(), primes);
-    add_small_poly_ntt(c, sample_gaussian(streams[b], n, c.params().sigma()), x1.data(), primes);
+    const std::vector<i64> e0 = sample_gaussian(streams[b], n, c.params().sigma());
+    const std::vector<i64> e1 = sample_gaussian(streams[b], n, c.params().sigma());
     parallel_for(ext_limbs, [&](size_t e) {
       const int prime = primes[e];
       const Modulus& m = c.modulus(prime);
@@ -54,19 +107,35 @@ Ciphertext encrypt_public(KeyChain& keys, const Plaintext& pt) {
       u64* o0 = x0.data() + e * n;
       u64* o1 = x1.data() + e * n;
       for (u64 k = 0; k < n; ++k) {
-        kernels::mul_add_limb(o0, ui, pb, m, k);
-        kernels::mul_add_limb(o1, ui, pa, m, k);
+        kernels::mul_limb(o0, ui, pb, m, k);
+        kernels::mul_limb(o1, ui, pa, m, k);
       }
-      if (static_cast<int>(e) <= level) {
-        const ShoupConst pm = c.p_mod(prime);
-        const u64* mi = pt.limb(b, 0, prime);
+      if (pt && static_cast<int>(e) <= level) {
+        const u64 p_mod = reduce_u64(c.prime(p_index), m);
+        const ShoupConst pm{p_mod, static_cast<u64>((u128(p_mod) << 64) / m.value)};
+        const u64* mi = pt->limb(b, 0, prime);
         for (u64 k = 0; k < n; ++k) o0[k] = add_mod(o0[k], mul_shoup(mi[k], pm, m.value), m.value);
       }
     });
-    mod_down(c, x0.data(), level, ct.poly(b, 0), false);
-    mod_down(c, x1.data(), level, ct.poly(b, 1), false);
+    mod_down_by_p(c, x0.data(), p_index, e0, coeffs ? (*coeffs)[b].data() : nullptr, level, ct.poly(b, 0));
+    mod_down_by_p(c, x1.data(), p_index, e1, nullptr, level, ct.poly(b, 1));
   }
   return ct;
+}
+}  // namespace
+
+Ciphertext encrypt_public(KeyChain& keys, const Plaintext& pt) {
+  check_plaintext(keys, pt, "encrypt");
+  return encrypt_public_impl(keys, pt.batch, pt.level, pt.scale, &pt, nullptr);
+}
+
+Ciphertext encrypt_public_coefficients(KeyChain& keys, const std::vector<std::vector<i64>>& coeffs, int level,
+                                       double scale) {
+  const Tables& c = keys.tables();
+  if (level < 0 || level > c.max_level()) fail("encrypt", "level " + std::to_string(level) + " is not in the chain");
+  for (const auto& row : coeffs)
+    if (row.size() != c.n()) fail("encrypt", "each message needs N coefficients");
+  return encrypt_public_impl(keys, static_cast<int>(coeffs.size()), level, scale, nullptr, &coeffs);
 }
 
 Ciphertext encrypt_symmetric(KeyChain& keys, const Plaintext& pt) {

@@ -67,8 +67,14 @@ Ciphertext Engine::encrypt(const cplx* values, int batch, u64 count, bool symmet
   }
   const int L = level < 0 ? ctx_->max_level() : level;
   if (L > ctx_->max_level()) fail("encrypt", "level " + std::to_string(L) + " is above the chain");
-  Plaintext pt = encoder_->encode(values, batch, count, L, ctx_->scale_at(L));
-  Ciphertext ct = symmetric ? encrypt_symmetric(*keys_, pt) : encrypt_public(*keys_, pt);
+  Ciphertext ct;
+  if (symmetric) {
+    ct = encrypt_symmetric(*keys_, encoder_->encode(values, batch, count, L, ctx_->scale_at(L)));
+  } else {  // the message joins inside ModDown: no NTTs of its own
+    double bound = 0;
+    ct = encrypt_public_coefficients(*keys_, encoder_->coefficients(values, batch, count, ctx_->scale_at(L), &bound),
+                                     L, ctx_->scale_at(L));
+  }
   // The value bound: the next power of two, so the metadata reveals only its exponent.
   ct.bound = m > 0 ? std::exp2(std::ceil(std::log2(m))) : 0.0;
   return ct;
