@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 
+#include "backend/cpu_add.hpp"
 #include "backend/cpu_ntt.hpp"
 #include "backend/kernels/basis.hpp"
 #include "backend/kernels/elementwise.hpp"
@@ -84,6 +85,8 @@ Ciphertext add_or_sub(const Tables& ctx, const Ciphertext& a0, const Ciphertext&
   const int size = std::max(a->size, b->size);
   Ciphertext out(ctx.n(), a->batch, size, level, a->scale, ctx.id(), false, false);
   const u64 n = ctx.n();
+  // An output beyond the caches is written around them (no read of the fresh buffer first).
+  const bool streaming = out.data.bytes() >= (size_t(8) << 20);
   parallel_for(static_cast<size_t>(out.batch) * size * (level + 1), [&](size_t idx) {
     const int i = static_cast<int>(idx % (level + 1));
     const int k = static_cast<int>((idx / (level + 1)) % size);
@@ -94,8 +97,7 @@ Ciphertext add_or_sub(const Tables& ctx, const Ciphertext& a0, const Ciphertext&
     if (has_a && has_b) {
       const u64* x = a->limb(bb, k, i);
       const u64* y = b->limb(bb, k, i);
-      if (subtract) for (u64 t = 0; t < n; ++t) kernels::sub_limb(o, x, y, q, t);
-      else for (u64 t = 0; t < n; ++t) kernels::add_limb(o, x, y, q, t);
+      cpu::add_limbs(o, x, y, q, n, subtract, streaming);
     } else if (has_a) {
       std::memcpy(o, a->limb(bb, k, i), n * sizeof(u64));
     } else {
