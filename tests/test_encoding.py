@@ -12,8 +12,9 @@ import hetensor as ht
 from conftest import bits
 
 # Fresh-ciphertext error at scale 2^40, N = 2^12 (max over the slots): about
-# 2^-25 with the public key (noise e*v + e0 + e1*s, ~sqrt(4N/3)*sigma per
-# coefficient) and about 2^-31 with the secret key (sigma per coefficient).
+# 2^-28 with the public key (rounding noise after the division by a special
+# prime; tests/test_encrypt_public.py holds it there) and about 2^-31 with the
+# secret key (sigma per coefficient).
 FRESH_BITS = 22  # public key, or either mode
 SYMMETRIC_BITS = 28
 
