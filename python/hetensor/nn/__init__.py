@@ -16,19 +16,25 @@ inputs share each ciphertext's slots.
 from __future__ import annotations
 
 from .activation import GELU, ReLU, Tanh
+from . import functional
 from .attention import GaussianKernelAttention, SoftmaxAttention
+from .autograd import Parameter
 from .compile import CompileReport
 from .convert import from_torch
 from .linear import Linear, LoRALinear
+from .loss import CrossEntropyLoss, Loss, MSELoss
 from .module import Module, Sequential
 from .noise import NoiseModel, measure as measure_noise
 from .norm import LayerNorm
 from .tensors import PlainArray, SimTensor
 from .tokens import encrypt_tokens
+from .trainer import Trainer, plot_history
+from .training import calibrate_training, decrypt_adapters, encrypt_adapters
 from .transformer import FeedForward, MeanPool, TransformerClassifier, TransformerEncoderLayer
 
 __all__ = [
-    "CompileReport", "FeedForward", "GELU", "GaussianKernelAttention", "LayerNorm", "Linear", "LoRALinear",
-    "MeanPool", "Module", "NoiseModel", "PlainArray", "ReLU", "Sequential", "SimTensor", "SoftmaxAttention",
-    "Tanh", "TransformerClassifier", "TransformerEncoderLayer", "encrypt_tokens", "from_torch", "measure_noise",
+    "CompileReport", "CrossEntropyLoss", "FeedForward", "GELU", "GaussianKernelAttention", "LayerNorm", "Linear", "LoRALinear",
+    "Loss", "MSELoss", "MeanPool", "Module", "Parameter", "NoiseModel", "PlainArray", "ReLU", "Sequential", "SimTensor", "SoftmaxAttention",
+    "Tanh", "Trainer", "TransformerClassifier", "TransformerEncoderLayer", "calibrate_training", "decrypt_adapters",
+    "encrypt_adapters", "encrypt_tokens", "from_torch", "functional", "measure_noise", "plot_history",
 ]

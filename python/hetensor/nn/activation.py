@@ -56,6 +56,7 @@ class _Activation(Module):
             return type(x)(fits.FUNCTIONS[self.kind](x.numpy()))
         p = self.polynomial()
         x = run.ready(x, p.depth, self, "input")
+        run.save(self, "input", x=x)
         return x.polyval(p)
 
 

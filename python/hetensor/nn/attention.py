@@ -51,12 +51,14 @@ class _Attention(Module):
     def forward(self, x: Any, run: Any) -> Any:
         need = 4 if any(isinstance(m, LoRALinear) and m.adapters_encrypted for m in (self.q, self.k, self.v)) else 3
         x = run.ready(x, need, self, "input")
+        run.save(self, "input", x=x)
         out = None
         for h in range(self.n_heads):
             cols = slice(h * self.head_dim, (h + 1) * self.head_dim)
             q, k, v = (p.project(x, run, cols) for p in (self.q, self.k, self.v))
             e = self.weights(q, k, run, h)
             e, v = run.ready_many([(e, 3, "weights"), (v, 3, "values")], self)
+            run.save(self, h, e=e, v=v)
             o = run.matmul(e, v)
             out = o if out is None else run.add(out, o, self, "heads")
         out = run.ready(out, 1, self, "heads")
@@ -82,6 +84,7 @@ class GaussianKernelAttention(_Attention):
     def weights(self, q: Any, k: Any, run: Any, head: int) -> Any:
         n, c = run.n_tokens, 1.0 / (2.0 * math.sqrt(self.head_dim))
         q, k = run.ready_many([(q, 3, "q"), (k, 3, "k")], self)
+        run.save(self, head, q=q, k=k)
         qq = run.matmul(q * q, run.matrix(self, ("rows", n), lambda: np.full((self.d_model, n), -c)))
         kk = run.matmul(run.matrix(self, ("cols", n), lambda: np.full((n, self.d_model), -c)), (k * k).T)
         qk = run.matmul(q, run.ready(k * (2.0 * c), 3, self, "k2c").T)
@@ -92,10 +95,13 @@ class GaussianKernelAttention(_Attention):
         p, squarings = self.exp_steps()
         z = run.ready(z, p.depth, self, "scores")
         e = z.polyval(p)
+        chain = []
         for _ in range(squarings):  # exp(z / 2^j) <= exp(1/4) < 1.5 at every step
             e = run.ready(e, 1, self, "exp", bound=1.5)
+            chain.append(e)
             e = (e * e).assume_bound(1.5)
         e = run.ready(e, 1, self, "exp", bound=1.5)
+        run.save(self, head, z=z, chain=chain)  # the backward differentiates p(z)^(2^k) exactly
         return e * run.attention_mask()  # a plaintext in e's own packing
 
 

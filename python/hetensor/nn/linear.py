@@ -116,6 +116,7 @@ class LoRALinear(Module):
             # so the adapter runs beside the base (two levels, the base one)
             xa = run.matmul(x, run.matrix(self, "aT", lambda: self.lora_A.T))
             xa = run.ready(xa, 1, self, "xa")
+            run.save(self, "proj", x=x, xa=xa)
             bt = self.scaling * self.lora_B.T
             bt = bt if m is None else bt * m
             delta = run.matmul(xa, run.matrix(self, ("bT", _key(cols)), lambda: bt))
@@ -126,6 +127,7 @@ class LoRALinear(Module):
             xa = run.matmul(x, self.lora_A)
             # the product's route (and so its levels) depends on the layouts: ask the planner
             xa = run.ready(xa, run.levels_of_matmul(xa, self.lora_B) + (m is not None), self, "xa")
+            run.save(self, "proj", x=x, xa=xa)
             delta = run.matmul(xa, self.lora_B)
             if m is not None:
                 delta = delta * m

@@ -82,12 +82,29 @@ class Module:
             yield p
 
     def lora_parameters(self) -> Iterator[Any]:
-        """The trainable weights (the LoRA adapters); the rest are frozen."""
-        for m in self.modules():
-            for name in sorted(m.__dict__.get("_trainable", ())):
-                p = m._params.get(name)
-                if p is not None:
-                    yield p
+        """Handles (:class:`hetensor.nn.autograd.Parameter`: ``.data``, ``.grad``) of the
+        trainable weights, the LoRA adapters; the rest are frozen. Give them to an
+        optimizer of :mod:`hetensor.optim`."""
+        from .autograd import parameters
+
+        return iter(parameters(self))
+
+    # -- training (hetensor.nn.autograd) ----------------------------------------------
+    def backward(self, loss: Any) -> None:
+        """Backward of the last forward, which must have run in training mode
+        (``model.train()``): ``loss`` is a :class:`hetensor.nn.loss.Loss` made from
+        that forward's output, or the gradient of the output (numpy, or a CipherTensor
+        when the forward ran encrypted). Gradients of the trainable weights add up in
+        ``p.grad`` for ``p in model.lora_parameters()`` until :meth:`zero_grad`."""
+        from .autograd import backward
+
+        backward(self, loss)
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradients of every trainable weight."""
+        from .autograd import zero_grad
+
+        zero_grad(self)
 
     # -- state -----------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, Any]":

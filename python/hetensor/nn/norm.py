@@ -74,6 +74,7 @@ class LayerNorm(Module):
         cbound = max(abs(cr[0]), abs(cr[1])) * (1.0 + self.margin) * float(np.max(np.abs(self.weight))) / math.sqrt(S)
         p, _ = self.inv_sqrt_steps()
         cg, r = run.ready_many([(cg, 2, "scaled", cbound), (r, 2, "inv_sqrt", 1.05 / math.sqrt(p.a))], self)
+        run.save(self, "out", c=c, cg=cg, r=r)
         return cg * r + self.bias
 
     def inv_sqrt(self, v: Any, run: Any) -> Any:
@@ -81,11 +82,14 @@ class LayerNorm(Module):
         p, steps = self.inv_sqrt_steps()
         v = run.ready(v, p.depth, self, "var_scaled", bound=1.0)
         y = v.polyval(p)
+        ys = []
+        run.save(self, "inv_sqrt", v=v, ys=ys)  # the backward differentiates the Newton steps exactly
         if steps:
             ybound = 1.05 / math.sqrt(p.a)
             vh = None
             for _ in range(steps):
                 y = run.ready(y, 3, self, "newton", bound=ybound)
+                ys.append(y)
                 if vh is None or vh.level < 2 + run.reserve:
                     vh = run.ready(v, 2, self, "var_scaled", bound=1.0) * -0.5
                 # one packing: no change of layout; y stays in (0, ybound] (the engine's own

@@ -48,6 +48,7 @@ class Run:
         self.calibrating = calibrating
         self.auto_keys = auto_keys
         self.margin = margin
+        self.tape: Any = None  # hetensor.nn.autograd.Tape while a training forward records (model.train())
         self.bootstraps: List[Dict[str, Any]] = []  # one entry per refreshed tensor
         self.circuits = 0  # bootstrap circuits run (a complex-packed one refreshes two tensors)
         self.profile: List[Dict[str, Any]] = []
@@ -97,14 +98,23 @@ class Run:
         self._depth += 1
         entry = dict(module=self.name_of(module), kind=type(module).__name__, depth=self._depth, level_in=_level(x))
         self.profile.append(entry)  # in call order: parents before their children
+        if self.tape is not None:
+            self.tape.enter(module, x)
         try:
             y = module.forward(x, self)
         finally:
             self._depth -= 1
+        if self.tape is not None:
+            self.tape.exit(module, y)
         entry.update(seconds=time.perf_counter() - t0, level_out=_level(y), bootstraps=len(self.bootstraps) - nb0)
         if self.progress is not None and not module._modules:
             self.progress.update(1)
         return y
+
+    def save(self, module: Any, group: Any, **tensors: Any) -> None:
+        """Keep tensors that ``module``'s backward needs (only while a training forward records)."""
+        if self.tape is not None:
+            self.tape.save(module, group, tensors)
 
     # -- weights ---------------------------------------------------------------------
     def matrix(self, module: Any, key: Any, build: Callable[[], np.ndarray]) -> Any:
@@ -319,7 +329,7 @@ def run_model(model: Any, x: Any, *, seq_len: Optional[int] = None, mask: Any = 
         if not np.all(np.isfinite(arr)):
             raise ValueError("the input holds NaN or Inf")
         mode = mode or "plain"
-        if mode == "plain" and not calibrating and batch > PLAIN_CHUNK:
+        if mode == "plain" and not calibrating and batch > PLAIN_CHUNK and not model.training:
             return _plain_in_chunks(model, arr, batch, seq_len, three_d, mask, progress)
         if mode == "simulate":
             nm = noise_model(model, ctx)
@@ -334,12 +344,18 @@ def run_model(model: Any, x: Any, *, seq_len: Optional[int] = None, mask: Any = 
         bar = tqdm(total=getattr(model, "_leaf_calls", None), desc=f"{mode} forward", unit="layer", leave=False)
     run = Run(model, mode, ctx=ctx, batch=batch, seq_len=seq_len, key_mask=mask, calibrating=calibrating,
               auto_keys=auto_keys, progress=bar, force=() if calibrating else getattr(model, "_force", ()))
+    if model.training and not calibrating:
+        from .autograd import Tape
+
+        run.tape = Tape()
     try:
         y = run.call(model, value)
     finally:
         if bar is not None:
             bar.close()
     object.__setattr__(model, "last_run", run)
+    if run.tape is not None:
+        run.tape.output = y
     if enc:
         return y.t
     out = y.numpy() if isinstance(y, PlainArray) else np.asarray(y)

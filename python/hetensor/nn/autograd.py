@@ -1,0 +1,241 @@
+"""Training support without a general autograd: the tape of a training forward,
+parameter handles with their gradients, and ``model.backward``.
+
+A model in training mode (``model.train()``) records a :class:`Tape` on every
+forward: the input of each module call, the tensors each layer's backward
+needs (saved by the forward with ``run.save``; ciphertexts stay ciphertexts)
+and whether anything trainable ran before each module (if not, the module's
+input gradient is never computed: the paper skips dX below the first
+adapter). ``model.backward(loss)`` (or a gradient of the model's output)
+then calls each module's backward in reverse, in the same mode as the forward
+(plain, simulate, encrypted), with bootstraps placed by the forward's
+:class:`hetensor.nn.run.Run`. Gradients accumulate on the trainable weights
+until ``zero_grad()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from .tensors import CipherArray, PlainArray, SimTensor
+
+
+def has_trainable(module: Any) -> bool:
+    """Whether ``module`` or a descendant holds a trainable weight."""
+    for m in module.modules():
+        for name in m.__dict__.get("_trainable", ()):
+            if m._params.get(name) is not None:
+                return True
+    return False
+
+
+class Tape:
+    """What one training forward recorded for its backward."""
+
+    def __init__(self) -> None:
+        self.inputs: Dict[int, Any] = {}
+        self.saved: Dict[int, Dict[Any, Dict[str, Any]]] = {}
+        self.need_dx: Dict[int, bool] = {}
+        self.output: Any = None
+        #: a backward calibration pass records the range of every backward site (plain mode)
+        self.calibrating = False
+        self._seen_trainable = False
+        self._trainable: Dict[int, bool] = {}
+
+    def _is_trainable(self, module: Any) -> bool:
+        key = id(module)
+        if key not in self._trainable:
+            self._trainable[key] = has_trainable(module)
+        return self._trainable[key]
+
+    def enter(self, module: Any, x: Any) -> None:
+        self.inputs[id(module)] = x
+        self.need_dx[id(module)] = self._seen_trainable
+
+    def exit(self, module: Any, y: Any) -> None:
+        if self._is_trainable(module):
+            self._seen_trainable = True
+
+    def save(self, module: Any, group: Any, tensors: Dict[str, Any]) -> None:
+        self.saved.setdefault(id(module), {}).setdefault(group, {}).update(tensors)
+
+    def get(self, module: Any, group: Any) -> Dict[str, Any]:
+        try:
+            return self.saved[id(module)][group]
+        except KeyError:
+            raise RuntimeError(f"{type(module).__name__} saved nothing under {group!r} in the last training forward; "
+                               f"run the forward in training mode (model.train()) before model.backward") from None
+
+
+class Parameter:
+    """Handle of one trainable weight: ``data`` (numpy or CipherTensor, read and
+    written through the owning module), ``grad`` (same kind, or None) and
+    ``scale``: the stored weight is ``scale`` times the natural one (encrypted
+    LoRA B is stored as ``(alpha / rank) B^T``), so optimizers step in the
+    natural parametrisation, as torch does.
+    """
+
+    def __init__(self, module: Any, name: str) -> None:
+        self.module, self.name = module, name
+
+    @property
+    def data(self) -> Any:
+        return self.module._params[self.name]
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self.module.register_parameter(self.name, value, trainable=True)
+        self.module._changed()
+
+    @property
+    def scale(self) -> float:
+        if self.name == "lora_B" and getattr(self.module, "adapters_encrypted", False):
+            return float(self.module.scaling)
+        return 1.0
+
+    @property
+    def encrypted(self) -> bool:
+        return not isinstance(self.data, np.ndarray)
+
+    @property
+    def grad(self) -> Any:
+        """The accumulated gradient: numpy (plain, simulate) or a CipherTensor; None before a backward."""
+        g = self.module.__dict__.get("_grads", {}).get(self.name)
+        return unwrap(g)
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        """Set the gradient (numpy, same shape as ``data``), as torch allows ``p.grad = ...``;
+        None clears it. Plain mode only: simulated and encrypted gradients come from backward."""
+        if value is None:
+            self.zero_grad()
+            return
+        v = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)
+        if self.encrypted:
+            raise ValueError(f"{self!r} is encrypted: its gradient comes from model.backward")
+        if v.shape != self.shape:
+            raise ValueError(f"gradient shape {v.shape} != parameter shape {self.shape}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError("the gradient holds NaN or Inf")
+        from .run import Run
+
+        self.module.__dict__.setdefault("_grads", {})[self.name] = PlainArray(v)
+        self.module.__dict__.setdefault("_grad_runs", {})[self.name] = Run(_root_of(self.module), "plain", batch=1,
+                                                                           seq_len=1)
+
+    @property
+    def grad_tensor(self) -> Any:
+        """The gradient in the tensor interface (PlainArray, SimTensor or CipherArray)."""
+        return self.module.__dict__.get("_grads", {}).get(self.name)
+
+    def zero_grad(self) -> None:
+        self.module.__dict__.get("_grads", {}).pop(self.name, None)
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.data.shape)
+
+    def __repr__(self) -> str:
+        kind = "encrypted" if self.encrypted else "numpy"
+        return f"Parameter({type(self.module).__name__}.{self.name}, shape={self.shape}, {kind})"
+
+
+def _root_of(module: Any) -> Any:
+    return module
+
+
+def unwrap(t: Any) -> Any:
+    """numpy for PlainArray / SimTensor, the CipherTensor for CipherArray."""
+    if t is None:
+        return None
+    if isinstance(t, CipherArray):
+        return t.t
+    if isinstance(t, PlainArray):
+        return t.v
+    return t
+
+
+def wrap_like(x: Any, like: Any) -> Any:
+    """``x`` (numpy or CipherTensor) in the tensor interface of ``like``."""
+    if isinstance(x, (PlainArray, CipherArray)):
+        return x
+    if isinstance(like, CipherArray):
+        from ..tensor import CipherTensor
+
+        if not isinstance(x, CipherTensor):
+            raise TypeError("the model ran encrypted: give the gradient of its output as a CipherTensor")
+        return CipherArray(x, like.make_keys)
+    v = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
+    if isinstance(like, SimTensor):
+        return SimTensor(v, like.lv, like.model, like.rng)
+    return PlainArray(v)
+
+
+def backward(model: Any, grad: Any) -> None:
+    """Backward of the model's last training forward (see :meth:`hetensor.nn.Module.backward`)."""
+    from .backward import backward_module
+    from .loss import Loss
+
+    run = getattr(model, "last_run", None)
+    tape = getattr(run, "tape", None)
+    if tape is None:
+        raise RuntimeError("model.backward needs a training forward: call model.train() before the forward "
+                           "(a forward in eval mode keeps no activations), and backward only once per forward")
+    if run.root is not model:
+        raise RuntimeError("model.backward must be called on the model whose forward recorded the tape")
+    y = tape.output
+    if isinstance(grad, Loss):
+        g = grad.gradient_tensor(y, run)
+    else:
+        if isinstance(grad, np.ndarray) and grad.ndim == 3 and grad.size == int(np.prod(y.shape)):
+            grad = grad.reshape(y.shape)  # (batch, seq, d) outputs are (batch * seq, d) token matrices
+        g = wrap_like(grad, y)
+        if tuple(g.shape) != tuple(y.shape):
+            raise ValueError(f"the gradient has shape {tuple(g.shape)}, the model's output {tuple(y.shape)}")
+    try:
+        backward_module(model, g, run)
+    finally:
+        if not tape.calibrating:
+            run.tape = None  # the activations are freed, as torch frees its graph
+
+
+def accumulate(module: Any, name: str, g: Any, run: Any) -> None:
+    """Add ``g`` to the gradient of ``module.<name>``."""
+    grads = module.__dict__.setdefault("_grads", {})
+    module.__dict__.setdefault("_grad_runs", {})[name] = run
+    old = grads.get(name)
+    if old is None:
+        grads[name] = g
+        return
+    from .backward import GRAD_MARGIN, Ops
+
+    b = bound_of(module, "grad." + name, GRAD_MARGIN)
+    scale = Parameter(module, name).scale
+    items = [(old, 1, "grad_acc.a"), (g, 1, "grad_acc.b")] if b is None else \
+        [(old, 1, "grad_acc.a", 4.0 * b / scale), (g, 1, "grad_acc.b", 2.0 * b / scale)]
+    old, g = Ops(run, module).ready(items)
+    grads[name] = old + g
+
+
+def parameters(model: Any) -> List[Parameter]:
+    """Handles of the trainable weights of ``model``, in module order."""
+    out = []
+    for m in model.modules():
+        for name in sorted(m.__dict__.get("_trainable", ())):
+            if m._params.get(name) is not None:
+                out.append(Parameter(m, name))
+    return out
+
+
+def zero_grad(model: Any) -> None:
+    for m in model.modules():
+        m.__dict__.pop("_grads", None)
+
+
+def bound_of(module: Any, site: str, margin: float) -> Optional[float]:
+    r = module.ranges.get(site)
+    if r is None:
+        return None
+    return max(abs(float(r[0])), abs(float(r[1])), 1e-30) * (1.0 + margin)

@@ -1,0 +1,286 @@
+"""Losses for training hetensor.nn models: mean squared error and cross-entropy.
+
+A loss object pairs a model's output with its target; ``model.backward(loss)``
+computes the gradient of the loss with respect to the output *in the mode of
+the forward* (plain, simulate, encrypted) and runs the backward pass. The
+loss value (``loss.item()``) is exact float64 on plaintext logits; encrypted
+logits are decrypted for it (the key holder's view; the server never needs
+the value, only the gradient).
+
+Cross-entropy under encryption: the gradient is ``(softmax(z) - onehot(y)) /
+batch``. The softmax is approximated, with ranges from a calibration on
+plaintext logits (:meth:`CrossEntropyLoss.calibrate`), as
+
+    u = z (I - J/C)                  each row minus its mean (a plaintext product; softmax(u) = softmax(z))
+    e = exp(u - hi)                  polynomial on [lo - hi, 0] + squarings, 2^-24 relative error
+    s = e @ (J / C)                  the row mean, in every column (a plaintext product)
+    p = e * R(s) / C                 R: 1/x by a polynomial on [a, 1] + Newton steps (2^-28)
+
+where [lo, hi] is the calibrated range of the centred logits u widened by
+the margin and a is the smallest row mean seen, divided by (1 + 4 margin).
+No maximum is subtracted (comparisons are costly; the paper does without
+one too): logits outside the range give meaningless probabilities, and a
+wide range makes a small (a deep reciprocal). Labels may be plaintext (integer class
+indices or a one-hot matrix: the paper's shortcut) or an encrypted one-hot
+matrix.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from .. import approx
+from . import fits
+from .autograd import wrap_like
+from .tensors import CipherArray, PlainArray
+
+#: Default widening of the calibrated logit range (a fraction of its width).
+LOSS_MARGIN = 0.25
+
+
+def _plain_values(x: Any) -> Optional[np.ndarray]:
+    from ..tensor import CipherTensor
+
+    if isinstance(x, CipherTensor):
+        return None
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _decrypted(x: Any) -> np.ndarray:
+    v = _plain_values(x)
+    if v is not None:
+        return v
+    return np.asarray(x.context.decrypt(x), dtype=np.float64)
+
+
+class Loss:
+    """A model output paired with its target; pass it to ``model.backward(loss)``."""
+
+    def __init__(self, criterion: Any, output: Any, target: Any) -> None:
+        self.criterion, self.output, self.target = criterion, output, target
+
+    def item(self) -> float:
+        """The loss value in float64 (encrypted outputs are decrypted: needs the secret key)."""
+        return float(self.criterion.value(_decrypted(self.output), self.target))
+
+    def __float__(self) -> float:
+        return self.item()
+
+    @property
+    def grad(self) -> np.ndarray:
+        """dL/d(output) of plaintext outputs, by the same approximations as the encrypted gradient."""
+        v = _plain_values(self.output)
+        if v is None:
+            raise ValueError("the gradient of an encrypted output is computed by model.backward(loss)")
+        from .run import Run
+
+        run = Run(_Root(), "plain", batch=1, seq_len=1)
+        return self.gradient_tensor(PlainArray(v), run).numpy()
+
+    def gradient_tensor(self, y: Any, run: Any) -> Any:
+        """The gradient in the tensor interface of ``y`` (the model's output tensor of ``run``)."""
+        if tuple(y.shape) != tuple(np.shape(self.output)) and not hasattr(self.output, "context"):
+            raise ValueError(f"the loss was made from an output of shape {np.shape(self.output)}, but the model's "
+                             f"last forward returned {tuple(y.shape)}")
+        return self.criterion.gradient(y, self.target, run)
+
+    def __repr__(self) -> str:
+        try:
+            return f"{type(self.criterion).__name__}({self.item():.6g})"
+        except Exception:  # noqa: BLE001 - no key: no value
+            return f"{type(self.criterion).__name__}(encrypted)"
+
+
+class _Root:
+    """Stand-in module for runs made outside a model (loss and optimizer arithmetic)."""
+
+    _modules: dict = {}
+
+    def __init__(self) -> None:
+        self.ranges: dict = {}
+
+    def named_modules(self, prefix: str = "") -> Any:
+        yield prefix, self
+
+
+def _target_tensor(target: Any, y: Any, n_classes: Optional[int]) -> Any:
+    """A plaintext one-hot / value matrix (numpy) or an encrypted one in y's interface."""
+    from ..tensor import CipherTensor
+
+    if isinstance(target, CipherTensor):
+        return wrap_like(target, y)
+    t = np.asarray(target.detach().cpu().numpy() if hasattr(target, "detach") else target)
+    if n_classes is not None and t.ndim == 1:
+        if not np.issubdtype(t.dtype, np.integer) and not np.all(t == np.round(t)):
+            raise ValueError("class targets must be integers (or give a one-hot matrix)")
+        t = t.astype(np.int64)
+        if t.size and (t.min() < 0 or t.max() >= n_classes):
+            raise ValueError(f"class targets must lie in [0, {n_classes}), got [{t.min()}, {t.max()}]")
+        return np.eye(n_classes)[t]
+    return t.astype(np.float64)
+
+
+class MSELoss:
+    """mean((output - target)^2) over every element; gradient 2 (output - target) / numel."""
+
+    def __call__(self, output: Any, target: Any) -> Loss:
+        return Loss(self, output, target)
+
+    def value(self, y: np.ndarray, target: Any) -> float:
+        t = _decrypted(target)
+        if t.shape != y.shape:
+            raise ValueError(f"target shape {t.shape} != output shape {y.shape}")
+        return float(np.mean((y - t) ** 2))
+
+    def gradient(self, y: Any, target: Any, run: Any) -> Any:
+        t = _target_tensor(target, y, None)
+        if tuple(np.shape(t)) != tuple(y.shape):
+            raise ValueError(f"target shape {tuple(np.shape(t))} != output shape {tuple(y.shape)}")
+        from .backward import Ops
+
+        ops = Ops(run, _loss_module(run, self), "loss.")
+        return ops.mul(ops.sub(y, t, "diff") if isinstance(t, (PlainArray, CipherArray)) else y - t,
+                       2.0 / float(np.prod(y.shape)), "scale")
+
+
+class CrossEntropyLoss:
+    """Mean cross-entropy of logits (batch, C) against class indices, a one-hot
+    matrix or an encrypted one-hot matrix; see the module docstring for the
+    softmax approximation of the gradient.
+
+    ``calibrate(logits)`` fixes the logit range and the smallest row mean of
+    ``exp(z - hi)`` from plaintext logits (for instance the model's plain-mode
+    outputs on the training set); an uncalibrated loss calibrates on the first
+    plaintext logits it sees, and refuses encrypted ones.
+    """
+
+    def __init__(self, *, margin: float = LOSS_MARGIN, max_depth: Optional[int] = None) -> None:
+        self.margin = float(margin)
+        self.max_depth = max_depth
+        self.range: Optional[Tuple[float, float]] = None
+        self.min_mean: Optional[float] = None
+
+    def calibrate(self, logits: Any) -> "CrossEntropyLoss":
+        """Record the logit range and the smallest row mean of exp(z - hi) of ``logits``
+        (widening what an earlier call recorded)."""
+        z = _plain_values(logits)
+        if z is None:
+            raise ValueError("calibrate the loss on plaintext logits (the model's plain-mode outputs)")
+        if z.ndim != 2:
+            raise ValueError(f"logits must be (batch, classes), not {z.shape}")
+        u = z - z.mean(axis=1, keepdims=True)  # softmax(z) = softmax(u): the rows' offsets drop out
+        lo, hi = float(u.min()), float(u.max())
+        if self.range is not None:
+            lo, hi = min(lo, self.range[0]), max(hi, self.range[1])
+        self.range = (lo, hi)
+        top = self.shifted_interval()[1]
+        m = float(np.min(np.mean(np.exp(u - top), axis=1)))
+        self.min_mean = m if self.min_mean is None else min(m, self.min_mean)
+        return self
+
+    def shifted_interval(self) -> Tuple[float, float]:
+        """(lo, hi) of the widened logit range; the exp polynomial runs on [lo - hi, 0]."""
+        assert self.range is not None
+        return fits.widen(self.range[0], self.range[1], self.margin)
+
+    def __call__(self, logits: Any, target: Any) -> Loss:
+        if self.range is None:
+            if _plain_values(logits) is None:
+                raise ValueError("CrossEntropyLoss is not calibrated: call loss.calibrate(plain_logits) before "
+                                 "using it on encrypted logits")
+            self.calibrate(logits)
+        return Loss(self, logits, target)
+
+    def value(self, z: np.ndarray, target: Any) -> float:
+        t = _target_tensor(target if not hasattr(target, "context") else _decrypted(target), PlainArray(z), z.shape[1])
+        zmax = z.max(axis=1, keepdims=True)
+        lse = zmax[:, 0] + np.log(np.sum(np.exp(z - zmax), axis=1))
+        return float(np.mean(lse - np.sum(t * z, axis=1)))
+
+    def steps(self, max_depth: int) -> Tuple[Any, int, Any, int, float]:
+        """(exp polynomial, squarings, 1/x polynomial, Newton steps, hi) for ``max_depth`` levels per polynomial."""
+        lo, hi = self.shifted_interval()
+        p, k = exp_relative(float(lo - hi), max_depth)
+        a = float(self.min_mean) / (1.0 + 4.0 * self.margin)
+        a = float(2.0 ** math.floor(math.log2(a)))
+        rp, newton = fits.reciprocal_steps(a, max_depth)
+        return p, k, rp, newton + 1, hi  # one Newton step more: ~28 bits instead of 14
+
+    def gradient(self, z: Any, target: Any, run: Any) -> Any:
+        from .backward import Ops
+
+        if self.range is None:
+            raise ValueError("CrossEntropyLoss is not calibrated: call loss.calibrate(plain_logits)")
+        if len(z.shape) != 2:
+            raise ValueError(f"logits must be (batch, classes), not {tuple(z.shape)}")
+        bsz, C = z.shape
+        t = _target_tensor(target, z, C)
+        if tuple(np.shape(t)) != (bsz, C):
+            raise ValueError(f"targets give {tuple(np.shape(t))}, the logits are {(bsz, C)}")
+        max_depth = int(self.max_depth or (run.ctx.fresh_level - 1 if run.ctx is not None else fits.DEFAULT_MAX_DEPTH))
+        p, k, rp, newton, hi = self.steps(max_depth)
+        ops = Ops(run, _loss_module(run, self), "loss.")
+        ebound = 1.05 * math.exp(max(p.b, 0.0))
+        lo = self.shifted_interval()[0]
+        u = ops.mm(z, ops.mat(("center", C), lambda: np.eye(C) - 1.0 / C), "center")  # z minus its row mean
+        u = ops.add(u, -hi, "shift")
+        e = ops.poly(u, p, "z", bound=hi - lo)
+        for j in range(k):  # exp((z - hi) / 2^j) <= ebound at every step
+            (e,) = ops.ready([(e, 2, f"sq{j}", ebound)])
+            e = (e * e).assume_bound(ebound)
+        (e,) = ops.ready([(e, 2, "e", ebound)])
+        s = ops.mm(e, ops.mat(("mean", C), lambda: np.full((C, C), 1.0 / C)), "sum")
+        r = ops.poly(s, rp, "mean", bound=1.0)
+        rb = 1.05 / rp.a
+        for j in range(newton):  # y (2 - s y), from below: y stays in (0, 1 / s]
+            r, s = ops.ready([(r, 2, f"newton{j}", rb), (s, 2, f"mean{j}", 1.0)])
+            r = (r * (2.0 - s * r)).assume_bound(rb)
+        e, r = ops.ready([(e, 2, "e_r", ebound), (r, 2, "r", rb)])
+        prob = ops.mul(e * r, 1.0 / C, "p")
+        diff = ops.sub(prob, t, "onehot") if not isinstance(t, np.ndarray) else prob - t
+        return ops.mul(diff, 1.0 / bsz, "mean")
+
+
+#: Relative precision of the loss's exp: probabilities are ratios of exps that may be far below 1.
+EXP_BITS = 24
+
+
+@lru_cache(maxsize=64)
+def exp_relative(a: float, max_depth: int) -> Tuple[Any, int]:
+    """(p, k): exp(x) = p(x)^(2^k) on [a, 0] within 2^-EXP_BITS *relative* error (the fewest
+    squarings; p of the highest degree that fits in ``max_depth`` levels)."""
+    top = fits.max_degree(a, 0.0, max_depth)
+    x = np.linspace(a, 0.0, 4001)
+    for k in range(0, 20):
+        p = approx.chebyshev(lambda t, k=k: np.exp(np.asarray(t, dtype=np.float64) / 2.0 ** k), a, 0.0, degree=top)
+        y = p(x)
+        for _ in range(k):
+            y = y * y
+        if float(np.max(np.abs(y / np.exp(x) - 1.0))) <= 2.0 ** -EXP_BITS:
+            return p, k
+    raise ValueError(f"cannot approximate exp on [{a:g}, 0] to {EXP_BITS} bits with {max_depth} levels per step")
+
+
+def _loss_module(run: Any, criterion: Any) -> Any:
+    """The module whose ranges hold the loss's backward sites: the model's root."""
+    root = run.root
+    return root if hasattr(root, "ranges") else _Root()
+
+
+def mse_loss(output: Any, target: Any) -> Loss:
+    """``MSELoss()(output, target)``."""
+    return MSELoss()(output, target)
+
+
+def cross_entropy(logits: Any, target: Any, *, calibration: Any = None) -> Loss:
+    """``CrossEntropyLoss()`` calibrated on ``calibration`` (default: these plaintext logits)."""
+    crit = CrossEntropyLoss()
+    if calibration is not None:
+        crit.calibrate(calibration)
+    return crit(logits, target)
