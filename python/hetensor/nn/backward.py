@@ -57,6 +57,20 @@ def derivative(p: approx.Polynomial) -> approx.Polynomial:
     return approx.Polynomial(c, p.a, p.b, name=f"d/dx {p.name}")
 
 
+def check_range(x: Any, lo: float, hi: float, what: str) -> None:
+    """Plain and simulate mode see the values: refuse those outside [lo, hi] (where the
+    encrypted run would bootstrap or evaluate a polynomial on garbage) with the reason."""
+    if not isinstance(x, PlainArray):
+        return
+    v = x.numpy()
+    vlo, vhi = float(np.min(v)), float(np.max(v))
+    tol = 1e-9 * max(abs(lo), abs(hi), 1.0)
+    if vlo < lo - tol or vhi > hi + tol:
+        raise ValueError(f"{what}: values in [{vlo:.4g}, {vhi:.4g}] leave the calibrated range [{lo:.4g}, {hi:.4g}]; "
+                         f"an encrypted run would compute garbage here. Re-run hetensor.nn.calibrate_training with "
+                         f"the training batch size (and data like the training data), or lower the learning rate")
+
+
 class Ops:
     """The backward's arithmetic with level management: each operand is readied
     (bootstrapped when short of levels) at a named site of ``module``."""
@@ -76,6 +90,8 @@ class Ops:
             known = it[3] if len(it) > 3 else None
             key = self.prefix + site
             if known is not None:
+                if _level(x) < need + run.reserve:
+                    check_range(x, -known, known, f"{run.name_of(self.module)} at site '{key}'")
                 todo.append((x, need, key, float(known)))
                 continue
             if self.calibrating and isinstance(x, PlainArray):
@@ -84,6 +100,8 @@ class Ops:
                 old = self.module.ranges.get(key)
                 self.module.ranges[key] = [lo, hi] if old is None else [min(old[0], lo), max(old[1], hi)]
             bound = bound_of(self.module, key, GRAD_MARGIN)
+            if bound is not None and _level(x) < need + run.reserve:
+                check_range(x, -bound, bound, f"{run.name_of(self.module)} at backward site '{key}'")
             if bound is None and _level(x) < need + run.reserve:
                 raise ValueError(
                     f"{run.name_of(self.module)} must bootstrap at backward site '{key}' but no range was recorded "
@@ -97,34 +115,45 @@ class Ops:
         """A plaintext matrix (encoded once per context in encrypted mode)."""
         return self.run.matrix(self.module, ("bwd", key), build)
 
-    def mm(self, a: Any, b: Any, site: str) -> Any:
+    @staticmethod
+    def _item(x: Any, need: int, site: Any) -> tuple:
+        """A ready() item; ``site`` is a name or (name, known bound)."""
+        return (x, need, site[0], site[1]) if isinstance(site, tuple) else (x, need, site)
+
+    def mm(self, a: Any, b: Any, site: Any, sb: Any = None) -> Any:
+        """``a @ b``; ``site`` names a (or the product when one side is plaintext), ``sb`` names b."""
         if _is_tensor(a) and _is_tensor(b):
-            a, b = self.ready([(a, 3, site + ".a"), (b, 3, site + ".b")])
+            a, b = self.ready([self._item(a, 3, site if sb is not None else site + ".a"),
+                               self._item(b, 3, sb if sb is not None else site + ".b")])
         elif _is_tensor(a):
-            (a,) = self.ready([(a, 1, site)])
+            (a,) = self.ready([self._item(a, 1, site)])
         else:
-            (b,) = self.ready([(b, 1, site)])
+            (b,) = self.ready([self._item(b, 1, site)])
         return a @ b
 
-    def mul(self, a: Any, b: Any, site: str) -> Any:
+    def mul(self, a: Any, b: Any, site: Any, sb: Any = None) -> Any:
         if _is_tensor(a) and _is_tensor(b):
-            a, b = self.ready([(a, 2, site + ".a"), (b, 2, site + ".b")])
+            a, b = self.ready([self._item(a, 2, site if sb is not None else site + ".a"),
+                               self._item(b, 2, sb if sb is not None else site + ".b")])
             return a * b
         if not _is_tensor(a):
             a, b = b, a
         free = isinstance(b, numbers.Number) and float(b).is_integer()
         if not free:
-            (a,) = self.ready([(a, 1, site)])
+            (a,) = self.ready([self._item(a, 1, site)])
         return a * b
 
-    def add(self, a: Any, b: Any, site: str) -> Any:
+    def add(self, a: Any, b: Any, site: str, bound: Optional[float] = None) -> Any:
+        """``a + b`` (None is zero); ``bound``: a known bound on both operands."""
         if a is None:
             return b
         if b is None:
             return a
-        if _is_tensor(a) and _is_tensor(b) and not (isinstance(a, PlainArray) and type(a) is type(b)
-                                                    and type(a) is PlainArray):
-            a, b = self.ready([(a, 1, site + ".a"), (b, 1, site + ".b")])
+        if _is_tensor(a) and _is_tensor(b):
+            if bound is None:
+                a, b = self.ready([(a, 1, site + ".a"), (b, 1, site + ".b")])
+            else:
+                a, b = self.ready([(a, 1, site + ".a", bound), (b, 1, site + ".b", bound)])
         return a + b
 
     def sub(self, a: Any, b: Any, site: str) -> Any:
@@ -180,26 +209,34 @@ def lora_backward(m: LoRALinear, g: Any, run: Any, need_dx: bool) -> Any:
     saved = run.tape.get(m, "proj")
     x, xa = saved["x"], saved["xa"]
     ops = Ops(run, m)
+    # operands are named by tensor (dy, x, xa, du), the same in both branches, so that a
+    # plain calibration pass (plaintext adapters) covers an encrypted run (encrypted ones)
     if not m.adapters_encrypted:
         if run.mode == "encrypted":
             raise ValueError("encrypted training needs encrypted adapters: call hetensor.nn.encrypt_adapters(model, "
                              "ctx) before the forward (the gradients are ciphertexts, so are the updated weights)")
         s = m.scaling
         du = ops.mm(g, ops.mat("sB", lambda: s * m.lora_B), "dy")
-        accumulate(m, "lora_A", ops.mm(du.T, x, "dA"), run)
-        accumulate(m, "lora_B", ops.mul(ops.mm(g.T, xa, "dB"), s, "dB.s"), run)
+        accumulate(m, "lora_A", ops.mm(du.T, x, "du", "x"), run)
+        accumulate(m, "lora_B", ops.mul(ops.mm(g.T, xa, "dy", "xa"), s, "dB"), run)
         if not need_dx:
             return None
         dx = ops.mm(du, ops.mat("A", lambda: m.lora_A), "du")
     else:
-        a, b = CipherArray(m.lora_A, _make_keys(g)), CipherArray(m.lora_B, _make_keys(g))
-        accumulate(m, "lora_B", ops.mm(xa.T, g, "dB"), run)
-        du = ops.mm(g, b.T, "du")
-        accumulate(m, "lora_A", ops.mm(x.T, du, "dA"), run)
+        from ..optim.optimizer import param_bound
+        from .autograd import Parameter
+
+        mk = _make_keys(g)
+        a, b = CipherArray(m.lora_A, mk), CipherArray(m.lora_B, mk)
+        ba = param_bound(Parameter(m, "lora_A"))
+        bb = param_bound(Parameter(m, "lora_B")) * max(1.0, m.scaling)
+        accumulate(m, "lora_B", ops.mm(xa.T, g, "xa", "dy"), run)
+        du = ops.mm(g, b.T, "dy", ("B", bb))
+        accumulate(m, "lora_A", ops.mm(x.T, du, "x", "du"), run)
         if not need_dx:
             return None
-        dx = ops.mm(du, a.T, "dx_lora")
-    return ops.add(ops.mm(g, ops.mat("w", lambda: m.base.weight), "dy_base"), dx, "dx")
+        dx = ops.mm(du, a.T, "du", ("A", ba))
+    return ops.add(ops.mm(g, ops.mat("w", lambda: m.base.weight), "dy"), dx, "dx")
 
 
 def _make_keys(t: Any) -> bool:

@@ -213,7 +213,7 @@ class CrossEntropyLoss:
         return p, k, rp, newton + 1, hi  # one Newton step more: ~28 bits instead of 14
 
     def gradient(self, z: Any, target: Any, run: Any) -> Any:
-        from .backward import Ops
+        from .backward import Ops, check_range
 
         if self.range is None:
             raise ValueError("CrossEntropyLoss is not calibrated: call loss.calibrate(plain_logits)")
@@ -229,6 +229,7 @@ class CrossEntropyLoss:
         ebound = 1.05 * math.exp(max(p.b, 0.0))
         lo = self.shifted_interval()[0]
         u = ops.mm(z, ops.mat(("center", C), lambda: np.eye(C) - 1.0 / C), "center")  # z minus its row mean
+        check_range(u, lo, hi, "CrossEntropyLoss: the centred logits")
         u = ops.add(u, -hi, "shift")
         e = ops.poly(u, p, "z", bound=hi - lo)
         for j in range(k):  # exp((z - hi) / 2^j) <= ebound at every step

@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, Iterable, Tuple, Union
 
 from ..nn import fits
 from ..nn.autograd import Parameter
-from ..nn.backward import Ops
+from ..nn.backward import Ops, check_range
 from .optimizer import Optimizer, grad_bound, param_bound
 
 
@@ -50,7 +50,9 @@ class AdamW(Optimizer):
                 raise ValueError(f"{p!r} has no calibrated gradient range: run hetensor.nn.calibrate_training "
                                  f"(model, inputs, targets, loss) before training in simulate or encrypted mode")
         V = gb * gb + self.eps
-        a = self.eps / V
+        # a tiny gradient bound (eps dominates): any interval below eps / V will do, but a short one
+        # would make the polynomial explode at the edge of the tracked range [-1, 1]
+        a = min(self.eps / V, 1.0 / 16)
         a = float(2.0 ** math.floor(math.log2(a)))
         depth = self.max_depth or (run.ctx.fresh_level - 1 if run.ctx is not None else fits.DEFAULT_MAX_DEPTH)
         try:
@@ -68,27 +70,29 @@ class AdamW(Optimizer):
         poly, steps, V = self.inv_sqrt_plan(p, run)
         G = math.sqrt(V)  # >= the gradient bound
         wb = param_bound(p) * max(1.0, s)
-        g, w = ops.ready([(g, 2, p.name + ".g", G / s), (w, 1, p.name + ".w", wb)])
+        n = p.name + "."
+        g, w = ops.ready([(g, 2, n + "g", G / s), (w, 1, n + "w", wb)])
         if s != 1.0:
-            g = ops.mul(g, s, "g_natural")
+            g = ops.mul(g, s, (n + "g", G / s))
         if self.weight_decay:
-            w = ops.mul(w, 1.0 - lr * self.weight_decay, "decay")
+            w = ops.mul(w, 1.0 - lr * self.weight_decay, (n + "w", wb))
         m, v = state.get("m"), state.get("v")
-        g2 = ops.mul(g, g, "g2")
+        g2 = ops.mul(g, g, (n + "g", G), (n + "g", G))
         if m is None:
-            m = ops.mul(g, 1.0 - b1, "m0")
-            v = ops.mul(g2, 1.0 - b2, "v0")
+            m = ops.mul(g, 1.0 - b1, (n + "g", G))
+            v = ops.mul(g2, 1.0 - b2, (n + "g2", V))
         else:
-            m, v = ops.ready([(m, 1, p.name + ".m", G), (v, 1, p.name + ".v", V)])
-            m = ops.add(ops.mul(m, b1, "m_b1"), ops.mul(g, 1.0 - b1, "m_g"), "m")
-            v = ops.add(ops.mul(v, b2, "v_b2"), ops.mul(g2, 1.0 - b2, "v_g"), "v")
+            m = ops.add(ops.mul(m, b1, (n + "m", G)), ops.mul(g, 1.0 - b1, (n + "g", G)), n + "m", G)
+            v = ops.add(ops.mul(v, b2, (n + "v", V)), ops.mul(g2, 1.0 - b2, (n + "g2", V)), n + "v", V)
         state["m"], state["v"] = m, v
         # x = (v_hat + eps) / V in [eps / V, 1]; 1 / sqrt(v_hat + eps) = InvSqrt(x) / sqrt(V)
-        x = ops.add(ops.mul(v, 1.0 / ((1.0 - b2 ** t) * V), "x"), self.eps / V, "x_eps")
-        y = ops.poly(x, poly, "x", bound=1.0)
+        x = ops.mul(v, 1.0 / ((1.0 - b2 ** t) * V), (n + "v", V)) + self.eps / V
+        check_range(x, 0.0, 1.0, f"AdamW {p!r}: (v_hat + eps) / V")
+        y = ops.poly(x, poly, n + "x", bound=1.0)
         yb = 1.05 / math.sqrt(poly.a)
         for j in range(steps):
-            y, x = ops.ready([(y, 3, f"newton{j}", yb), (x, 3, f"x{j}", 1.0)])
+            y, x = ops.ready([(y, 3, n + "y", yb), (x, 3, n + "x", 1.0)])
             y = ((y * y) * (x * y * -0.5) + y * 1.5).assume_bound(yb)
-        step = ops.mul(ops.mul(m, y, "m_y"), -lr * s / ((1.0 - b1 ** t) * G), "step")
-        return ops.add(w, step, "update")
+        step = ops.mul(m, y, (n + "m", G), (n + "y", yb))
+        step = ops.mul(step, -lr * s / ((1.0 - b1 ** t) * G), (n + "step", yb))
+        return ops.add(w, step, n + "update", wb)

@@ -52,6 +52,15 @@ class Optimizer:
             run = _run_of(p)
             w = _weight_tensor(p, g, run)
             new = self.update(p, w, g, st, lr, run)
+            if isinstance(new, CipherArray) and run.can_bootstrap:
+                # the next forward multiplies by the weight: bring it back to the top level (the
+                # paper bootstraps theta after every update)
+                from ..nn.backward import Ops
+
+                top = run.ctx.fresh_level - run.reserve
+                if new.level < top + run.reserve:
+                    (new,) = Ops(run, p.module, "opt.").ready([(new, top, p.name + ".fresh",
+                                                                param_bound(p) * max(1.0, p.scale))])
             p.data = unwrap(new)
 
     def update(self, p: Parameter, w: Any, g: Any, state: Dict[str, Any], lr: float, run: Any) -> Any:
