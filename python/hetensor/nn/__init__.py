@@ -16,6 +16,7 @@ inputs share each ciphertext's slots.
 from __future__ import annotations
 
 from .activation import GELU, ReLU, Tanh
+from . import backward as _backward  # noqa: F401 - registers each layer's backward pass
 from . import functional
 from .attention import GaussianKernelAttention, SoftmaxAttention
 from .autograd import Parameter

@@ -15,58 +15,11 @@ until ``zero_grad()``.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
 from .tensors import CipherArray, PlainArray, SimTensor
-
-
-def has_trainable(module: Any) -> bool:
-    """Whether ``module`` or a descendant holds a trainable weight."""
-    for m in module.modules():
-        for name in m.__dict__.get("_trainable", ()):
-            if m._params.get(name) is not None:
-                return True
-    return False
-
-
-class Tape:
-    """What one training forward recorded for its backward."""
-
-    def __init__(self) -> None:
-        self.inputs: Dict[int, Any] = {}
-        self.saved: Dict[int, Dict[Any, Dict[str, Any]]] = {}
-        self.need_dx: Dict[int, bool] = {}
-        self.output: Any = None
-        #: a backward calibration pass records the range of every backward site (plain mode)
-        self.calibrating = False
-        self._seen_trainable = False
-        self._trainable: Dict[int, bool] = {}
-
-    def _is_trainable(self, module: Any) -> bool:
-        key = id(module)
-        if key not in self._trainable:
-            self._trainable[key] = has_trainable(module)
-        return self._trainable[key]
-
-    def enter(self, module: Any, x: Any) -> None:
-        self.inputs[id(module)] = x
-        self.need_dx[id(module)] = self._seen_trainable
-
-    def exit(self, module: Any, y: Any) -> None:
-        if self._is_trainable(module):
-            self._seen_trainable = True
-
-    def save(self, module: Any, group: Any, tensors: Dict[str, Any]) -> None:
-        self.saved.setdefault(id(module), {}).setdefault(group, {}).update(tensors)
-
-    def get(self, module: Any, group: Any) -> Dict[str, Any]:
-        try:
-            return self.saved[id(module)][group]
-        except KeyError:
-            raise RuntimeError(f"{type(module).__name__} saved nothing under {group!r} in the last training forward; "
-                               f"run the forward in training mode (model.train()) before model.backward") from None
 
 
 class Parameter:
@@ -173,11 +126,40 @@ def wrap_like(x: Any, like: Any) -> Any:
     return PlainArray(v)
 
 
+#: Backward functions by layer class, registered by :mod:`hetensor.nn.backward`
+#: (``fn(module, grad, run, need_dx) -> input gradient or None``).
+BACKWARD: Dict[type, Callable] = {}
+
+#: Widening of the ranges recorded at backward sites (a bound of 2x the largest value seen).
+GRAD_MARGIN = 1.0
+
+
+def register(cls: type) -> Callable:
+    """Decorator: ``fn`` is the backward of ``cls`` (and its subclasses without their own)."""
+    def deco(fn: Callable) -> Callable:
+        BACKWARD[cls] = fn
+        return fn
+
+    return deco
+
+
+def backward_module(module: Any, grad: Any, run: Any) -> Any:
+    """The gradient of ``module``'s input from that of its output (None when not needed)."""
+    if grad is None:
+        return None
+    tape = run.tape
+    need_dx = tape.need_dx.get(id(module), True)
+    if not need_dx and not tape._is_trainable(module):
+        return None
+    for cls in type(module).__mro__:
+        fn = BACKWARD.get(cls)
+        if fn is not None:
+            return fn(module, grad, run, need_dx)
+    raise NotImplementedError(f"{type(module).__name__} has no backward pass in hetensor.nn")
+
+
 def backward(model: Any, grad: Any) -> None:
     """Backward of the model's last training forward (see :meth:`hetensor.nn.Module.backward`)."""
-    from .backward import backward_module
-    from .loss import Loss
-
     run = getattr(model, "last_run", None)
     tape = getattr(run, "tape", None)
     if tape is None:
@@ -186,7 +168,7 @@ def backward(model: Any, grad: Any) -> None:
     if run.root is not model:
         raise RuntimeError("model.backward must be called on the model whose forward recorded the tape")
     y = tape.output
-    if isinstance(grad, Loss):
+    if hasattr(grad, "gradient_tensor"):  # a hetensor.nn.loss.Loss
         g = grad.gradient_tensor(y, run)
     else:
         if isinstance(grad, np.ndarray) and grad.ndim == 3 and grad.size == int(np.prod(y.shape)):
@@ -199,24 +181,6 @@ def backward(model: Any, grad: Any) -> None:
     finally:
         if not tape.calibrating:
             run.tape = None  # the activations are freed, as torch frees its graph
-
-
-def accumulate(module: Any, name: str, g: Any, run: Any) -> None:
-    """Add ``g`` to the gradient of ``module.<name>``."""
-    grads = module.__dict__.setdefault("_grads", {})
-    module.__dict__.setdefault("_grad_runs", {})[name] = run
-    old = grads.get(name)
-    if old is None:
-        grads[name] = g
-        return
-    from .backward import GRAD_MARGIN, Ops
-
-    b = bound_of(module, "grad." + name, GRAD_MARGIN)
-    scale = Parameter(module, name).scale
-    items = [(old, 1, "grad_acc.a"), (g, 1, "grad_acc.b")] if b is None else \
-        [(old, 1, "grad_acc.a", 4.0 * b / scale), (g, 1, "grad_acc.b", 2.0 * b / scale)]
-    old, g = Ops(run, module).ready(items)
-    grads[name] = old + g
 
 
 def parameters(model: Any) -> List[Parameter]:
@@ -239,3 +203,22 @@ def bound_of(module: Any, site: str, margin: float) -> Optional[float]:
     if r is None:
         return None
     return max(abs(float(r[0])), abs(float(r[1])), 1e-30) * (1.0 + margin)
+
+
+#: Bound on |weight| used to scale encrypted weights into the bootstrapping range:
+#: the largest value calibration saw times this, at least 1.
+PARAM_MARGIN = 4.0
+
+
+def param_bound(p: Parameter) -> float:
+    r = p.module.ranges.get("param." + p.name)
+    top = 0.0 if r is None else max(abs(float(r[0])), abs(float(r[1])))
+    return max(1.0, PARAM_MARGIN * top)
+
+
+def grad_bound(p: Parameter) -> Optional[float]:
+    """Bound on |natural gradient| from calibration (None when not calibrated)."""
+    r = p.module.ranges.get("grad." + p.name)
+    if r is None:
+        return None
+    return max(abs(float(r[0])), abs(float(r[1])), 1e-12) * (1.0 + GRAD_MARGIN)

@@ -30,15 +30,12 @@ from numpy.polynomial import chebyshev as _cheb
 from .. import approx
 from .activation import _Activation
 from .attention import GaussianKernelAttention, SoftmaxAttention
-from .autograd import accumulate, bound_of
+from .autograd import GRAD_MARGIN, Parameter, backward_module, bound_of, param_bound, register
 from .linear import Linear, LoRALinear
 from .module import Module, Sequential
 from .norm import LayerNorm
 from .tensors import CipherArray, PlainArray, UNLIMITED
 from .transformer import FeedForward, MeanPool, TransformerClassifier, TransformerEncoderLayer
-
-#: Widening of the ranges recorded at backward sites (a bound of 2x the largest value seen).
-GRAD_MARGIN = 1.0
 
 
 def _is_tensor(x: Any) -> bool:
@@ -166,30 +163,20 @@ class Ops:
 
 # -- the modules -----------------------------------------------------------------------
 
-_BACKWARD: Dict[type, Callable] = {}
-
-
-def register(cls: type) -> Callable:
-    def deco(fn: Callable) -> Callable:
-        _BACKWARD[cls] = fn
-        return fn
-
-    return deco
-
-
-def backward_module(module: Module, grad: Any, run: Any) -> Any:
-    """The gradient of ``module``'s input from that of its output (None when not needed)."""
-    if grad is None:
-        return None
-    tape = run.tape
-    need_dx = tape.need_dx.get(id(module), True)
-    if not need_dx and not tape._is_trainable(module):
-        return None
-    for cls in type(module).__mro__:
-        fn = _BACKWARD.get(cls)
-        if fn is not None:
-            return fn(module, grad, run, need_dx)
-    raise NotImplementedError(f"{type(module).__name__} has no backward pass in hetensor.nn")
+def accumulate(module: Any, name: str, g: Any, run: Any) -> None:
+    """Add ``g`` to the gradient of ``module.<name>``."""
+    grads = module.__dict__.setdefault("_grads", {})
+    module.__dict__.setdefault("_grad_runs", {})[name] = run
+    old = grads.get(name)
+    if old is None:
+        grads[name] = g
+        return
+    b = bound_of(module, "grad." + name, GRAD_MARGIN)
+    scale = Parameter(module, name).scale
+    items = [(old, 1, "grad_acc.a"), (g, 1, "grad_acc.b")] if b is None else \
+        [(old, 1, "grad_acc.a", 4.0 * b / scale), (g, 1, "grad_acc.b", 2.0 * b / scale)]
+    old, g = Ops(run, module).ready(items)
+    grads[name] = old + g
 
 
 @register(Linear)
@@ -223,8 +210,6 @@ def lora_backward(m: LoRALinear, g: Any, run: Any, need_dx: bool) -> Any:
             return None
         dx = ops.mm(du, ops.mat("A", lambda: m.lora_A), "du")
     else:
-        from ..optim.optimizer import param_bound
-        from .autograd import Parameter
 
         mk = _make_keys(g)
         a, b = CipherArray(m.lora_A, mk), CipherArray(m.lora_B, mk)

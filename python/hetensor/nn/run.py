@@ -345,7 +345,7 @@ def run_model(model: Any, x: Any, *, seq_len: Optional[int] = None, mask: Any = 
     run = Run(model, mode, ctx=ctx, batch=batch, seq_len=seq_len, key_mask=mask, calibrating=calibrating,
               auto_keys=auto_keys, progress=bar, force=() if calibrating else getattr(model, "_force", ()))
     if model.training and not calibrating:
-        from .autograd import Tape
+        from .tape import Tape
 
         run.tape = Tape()
     try:

@@ -6,9 +6,9 @@ import math
 from typing import Any, Callable, Dict, Iterable, Tuple, Union
 
 from ..nn import fits
-from ..nn.autograd import Parameter
+from ..nn.autograd import Parameter, grad_bound, param_bound
 from ..nn.backward import Ops, check_range
-from .optimizer import Optimizer, grad_bound, param_bound
+from .optimizer import Optimizer
 
 
 class AdamW(Optimizer):

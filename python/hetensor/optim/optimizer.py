@@ -6,12 +6,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 import numpy as np
 
-from ..nn.autograd import Parameter, unwrap
+from ..nn.autograd import Parameter, param_bound, unwrap
 from ..nn.tensors import CipherArray, PlainArray, SimTensor
-
-#: Bound on |weight| used to scale encrypted weights into the bootstrapping range:
-#: the largest value calibration saw times this, at least 1.
-PARAM_MARGIN = 4.0
 
 
 class Optimizer:
@@ -98,19 +94,3 @@ def _weight_tensor(p: Parameter, g: Any, run: Any) -> Any:
     if isinstance(g, SimTensor):
         return SimTensor(data, g.model.fresh_level, g.model, g.rng)
     return PlainArray(data)
-
-
-def param_bound(p: Parameter) -> float:
-    r = p.module.ranges.get("param." + p.name)
-    top = 0.0 if r is None else max(abs(float(r[0])), abs(float(r[1])))
-    return max(1.0, PARAM_MARGIN * top)
-
-
-def grad_bound(p: Parameter) -> Optional[float]:
-    """Bound on |natural gradient| from calibration (None when not calibrated)."""
-    from ..nn.backward import GRAD_MARGIN
-
-    r = p.module.ranges.get("grad." + p.name)
-    if r is None:
-        return None
-    return max(abs(float(r[0])), abs(float(r[1])), 1e-12) * (1.0 + GRAD_MARGIN)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, Union
 
-from ..nn.autograd import Parameter
+from ..nn.autograd import Parameter, grad_bound, param_bound
 from ..nn.backward import Ops
-from .optimizer import Optimizer, grad_bound, param_bound
+from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
