@@ -209,7 +209,13 @@ class CrossEntropyLoss:
         p, k = exp_relative(float(lo - hi), max_depth)
         a = float(self.min_mean) / (1.0 + 4.0 * self.margin)
         a = float(2.0 ** math.floor(math.log2(a)))
-        rp, newton = fits.reciprocal_steps(a, max_depth)
+        try:
+            rp, newton = fits.reciprocal_steps(a, max_depth)
+        except ValueError:
+            raise ValueError(f"CrossEntropyLoss: the row means of exp(u - hi) reach down to {self.min_mean:.3g} "
+                             f"(centred logits in [{self.range[0]:.3g}, {self.range[1]:.3g}]), too wide a range for "
+                             f"1/x with {max_depth} levels per polynomial; use a preset with more levels between "
+                             f"bootstraps (n16-boot: 8) or keep the logits in a narrower range") from None
         return p, k, rp, newton + 1, hi  # one Newton step more: ~28 bits instead of 14
 
     def gradient(self, z: Any, target: Any, run: Any) -> Any:
