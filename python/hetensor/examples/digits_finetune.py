@@ -213,7 +213,8 @@ def main(argv: Any = None) -> Dict[str, Any]:
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         hnn.plot_history(histories, os.path.join(args.out, "digits_finetune.png"),
-                         title=f"digits LoRA fine-tuning ({args.preset})")
+                         title=f"digits LoRA fine-tuning ({depth} levels per polynomial"
+                               + (f", {args.preset})" if ctx is not None else ")"))
         with open(os.path.join(args.out, "digits_finetune.json"), "w") as f:
             json.dump(dict(record, histories=histories), f, indent=1, default=float)
     record["histories"] = histories
