@@ -9,6 +9,7 @@ void register_tensor(py::module_& m);
 void register_context(py::module_& m);
 void register_ring(py::module_& m);
 void register_cuda(py::module_& m);
+void register_backend(py::module_& m);
 void register_lintrans(py::module_& m);
 void register_linalg(py::module_& m);
 void register_boot(py::module_& m);
@@ -23,6 +24,7 @@ PYBIND11_MODULE(_core, m) {
   register_context(m);
   register_ring(m);
   register_cuda(m);
+  register_backend(m);
   register_lintrans(m);
   register_linalg(m);
   register_boot(m);

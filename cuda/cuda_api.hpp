@@ -7,8 +7,12 @@
 // shapes as ht::InvalidArgument. Nothing here exits or aborts.
 #pragma once
 #include <cstddef>
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "backend/backend.hpp"
 #include "core/ntt_tables.hpp"
 
 namespace ht::cuda {
@@ -38,5 +42,16 @@ void elementwise(ElementwiseOp op, u64* out, const u64* a, const u64* b, const M
 // NTT-domain automorphism: out[i][k] = in[i][perm[k]] for every limb, with
 // perm from core/galois (galois_permutation_ntt). `out` must not alias `in`.
 void automorphism_ntt(u64* out, const u64* in, const u32* perm, std::size_t limbs, u64 n);
+
+// The backend::Backend of device `device` (cuda_backend.cu): stream-ordered
+// pool memory, resident NTT tables. Throws when no such usable device exists.
+std::unique_ptr<backend::Backend> make_backend(int device);
+
+// Per-kernel times in milliseconds (CUDA events on the backend's stream, mean
+// of `repeat` launches after one warm-up) over tables.size() limbs of one n,
+// data resident on the device: ntt_forward, ntt_inverse, add, mul,
+// automorphism, basis_convert (modup of one limb-digit to the rest),
+// key_switch_dot (2 terms), sub_mul_const.
+std::map<std::string, double> time_kernels(int device, const std::vector<NttTables>& tables, int repeat);
 
 }  // namespace ht::cuda

@@ -108,10 +108,16 @@ def test_cuda_device_is_skipped_with_a_reason(tmp_path):
     out = tmp_path / "cuda.json"
     proc = _run(["--device", "cuda:0", "--preset", "toy-insecure", "--repeat", "1", "--ops", "add",
                  "--json", str(out), "--no-progress", "--quiet"], tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "cuda:0" in proc.stderr and "not available" in proc.stderr
+    assert proc.returncode == 2, proc.stderr[-2000:]  # nothing could run: a clear error
+    assert "cuda:0" in proc.stderr and "not available" in proc.stderr and "no requested device" in proc.stderr
     doc = json.loads(out.read_text())
     assert doc["runs"] == [] and doc["skipped"][0]["device"] == "cuda:0"
+    # next to the CPU, the GPU is skipped with its reason and the CPU run is the result
+    proc = _run(["--device", "cpu,cuda:0", "--preset", "toy-insecure", "--repeat", "1", "--ops", "add",
+                 "--json", str(out), "--no-progress", "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert [r["device"] for r in doc["runs"]] == ["cpu"] and doc["skipped"][0]["device"] == "cuda:0"
 
 
 def test_bad_arguments_say_what_is_valid(tmp_path):

@@ -3,7 +3,7 @@
 #include <cstring>
 #include <vector>
 
-#include "backend/cpu_ntt.hpp"
+#include "backend/backend.hpp"
 #include "backend/kernels/basis.hpp"
 #include "backend/kernels/elementwise.hpp"
 #include "ckks/keyswitch.hpp"
@@ -36,10 +36,10 @@ Ciphertext switch_to_sparse(const Tables& ctx, const KeyChain& keys, const Ciphe
   for (int b = 0; b < ct.batch; ++b) {
     // Digit: c1 modulo q_0 (NTT) and its centered lift to p_0 (NTT).
     std::memcpy(d.data(), ct.limb(b, 1, 0), n * sizeof(u64));
-    cpu::ntt_inverse(d.data(), ctx.ntt(0));
+    backend::ntt_inverse(d.data(), ctx.ntt(0));
     for (u64 k = 0; k < n; ++k) d[n + k] = kernels::centered_mod(d[k], q0, mp);
     std::memcpy(d.data(), ct.limb(b, 1, 0), n * sizeof(u64));
-    cpu::ntt_forward(d.data() + n, ctx.ntt(p0i));
+    backend::ntt_forward(d.data() + n, ctx.ntt(p0i));
     for (int t = 0; t < 2; ++t) {
       const Modulus& m = t == 0 ? mq : mp;
       for (u64 k = 0; k < n; ++k) {
@@ -50,9 +50,9 @@ Ciphertext switch_to_sparse(const Tables& ctx, const KeyChain& keys, const Ciphe
     // ModDown by p_0: (x_q0 - [x]_p0) / p_0 with the centered residue.
     for (auto* e : {&e0, &e1}) {
       std::vector<u64> lift(e->begin() + n, e->end());
-      cpu::ntt_inverse(lift.data(), ctx.ntt(p0i));
+      backend::ntt_inverse(lift.data(), ctx.ntt(p0i));
       for (u64 k = 0; k < n; ++k) lift[k] = kernels::centered_mod(lift[k], p0, mq);
-      cpu::ntt_forward(lift.data(), ctx.ntt(0));
+      backend::ntt_forward(lift.data(), ctx.ntt(0));
       for (u64 k = 0; k < n; ++k) (*e)[k] = mul_shoup(sub_mod((*e)[k], lift[k], q0), p0_inv, q0);
     }
     u64* c0 = out.limb(b, 0, 0);

@@ -3,7 +3,7 @@
 #include <cstring>
 #include <vector>
 
-#include "backend/cpu_ntt.hpp"
+#include "backend/backend.hpp"
 #include "backend/kernels/basis.hpp"
 #include "core/error.hpp"
 #include "core/numth.hpp"
@@ -22,7 +22,7 @@ Ciphertext mod_raise(const Tables& ctx, const Ciphertext& ct) {
   std::vector<std::vector<u64>> coeffs(polys, std::vector<u64>(n));
   parallel_for(polys, [&](size_t p) {
     std::memcpy(coeffs[p].data(), ct.limb(static_cast<int>(p / 2), static_cast<int>(p % 2), 0), n * sizeof(u64));
-    cpu::ntt_inverse(coeffs[p].data(), ctx.ntt(0));
+    backend::ntt_inverse(coeffs[p].data(), ctx.ntt(0));
   });
   parallel_for(polys * (L + 1), [&](size_t idx) {
     const size_t p = idx / (L + 1);
@@ -31,7 +31,7 @@ Ciphertext mod_raise(const Tables& ctx, const Ciphertext& ct) {
     u64* o = out.limb(static_cast<int>(p / 2), static_cast<int>(p % 2), i);
     const u64* x = coeffs[p].data();
     for (u64 k = 0; k < n; ++k) o[k] = kernels::centered_mod(x[k], q0, m);
-    cpu::ntt_forward(o, ctx.ntt(i));
+    backend::ntt_forward(o, ctx.ntt(i));
   });
   out.bound = 0;
   return out;

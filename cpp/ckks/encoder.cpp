@@ -3,7 +3,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "backend/cpu_ntt.hpp"
+#include "backend/backend.hpp"
 #include "core/error.hpp"
 #include "core/numth.hpp"
 #include "runtime/parallel.hpp"
@@ -70,7 +70,7 @@ void Encoder::reduce_to_limbs(const std::vector<std::vector<i64>>& coeffs, const
       const u64 r = reduce_u64(static_cast<u64>(m[k] >= 0 ? m[k] : -m[k]), mod);
       o[k] = (m[k] >= 0 || r == 0) ? r : q - r;
     }
-    cpu::ntt_forward(o, c.ntt(primes[i]));
+    backend::ntt_forward(o, c.ntt(primes[i]));
   });
 }
 
@@ -111,7 +111,7 @@ void Encoder::decode(const u64* message, int batch, int limbs, double scale, std
   parallel_for(static_cast<size_t>(batch) * limbs, [&](size_t idx) {
     const int i = static_cast<int>(idx % limbs);
     std::copy(message + idx * n, message + (idx + 1) * n, coef[idx].begin());
-    cpu::ntt_inverse(coef[idx].data(), c.ntt(i));
+    backend::ntt_inverse(coef[idx].data(), c.ntt(i));
   });
   parallel_for(batch, [&](size_t b) {
     std::vector<double> m(n);

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "backend/kernels/elementwise.hpp"
-#include "backend/cpu_ntt.hpp"
+#include "backend/backend.hpp"
 #include "core/numth.hpp"
 #include "core/error.hpp"
 #include "core/sampling.hpp"
@@ -42,7 +42,7 @@ void mod_down_by_p(const Tables& c, u64* x, int p_index, const std::vector<i64>&
   const Modulus& mp = c.modulus(p_index);
   const u64 p = mp.value;
   u64* xp = x + static_cast<size_t>(level + 1) * n;
-  cpu::ntt_inverse(xp, c.ntt(p_index));
+  backend::ntt_inverse(xp, c.ntt(p_index));
   // The centered residue of x + small modulo p: the part that the division removes.
   std::vector<i64> r(n);
   for (u64 t = 0; t < n; ++t) {
@@ -64,7 +64,7 @@ void mod_down_by_p(const Tables& c, u64* x, int p_index, const std::vector<i64>&
       if (message) v = sub_mod(v, mul_shoup(residue(message[t], m), pm, q), q);
       cv[t] = v;
     }
-    cpu::ntt_forward(cv, c.ntt(ii));
+    backend::ntt_forward(cv, c.ntt(ii));
     const u64* xi = x + i * n;
     for (u64 t = 0; t < n; ++t) cv[t] = mul_shoup(sub_mod(xi[t], cv[t], q), pinv, q);
   });

@@ -7,8 +7,8 @@
 #include <optional>
 #include <sstream>
 
+#include "backend/backend.hpp"
 #include "backend/cpu_add.hpp"
-#include "backend/cpu_ntt.hpp"
 #include "backend/kernels/basis.hpp"
 #include "backend/kernels/elementwise.hpp"
 #include "ckks/keyswitch.hpp"
@@ -347,7 +347,7 @@ Ciphertext rescale(const Tables& ctx, const Ciphertext& a) {
   parallel_for(polys, [&](size_t pidx) {
     u64* x = last.data() + pidx * n;
     std::memcpy(x, a.data.data() + (pidx * a.limbs() + l) * n, n * sizeof(u64));
-    cpu::ntt_inverse(x, ctx.ntt(l));
+    backend::ntt_inverse(x, ctx.ntt(l));
   });
   parallel_for(polys * l, [&](size_t idx) {
     const size_t pidx = idx / l;
@@ -357,7 +357,7 @@ Ciphertext rescale(const Tables& ctx, const Ciphertext& a) {
     const u64* x = last.data() + pidx * n;
     // The centered residue makes (c - [c]_ql) / ql the rounded quotient.
     for (u64 k = 0; k < n; ++k) t[k] = kernels::centered_mod(x[k], ql, m);
-    cpu::ntt_forward(t.data(), ctx.ntt(i));
+    backend::ntt_forward(t.data(), ctx.ntt(i));
     const u64* src = a.data.data() + (pidx * a.limbs() + i) * n;
     u64* dst = out.data.data() + (pidx * out.limbs() + i) * n;
     for (u64 k = 0; k < n; ++k) kernels::sub_mul_const(dst, src, t.data(), ctx.inv_last(l, i), m.value, k);

@@ -1,7 +1,7 @@
 // Key generation (secret, public, relinearization, Galois keys).
 #include <algorithm>
 
-#include "backend/cpu_ntt.hpp"
+#include "backend/backend.hpp"
 #include "backend/kernels/elementwise.hpp"
 #include "ckks/keys.hpp"
 #include "core/error.hpp"
@@ -23,7 +23,7 @@ void add_small_poly_ntt(const Tables& ctx, const std::vector<i64>& c, u64* out, 
       const u64 r = mag < q ? mag : mag % q;
       tmp[k] = (c[k] >= 0 || r == 0) ? r : q - r;
     }
-    cpu::ntt_forward(tmp.data(), t);
+    backend::ntt_forward(tmp.data(), t);
     u64* o = out + i * n;
     for (u64 k = 0; k < n; ++k) kernels::add_limb(o, o, tmp.data(), q, k);
   });

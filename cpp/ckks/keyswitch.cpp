@@ -4,8 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "backend/cpu_dot.hpp"
-#include "backend/cpu_ntt.hpp"
+#include "backend/backend.hpp"
 #include "backend/kernels/basis.hpp"
 #include "backend/kernels/elementwise.hpp"
 #include "runtime/parallel.hpp"
@@ -17,22 +16,25 @@ namespace {
 inline int ext_prime(const Tables& ctx, int level, int e) {
   return e <= level ? e : ctx.p_index(e - level - 1);
 }
-// Runs a basis conversion over all N coefficients, four at a time, in
-// chunks spread over the threads.
+// The backend every step runs on (the seam where a context's device plugs in).
+backend::Backend& be() { return backend::cpu(); }
+
 void convert(const BasisConverter& conv, const std::vector<const u64*>& src, const std::vector<u64*>& dst, u64 n,
              bool exact) {
-  const auto view = conv.view();
-  constexpr int W = 4;
-  const u64 chunk = 1024;
-  const u64 chunks = (n + chunk - 1) / chunk;
-  parallel_for(chunks, [&](size_t ch) {
-    std::vector<u64> y(static_cast<size_t>(view.nsrc) * W);
-    const u64 end = std::min(n, (ch + 1) * chunk);
-    for (u64 k = ch * chunk; k < end; k += W) {
-      if (exact) kernels::basis_convert_block<W, true>(view, src.data(), dst.data(), y.data(), k);
-      else kernels::basis_convert_block<W, false>(view, src.data(), dst.data(), y.data(), k);
-    }
-  });
+  be().basis_convert(conv.view(), src.data(), dst.data(), n, exact);
+}
+
+// Limbs base, base + n, ... with the NTT tables of the primes prime_of(0..count-1).
+template <class PrimeOf>
+void ntt_limbs(const Context& ctx, u64* base, std::size_t count, u64 n, bool inverse, PrimeOf prime_of) {
+  std::vector<u64*> limbs(count);
+  std::vector<const NttTables*> tables(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    limbs[i] = base + i * n;
+    tables[i] = &ctx.ntt(prime_of(static_cast<int>(i)));
+  }
+  if (inverse) be().ntt_inverse(limbs.data(), tables.data(), count);
+  else be().ntt_forward(limbs.data(), tables.data(), count);
 }
 }  // namespace
 
@@ -48,7 +50,7 @@ Decomposition decompose(const Tables& ctx, const u64* d_ntt, int level) {
 
   Buffer coef = Buffer::uninitialized(static_cast<size_t>(level + 1) * n);
   std::memcpy(coef.data(), d_ntt, coef.bytes());
-  parallel_for(level + 1, [&](size_t i) { cpu::ntt_inverse(coef.data() + i * n, ctx.ntt(static_cast<int>(i))); });
+  ntt_limbs(ctx, coef.data(), level + 1, n, true, [](int i) { return i; });
 
   for (int j = 0; j < dec.digits; ++j) {
     u64* ext = dec.ext.data() + static_cast<size_t>(j) * el * n;
@@ -68,7 +70,9 @@ Decomposition decompose(const Tables& ctx, const u64* d_ntt, int level) {
     // Centered digits: with [0, D) representatives the mean D/2 of every
     // coefficient times the key's error is a fixed, data-independent error.
     convert(ctx.modup(level, j), src, dst, n, true);
-    parallel_for(dst.size(), [&](size_t t) { cpu::ntt_forward(dst[t], ctx.ntt(ext_prime(ctx, level, dst_limb[t]))); });
+    std::vector<const NttTables*> tables(dst.size());
+    for (size_t t = 0; t < dst.size(); ++t) tables[t] = &ctx.ntt(ext_prime(ctx, level, dst_limb[t]));
+    be().ntt_forward(dst.data(), tables.data(), dst.size());
   }
   return dec;
 }
@@ -100,7 +104,7 @@ void inner_product(const Tables& ctx, const Decomposition& dec, const SwitchKey&
       kb[j] = key.b(j, key_limbs, n) + key_limb * n;
       ka[j] = key.a(j, key_limbs, n) + key_limb * n;
     }
-    cpu::dot_two(o0, o1, d, kb, ka, dec.digits, n, m);
+    be().key_switch_dot(o0, o1, d, kb, ka, dec.digits, n, m);
   });
 }
 
@@ -110,7 +114,7 @@ void mod_down(const Tables& ctx, const u64* ext, int level, u64* out, bool accum
   // The P part to the coefficient domain.
   Buffer pcoef = Buffer::uninitialized(static_cast<size_t>(alpha) * n);
   std::memcpy(pcoef.data(), ext + static_cast<size_t>(level + 1) * n, pcoef.bytes());
-  parallel_for(alpha, [&](size_t k) { cpu::ntt_inverse(pcoef.data() + k * n, ctx.ntt(ctx.p_index(static_cast<int>(k)))); });
+  ntt_limbs(ctx, pcoef.data(), alpha, n, true, [&](int k) { return ctx.p_index(k); });
   // Convert to Q_level, back to NTT, then (x - conv) * P^-1.
   Buffer conv = Buffer::uninitialized(static_cast<size_t>(level + 1) * n);
   std::vector<const u64*> src;
@@ -120,7 +124,7 @@ void mod_down(const Tables& ctx, const u64* ext, int level, u64* out, bool accum
   convert(ctx.moddown(level), src, dst, n, true);
   parallel_for(level + 1, [&](size_t i) {
     const int ii = static_cast<int>(i);
-    cpu::ntt_forward(dst[i], ctx.ntt(ii));
+    backend::ntt_forward(dst[i], ctx.ntt(ii));  // fused with the tail below: the limb stays in cache
     const u64 q = ctx.prime(ii);
     const ShoupConst pinv = ctx.p_inv(ii);
     const u64* x = ext + i * n;
@@ -140,10 +144,7 @@ void mod_down_rescale(const Tables& ctx, const u64* ext, int level, u64* out) {
   // q_level and P limbs are contiguous in ext: limbs level .. level + alpha.
   Buffer src = Buffer::uninitialized(static_cast<size_t>(alpha + 1) * n);
   std::memcpy(src.data(), ext + static_cast<size_t>(level) * n, src.bytes());
-  parallel_for(alpha + 1, [&](size_t k) {
-    const int prime = k == 0 ? level : ctx.p_index(static_cast<int>(k) - 1);
-    cpu::ntt_inverse(src.data() + k * n, ctx.ntt(prime));
-  });
+  ntt_limbs(ctx, src.data(), alpha + 1, n, true, [&](int k) { return k == 0 ? level : ctx.p_index(k - 1); });
   Buffer conv = Buffer::uninitialized(static_cast<size_t>(level) * n);
   std::vector<const u64*> s;
   std::vector<u64*> d;
@@ -152,7 +153,7 @@ void mod_down_rescale(const Tables& ctx, const u64* ext, int level, u64* out) {
   convert(ctx.moddown_rescale(level), s, d, n, true);
   parallel_for(level, [&](size_t i) {
     const int ii = static_cast<int>(i);
-    cpu::ntt_forward(d[i], ctx.ntt(ii));
+    backend::ntt_forward(d[i], ctx.ntt(ii));
     const u64 q = ctx.prime(ii);
     const ShoupConst inv = ctx.pq_inv(level, ii);
     for (u64 k = 0; k < n; ++k) kernels::sub_mul_const(out + i * n, ext + i * n, d[i], inv, q, k);

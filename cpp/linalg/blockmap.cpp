@@ -6,7 +6,7 @@
 #include <map>
 #include <set>
 
-#include "backend/cpu_dot.hpp"
+#include "backend/backend.hpp"
 #include "backend/kernels/elementwise.hpp"
 #include "ckks/evaluator.hpp"
 #include "core/error.hpp"
@@ -262,7 +262,7 @@ Ciphertext apply_block_map(const Tables& ctx, const KeyChain& keys, const Encode
       }
       Ciphertext acc(n, HG, 2, level, ct.scale * pscale, ctx.id(), false, false);
       // acc = sum_t pt_t (.) baby_t for both polynomials: a lazily reduced dot
-      // product (cpu::dot_two), in chunks of 32 terms so 128-bit sums cannot overflow.
+      // product (backend key_switch_dot), in chunks of 32 terms so 128-bit sums cannot overflow.
       parallel_for(static_cast<size_t>(HG) * limbs, [&](size_t idx) {
         const int i = static_cast<int>(idx % limbs);
         const int b = static_cast<int>(idx / limbs);
@@ -282,10 +282,10 @@ Ciphertext apply_block_map(const Tables& ctx, const KeyChain& keys, const Encode
             x1.push_back(baby[term.in][term.baby].limb(b, 1, i));
           }
           if (s0 == 0) {
-            cpu::dot_two(o0, o1, d.data(), x0.data(), x1.data(), static_cast<int>(d.size()), n, m);
+            backend::cpu().key_switch_dot(o0, o1, d.data(), x0.data(), x1.data(), static_cast<int>(d.size()), n, m);
           } else {
             t0.resize(n); t1.resize(n);
-            cpu::dot_two(t0.data(), t1.data(), d.data(), x0.data(), x1.data(), static_cast<int>(d.size()), n, m);
+            backend::cpu().key_switch_dot(t0.data(), t1.data(), d.data(), x0.data(), x1.data(), static_cast<int>(d.size()), n, m);
             for (u64 k = 0; k < n; ++k) {
               o0[k] = add_mod(o0[k], t0[k], m.value);
               o1[k] = add_mod(o1[k], t1[k], m.value);

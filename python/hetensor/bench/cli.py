@@ -100,9 +100,19 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> tuple:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the suite; exit status 0, or 1 when a hetensor op failed (peers' failures are reported only)."""
+    """Run the suite; exit status 0, 1 when a hetensor op failed (peers' failures are reported only),
+    2 when no requested device can run (``--device cuda`` without a GPU)."""
     cfg, args = parse_config(argv)
     doc = run_suite(cfg)
+    skipped = {rec["device"] for rec in doc["skipped"] if rec["reason"] != "peers run on the CPU only"}
+    if skipped and skipped >= set(cfg.devices):
+        print(f"error: no requested device can run ({', '.join(sorted(skipped))}); see the reasons above",
+              file=sys.stderr)
+        if args.json:
+            from .jsonout import write_json
+
+            write_json(doc, args.json)
+        return 2
     if not args.quiet:
         from .report import render
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from typing import Dict, Optional
 
@@ -27,14 +26,12 @@ def device_support(device: str) -> Optional[str]:
         return f"unknown device '{device}' (use cpu or cuda:N)"
     if not ht.cuda_available():
         return (
-            f"{device}: hetensor's CUDA path for whole ops is not available yet "
-            "(hetensor.cuda_available() is False: no CUDA backend compiled in, or no GPU); skipped"
+            f"{device}: no usable CUDA device (hetensor.cuda_available() is False: no CUDA backend compiled in, "
+            "or no GPU); the GPU mode is not available here; skipped"
         )
-    if "device" not in inspect.signature(ht.Context.from_preset).parameters:
-        return (
-            f"{device}: the CUDA backend is compiled in, but Context.from_preset takes no device "
-            "argument yet, so whole ops cannot be placed on the GPU; skipped"
-        )
+    index = device.split(":", 1)[1] if ":" in device else "0"
+    if not index.isdigit() or int(index) >= ht.cuda.device_count():
+        return f"{device}: no such CUDA device (the driver reports {ht.cuda.device_count()}); skipped"
     return None
 
 

@@ -151,7 +151,13 @@ def run_suite(cfg: RunConfig) -> Dict[str, Any]:
     try:
         for device in devices:
             if device != "cpu":
+                # GPU mode: per-kernel CUDA-event times (bench/gpu.py); peers run on the CPU only
+                from .gpu import kernel_run
+
                 doc["skipped"].append({"device": device, "reason": "peers run on the CPU only"})
+                for preset in cfg.presets:
+                    doc["runs"].append(kernel_run(device, preset, cfg.ops, cfg.repeat))
+                continue
             for preset in cfg.presets:
                 doc["runs"].extend(_run_preset(cfg, device, preset, adapters, bar))
     finally:

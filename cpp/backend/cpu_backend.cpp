@@ -1,0 +1,112 @@
+// The CPU backend: host memory from the runtime pool, OpenMP over limbs,
+// the shared kernel bodies (and the CPU's own NTT and dot-product paths,
+// which agree with them bit for bit: tests/test_backend.py).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "backend/cpu_dot.hpp"
+#include "backend/cpu_ntt.hpp"
+#include "backend/kernels/automorphism.hpp"
+#include "backend/kernels/basis.hpp"
+#include "backend/kernels/elementwise.hpp"
+#include "core/error.hpp"
+#include "runtime/allocator.hpp"
+#include "runtime/parallel.hpp"
+
+namespace ht::backend {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return Device{DeviceKind::cpu, 0}; }
+
+  DeviceBuffer allocate(std::size_t words) override {
+    if (words == 0) return DeviceBuffer(this, nullptr, 0);
+    return DeviceBuffer(this, static_cast<u64*>(pool_allocate(words * sizeof(u64))), words);
+  }
+  void release(u64* ptr, std::size_t words) noexcept override { pool_free(ptr, words * sizeof(u64)); }
+  void upload(u64* dst, const u64* host, std::size_t words) override {
+    if (words) std::memcpy(dst, host, words * sizeof(u64));
+  }
+  void download(u64* host, const u64* src, std::size_t words) override {
+    if (words) std::memcpy(host, src, words * sizeof(u64));
+  }
+  void synchronize() override {}
+
+  void ntt_forward(u64* const* limbs, const NttTables* const* tables, std::size_t count) override {
+    parallel_for(count, [&](std::size_t i) { ht::cpu::ntt_forward(limbs[i], *tables[i]); });
+  }
+  void ntt_inverse(u64* const* limbs, const NttTables* const* tables, std::size_t count) override {
+    parallel_for(count, [&](std::size_t i) { ht::cpu::ntt_inverse(limbs[i], *tables[i]); });
+  }
+
+  void elementwise(Elementwise op, u64* out, const u64* a, const u64* b, const Modulus* moduli, std::size_t count,
+                   u64 n) override {
+    parallel_for(count, [&](std::size_t i) {
+      const std::size_t off = i * n;
+      const Modulus& m = moduli[i];
+      switch (op) {
+        case Elementwise::add:
+          for (u64 k = 0; k < n; ++k) kernels::add_limb(out + off, a + off, b + off, m.value, k);
+          break;
+        case Elementwise::sub:
+          for (u64 k = 0; k < n; ++k) kernels::sub_limb(out + off, a + off, b + off, m.value, k);
+          break;
+        case Elementwise::mul:
+          for (u64 k = 0; k < n; ++k) kernels::mul_limb(out + off, a + off, b + off, m, k);
+          break;
+      }
+    });
+  }
+
+  void automorphism(u64* out, const u64* in, const u32* perm, std::size_t count, u64 n) override {
+    parallel_for(count, [&](std::size_t i) {
+      for (u64 k = 0; k < n; ++k) kernels::automorphism_ntt(out + i * n, in + i * n, perm, k);
+    });
+  }
+
+  // Four coefficients at a time (each constant loaded once for four), in
+  // chunks of 1024 spread over the threads.
+  void basis_convert(const kernels::BasisConvView& view, const u64* const* src, u64* const* dst, u64 n,
+                     bool exact) override {
+    constexpr int W = 4;
+    constexpr u64 chunk = 1024;
+    if (n % W != 0) fail("basis_convert", "n must be a multiple of 4");
+    const u64 chunks = (n + chunk - 1) / chunk;
+    parallel_for(chunks, [&](std::size_t ch) {
+      std::vector<u64> y(static_cast<std::size_t>(view.nsrc) * W);
+      const u64 end = std::min<u64>(n, (ch + 1) * chunk);
+      for (u64 k = ch * chunk; k < end; k += W) {
+        if (exact) kernels::basis_convert_block<W, true>(view, src, dst, y.data(), k);
+        else kernels::basis_convert_block<W, false>(view, src, dst, y.data(), k);
+      }
+    });
+  }
+
+  void key_switch_dot(u64* out0, u64* out1, const u64* const* d, const u64* const* kb, const u64* const* ka,
+                      int terms, u64 n, const Modulus& m) override {
+    if (terms < 1 || terms > 32) fail("key_switch_dot", "terms must be in [1, 32]");
+    ht::cpu::dot_two(out0, out1, d, kb, ka, terms, n, m);
+  }
+
+  void sub_mul_const(u64* const* out, const u64* const* a, const u64* const* b, const ShoupConst* inv, const u64* q,
+                     std::size_t count, u64 n) override {
+    parallel_for(count, [&](std::size_t i) {
+      for (u64 k = 0; k < n; ++k) kernels::sub_mul_const(out[i], a[i], b[i], inv[i], q[i], k);
+    });
+  }
+};
+
+}  // namespace
+
+Backend& cpu() {
+  static CpuBackend backend;
+  return backend;
+}
+
+void ntt_forward(u64* a, const NttTables& t) { ht::cpu::ntt_forward(a, t); }
+void ntt_inverse(u64* a, const NttTables& t) { ht::cpu::ntt_inverse(a, t); }
+
+}  // namespace ht::backend

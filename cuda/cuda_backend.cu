@@ -1,0 +1,424 @@
+// The CUDA implementation of backend::Backend (cpp/backend/backend.hpp) for
+// one device: memory from the device's stream-ordered pool (cudaMallocAsync
+// on the backend's stream, released to the pool, not to the driver), every op
+// a grid-stride launch of the shared HT_HD bodies on that stream, NTT twiddle
+// tables uploaded once per prime and kept resident. Data pointers are device
+// pointers; constants and pointer lists come from the host and are staged in
+// small per-call pool arrays. Ops are stream-ordered (asynchronous to the
+// host); download() and synchronize() wait. Results are bit-identical to the CPU backend
+// (tests/test_backend.py compares them where a GPU exists; none was lent while
+// this was written, so it is compiled, not yet run).
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "backend/kernels/automorphism.hpp"
+#include "backend/kernels/basis.hpp"
+#include "backend/kernels/elementwise.hpp"
+#include "backend/kernels/keyswitch.hpp"
+#include "backend/kernels/ntt.hpp"
+#include "core/error.hpp"
+#include "core/numth.hpp"
+#include "core/rns.hpp"
+#include "cuda_api.hpp"
+#include "device_buffer.cuh"
+#include "launch.cuh"
+
+namespace ht::cuda {
+namespace {
+
+using kernels::NttView;
+
+constexpr int kMaxConvertSources = 64;  // scratch per thread of basis_convert
+
+// -- kernel bodies over limb lists --------------------------------------------------------
+
+struct ForwardStage {
+  u64* const* limbs;
+  const NttView* views;
+  u64 n, m, t;
+  __device__ void operator()(u64 idx) const {
+    const u64 half = n >> 1, i = idx / half;
+    kernels::ntt_forward_butterfly(limbs[i], views[i], m, t, idx - i * half);
+  }
+};
+
+struct InverseStage {
+  u64* const* limbs;
+  const NttView* views;
+  u64 n, h, t;
+  __device__ void operator()(u64 idx) const {
+    const u64 half = n >> 1, i = idx / half;
+    kernels::ntt_inverse_butterfly(limbs[i], views[i], h, t, idx - i * half);
+  }
+};
+
+template <bool Inverse>
+struct Finish {
+  u64* const* limbs;
+  const NttView* views;
+  u64 n;
+  __device__ void operator()(u64 idx) const {
+    const u64 i = idx / n;
+    if constexpr (Inverse) kernels::ntt_inverse_finish(limbs[i], views[i], idx - i * n);
+    else kernels::ntt_forward_finish(limbs[i], views[i], idx - i * n);
+  }
+};
+
+template <backend::Elementwise Op>
+struct ElementwiseBody {
+  u64* out;
+  const u64* a;
+  const u64* b;
+  const Modulus* moduli;
+  u64 n;
+  __device__ void operator()(u64 idx) const {
+    const u64 limb = idx / n, off = limb * n, k = idx - off;
+    if constexpr (Op == backend::Elementwise::add) kernels::add_limb(out + off, a + off, b + off, moduli[limb].value, k);
+    else if constexpr (Op == backend::Elementwise::sub) kernels::sub_limb(out + off, a + off, b + off, moduli[limb].value, k);
+    else kernels::mul_limb(out + off, a + off, b + off, moduli[limb], k);
+  }
+};
+
+struct AutomorphismBody {
+  u64* out;
+  const u64* in;
+  const u32* perm;
+  u64 n;
+  __device__ void operator()(u64 idx) const {
+    const u64 off = (idx / n) * n;
+    kernels::automorphism_ntt(out + off, in + off, perm, idx - off);
+  }
+};
+
+template <bool Exact>
+struct ConvertBody {
+  kernels::BasisConvView view;  // device pointers
+  const u64* const* src;
+  u64* const* dst;
+  __device__ void operator()(u64 k) const {
+    u64 y[kMaxConvertSources];
+    kernels::basis_convert_block<1, Exact>(view, src, dst, y, k);
+  }
+};
+
+struct DotBody {
+  u64* out0;
+  u64* out1;
+  const u64* const* d;
+  const u64* const* kb;
+  const u64* const* ka;
+  int terms;
+  Modulus m;
+  __device__ void operator()(u64 k) const { kernels::key_switch_dot(out0, out1, d, kb, ka, terms, m, k); }
+};
+
+struct SubMulBody {
+  u64* const* out;
+  const u64* const* a;
+  const u64* const* b;
+  const ShoupConst* inv;
+  const u64* q;
+  u64 n;
+  __device__ void operator()(u64 idx) const {
+    const u64 i = idx / n;
+    kernels::sub_mul_const(out[i], a[i], b[i], inv[i], q[i], idx - i * n);
+  }
+};
+
+// -- the backend ------------------------------------------------------------------------------
+
+class CudaBackend final : public backend::Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    require_device("create a CUDA backend");
+    int count = 0;
+    HT_CUDA_CHECK(cudaGetDeviceCount(&count));
+    if (device < 0 || device >= count)
+      fail("create a CUDA backend", "device " + std::to_string(device) + " does not exist (" +
+                                        std::to_string(count) + " devices)");
+    HT_CUDA_CHECK(cudaSetDevice(device_));
+    HT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    // Keep freed blocks in the pool: no cudaMalloc on the hot path.
+    cudaMemPool_t pool;
+    HT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
+    std::uint64_t keep = UINT64_MAX;
+    HT_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+  }
+  ~CudaBackend() override {
+    tables_.clear();
+    if (stream_ != nullptr) {
+      (void)cudaStreamSynchronize(stream_);
+      (void)cudaStreamDestroy(stream_);
+    }
+  }
+
+  backend::Device device() const override { return backend::Device{backend::DeviceKind::cuda, device_}; }
+
+  backend::DeviceBuffer allocate(std::size_t words) override {
+    if (words == 0) return backend::DeviceBuffer(this, nullptr, 0);
+    select();
+    void* p = nullptr;
+    HT_CUDA_CHECK(cudaMallocAsync(&p, words * sizeof(u64), stream_));
+    return backend::DeviceBuffer(this, static_cast<u64*>(p), words);
+  }
+  void release(u64* ptr, std::size_t) noexcept override {
+    if (ptr != nullptr && cudaFreeAsync(ptr, stream_) != cudaSuccess) (void)cudaGetLastError();
+  }
+  void upload(u64* dst, const u64* host, std::size_t words) override {
+    if (words == 0) return;
+    select();
+    HT_CUDA_CHECK(cudaMemcpyAsync(dst, host, words * sizeof(u64), cudaMemcpyHostToDevice, stream_));
+    synchronize();  // the host buffer may be reused as soon as this returns
+  }
+  void download(u64* host, const u64* src, std::size_t words) override {
+    if (words == 0) return;
+    select();
+    HT_CUDA_CHECK(cudaMemcpyAsync(host, src, words * sizeof(u64), cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+  }
+  void synchronize() override { HT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  void ntt_forward(u64* const* limbs, const NttTables* const* tables, std::size_t count) override {
+    transform(limbs, tables, count, false);
+  }
+  void ntt_inverse(u64* const* limbs, const NttTables* const* tables, std::size_t count) override {
+    transform(limbs, tables, count, true);
+  }
+
+  void elementwise(backend::Elementwise op, u64* out, const u64* a, const u64* b, const Modulus* moduli,
+                   std::size_t count, u64 n) override {
+    if (count == 0 || n == 0) return;
+    select();
+    auto dm = staged(moduli, count);
+    const u64 total = count * n;
+    switch (op) {
+      case backend::Elementwise::add:
+        for_each(total, ElementwiseBody<backend::Elementwise::add>{out, a, b, dm.data(), n}, stream_);
+        break;
+      case backend::Elementwise::sub:
+        for_each(total, ElementwiseBody<backend::Elementwise::sub>{out, a, b, dm.data(), n}, stream_);
+        break;
+      case backend::Elementwise::mul:
+        for_each(total, ElementwiseBody<backend::Elementwise::mul>{out, a, b, dm.data(), n}, stream_);
+        break;
+    }
+  }
+
+  void automorphism(u64* out, const u64* in, const u32* perm, std::size_t count, u64 n) override {
+    if (count == 0 || n == 0) return;
+    for (u64 k = 0; k < n; ++k)  // an out-of-range index would poison the CUDA context
+      if (perm[k] >= n) fail("automorphism", "permutation entry " + std::to_string(perm[k]) + " is not < n");
+    select();
+    auto dp = staged(perm, n);
+    for_each(count * n, AutomorphismBody{out, in, dp.data(), n}, stream_);
+  }
+
+  void basis_convert(const kernels::BasisConvView& v, const u64* const* src, u64* const* dst, u64 n,
+                     bool exact) override {
+    if (v.nsrc > kMaxConvertSources) fail("basis_convert", "at most 64 source limbs on CUDA");
+    if (n == 0 || v.ndst == 0) return;
+    select();
+    const std::size_t ns = v.nsrc, nd = v.ndst;
+    auto q = staged(v.src_q, ns);
+    auto qi = staged(v.qhat_inv, ns);
+    auto qm = staged(v.qhat_mod, ns * nd);
+    auto dm = staged(v.dst_mod, nd);
+    auto si = staged(v.src_inv, ns);
+    auto np = staged(v.neg_prod_mod, nd);
+    auto ps = staged(src, ns);
+    auto pd = staged(dst, nd);
+    const kernels::BasisConvView dv{v.nsrc, v.ndst, q.data(), qi.data(), qm.data(), dm.data(), si.data(), np.data()};
+    if (exact) for_each(n, ConvertBody<true>{dv, ps.data(), pd.data()}, stream_);
+    else for_each(n, ConvertBody<false>{dv, ps.data(), pd.data()}, stream_);
+  }
+
+  void key_switch_dot(u64* out0, u64* out1, const u64* const* d, const u64* const* kb, const u64* const* ka,
+                      int terms, u64 n, const Modulus& m) override {
+    if (terms < 1 || terms > 32) fail("key_switch_dot", "terms must be in [1, 32]");
+    select();
+    auto pd = staged(d, terms);
+    auto pb = staged(kb, terms);
+    auto pa = staged(ka, terms);
+    for_each(n, DotBody{out0, out1, pd.data(), pb.data(), pa.data(), terms, m}, stream_);
+  }
+
+  void sub_mul_const(u64* const* out, const u64* const* a, const u64* const* b, const ShoupConst* inv, const u64* q,
+                     std::size_t count, u64 n) override {
+    if (count == 0 || n == 0) return;
+    select();
+    auto po = staged(out, count);
+    auto pa = staged(a, count);
+    auto pb = staged(b, count);
+    auto pi = staged(inv, count);
+    auto pq = staged(q, count);
+    for_each(count * n, SubMulBody{po.data(), pa.data(), pb.data(), pi.data(), pq.data(), n}, stream_);
+  }
+
+ private:
+  // One prime's twiddles on the device, uploaded on first use.
+  struct Resident {
+    DeviceBuffer<ShoupConst> psi_rev, ipsi_rev;
+    NttView view;
+  };
+
+  void select() const { HT_CUDA_CHECK(cudaSetDevice(device_)); }
+
+  // Constants and pointer lists of one call, copied in stream order into
+  // pool memory that goes back to the pool in stream order.
+  template <class T>
+  class Staged {
+   public:
+    Staged(const T* host, std::size_t count, cudaStream_t s) : stream_(s) {
+      if (count == 0) return;
+      HT_CUDA_CHECK(cudaMallocAsync(&ptr_, count * sizeof(T), s));
+      HT_CUDA_CHECK(cudaMemcpyAsync(ptr_, host, count * sizeof(T), cudaMemcpyHostToDevice, s));
+    }
+    Staged(const Staged&) = delete;
+    Staged& operator=(const Staged&) = delete;
+    ~Staged() {
+      if (ptr_ != nullptr && cudaFreeAsync(ptr_, stream_) != cudaSuccess) (void)cudaGetLastError();
+    }
+    T* data() const { return static_cast<T*>(ptr_); }
+
+   private:
+    void* ptr_ = nullptr;
+    cudaStream_t stream_;
+  };
+
+  template <class T>
+  Staged<T> staged(const T* host, std::size_t count) {
+    return Staged<T>(host, count, stream_);
+  }
+
+  const NttView& resident(const NttTables& t) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto key = std::make_pair(t.mod.value, t.n);
+    auto it = tables_.find(key);
+    if (it == tables_.end()) {
+      if (t.psi_rev.size() != t.n || t.ipsi_rev.size() != t.n) fail("ntt", "incomplete NTT tables");
+      Resident r{DeviceBuffer<ShoupConst>(t.psi_rev.data(), t.n), DeviceBuffer<ShoupConst>(t.ipsi_rev.data(), t.n),
+                 NttView{}};
+      r.view = NttView{t.mod.value, r.psi_rev.data(), r.ipsi_rev.data(), t.n_inv, t.n};
+      // The uploads ran on the legacy stream, which our non-blocking stream does not wait for.
+      HT_CUDA_CHECK(cudaDeviceSynchronize());
+      it = tables_.emplace(key, std::move(r)).first;
+    }
+    return it->second.view;
+  }
+
+  void transform(u64* const* limbs, const NttTables* const* tables, std::size_t count, bool inverse) {
+    if (count == 0) return;
+    const u64 n = tables[0]->n;
+    if (n < 2 || (n & (n - 1)) != 0) fail("ntt", "n must be a power of two >= 2");
+    select();
+    std::vector<NttView> views(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      if (tables[i]->n != n) fail("ntt", "all limbs of one call must share n");
+      views[i] = resident(*tables[i]);
+    }
+    auto dv = staged(views.data(), count);
+    auto dl = staged(limbs, count);
+    const u64 butterflies = count * (n >> 1);
+    if (!inverse) {
+      u64 t = n;
+      for (u64 m = 1; m < n; m <<= 1) {
+        t >>= 1;
+        for_each(butterflies, ForwardStage{dl.data(), dv.data(), n, m, t}, stream_);
+      }
+      for_each(count * n, Finish<false>{dl.data(), dv.data(), n}, stream_);
+    } else {
+      u64 t = 1;
+      for (u64 h = n >> 1; h >= 1; h >>= 1) {
+        for_each(butterflies, InverseStage{dl.data(), dv.data(), n, h, t}, stream_);
+        t <<= 1;
+      }
+      for_each(count * n, Finish<true>{dl.data(), dv.data(), n}, stream_);
+    }
+  }
+
+  friend std::map<std::string, double> ht::cuda::time_kernels(int, const std::vector<NttTables>&, int);
+
+  int device_;
+  cudaStream_t stream_ = nullptr;
+  std::mutex mutex_;
+  std::map<std::pair<u64, u64>, Resident> tables_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend::Backend> make_backend(int device) { return std::make_unique<CudaBackend>(device); }
+
+std::map<std::string, double> time_kernels(int device, const std::vector<NttTables>& tables, int repeat) {
+  if (tables.size() < 2) fail("time_kernels", "need at least two limbs");
+  if (repeat < 1) fail("time_kernels", "repeat must be >= 1");
+  CudaBackend be(device);
+  const std::size_t limbs = tables.size();
+  const u64 n = tables[0].n;
+  std::vector<u64> host(limbs * n);
+  for (std::size_t i = 0; i < limbs; ++i)  // any residues: deterministic values below each prime
+    for (u64 k = 0; k < n; ++k) host[i * n + k] = (k * 0x9E3779B97F4A7C15ull + i) % tables[i].mod.value;
+  auto a = be.allocate(limbs * n), b = be.allocate(limbs * n), c = be.allocate(limbs * n), e = be.allocate(limbs * n);
+  be.upload(a.data(), host.data(), host.size());
+  be.upload(b.data(), host.data(), host.size());
+  std::vector<u64*> la(limbs), lc(limbs), le(limbs);
+  std::vector<const u64*> ca(limbs), cb(limbs);
+  std::vector<const NttTables*> tp(limbs);
+  std::vector<Modulus> mods(limbs);
+  std::vector<ShoupConst> inv(limbs);
+  std::vector<u64> qs(limbs);
+  for (std::size_t i = 0; i < limbs; ++i) {
+    la[i] = a.data() + i * n; lc[i] = c.data() + i * n; le[i] = e.data() + i * n;
+    ca[i] = a.data() + i * n; cb[i] = b.data() + i * n;
+    tp[i] = &tables[i]; mods[i] = tables[i].mod; qs[i] = tables[i].mod.value;
+    inv[i] = make_shoup(1, qs[i]);
+  }
+  std::vector<u64> src{qs[0]}, dst(qs.begin() + 1, qs.end());
+  const BasisConverter conv(src, dst);
+  std::vector<u32> perm(n);
+  for (u64 k = 0; k < n; ++k) perm[k] = static_cast<u32>((k * 5) % n);
+  const u64* d2[2] = {ca[0], ca[1]};
+  const u64* k2[2] = {cb[0], cb[1]};
+  std::map<std::string, std::function<void()>> ops{
+      {"ntt_forward", [&] { be.ntt_forward(la.data(), tp.data(), limbs); }},
+      {"ntt_inverse", [&] { be.ntt_inverse(la.data(), tp.data(), limbs); }},
+      {"add", [&] { be.elementwise(backend::Elementwise::add, c.data(), a.data(), b.data(), mods.data(), limbs, n); }},
+      {"mul", [&] { be.elementwise(backend::Elementwise::mul, c.data(), a.data(), b.data(), mods.data(), limbs, n); }},
+      {"automorphism", [&] { be.automorphism(c.data(), a.data(), perm.data(), limbs, n); }},
+      {"basis_convert", [&] { be.basis_convert(conv.view(), ca.data(), lc.data() + 1, n, true); }},
+      {"key_switch_dot", [&] { be.key_switch_dot(lc[0], le[0], d2, k2, k2, 2, n, mods[0]); }},
+      {"sub_mul_const", [&] { be.sub_mul_const(le.data(), ca.data(), cb.data(), inv.data(), qs.data(), limbs, n); }},
+  };
+  cudaEvent_t start, stop;
+  HT_CUDA_CHECK(cudaEventCreate(&start));
+  HT_CUDA_CHECK(cudaEventCreate(&stop));
+  std::map<std::string, double> out;
+  try {
+    for (auto& [name, op] : ops) {
+      op();  // warm-up (first use uploads the resident tables)
+      be.synchronize();
+      HT_CUDA_CHECK(cudaEventRecord(start, be.stream_));
+      for (int r = 0; r < repeat; ++r) op();
+      HT_CUDA_CHECK(cudaEventRecord(stop, be.stream_));
+      HT_CUDA_CHECK(cudaEventSynchronize(stop));
+      float ms = 0;
+      HT_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      out[name] = static_cast<double>(ms) / repeat;
+    }
+  } catch (...) {
+    (void)cudaEventDestroy(start);
+    (void)cudaEventDestroy(stop);
+    throw;
+  }
+  (void)cudaEventDestroy(start);
+  (void)cudaEventDestroy(stop);
+  return out;
+}
+
+}  // namespace ht::cuda

@@ -1,0 +1,154 @@
+"""The backend seam (cpp/backend/backend.hpp) op by op, through _core.backend_*:
+the CPU backend against exact references (Python integers / the ring
+functions), and every backend against the CPU backend bit for bit. Devices:
+"cpu" always, "cuda:0" when a GPU is present (skipped cleanly otherwise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hetensor import _core, cuda
+
+DEVICES = ["cpu", pytest.param("cuda:0", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not cuda.is_available(), reason="no usable CUDA device")])]
+N = 64
+
+
+@pytest.fixture(scope="module")
+def primes():
+    return [_core.ntt_prime(b, N) for b in (40, 50, 60)]
+
+
+def residues(rng, primes, n=N):
+    return np.stack([rng.integers(0, q, n, dtype=np.uint64) for q in primes])
+
+
+def negacyclic(a, b, q):
+    """a * b in Z_q[X]/(X^n + 1), exact integers."""
+    n = len(a)
+    out = [0] * n
+    for i, x in enumerate(int(v) for v in a):
+        for j, y in enumerate(int(v) for v in b):
+            k, s = (i + j) % n, 1 if i + j < n else -1
+            out[k] = (out[k] + s * x * y) % q
+    return out
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_ntt_matches_the_ring_ntt_and_multiplies(device, rng, primes):
+    a, b = residues(rng, primes), residues(rng, primes)
+    fa = _core.backend_ntt(device, a, primes)
+    for i, q in enumerate(primes):
+        assert np.array_equal(fa[i], _core.ntt_forward(a[i], q))
+    assert np.array_equal(_core.backend_ntt(device, fa, primes, inverse=True), a)
+    # the NTT diagonalizes negacyclic products: pointwise mul then inverse is a * b
+    fb = _core.backend_ntt(device, b, primes)
+    prod = _core.backend_ntt(device, _core.backend_elementwise(device, "mul", fa, fb, primes), primes, inverse=True)
+    for i, q in enumerate(primes):
+        assert [int(v) for v in prod[i]] == negacyclic(a[i], b[i], q)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", ["add", "sub", "mul"])
+def test_elementwise_exact(device, op, rng, primes):
+    a, b = residues(rng, primes), residues(rng, primes)
+    got = _core.backend_elementwise(device, op, a, b, primes)
+    f = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y}[op]
+    for i, q in enumerate(primes):
+        assert [int(v) for v in got[i]] == [f(int(x), int(y)) % q for x, y in zip(a[i], b[i])]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_automorphism_is_x_to_x_power_g(device, rng, primes):
+    a = residues(rng, primes)
+    g = 5
+    got = _core.backend_ntt(device, _core.backend_automorphism(device, _core.backend_ntt(device, a, primes), primes, g),
+                            primes, inverse=True)
+    for i, q in enumerate(primes):  # coefficient j moves to j g mod 2n, with a sign past n
+        want = [0] * N
+        for j, v in enumerate(int(x) for x in a[i]):
+            k = j * g % (2 * N)
+            want[k % N] = (want[k % N] + (v if k < N else -v)) % q
+        assert [int(v) for v in got[i]] == want
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("exact", [False, True])
+def test_basis_convert(device, exact, rng, primes):
+    src, dst = primes[:2], [_core.ntt_prime(45, N), primes[2]]
+    a = residues(rng, src)
+    got = _core.backend_basis_convert(device, a, src, dst, exact=exact)
+    big = src[0] * src[1]
+    for k in range(N):  # CRT value x in [0, B); exact: centered, fast: x + e B with 0 <= e < len(src)
+        x = (int(a[0, k]) * pow(src[1], -1, src[0]) * src[1] + int(a[1, k]) * pow(src[0], -1, src[1]) * src[0]) % big
+        centered = x - big if x > big // 2 else x
+        for j, c in enumerate(dst):
+            if exact:
+                assert int(got[j, k]) == centered % c
+            else:
+                assert any(int(got[j, k]) == (x + e * big) % c for e in range(len(src)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_key_switch_dot_and_sub_mul_const(device, rng, primes):
+    q = primes[2]
+    d, kb, ka = (residues(rng, [q] * 5) for _ in range(3))
+    o0, o1 = _core.backend_key_switch_dot(device, d, kb, ka, q)
+    for k in range(N):
+        assert int(o0[k]) == sum(int(d[j, k]) * int(kb[j, k]) for j in range(5)) % q
+        assert int(o1[k]) == sum(int(d[j, k]) * int(ka[j, k]) for j in range(5)) % q
+    a, b = residues(rng, primes), residues(rng, primes)
+    w = [int(rng.integers(1, p)) for p in primes]
+    got = _core.backend_sub_mul_const(device, a, b, w, primes)
+    for i, p in enumerate(primes):
+        assert [int(v) for v in got[i]] == [(int(x) - int(y)) * w[i] % p for x, y in zip(a[i], b[i])]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda.is_available(), reason="no usable CUDA device")
+def test_cuda_backend_bit_identical_to_cpu_at_n16(rng):
+    n = 1 << 16
+    primes = [_core.ntt_prime(b, n) for b in (50, 55, 60, 60)]
+    a, b = residues(rng, primes, n), residues(rng, primes, n)
+    for inverse in (False, True):
+        assert np.array_equal(_core.backend_ntt("cuda:0", a, primes, inverse),
+                              _core.backend_ntt("cpu", a, primes, inverse))
+    for op in ("add", "sub", "mul"):
+        assert np.array_equal(_core.backend_elementwise("cuda:0", op, a, b, primes),
+                              _core.backend_elementwise("cpu", op, a, b, primes))
+    assert np.array_equal(_core.backend_automorphism("cuda:0", a, primes, 25),
+                          _core.backend_automorphism("cpu", a, primes, 25))
+    for exact in (False, True):
+        assert np.array_equal(_core.backend_basis_convert("cuda:0", a[:3], primes[:3], primes[3:], exact),
+                              _core.backend_basis_convert("cpu", a[:3], primes[:3], primes[3:], exact))
+    got = _core.backend_key_switch_dot("cuda:0", a[:1], b[:1], a[:1], primes[0])
+    want = _core.backend_key_switch_dot("cpu", a[:1], b[:1], a[:1], primes[0])
+    assert all(np.array_equal(x, y) for x, y in zip(got, want))
+
+
+def test_bad_input_raises(primes):
+    a = np.zeros((3, N), dtype=np.uint64)
+    bad = a.copy()
+    bad[1, 3] = primes[1]
+    with pytest.raises(ValueError, match="must be < q"):
+        _core.backend_ntt("cpu", bad, primes)
+    with pytest.raises(ValueError, match="one prime per limb"):
+        _core.backend_ntt("cpu", a, primes[:2])
+    with pytest.raises(ValueError, match="power of two"):
+        _core.backend_ntt("cpu", np.zeros((3, 12), dtype=np.uint64), primes)
+    with pytest.raises(ValueError, match="unknown element-wise op"):
+        _core.backend_elementwise("cpu", "div", a, a, primes)
+    with pytest.raises(ValueError, match="odd"):
+        _core.backend_automorphism("cpu", a, primes, 4)
+    with pytest.raises(ValueError, match="unknown device"):
+        _core.backend_ntt("tpu", a, primes)
+    with pytest.raises(ValueError, match=r"\[1, 32\]"):
+        z = np.zeros((33, N), dtype=np.uint64)
+        _core.backend_key_switch_dot("cpu", z, z, z, primes[0])
+    if not cuda.is_compiled():
+        with pytest.raises(RuntimeError, match="HETENSOR_CUDA=ON"):
+            _core.backend_ntt("cuda:0", a, primes)
+        with pytest.raises(RuntimeError, match="HETENSOR_CUDA=ON"):
+            _core.cuda_kernel_times(primes, 6)
