@@ -132,6 +132,7 @@ def test_world_of_one_is_the_identity(world_of_one, toy_ctx, rng):
     back = hd.all_gather_tensors(mine, toy_ctx)
     assert [np.array_equal(a._ct.limbs(), b._ct.limbs()) for a, b in zip(items, back)] == [True] * 3
     assert hd.broadcast_context(toy_ctx) is toy_ctx
+    assert hd.scatter_tensors([], toy_ctx) == [] and hd.all_gather_tensors([], toy_ctx) == []
 
 
 def test_bad_arguments_raise(world_of_one, toy_ctx, rng):
