@@ -26,7 +26,7 @@ void convert(const BasisConverter& conv, const std::vector<const u64*>& src, con
 
 // Limbs base, base + n, ... with the NTT tables of the primes prime_of(0..count-1).
 template <class PrimeOf>
-void ntt_limbs(const Context& ctx, u64* base, std::size_t count, u64 n, bool inverse, PrimeOf prime_of) {
+void ntt_limbs(const Tables& ctx, u64* base, std::size_t count, u64 n, bool inverse, PrimeOf prime_of) {
   std::vector<u64*> limbs(count);
   std::vector<const NttTables*> tables(count);
   for (std::size_t i = 0; i < count; ++i) {
