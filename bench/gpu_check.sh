@@ -6,11 +6,11 @@
 #   3. runs the GPU bench (per-kernel CUDA-event times) for the presets given,
 #   4. prints a summary; exit status 0 only when every step passed.
 # Usage: bench/gpu_check.sh [PRESETS]   (default: toy-insecure,n16)
-#        OUT=dir bench/gpu_check.sh      (where the logs and bench JSON go; default bench/gpu-check)
+#        OUT=dir bench/gpu_check.sh      (where the logs and bench JSON go; default bench/out/gpu-check)
 set -u
 cd "$(dirname "$0")/.."
 PRESETS="${1:-toy-insecure,n16}"
-OUT="${OUT:-bench/gpu-check}"
+OUT="${OUT:-bench/out/gpu-check}"
 mkdir -p "$OUT"
 PY="${PYTHON:-python}"
 declare -A STATUS

@@ -54,6 +54,9 @@ def test_the_bench_folder_holds_scripts_tests_and_results_only():
         if f.is_dir():
             assert f.name in ("out", "__pycache__", ".benchmarks"), f"unexpected folder bench/{f.name}"
             continue
+        if f.suffix == ".sh":  # one-command checks (gpu_check.sh): a usage comment at the top
+            assert f.read_text().splitlines()[1].startswith("#"), f"bench/{f.name} needs a usage comment"
+            continue
         if f.suffix != ".py":
             assert f.suffix in allowed_data, f"bench/{f.name}: results are .json / .png, notes .md"
             continue
