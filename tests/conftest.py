@@ -122,6 +122,23 @@ def _release_memory_after_module():
     ht.memory.release_cached()
 
 
+@pytest.fixture(autouse=True)
+def _release_memory_after_heavy_tests():
+    """After a test that grew resident memory by more than 64 MiB, collect and release at once.
+
+    Contexts caught in reference cycles (a model's last run holding its tensors, which hold the
+    context) otherwise wait for the module's end, and a module of tests that each make a
+    bootstrapping context stacked them up (test_nn_compile: +2 GB).
+    """
+    before = _rss_kib("VmRSS")
+    yield
+    if _rss_kib("VmRSS") - before > 64 * 1024:
+        import gc
+
+        gc.collect()
+        ht.memory.release_cached()
+
+
 def _rss_kib(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:
