@@ -60,7 +60,9 @@ class Optimizer:
             p.data = unwrap(new)
 
     def update(self, p: Parameter, w: Any, g: Any, state: Dict[str, Any], lr: float, run: Any) -> Any:
-        raise NotImplementedError  # pragma: no cover
+        """The new value of ``w`` from its gradient ``g``: each optimizer (SGD, AdamW) defines it."""
+        raise NotImplementedError(f"{type(self).__name__} must define update(); use hetensor.optim.SGD or AdamW, "
+                                  "or subclass Optimizer and define it")
 
     def state_dict(self) -> Dict[str, Any]:
         """Steps taken and the per-parameter state (moments: numpy or CipherTensors)."""
