@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 
@@ -216,6 +217,25 @@ def test_graceful_shutdown(model):
         s.forward("enc.down", np.zeros((1, 40)))
 
 
+def _read_response(sock: socket.socket) -> str:
+    """Read one whole HTTP response: headers and body may arrive in separate segments."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data.decode("latin-1")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+    want = int(m.group(1)) if m else 0
+    while len(body) < want:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode("latin-1")
+
+
 def test_stalled_body_is_dropped(server, session):
     # the fixture's server waits --body-timeout 5 s for the next chunk, then answers 408
     data = ht.to_bytes(session.encrypt(np.ones((ROWS, 24))))
@@ -223,6 +243,6 @@ def test_stalled_body_is_dropped(server, session):
     with socket.create_connection(("127.0.0.1", server.port), timeout=120) as s:
         s.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
                    f"Content-Length: {len(data)}\r\n\r\n").encode() + data[:1000])
-        answer = s.recv(65536).decode("latin-1")
+        answer = _read_response(s)
     assert answer.startswith("HTTP/1.1 408") and "body_timeout" in answer
     assert server.health()["status"] == "ok"
