@@ -31,27 +31,7 @@ using U64Array = py::array_t<std::uint64_t, py::array::c_style | py::array::forc
 namespace {
 
 ht::backend::Backend& backend_for(const std::string& device) {
-  if (device == "cpu") return ht::backend::cpu();
-  if (device.rfind("cuda", 0) == 0) {
-#ifdef HETENSOR_WITH_CUDA
-    int index = 0;
-    if (device.size() > 4) {
-      if (device[4] != ':' || device.size() == 5 || device.find_first_not_of("0123456789", 5) != std::string::npos)
-        throw ht::InvalidArgument("unknown device '" + device + "'; use 'cpu' or 'cuda:N'");
-      index = std::stoi(device.substr(5));
-    }
-    static std::mutex mutex;
-    static std::map<int, std::unique_ptr<ht::backend::Backend>> backends;
-    std::lock_guard<std::mutex> lock(mutex);
-    auto& slot = backends[index];
-    if (!slot) slot = ht::cuda::make_backend(index);
-    return *slot;
-#else
-    throw std::runtime_error("device '" + device + "': hetensor was built without the CUDA backend; rebuild with "
-                             "-Ccmake.define.HETENSOR_CUDA=ON");
-#endif
-  }
-  throw ht::InvalidArgument("unknown device '" + device + "'; use 'cpu' or 'cuda:N'");
+  return ht::backend::for_device(ht::backend::parse_device(device));
 }
 
 // [limbs][n] residues, one prime per limb, n a power of two >= 4.

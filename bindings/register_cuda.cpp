@@ -113,6 +113,8 @@ U64Array automorphism(const U64Array& a, ht::u64 galois_elt) {
 
 void register_cuda(py::module_& m) {
 #ifdef HETENSOR_WITH_CUDA
+  // Devices named "cuda:N" (contexts, CipherTensor.to, backend_*) get their backend from here.
+  ht::backend::set_factory(ht::backend::DeviceKind::cuda, &ht::cuda::make_backend);
   m.attr("cuda_compiled") = true;
   m.def("cuda_available", []() { return ht::cuda::available(); });
   m.def("cuda_device_count", []() { return ht::cuda::device_count(); });

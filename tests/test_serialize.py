@@ -325,7 +325,7 @@ def test_a_recorded_device_comes_back_and_map_location_overrides_it(ctx):
     x._tmeta = (torch.float32, torch.device("cuda:0"))  # as if encrypted from a CUDA tensor
     data = x.to_bytes()
     y = ht.from_bytes(data, ctx)
-    assert y.device == torch.device("cuda:0") and y.dtype == torch.float32
+    assert y.result_device == torch.device("cuda:0") and y.dtype == torch.float32 and y.device == torch.device("cpu")
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="cannot decrypt onto device 'cuda:0'.*device='cpu'"):
             ctx.decrypt(y)
@@ -336,7 +336,7 @@ def test_a_recorded_device_comes_back_and_map_location_overrides_it(ctx):
     assert bits(out.double().numpy(), np.linspace(-1, 1, 8)) > 20
     for where in ("cpu", torch.device("cpu")):
         z = ht.from_bytes(data, ctx, map_location=where)
-        assert z.device == torch.device("cpu")
+        assert z.result_device == torch.device("cpu")
         assert bits(ctx.decrypt(z).double().numpy(), np.linspace(-1, 1, 8)) > 20
     with pytest.raises(TypeError, match="map_location: 'gpu0' is not a torch device"):
         ht.from_bytes(data, ctx, map_location="gpu0")

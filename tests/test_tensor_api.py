@@ -435,7 +435,7 @@ def test_decrypt_keeps_the_torch_dtype(ctx, x):
     torch = pytest.importorskip("torch")
     t32 = torch.tensor(x, dtype=torch.float32)
     X = ctx.encrypt(t32)
-    assert X.dtype == torch.float32 and X.device == torch.device("cpu")
+    assert X.dtype == torch.float32 and X.result_device == torch.device("cpu") and X.device == torch.device("cpu")
     for Y in (X, X * 2 + 1, X[1:], X.reshape(-1), with_keys(ctx, lambda: X.sum(0))):
         out = ctx.decrypt(Y)
         assert out.dtype == torch.float32

@@ -61,7 +61,8 @@ class DeviceBuffer {
   std::size_t words_ = 0;
 };
 
-enum class Elementwise { add, sub, mul };
+// neg ignores b (out = -a).
+enum class Elementwise { add, sub, mul, neg };
 
 class Backend {
  public:
@@ -73,6 +74,8 @@ class Backend {
   virtual void release(u64* ptr, std::size_t words) noexcept = 0;
   virtual void upload(u64* dst, const u64* host, std::size_t words) = 0;
   virtual void download(u64* host, const u64* src, std::size_t words) = 0;
+  // Device-to-device copy of `words` words (dst and src do not overlap).
+  virtual void copy(u64* dst, const u64* src, std::size_t words) = 0;
   // Waits for every op issued so far (a no-op on the CPU).
   virtual void synchronize() = 0;
 
@@ -85,6 +88,9 @@ class Backend {
   // out may alias a or b.
   virtual void elementwise(Elementwise op, u64* out, const u64* a, const u64* b, const Modulus* moduli,
                            std::size_t count, u64 n) = 0;
+  // Per-limb constants over a limb list: out[i] = a[i] * w[i] mod q[i].
+  virtual void mul_const(u64* const* out, const u64* const* a, const ShoupConst* w, const u64* q,
+                         std::size_t count, u64 n) = 0;
   // NTT-domain automorphism: out[i][k] = in[i][perm[k]]; out must not alias in.
   virtual void automorphism(u64* out, const u64* in, const u32* perm, std::size_t count, u64 n) = 0;
 
@@ -97,6 +103,10 @@ class Backend {
   //   out0 = sum_j d_j * kb_j,  out1 = sum_j d_j * ka_j  (mod m), terms <= 32 (sums of 32 products of residues below 2^61 stay below 2^127).
   virtual void key_switch_dot(u64* out0, u64* out1, const u64* const* d, const u64* const* kb,
                               const u64* const* ka, int terms, u64 n, const Modulus& m) = 0;
+  // Centered lift of residues mod p to other primes (the head of rescale):
+  //   out[i][k] = centered_mod(in[i][k], p, moduli[i]), i.e. x or x - p.
+  virtual void centered_reduce(u64* const* out, const u64* const* in, u64 p, const Modulus* moduli,
+                               std::size_t count, u64 n) = 0;
   // The tail of rescale and ModDown over a limb list:
   //   out[i] = (a[i] - b[i]) * inv[i] mod q[i].
   virtual void sub_mul_const(u64* const* out, const u64* const* a, const u64* const* b, const ShoupConst* inv,
@@ -105,6 +115,17 @@ class Backend {
 
 // The process-wide CPU backend (today's code path: OpenMP over limbs).
 Backend& cpu();
+
+// The backend of a device: cpu() for the CPU; for CUDA, one backend per
+// device index, made on first use by the factory that the CUDA build
+// registers (so its tables stay resident for the process). Throws when no
+// factory is registered (a build without CUDA) or the device is unusable.
+Backend& for_device(const Device& device);
+// "cpu", "cuda" (index 0) or "cuda:N"; InvalidArgument otherwise.
+Device parse_device(const std::string& name);
+using BackendFactory = std::unique_ptr<Backend> (*)(int index);
+void set_factory(DeviceKind kind, BackendFactory factory);
+bool has_factory(DeviceKind kind);
 
 // One-limb conveniences for host code that already runs inside a parallel
 // loop over limbs (the scheme's fused loops): the same CPU kernels.

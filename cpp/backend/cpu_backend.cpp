@@ -3,6 +3,10 @@
 // which agree with them bit for bit: tests/test_backend.py).
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <vector>
 
 #include "backend/backend.hpp"
@@ -33,6 +37,9 @@ class CpuBackend final : public Backend {
   void download(u64* host, const u64* src, std::size_t words) override {
     if (words) std::memcpy(host, src, words * sizeof(u64));
   }
+  void copy(u64* dst, const u64* src, std::size_t words) override {
+    if (words) std::memcpy(dst, src, words * sizeof(u64));
+  }
   void synchronize() override {}
 
   void ntt_forward(u64* const* limbs, const NttTables* const* tables, std::size_t count) override {
@@ -57,7 +64,17 @@ class CpuBackend final : public Backend {
         case Elementwise::mul:
           for (u64 k = 0; k < n; ++k) kernels::mul_limb(out + off, a + off, b + off, m, k);
           break;
+        case Elementwise::neg:
+          for (u64 k = 0; k < n; ++k) kernels::neg_limb(out + off, a + off, m.value, k);
+          break;
       }
+    });
+  }
+
+  void mul_const(u64* const* out, const u64* const* a, const ShoupConst* w, const u64* q, std::size_t count,
+                 u64 n) override {
+    parallel_for(count, [&](std::size_t i) {
+      for (u64 k = 0; k < n; ++k) kernels::mul_const_limb(out[i], a[i], w[i], q[i], k);
     });
   }
 
@@ -91,6 +108,13 @@ class CpuBackend final : public Backend {
     ht::cpu::dot_two(out0, out1, d, kb, ka, terms, n, m);
   }
 
+  void centered_reduce(u64* const* out, const u64* const* in, u64 p, const Modulus* moduli, std::size_t count,
+                       u64 n) override {
+    parallel_for(count, [&](std::size_t i) {
+      for (u64 k = 0; k < n; ++k) out[i][k] = kernels::centered_mod(in[i][k], p, moduli[i]);
+    });
+  }
+
   void sub_mul_const(u64* const* out, const u64* const* a, const u64* const* b, const ShoupConst* inv, const u64* q,
                      std::size_t count, u64 n) override {
     parallel_for(count, [&](std::size_t i) {
@@ -104,6 +128,52 @@ class CpuBackend final : public Backend {
 Backend& cpu() {
   static CpuBackend backend;
   return backend;
+}
+
+namespace {
+struct Registry {
+  std::mutex mutex;
+  BackendFactory cuda = nullptr;
+  std::map<int, std::unique_ptr<Backend>> devices;
+};
+// Never destroyed: device buffers held by Python objects may outlive static destruction.
+Registry& registry() {
+  static Registry* r = new Registry;
+  return *r;
+}
+}  // namespace
+
+void set_factory(DeviceKind kind, BackendFactory factory) {
+  if (kind != DeviceKind::cuda) fail("set_factory", "only CUDA backends are registered");
+  std::lock_guard<std::mutex> lock(registry().mutex);
+  registry().cuda = factory;
+}
+
+bool has_factory(DeviceKind kind) {
+  if (kind == DeviceKind::cpu) return true;
+  std::lock_guard<std::mutex> lock(registry().mutex);
+  return registry().cuda != nullptr;
+}
+
+Backend& for_device(const Device& device) {
+  if (device.kind == DeviceKind::cpu) return cpu();
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  if (r.cuda == nullptr)  // the environment, not the argument: RuntimeError in Python
+    throw std::runtime_error("cannot use device '" + device.name() + "': this build has no CUDA backend; reinstall "
+                             "with -Ccmake.define.HETENSOR_CUDA=ON or use device 'cpu'");
+  auto it = r.devices.find(device.index);
+  if (it == r.devices.end()) it = r.devices.emplace(device.index, r.cuda(device.index)).first;
+  return *it->second;
+}
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device{DeviceKind::cpu, 0};
+  if (name == "cuda") return Device{DeviceKind::cuda, 0};
+  const bool digits = name.size() > 5 && name.size() < 10 && name.find_first_not_of("0123456789", 5) == std::string::npos;
+  if (name.rfind("cuda:", 0) != 0 || !digits)
+    throw InvalidArgument("unknown device '" + name + "'; use 'cpu', 'cuda' or 'cuda:N'");
+  return Device{DeviceKind::cuda, std::stoi(name.substr(5))};
 }
 
 void ntt_forward(u64* a, const NttTables& t) { ht::cpu::ntt_forward(a, t); }

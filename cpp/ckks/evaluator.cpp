@@ -50,15 +50,7 @@ struct AtLevel {
 // min(level + 1, 3) primes (what decryption interpolates).
 Ciphertext finish(const Tables& ctx, Ciphertext out, double bound, const char* op) {
   out.bound = bound;
-  double cap = 0;
-  for (int i = 0; i <= std::min(out.level, 2); ++i) cap += std::log2(static_cast<double>(ctx.prime(i)));
-  if (bound > 0 && std::log2(bound) + std::log2(out.scale) >= cap - 1) {
-    std::ostringstream os;
-    os << "the result may reach |x| = " << bound << ", which at scale 2^" << std::lround(std::log2(out.scale))
-       << " exceeds what level " << out.level << " can hold (|x| < 2^" << std::lround(cap - 1 - std::log2(out.scale))
-       << "); scale the values down (multiply by a small constant) before they reach the lowest levels";
-    fail(op, os.str());
-  }
+  check_value_bound(ctx, out.level, out.scale, bound, op);
   return out;
 }
 
@@ -141,6 +133,18 @@ Ciphertext truncate(const Tables& ctx, const Ciphertext& a, int level) {
 }
 
 }  // namespace
+
+void check_value_bound(const Tables& ctx, int level, double scale, double bound, const char* op) {
+  double cap = 0;
+  for (int i = 0; i <= std::min(level, 2); ++i) cap += std::log2(static_cast<double>(ctx.prime(i)));
+  if (bound > 0 && std::log2(bound) + std::log2(scale) >= cap - 1) {
+    std::ostringstream os;
+    os << "the result may reach |x| = " << bound << ", which at scale 2^" << std::lround(std::log2(scale))
+       << " exceeds what level " << level << " can hold (|x| < 2^" << std::lround(cap - 1 - std::log2(scale))
+       << "); scale the values down (multiply by a small constant) before they reach the lowest levels";
+    fail(op, os.str());
+  }
+}
 
 Ciphertext add(const Tables& ctx, const Ciphertext& a, const Ciphertext& b) { return add_or_sub(ctx, a, b, false); }
 Ciphertext sub(const Tables& ctx, const Ciphertext& a, const Ciphertext& b) { return add_or_sub(ctx, a, b, true); }

@@ -14,6 +14,8 @@
 namespace ht {
 
 // Level and scale effects are stated per function.
+// Refuses a result whose |value| <= bound at `scale` the lowest primes could not decrypt.
+void check_value_bound(const Tables& ctx, int level, double scale, double bound, const char* op);
 Ciphertext add(const Tables& ctx, const Ciphertext& a, const Ciphertext& b);   // level min(a, b)
 Ciphertext sub(const Tables& ctx, const Ciphertext& a, const Ciphertext& b);   // level min(a, b)
 Ciphertext negate(const Tables& ctx, const Ciphertext& a);                      // no level

@@ -59,6 +59,7 @@ class Context:
         self._engine = engine
         self._name = name
         self._bootstrapper = None
+        self._device = "cpu"  # where encrypt puts the ciphertexts (from_preset / from_params device=)
         self._fresh_level = int(engine.max_level)
         self._key_id = int(_core.key_id(engine))
         _registry.register(self, self._key_id, int(engine.params_hash))
@@ -91,15 +92,18 @@ class Context:
                 :attr:`fresh_level`, the level a bootstrap refreshes to.
             key_policy: how matrix operations use rotation keys (:attr:`key_policy`).
             auto_keys: make missing rotation keys on the fly (:attr:`auto_keys`).
-            device: where the ciphertexts are computed; ``"cpu"`` (CUDA devices are
-                refused with the reason, see :func:`hetensor.cuda.parse_device`).
+            device: where the ciphertexts live and are computed: ``"cpu"`` or
+                ``"cuda:N"`` (``encrypt`` puts them there, :meth:`CipherTensor.to`
+                moves them); a CUDA device without a CUDA build or GPU raises
+                RuntimeError (:func:`hetensor.cuda.parse_device`).
         """
-        cuda.parse_device(device)
+        where = cuda.parse_device(device)
         if not isinstance(name, str):
             raise TypeError("preset name must be a string; see hetensor.presets()")
         literal = _core.preset_literal(name)
         ctx = cls._create(literal, rotations, seed, conjugation)
         ctx.key_policy, ctx.auto_keys = key_policy, auto_keys
+        ctx._device = where
         if bootstrap:
             from .boot import BOOT_PRESETS, Bootstrapper
 
@@ -144,7 +148,7 @@ class Context:
         ``level_bits`` (one size per level, q_1 .. q_L) builds chains whose
         primes differ by level, as bootstrapping needs. ``device`` as in :meth:`from_preset`.
         """
-        cuda.parse_device(device)
+        where = cuda.parse_device(device)
         lit = _core.ParamsLiteral()
         if not isinstance(name, str):
             raise TypeError("name must be a string")
@@ -169,6 +173,7 @@ class Context:
             lit.level_bits = [_integer("level_bits entry", b) for b in level_bits]
         ctx = cls._create(lit, rotations, seed, conjugation)
         ctx.key_policy, ctx.auto_keys = key_policy, auto_keys
+        ctx._device = where
         return ctx
 
     @classmethod
@@ -185,8 +190,8 @@ class Context:
     # -- facts --------------------------------------------------------------
     @property
     def device(self) -> str:
-        """Where this context's ciphertexts are computed: ``"cpu"``."""
-        return "cpu"
+        """Where :meth:`encrypt` puts this context's ciphertexts: ``"cpu"`` or ``"cuda:N"``."""
+        return self._device
 
     @property
     def name(self) -> str:
@@ -441,7 +446,7 @@ class Context:
             ranges.with_range(out, ranges.of_values(arr))
         if is_torch_tensor(x):
             out._tmeta = (x.dtype, x.device)  # decrypt gives them back
-        return out
+        return out if self._device == "cpu" else out.to(self._device)
 
     def encode(self, x: Any, *, level: Optional[int] = None, purpose: str = "auto") -> "PlainTensor":
         """Encode values once, for reuse in many ``ct * pt`` and ``ct + pt``.
@@ -525,6 +530,7 @@ class Context:
         Keys generated on this context later are not added to the view.
         """
         pub = Context(self._engine.public_view(), self._name)
+        pub._device = self._device
         pub._fresh_level = self._fresh_level
         if self._bootstrapper is not None:
             import copy

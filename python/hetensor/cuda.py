@@ -1,11 +1,12 @@
 """The CUDA backend as seen from Python: is it built, which devices exist.
 
 ``device="cuda:N"`` arguments (``Context.from_preset``, ``CipherTensor.to``)
-are parsed here. Today the CUDA backend runs the shared NTT, element-wise and
-automorphism kernels on arrays (``hetensor._core.cuda_*``, bit-identical to
-the CPU), while contexts and ciphertexts are computed by the CPU backend; a
-CUDA device is therefore refused with an error that says which of these is
-missing (no backend compiled, no device, or no device-resident ciphertexts).
+are parsed here. A ciphertext moved to a GPU lives in that device's memory
+pool and the backend runs its operations there (add, subtract, negate,
+multiply by a plaintext, rescale, level changes); the others run on host
+ciphertexts and raise NotImplementedError on a device-resident one. A CUDA
+device is refused with the reason where no CUDA backend was compiled or no
+such GPU exists.
 """
 
 from __future__ import annotations
@@ -45,9 +46,7 @@ def parse_device(device: Any) -> str:
 
     Accepts ``"cpu"``, ``"cuda"`` (device 0), ``"cuda:N"`` and ``torch.device``
     objects. A CUDA device raises RuntimeError when the backend is not
-    compiled or no such GPU exists, and NotImplementedError otherwise:
-    ciphertexts are not yet resident on GPUs (the CUDA kernels run on
-    arrays only, see :mod:`hetensor.cuda`).
+    compiled or no such GPU exists.
     """
     name = str(device) if type(device).__name__ == "device" else device
     if not isinstance(name, str):
@@ -66,6 +65,4 @@ def parse_device(device: Any) -> str:
     if index >= count or not is_available():
         raise RuntimeError(f"device {name!r}: no such usable CUDA device (the driver reports {count}); "
                            "use device='cpu'")
-    raise NotImplementedError(f"device {name!r}: contexts and ciphertexts run on the CPU backend in this version "
-                              "(the CUDA backend runs the NTT, element-wise and automorphism kernels on arrays, "
-                              "hetensor._core.cuda_*); use device='cpu'")
+    return f"cuda:{index}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Any, List, Sequence, Tuple
 
 import numpy as np
@@ -59,7 +60,9 @@ class CipherTensor:
     ``.conjugate()``; numpy ufuncs and torch functions with a CKKS counterpart
     dispatch here (``np.add(X, 1)``, ``torch.cat([X, Y])``, see
     :mod:`hetensor.interop`). ``.level``, ``.scale``, ``.shape``, ``.dtype``
-    and ``.device`` describe it.
+    and ``.device`` (where the ciphertexts are computed, changed with
+    ``.to(device)``) describe it; ``.result_device`` is where ``decrypt``
+    puts a torch result.
     """
 
     __slots__ = ("_ctx", "_ct", "_shape", "_complex", "_torch", "_layout", "_tmeta", "_range")
@@ -141,20 +144,50 @@ class CipherTensor:
 
     @property
     def device(self) -> Any:
-        """Where ``decrypt`` puts the result: the torch device of an encrypted torch
-        tensor, else ``"cpu"``. The ciphertexts themselves are computed on the CPU."""
+        """Where the ciphertexts live and are computed (the compute device):
+        ``"cpu"`` or ``"cuda:N"``, as torch's ``x.device`` after ``x.to(...)``;
+        a ``torch.device`` for a tensor encrypted from torch. Where ``decrypt``
+        puts a torch result is :attr:`result_device`."""
+        name = str(getattr(self._ct, "device", "cpu"))
+        torch = sys.modules.get("torch") if self._torch else None
+        return torch.device(name) if torch is not None else name
+
+    @property
+    def result_device(self) -> Any:
+        """Where ``decrypt`` puts the result: the torch device of an encrypted
+        torch tensor (``torch.device``), else ``"cpu"`` (numpy). Independent of
+        :attr:`device`; change it per call with ``ctx.decrypt(x, device=...)``."""
         if self._tmeta is not None:
             return self._tmeta[1]
         return "cpu"
 
     def to(self, device: Any) -> "CipherTensor":
-        """This tensor with its ciphertexts on ``device``: ``"cpu"`` returns it
-        as is (ciphertexts live in host memory); CUDA devices raise the reason
-        they cannot be used (:func:`hetensor.cuda.parse_device`)."""
+        """This tensor with its ciphertexts on ``device`` (``"cpu"``, ``"cuda"``,
+        ``"cuda:N"`` or a ``torch.device``): a copy of the residues when they
+        move, ``self`` when they are there already. On a GPU the ciphertexts
+        stay in device memory between operations (add, subtract, negate,
+        multiply by a plaintext, rescale and level changes run there; the
+        others raise NotImplementedError saying to come back with
+        ``.to("cpu")``); ``decrypt`` copies them back. CUDA devices raise
+        RuntimeError where no CUDA backend or GPU exists
+        (:func:`hetensor.cuda.parse_device`). :attr:`result_device` is kept."""
         from . import cuda
+        from . import _core
 
-        cuda.parse_device(device)
-        return self
+        target = cuda.parse_device(device)
+        resident = isinstance(self._ct, _core.DeviceCiphertext)
+        if target == "cpu":
+            if not resident:
+                return self
+            ct = _core.device_download(self._ct)
+        else:
+            if resident and str(self._ct.device) == target:
+                return self
+            host = _core.device_download(self._ct) if resident else self._ct
+            ct = _core.device_upload(host, target)
+        out = self._like(ct)
+        out._range = self._range
+        return out
 
     def limbs(self) -> np.ndarray:
         """The raw residues of the ciphertexts, zero-copy: a read-only uint64
@@ -280,6 +313,13 @@ class CipherTensor:
             raise ValueError(f"cannot {op}: the tensors belong to different contexts; encrypt both with one Context")
         if other._shape != self._shape:
             raise ValueError(f"cannot {op}: shapes {self._shape} and {other._shape} differ")
+        if self._where() != other._where():
+            raise ValueError(f"cannot {op}: the tensors live in different places ({self._where()} and {other._where()}); "
+                             "move one with .to(device)")
+
+    def _where(self) -> str:
+        """The device, and whether the residues are in backend (device) memory or host memory."""
+        return str(self.device) + (" backend memory" if hasattr(self._ct, "device") else " host memory")
 
     def _plain_rows(self, value: Any, op: str) -> Tuple[np.ndarray, bool]:
         if self._layout is not None:
