@@ -85,7 +85,7 @@ void register_resident(py::module_& m) {
     ht::backend::Backend& be = ht::backend::for_device(ht::backend::parse_device(device));
     py::gil_scoped_release rel;
     return ht::resident::upload(pt, be);
-  }, py::arg("pt"), py::arg("device"));
+  }, py::arg("ct"), py::arg("device"));
   m.def("device_download", &ht::resident::download, py::arg("ct"), Release());
 
   py::object cls = m.attr("Engine");
