@@ -82,7 +82,32 @@ struct ElementwiseBody {
     const u64 limb = idx / n, off = limb * n, k = idx - off;
     if constexpr (Op == backend::Elementwise::add) kernels::add_limb(out + off, a + off, b + off, moduli[limb].value, k);
     else if constexpr (Op == backend::Elementwise::sub) kernels::sub_limb(out + off, a + off, b + off, moduli[limb].value, k);
-    else kernels::mul_limb(out + off, a + off, b + off, moduli[limb], k);
+    else if constexpr (Op == backend::Elementwise::mul) kernels::mul_limb(out + off, a + off, b + off, moduli[limb], k);
+    else kernels::neg_limb(out + off, a + off, moduli[limb].value, k);
+  }
+};
+
+struct MulConstBody {
+  u64* const* out;
+  const u64* const* a;
+  const ShoupConst* w;
+  const u64* q;
+  u64 n;
+  __device__ void operator()(u64 idx) const {
+    const u64 i = idx / n;
+    kernels::mul_const_limb(out[i], a[i], w[i], q[i], idx - i * n);
+  }
+};
+
+struct CenteredBody {
+  u64* const* out;
+  const u64* const* in;
+  u64 p;
+  const Modulus* moduli;
+  u64 n;
+  __device__ void operator()(u64 idx) const {
+    const u64 i = idx / n, k = idx - i * n;
+    out[i][k] = kernels::centered_mod(in[i][k], p, moduli[i]);
   }
 };
 
@@ -183,6 +208,11 @@ class CudaBackend final : public backend::Backend {
     HT_CUDA_CHECK(cudaMemcpyAsync(host, src, words * sizeof(u64), cudaMemcpyDeviceToHost, stream_));
     synchronize();
   }
+  void copy(u64* dst, const u64* src, std::size_t words) override {
+    if (words == 0) return;
+    select();
+    HT_CUDA_CHECK(cudaMemcpyAsync(dst, src, words * sizeof(u64), cudaMemcpyDeviceToDevice, stream_));
+  }
   void synchronize() override { HT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
   void ntt_forward(u64* const* limbs, const NttTables* const* tables, std::size_t count) override {
@@ -208,7 +238,31 @@ class CudaBackend final : public backend::Backend {
       case backend::Elementwise::mul:
         for_each(total, ElementwiseBody<backend::Elementwise::mul>{out, a, b, dm.data(), n}, stream_);
         break;
+      case backend::Elementwise::neg:
+        for_each(total, ElementwiseBody<backend::Elementwise::neg>{out, a, b, dm.data(), n}, stream_);
+        break;
     }
+  }
+
+  void mul_const(u64* const* out, const u64* const* a, const ShoupConst* w, const u64* q, std::size_t count,
+                 u64 n) override {
+    if (count == 0 || n == 0) return;
+    select();
+    auto po = staged(out, count);
+    auto pa = staged(a, count);
+    auto pw = staged(w, count);
+    auto pq = staged(q, count);
+    for_each(count * n, MulConstBody{po.data(), pa.data(), pw.data(), pq.data(), n}, stream_);
+  }
+
+  void centered_reduce(u64* const* out, const u64* const* in, u64 p, const Modulus* moduli, std::size_t count,
+                       u64 n) override {
+    if (count == 0 || n == 0) return;
+    select();
+    auto po = staged(out, count);
+    auto pi = staged(in, count);
+    auto pm = staged(moduli, count);
+    for_each(count * n, CenteredBody{po.data(), pi.data(), p, pm.data(), n}, stream_);
   }
 
   void automorphism(u64* out, const u64* in, const u32* perm, std::size_t count, u64 n) override {
