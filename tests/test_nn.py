@@ -132,3 +132,29 @@ def test_plain_mode_runs_large_batches_in_chunks(monkeypatch):
     assert err <= 2.0 ** -40 * np.max(np.abs(whole))
     ref = m(x, mask).detach().numpy()
     assert np.max(np.abs(chunked - ref)) < 2.0 ** -8 * np.max(np.abs(ref))
+
+
+def test_softmax_attention_plain_on_scores_of_wide_spread():
+    # rows whose largest scores differ by tens (no maximum is subtracted): softmax(z / 2^K),
+    # then K squarings each renormalised, keeps every reciprocal on [1/seq_len, 1]
+    torch.manual_seed(6)
+    att = htt.SoftmaxAttention(8, 2).double()
+    x = torch.randn(3, 8, 8, dtype=torch.float64) * 4.0
+    mask = torch.tensor([[1] * 8, [1] * 5 + [0] * 3, [1, 1] + [0] * 6])
+    model = hnn.from_torch(att, calibration=x.numpy(), mask=mask.numpy())
+    ref = att(x, mask).detach().numpy()
+    got = model(x.numpy(), mask=mask.numpy()).reshape(ref.shape)
+    lo, hi = model.ranges["scores"]
+    assert hi - lo > 30 and model.exp_steps()[1] >= 4  # a spread that one reciprocal could not cover
+    assert np.max(np.abs(got - ref)) < 2.0 ** -10 * np.max(np.abs(ref))
+
+
+def test_softmax_exp_fit_is_narrow_and_accurate():
+    for a, b, depth in [(-40.0, 20.0, 8), (-3.0, 3.0, 3), (-0.5, 0.25, 8)]:
+        p, k = fits.softmax_exp(a, b, depth)
+        assert p.depth <= depth and (b - a) / 2.0 ** k <= fits.SOFTMAX_SPREAD
+        x = np.linspace(a, b, 1001)
+        ref = np.exp((x - b) / 2.0 ** k)
+        assert np.max(np.abs(p(x) - ref)) <= 2.0 ** -(fits.TARGET_BITS + k) * ref.min()
+    with pytest.raises(ValueError, match="a < b"):
+        fits.softmax_exp(1.0, 1.0, 8)

@@ -81,12 +81,14 @@ def test_gaussian_kernel_attention_with_padding(ctx):
     assert any(b.get("paired") for b in run.bootstraps) and run.circuits < len(run.bootstraps)
 
 
-def test_softmax_attention(ctx):
-    torch.manual_seed(3)
+def test_softmax_attention_renormalised_squarings_with_padding(ctx):
+    torch.manual_seed(7)
     att = htt.SoftmaxAttention(4, 1).double()
-    x = np.random.default_rng(3).normal(0, 0.7, (2, 2, 4))
-    model, plain, enc = run_both(att, x, ctx)
-    exact = att(torch.from_numpy(x)).detach().numpy().reshape(enc.shape)
+    x = np.random.default_rng(7).normal(0, 1.5, (2, 3, 4))
+    mask = np.array([[1, 1, 1], [1, 1, 0]])
+    model, plain, enc = run_both(att, x, ctx, mask=mask)
+    assert model.exp_steps()[1] >= 1  # softmax(z / 2), then one squaring with its own reciprocal
+    exact = att(torch.from_numpy(x), torch.from_numpy(mask)).detach().numpy().reshape(enc.shape)
     assert bits(plain, exact) >= 10
     assert bits(enc, plain) >= 12
 

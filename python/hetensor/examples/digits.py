@@ -165,7 +165,8 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
         times = [rep.seconds]
         _batch_line(0, first, outs[-1], plain, exact, y_te, times[-1], model.last_run)
         for i in range(B, ne, B):
-            if args.deadline and time.perf_counter() - started > args.deadline:
+            # stop before a batch that would end past the deadline (the last batch's time predicts it)
+            if args.deadline and time.perf_counter() - started + times[-1] > args.deadline:
                 print(f"  deadline: stopped after {i} encrypted samples", flush=True)
                 ne = i
                 break

@@ -13,8 +13,8 @@ Gaussian kernel (per head, n tokens, head dimension dh, c = 1 / (2 sqrt(dh))):
 
 exp runs as exp(Z / 2^k) by a polynomial and k squarings (fits.exp_steps) on
 the calibrated range of Z. No row normalisation, as in the paper. The
-softmax baseline normalises by an approximate reciprocal and subtracts no
-maximum (its scores are calibrated instead).
+softmax baseline needs no maximum either: it normalises softmax(Z / 2^K) and then
+squares and renormalises K times, so each reciprocal sees row sums in [1/n, 1].
 """
 
 from __future__ import annotations
@@ -106,51 +106,63 @@ class GaussianKernelAttention(_Attention):
 
 
 class SoftmaxAttention(_Attention):
-    """softmax(q k^T / sqrt(head_dim)) over the real keys of each sequence: exp by a
-    polynomial on the calibrated score range (no maximum subtracted), the row sums
-    by a product with a ones matrix, their reciprocal by a polynomial and Newton steps."""
+    """softmax(q k^T / sqrt(head_dim)) over the real keys of each sequence, with range
+    reduction by normalised squaring (no maximum needed):
+
+        y_0     = softmax(z / 2^K)                    exp by a polynomial on a width <= 2
+        y_{t+1} = y_t^2 / rowsum(y_t^2)  (K times)    = softmax(z / 2^(K-t-1))
+
+    A row of y_t sums to 1 over at most ``seq_len`` keys, so every rowsum(y_t^2) lies in
+    [1 / seq_len, 1] (Cauchy-Schwarz) whatever the spread of that row's scores, and one
+    reciprocal polynomial on that range serves every step; the first row sums lie in
+    [e^-2, seq_len]. Row sums are a product with a ones matrix. This is the baseline
+    that Gaussian-kernel attention (no normalisation at all) is measured against."""
 
     def exp_steps(self) -> tuple:
+        """(polynomial of exp((z - hi) / 2^K) on the calibrated score range, K)."""
         r = self.ranges.get("scores")
         if r is None:
-            raise ValueError("SoftmaxAttention is not calibrated; calibrate the model first")
+            raise ValueError("SoftmaxAttention is not calibrated: the range of its scores is unknown; "
+                             "calibrate the model (model.calibrate(inputs) or from_torch(..., calibration=inputs))")
         lo, hi = fits.widen(float(r[0]), float(r[1]), self.margin)
-        return fits.exp_steps(lo, hi, int(self.max_depth))
+        return fits.softmax_exp(lo, hi, int(self.max_depth))
 
-    def reciprocal(self) -> tuple:
-        r = self.ranges.get("sums")
-        if r is None:
-            raise ValueError("SoftmaxAttention is not calibrated; calibrate the model first")
-        lo, hi = float(r[0]) / (1.0 + 4 * self.margin), float(r[1]) * (1.0 + self.margin)
-        return fits.reciprocal_steps(lo / hi, int(self.max_depth)), hi
+    def _reciprocal(self, lo: float) -> tuple:
+        """(polynomial, Newton steps) of 1/u on [lo, 1]."""
+        return fits.reciprocal_steps(float(lo), int(self.max_depth))
 
     def weights(self, q: Any, k: Any, run: Any, head: int) -> Any:
-        n = run.n_tokens
+        n, m = run.n_tokens, run.seq_len
         q, k = run.ready_many([(q, 3, "q"), (k, 3, "k")], self)
         z = run.matmul(q, run.ready(k * (1.0 / math.sqrt(self.head_dim)), 3, self, "k_scaled").T)
         mask = run.attention_mask()
-        ones = np.ones((n, n))
         if run.calibrating:
             run.record(self, "scores", z)
-            e = np.exp(z.numpy()) * mask
-            s = e @ ones
-            run.record(self, "sums", type(z)(s[mask > 0]))
-            return type(z)(e / s)
-        p, squarings = self.exp_steps()
-        z = run.ready(z, p.depth, self, "scores")
-        e = z.polyval(p)
-        ebound = 1.05 * math.exp(max(p.b, 0.0))  # exp(z / 2^j) <= exp(b) at every squaring
-        for _ in range(squarings):
-            e = run.ready(e, 1, self, "exp", bound=ebound)
-            e = (e * e).assume_bound(ebound)
-        e = run.ready(e, 2, self, "exp", bound=ebound)
-        e = e * mask
-        (rp, steps), hi = self.reciprocal()
-        s = run.matmul(e, run.matrix(self, ("ones", n, hi), lambda: ones / hi))  # row sums / hi, in every column
-        s = run.ready(s, rp.depth, self, "sums_scaled", bound=1.0)
-        y = s.polyval(rp)
-        for _ in range(steps):  # y (2 - s y): two levels on y, and s y one below s
-            y, s = run.ready_many([(y, 2, "newton", 1.05 / rp.a), (s, 2, "sums_scaled", 1.0)], self)
-            y = (y * (2.0 - s * y)).assume_bound(1.05 / rp.a)  # Newton from below: y in (0, 1/s]
-        y, e = run.ready_many([(y, 2, "recip", 1.05 / rp.a), (e, 1, "exp_masked", ebound)], self)
-        return e * (y * (1.0 / hi))
+            zz = np.where(mask > 0, z.numpy(), -np.inf)
+            e = np.exp(zz - np.max(zz, axis=1, keepdims=True)) * mask
+            return type(z)(e / np.maximum(e.sum(1, keepdims=True), 1e-300))
+        p, steps = self.exp_steps()
+        ones = run.matrix(self, ("ones", n), lambda: np.ones((n, n)))
+        # rows with no real key (a sequence of padding only) get a row sum of 1, not 0
+        empty = (mask.sum(1, keepdims=True) == 0) * np.ones((1, n))
+        z = run.ready(z, p.depth + 1, self, "scores")
+        y = z.polyval(p) * mask  # exp((z - hi) / 2^K) in [e^-2, 1] on the real keys, 0 elsewhere
+        top, low = float(m) * 1.05, math.exp(-fits.SOFTMAX_SPREAD) / 1.05
+        for t in range(steps + 1):
+            if t:  # square: a row of y sums to 1, so its squares sum to [1/m, 1]
+                y = run.ready(y, 1, self, "softmax", bound=1.0)
+                y = (y * y).assume_bound(1.0)
+                top, low = 1.05, 1.0 / (m * 1.05)
+            y = run.ready(y, 2, self, "softmax", bound=1.0)  # a product with a plaintext: at most 2 levels
+            s = run.matmul(y, ones)  # the row sums, in every column
+            if empty.any():
+                s = s + empty
+            rp, newton = self._reciprocal(low / top)
+            u = run.ready(s * (1.0 / top), rp.depth, self, "sums_scaled", bound=1.0)
+            r = u.polyval(rp)
+            for _ in range(newton):  # r (2 - u r): two levels on r, and u r one below u
+                r, u = run.ready_many([(r, 2, "newton", 1.05 / rp.a), (u, 2, "sums_scaled", 1.0)], self)
+                r = (r * (2.0 - u * r)).assume_bound(1.05 / rp.a)
+            r, y = run.ready_many([(r, 2, "recip", 1.05 / rp.a), (y, 2, "softmax", 1.0)], self)
+            y = (y * (r * (1.0 / top))).assume_bound(1.0)  # the rows now sum to 1
+        return y

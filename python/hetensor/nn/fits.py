@@ -119,6 +119,40 @@ def exp_steps(a: float, b: float, max_depth: int) -> Tuple[approx.Polynomial, in
     return best[0], best[1]
 
 
+#: Softmax's first exp spans at most this width (after the scores are divided by 2^K):
+#: its row sums then lie within a factor n * e^SOFTMAX_SPREAD.
+SOFTMAX_SPREAD = 2.0
+
+
+@lru_cache(maxsize=256)
+def softmax_exp(a: float, b: float, max_depth: int) -> Tuple[approx.Polynomial, int]:
+    """(polynomial p on [a, b], K): p(x) = exp((x - b) / 2^K) within 2^-(TARGET_BITS + K)
+    of its smallest value exp(-(b - a) / 2^K) >= e^-SOFTMAX_SPREAD, K the fewest halvings
+    that bring the width under SOFTMAX_SPREAD. softmax(x) is then softmax(x / 2^K)
+    squared and renormalised K times; each squaring doubles the relative error, hence
+    the K extra bits."""
+    if not b > a:
+        raise ValueError(f"softmax_exp needs a < b, got [{a:g}, {b:g}]")
+    top = max_degree(a, b, max_depth)
+    x = np.linspace(a, b, 4001)
+    k0 = max(0, math.ceil(math.log2((b - a) / SOFTMAX_SPREAD)))
+    for k in range(k0, k0 + 8):  # a low depth may need a narrower range (one more squaring each)
+        low = math.exp(-(b - a) / 2.0 ** k)
+        target = low * 2.0 ** -(TARGET_BITS + k)
+        fx = np.exp((x - b) / 2.0 ** k)
+
+        def f(t, k=k):
+            return np.exp((np.asarray(t, dtype=np.float64) - b) / 2.0 ** k)
+
+        f.__name__ = f"exp((x-{b:g})/2^{k})"
+        for d in range(1, top + 1):
+            p = approx.chebyshev(f, a, b, degree=d)
+            if float(np.max(np.abs(p(x) - fx))) <= target:
+                return p, k
+    raise ValueError(f"cannot approximate exp on [{a:g}, {b:g}] (scaled down by up to 2^{k0 + 7}) "
+                     f"within {max_depth} levels")
+
+
 def _exp_over(k: int) -> Callable:
     def f(x):
         return np.exp(np.asarray(x, dtype=np.float64) / 2.0 ** k)
