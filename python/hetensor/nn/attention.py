@@ -1,9 +1,10 @@
 """Multi-head attention over a batch of sequences packed as one (n, d) token matrix.
 
-Heads without slicing: head h's q, k, v are the projections with every column
-outside the head set to zero (folded into the plaintext weights), so
-q_h k_h^T sums over that head's columns only and E_h v_h lands in its own
-columns; the heads' outputs add up to the concatenation.
+Heads without slicing: q, k, v are projected once for all heads (one product
+each), and head h's q_h, k_h, v_h are those with every column outside the head
+set to zero (a plaintext mask: one level, no rotation), so q_h k_h^T sums over
+that head's columns only and E_h v_h lands in its own columns; the heads'
+outputs add up to the concatenation.
 
 Gaussian kernel (per head, n tokens, head dimension dh, c = 1 / (2 sqrt(dh))):
 
@@ -53,9 +54,13 @@ class _Attention(Module):
         x = run.ready(x, need, self, "input")
         run.save(self, "input", x=x)
         out = None
+        full = [p.project(x, run) for p in (self.q, self.k, self.v)]  # one product each, all heads
+        if self.n_heads > 1:
+            full = run.ready_many([(t, 1, site) for t, site in zip(full, ("q_all", "k_all", "v_all"))], self)
         for h in range(self.n_heads):
-            cols = slice(h * self.head_dim, (h + 1) * self.head_dim)
-            q, k, v = (p.project(x, run, cols) for p in (self.q, self.k, self.v))
+            # head h's columns by a plaintext mask (a level, no rotation) instead of a product per head
+            m = _head_mask(self.d_model, h, self.head_dim) if self.n_heads > 1 else None
+            q, k, v = full if m is None else (t * m for t in full)
             e = self.weights(q, k, run, h)
             e, v = run.ready_many([(e, 3, "weights"), (v, 3, "values")], self)
             run.save(self, h, e=e, v=v)
@@ -66,6 +71,12 @@ class _Attention(Module):
 
     def weights(self, q: Any, k: Any, run: Any, head: int) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
+
+
+def _head_mask(d: int, h: int, dh: int) -> np.ndarray:
+    m = np.zeros(d)
+    m[h * dh:(h + 1) * dh] = 1.0
+    return m
 
 
 class GaussianKernelAttention(_Attention):
