@@ -36,8 +36,8 @@ def _gelu(x):
     return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
-def reference(layer, x, mask):
-    """Exact GK post-LN layer from the module's own weights, one sequence at a time."""
+def reference(layer, x, mask, softmax=False):
+    """Exact GK (or softmax) post-LN layer from the module's own weights, one sequence at a time."""
     att = layer.attn
     dh, c = att.head_dim, 1.0 / (2.0 * math.sqrt(att.head_dim))
     out = []
@@ -50,6 +50,11 @@ def reference(layer, x, mask):
         heads = np.zeros_like(q)
         for h in range(att.n_heads):
             s = slice(h * dh, (h + 1) * dh)
+            if softmax:  # MiniLM's own attention
+                z = np.where(mb[None, :] > 0, q[:, s] @ k[:, s].T / math.sqrt(dh), -np.inf)
+                e = np.exp(z - z.max(1, keepdims=True))
+                heads[:, s] = (e / e.sum(1, keepdims=True)) @ v[:, s]
+                continue
             d2 = ((q[:, None, s] - k[None, :, s]) ** 2).sum(-1)
             heads[:, s] = (np.exp(-c * d2) * mb[None, :]) @ v[:, s]
         a = heads @ att.o.weight.T + att.o.bias
@@ -71,13 +76,16 @@ def test_weights_load_offline_and_embed(weights):
     assert np.max(np.abs(x - ref)) <= 1e-12 * np.max(np.abs(ref))
 
 
-def test_layer_plain_mode_against_float64(weights):
+@pytest.mark.parametrize("kind", ["gk", "softmax"])
+def test_layer_plain_mode_against_float64(weights, kind):
+    # softmax: MiniLM's real scores spread over ~100 (no maximum is subtracted): the
+    # range reduction (softmax(z / 2^K), K renormalised squarings) must hold on them
     ids, mask = M.tokenize(M.SENTENCES, T)
     x = M.embed(weights, ids)
-    layer = M.encoder_layer(weights, 0)
+    layer = M.encoder_layer(weights, 0, attention=kind)
     layer.calibrate(x, mask=mask, max_depth=8)
     plain = layer(x[:2], mask=mask[:2])
-    ref = reference(layer, x[:2], mask[:2])
+    ref = reference(layer, x[:2], mask[:2], softmax=kind == "softmax")
     real = mask[:2] > 0  # padded tokens pass through the polynomials too; compare the real ones
     err = np.max(np.abs(plain - ref)[real])
     assert -math.log2(err / np.max(np.abs(ref[real]))) >= 7  # the GELU / LayerNorm / exp fits at depth 8
