@@ -225,6 +225,12 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
                 times[sig] = (float(o["seconds"]), float(o["bits"]))
                 reused.add(sig)
         print(f"reused {len(reused)} timed operations from {args.reuse}", flush=True)
+    boot = getattr(ctx, "_bootstrapper", None)
+    if boot is not None and all(sig in reused for sig, _ in todo if sig[0] == "bootstrap"):
+        # no bootstrap is timed here: free its encoded transforms (GBs at n16-boot), so that the
+        # large encrypted products fit beside the keys on a 24 GiB machine
+        boot.cts = boot.stc = None
+        print("bootstraps all reused: dropped the bootstrapping transforms for the timing pass", flush=True)
     ctx.auto_keys = True  # a replayed operand's layout may differ from the plan's in a way that needs a key
     rng = np.random.default_rng(0)
     spent = 0.0
@@ -237,6 +243,11 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
         spent += sec
         times[sig] = (sec, b)
         n_same = sum(1 for p in plans.values() for o in p.ops if signature(o) == sig)
+        if args.json:  # what is timed so far survives a kill (the OOM killer, a deadline)
+            partial = dict(record, ops=[dict(kind=s[0], level=s[1], cts=s[2], seconds=v[0], bits=v[1], sig=repr(s),
+                                             reused=s in reused) for s, v in times.items()])
+            with open(args.json, "w") as f:
+                json.dump(partial, f, indent=1, default=str)
         print(f"  {sig[0]:<9} level {sig[1]:>2} cts {sig[2]:>2}  {sec:8.2f} s  {b:5.1f} bits  x{n_same:<3} ({op['module']})",
               flush=True)
     for kind, plan in plans.items():
