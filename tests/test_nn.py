@@ -158,3 +158,17 @@ def test_softmax_exp_fit_is_narrow_and_accurate():
         assert np.max(np.abs(p(x) - ref)) <= 2.0 ** -(fits.TARGET_BITS + k) * ref.min()
     with pytest.raises(ValueError, match="a < b"):
         fits.softmax_exp(1.0, 1.0, 8)
+
+
+def test_softmax_attention_sequence_of_padding_only_gets_zero_weights():
+    # its row sums are 0: they are replaced by 1 before the reciprocal (no division by 0,
+    # no value outside the polynomial's interval), so its heads output 0 and only o's bias is left
+    torch.manual_seed(8)
+    att = htt.SoftmaxAttention(4, 2).double()
+    x = np.random.default_rng(8).normal(0, 1, (2, 3, 4))
+    model = hnn.from_torch(att, calibration=x, mask=np.array([[1, 1, 1], [1, 1, 0]]))
+    got = model(x, mask=np.array([[1, 1, 1], [0, 0, 0]])).reshape(2, 3, 4)
+    bias = att.o.bias.detach().numpy()
+    assert np.max(np.abs(got[1] - bias)) <= 2.0 ** -40 * np.max(np.abs(bias))
+    ref = att(torch.from_numpy(x[:1])).detach().numpy()
+    assert np.max(np.abs(got[0] - ref[0])) < 2.0 ** -10 * np.max(np.abs(ref))
