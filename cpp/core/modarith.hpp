@@ -77,10 +77,18 @@ HT_HD u64 mul_shoup(u64 a, const ShoupConst& w, u64 q) {
 struct Acc128 {
   u64 lo = 0, hi = 0;
   HT_HD void mul_add(u64 a, u64 b) {
+#if defined(__CUDA_ARCH__)
     const u64 plo = a * b;
     const u64 phi = mulhi64(a, b);
     lo += plo;
     hi += phi + (lo < plo ? 1 : 0);
+#else
+    // One 64x64 -> 128 multiply and an add with carry (written as two
+    // multiplies, the compiler emitted both imul and mul plus a setb chain).
+    const u128 s = ((static_cast<u128>(hi) << 64) | lo) + static_cast<u128>(a) * b;
+    lo = static_cast<u64>(s);
+    hi = static_cast<u64>(s >> 64);
+#endif
   }
 };
 

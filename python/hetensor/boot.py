@@ -116,6 +116,9 @@ MAX_INPUT_BOUND = 8.0
 #: 2^-22 at n16-boot, 2^-25 at toy-boot-insecure; 2^-18 leaves a margin).
 NOISE_BOUND = 2.0 ** -18
 
+#: bootstrap(..., stc_first=True) runs at a message ratio this many bits larger.
+EARLY_RATIO_EXTRA = 2
+
 #: Bootstrapping parameters of the presets that support it.
 BOOT_PRESETS: Dict[str, BootParams] = {
     "toy-boot-insecure": BootParams(k_bound=16, double_angles=2, cts_levels=3, stc_levels=3,
@@ -248,6 +251,19 @@ class Bootstrapper:
         self.stc_input_scale = scale * 2 * math.pi * s_in / q0
         self.stc = self._encode_chain(dft_factors(n, params.stc_levels, inverse=False), stc_level,
                                       self.stc_input_scale)
+        # SlotToCoeff first (bootstrap(..., stc_first=True)): the same matrices at
+        # the bottom of the chain, before ModRaise (encoded on first use), and
+        # the arcsine landing where the slots read canonically at stc_level.
+        self.early_output_level = stc_level
+        self._stc_low: Optional[list] = None
+        # Its coefficients are the values themselves (no spreading over N), so
+        # every one meets the sine's bend: a larger ratio (2^EARLY_RATIO_EXTRA
+        # more) keeps it small, and EvalMod's noise is not amplified by
+        # SlotToCoeff any more, so the ratio's amplification is affordable.
+        self.early_premultiplier = max(1, self.premultiplier >> EARLY_RATIO_EXTRA)
+        s_early = s0 * self.early_premultiplier
+        self.early_message_ratio = q0 / s_early
+        self.early_eval_mod_scale = ctx.scale_at(stc_level) * q0 / (2 * math.pi * s_early)
         taylor = [0.0, 1.0, 0.0, 1.0 / 6.0, 0.0, 3.0 / 40.0][: params.arcsine_degree + 1]
         self.arcsine_poly = _core.chebyshev_from_power(taylor)
         # The half variant (complex-packed bootstraps) returns z / 2, so that
@@ -294,14 +310,14 @@ class Bootstrapper:
             bar.update(1)
             bar.close()
 
-    def error_bound(self, bound: float) -> float:
+    def error_bound(self, bound: float, stc_first: bool = False) -> float:
         """An upper estimate of the bootstrap's error on values with |x| <= bound:
         the noise (NOISE_BOUND, per unit of max(bound, 1)) plus the sine's
         residual bend on a coefficient holding the whole message (u = bound /
         ratio): (2 pi u)^2 / 6 bare, 3 (2 pi u)^4 / 40 after the arcsine, with
         a margin. Measured against it in tests/test_boot_chain.py."""
         b = float(bound)
-        w = 2 * math.pi * b / self.message_ratio
+        w = 2 * math.pi * b / (self.early_message_ratio if stc_first else self.message_ratio)
         bend = {0: w * w / 6, 3: 3 * w ** 4 / 40, 5: 5 * w ** 6 / 112}[self.params.arcsine_degree]
         return max(b, 1.0) * NOISE_BOUND + 1.5 * b * bend  # 1.5: higher-order terms, q0 != 2^60
 
@@ -314,7 +330,7 @@ class Bootstrapper:
                 f"|x|^5 beyond; the message ratio is 2^{math.log2(self.message_ratio):.0f}); multiply by a "
                 f"constant below 1 first (or normalise earlier)")
 
-    def _eval_mod(self, ct, half: bool = False):
+    def _eval_mod(self, ct, half: bool = False, out_scale: Optional[float] = None):
         eng = self.ctx._engine
         y, _ = _core.eval_chebyshev(eng, ct, self.poly)
         r = self.params.double_angles
@@ -326,7 +342,7 @@ class Bootstrapper:
                 y = eng.add_scalar(eng.mul_scalar(eng.square(y), 2.0), -1.0)
         if self.params.arcsine_degree:  # arcsin(sin(2 pi u)) = 2 pi u: undo the sine's bend
             poly = self.arcsine_half if half else self.arcsine_poly
-            y, _ = _core.eval_chebyshev(eng, y, poly, self.eval_mod_scale)
+            y, _ = _core.eval_chebyshev(eng, y, poly, self.eval_mod_scale if out_scale is None else out_scale)
         return y
 
     def _to_level0(self, ct):
@@ -343,9 +359,41 @@ class Bootstrapper:
             ct = eng.mul_scalar(ct, float(self.premultiplier))
         return ct
 
-    def _refresh(self, ct, half: bool):
+    def stc_low(self) -> list:
+        """SlotToCoeff's transforms encoded from level stc_levels down to 0."""
+        if self._stc_low is None:
+            lv = self.params.stc_levels
+            self._stc_low = self._encode_chain(dft_factors(self.ctx.slots, lv, inverse=False), lv,
+                                               self.ctx.scale_at(lv))
+        return self._stc_low
+
+    def _to_coefficients(self, ct, bound: float):
+        """SlotToCoeff first: a ciphertext at level >= stc_levels (values z) to
+        one at level 0 whose packed coefficients are s_0 BR(z), pre-multiplied
+        like _to_level0. Its slots are not z any more (they can exceed q0 / s0,
+        the coefficients cannot), so the tracked bound stays the message's."""
+        eng = self.ctx._engine
+        lv = self.params.stc_levels
+        if ct.level < lv:
+            raise ValueError(f"cannot bootstrap with stc_first=True: the ciphertext is at level {ct.level}, "
+                             f"below the {lv} levels SlotToCoeff uses; bootstrap it at level >= {lv} "
+                             f"(or without stc_first)")
+        if ct.level > lv:
+            ct = eng.level_to(ct, lv)
+        elif abs(ct.scale / self.ctx.scale_at(lv) - 1) > 1e-9:
+            raise ValueError(f"cannot bootstrap: the ciphertext is at level {lv} with scale 2^{math.log2(ct.scale):.3f}, "
+                             f"not the level's canonical 2^{math.log2(self.ctx.scale_at(lv)):.3f}")
+        for lt in self.stc_low():
+            ct = _core.apply_linear_transform(eng, ct, lt).with_scale(self.ctx.scale_at(lt.level - 1), bound)
+        if self.early_premultiplier > 1:
+            ct = eng.mul_scalar(ct, float(self.early_premultiplier))
+        return ct
+
+    def _refresh(self, ct, half: bool, early: bool = False):
         """ModRaise, CoeffToSlot, EvalMod, SlotToCoeff of a level-0 ciphertext
-        (values z, or z / 2 with half=True); the output bound is set by the caller."""
+        (values z, or z / 2 with half=True); the output bound is set by the caller.
+        early=True: ``ct`` came from _to_coefficients, so EvalMod's output,
+        read at the canonical scale of early_output_level, is already z."""
         eng = self.ctx._engine
         if self.params.encapsulation_h:
             # ModRaise under the sparse s' (small |I|), then straight back to s.
@@ -362,31 +410,49 @@ class Bootstrapper:
         conj = eng.conjugate(a)
         real = eng.add(a, conj)                                          # BR t_lo / (K q0)
         imag = _core.mul_by_i(eng, eng.sub(a, conj), True)               # BR t_hi / (K q0)
-        real, imag = self._eval_mod(real, half), self._eval_mod(imag, half)
+        em_scale = self.early_eval_mod_scale if early else None
+        real, imag = self._eval_mod(real, half, em_scale), self._eval_mod(imag, half, em_scale)
         w = eng.add(real, _core.mul_by_i(eng, imag, False))
+        if early:
+            return w.with_scale(self.ctx.scale_at(self.early_output_level), 0.0)
         w = w.with_scale(self.stc_input_scale, 0.0)
         for lt in self.stc:
             w = _core.apply_linear_transform(eng, w, lt)
         return w
 
-    def bootstrap(self, ct, bound: Optional[float] = None):
+    def _check_early(self, stc_first: bool) -> None:
+        if stc_first and not self.params.arcsine_degree:
+            raise ValueError("stc_first=True needs an arcsine (arcsine_degree 3 or 5) to land the output's scale")
+
+    def bootstrap(self, ct, bound: Optional[float] = None, stc_first: bool = False):
         """A fresh ciphertext (core object) holding the same values at output_level.
 
         ``bound``: what |x| is known not to exceed (default: the tracked
         ``ct.bound``); it must be <= MAX_INPUT_BOUND. The output's tracked
         bound is ``bound + error_bound(bound)``.
+
+        ``stc_first``: SlotToCoeff runs first, on the input's own bottom levels
+        (the input must be at level >= stc_levels), so it is cheap and EvalMod's
+        error reaches the slots unamplified; the output is at
+        early_output_level = output_level + stc_levels.
         """
         b = float(ct.bound) if bound is None else min(float(bound), float(ct.bound))
         self.check_input(b)
+        self._check_early(stc_first)
         ct = ct.with_scale(ct.scale, b)
+        if stc_first:
+            w = self._refresh(self._to_coefficients(ct, b), half=False, early=True)
+            return w.with_scale(w.scale, b + self.error_bound(b, True))
         w = self._refresh(self._to_level0(ct), half=False)
         return w.with_scale(w.scale, b + self.error_bound(b))
 
-    def bootstrap_pair(self, a, b, bound_a: Optional[float] = None, bound_b: Optional[float] = None):
+    def bootstrap_pair(self, a, b, bound_a: Optional[float] = None, bound_b: Optional[float] = None,
+                       stc_first: bool = False):
         """Two real ciphertexts refreshed by one bootstrap of a + i b: returns
-        (Re, Im) of the result, each at output_level with its own tracked bound.
-        Their imaginary parts (noise for real data) are dropped. Costs one
-        bootstrap, one conjugation and two additions."""
+        (Re, Im) of the result, each at output_level (early_output_level with
+        stc_first) with its own tracked bound. Their imaginary parts (noise for
+        real data) are dropped. Costs one bootstrap, one conjugation and two
+        additions."""
         eng = self.ctx._engine
         ba = float(a.bound) if bound_a is None else min(float(bound_a), float(a.bound))
         bb = float(b.bound) if bound_b is None else min(float(bound_b), float(b.bound))
@@ -394,17 +460,24 @@ class Bootstrapper:
         self.check_input(bb, "the second values")
         if a.batch != b.batch:
             raise ValueError(f"cannot bootstrap a pair: batch sizes differ ({a.batch} and {b.batch} ciphertexts)")
+        self._check_early(stc_first)
         a, b = a.with_scale(a.scale, ba), b.with_scale(b.scale, bb)
-        z = eng.add(self._to_level0(a), _core.mul_by_i(eng, self._to_level0(b), False))
-        w = self._refresh(z, half=True)                                  # (a + i b) / 2
+        if stc_first:
+            lv = max(self.params.stc_levels, min(a.level, b.level))
+            a, b = (c if c.level <= lv else eng.level_to(c, lv) for c in (a, b))
+            z = eng.add(a, _core.mul_by_i(eng, b, False))
+            w = self._refresh(self._to_coefficients(z, max(ba, bb)), half=True, early=True)
+        else:
+            z = eng.add(self._to_level0(a), _core.mul_by_i(eng, self._to_level0(b), False))
+            w = self._refresh(z, half=True)                              # (a + i b) / 2
         conj = eng.conjugate(w)
         re = eng.add(w, conj)                                            # Re(a + i b) = a
         im = _core.mul_by_i(eng, eng.sub(w, conj), True)                 # Im(a + i b) = b
-        return (re.with_scale(re.scale, ba + self.error_bound(ba)),
-                im.with_scale(im.scale, bb + self.error_bound(bb)))
+        return (re.with_scale(re.scale, ba + self.error_bound(ba, stc_first)),
+                im.with_scale(im.scale, bb + self.error_bound(bb, stc_first)))
 
 
-def bootstrap_tensors(ctx, tensors: list) -> list:
+def bootstrap_tensors(ctx, tensors: list, stc_first: bool = False) -> list:
     """Context.bootstrap_many: the ciphertexts of the real tensors, two per
     complex-packed bootstrap (one pair at a time, so memory stays that of one
     bootstrap); complex tensors alone. Each result keeps its tensor's range,
@@ -415,7 +488,7 @@ def bootstrap_tensors(ctx, tensors: list) -> list:
     bounds: Dict[int, float] = {}
     for i, t in enumerate(tensors):
         if t.is_complex:
-            out[i] = ctx.bootstrap(t)
+            out[i] = ctx.bootstrap(t, stc_first=stc_first)
             continue
         lo, hi = ranges.of(t)
         bounds[i] = max(abs(lo), abs(hi))
@@ -428,15 +501,15 @@ def bootstrap_tensors(ctx, tensors: list) -> list:
 
     fresh = {}
     for a, b in zip(units[0::2], units[1::2]):
-        fresh[a], fresh[b] = boot.bootstrap_pair(piece(a), piece(b), bounds[a[0]], bounds[b[0]])
+        fresh[a], fresh[b] = boot.bootstrap_pair(piece(a), piece(b), bounds[a[0]], bounds[b[0]], stc_first)
     if len(units) % 2:
         u = units[-1]
-        fresh[u] = boot.bootstrap(piece(u), bounds[u[0]])
+        fresh[u] = boot.bootstrap(piece(u), bounds[u[0]], stc_first)
     for i, b in bounds.items():
         t = tensors[i]
         parts = [fresh[(i, k)] for k in range(t.num_ciphertexts)]
         ct = parts[0] if len(parts) == 1 else _core.linalg_assemble(eng, [(p, 0) for p in parts])
-        e = boot.error_bound(b)
+        e = boot.error_bound(b, stc_first)
         lo, hi = ranges.of(t)
         out[i] = ranges.with_range(t._like(ct.with_scale(ct.scale, b + e)), (lo - e, hi + e))
     return out

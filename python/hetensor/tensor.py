@@ -505,9 +505,9 @@ class CipherTensor:
         """Complex conjugate of every slot (needs the conjugation key)."""
         return self._like(self._ctx._engine.conjugate(self._ct))
 
-    def bootstrap(self) -> "CipherTensor":
+    def bootstrap(self, *, stc_first: bool = False) -> "CipherTensor":
         """Refresh to the context's fresh level (see ``Context.bootstrap``)."""
-        return self._ctx.bootstrap(self)._carry_from(self)
+        return self._ctx.bootstrap(self, stc_first=stc_first)._carry_from(self)
 
     def level_to(self, level: int) -> "CipherTensor":
         """A copy brought down to ``level`` (levels can only go down)."""
