@@ -106,6 +106,41 @@ def _cos_function(params: BootParams):
     return lambda x: math.cos((2 * math.pi * k * x - math.pi / 2) / 2**r)
 
 
+def _even_shift_and_span(params: BootParams) -> Tuple[float, float]:
+    """stc_first's EvalMod input x in [-1, 1] (x = t / (K q0)) becomes
+    u = (x - c) / B in [-1, 1]: c = 1 / (4K) turns the cosine into the sine."""
+    c = 1.0 / (4 * params.k_bound)
+    return c, 1.0 + c
+
+
+def _even_cos_function(params: BootParams):
+    """The cosine of stc_first's EvalMod as a function of z = T_2(u) = 2u^2 - 1.
+
+    After r double angles cos(2 pi K B u / 2^r) is cos(2 pi K (x - c)) =
+    sin(2 pi K x). The cosine is even in u, so it is a polynomial of degree d in
+    z (2d in u): d's key switches plus one square, 11 instead of 15 for the
+    degree-62 cosine, same depth 1 + ceil(log2(d + 1)). Noise in z near u = 0
+    weighs (a / 2)^2 instead of a (a = 2 pi K B / 2^r): 1.5 bits, which
+    stc_first's precision affords and the classic order's does not."""
+    k, r = params.k_bound, params.double_angles
+    _, span = _even_shift_and_span(params)
+    w = 2 * math.pi * k * span / 2**r
+    return lambda z: math.cos(w * math.sqrt(max(0.0, (z + 1) / 2)))
+
+
+def _even_cos_poly(params: BootParams, depth: int):
+    """The even form of degree 2^(depth - 1) - 1 in z, if it meets the cosine's
+    error target (else None: stc_first then uses the classic polynomial)."""
+    d = 2 ** (depth - 1) - 1
+    if d < 7:
+        return None
+    g = _even_cos_function(params)
+    p = _core.chebyshev_interpolate(g, -1.0, 1.0, d)
+    zs = np.cos(np.linspace(0, np.pi, 1001))
+    err = max(abs(p.eval(float(z)) - g(float(z))) for z in zs)
+    return p if err * 4.0**params.double_angles < 2.0**-34 else None
+
+
 #: K_in, the largest |x| bootstrap() accepts (checked against the tracked
 #: bound). Its error grows with the bound: about 2^-25 for |x| <= 1, 2^-20 at
 #: 2, 2^-15 at 4, 2^-10 at 8 (the sine's residual bend after the arcsine,
@@ -204,6 +239,7 @@ class Bootstrapper:
         top = ctx.max_level
         self.degree = choose_cos_degree(params)
         self.poly = _core.chebyshev_interpolate(_cos_function(params), -1.0, 1.0, self.degree)
+        self.even_poly = _even_cos_poly(params, _core.chebyshev_depth(self.degree))
         em = params.eval_mod_levels(self.degree)
         self.levels = params.cts_levels + em + params.stc_levels
         self.output_level = top - self.levels
@@ -330,9 +366,15 @@ class Bootstrapper:
                 f"|x|^5 beyond; the message ratio is 2^{math.log2(self.message_ratio):.0f}); multiply by a "
                 f"constant below 1 first (or normalise earlier)")
 
-    def _eval_mod(self, ct, half: bool = False, out_scale: Optional[float] = None):
+    def _eval_mod(self, ct, half: bool = False, out_scale: Optional[float] = None, even: bool = False):
         eng = self.ctx._engine
-        y, _ = _core.eval_chebyshev(eng, ct, self.poly)
+        if even and self.even_poly is not None:
+            c, span = _even_shift_and_span(self.params)
+            u = eng.add_scalar(ct.with_scale(ct.scale * span, float(ct.bound) / span), -c / span)
+            z = eng.add_scalar(eng.mul_scalar(eng.square(u), 2.0), -1.0)  # T_2(u): one level
+            y, _ = _core.eval_chebyshev(eng, z, self.even_poly)
+        else:
+            y, _ = _core.eval_chebyshev(eng, ct, self.poly)
         r = self.params.double_angles
         for k in range(r):
             last_half = half and k == r - 1 and not self.params.arcsine_degree
@@ -411,7 +453,7 @@ class Bootstrapper:
         real = eng.add(a, conj)                                          # BR t_lo / (K q0)
         imag = _core.mul_by_i(eng, eng.sub(a, conj), True)               # BR t_hi / (K q0)
         em_scale = self.early_eval_mod_scale if early else None
-        real, imag = self._eval_mod(real, half, em_scale), self._eval_mod(imag, half, em_scale)
+        real, imag = self._eval_mod(real, half, em_scale, early), self._eval_mod(imag, half, em_scale, early)
         w = eng.add(real, _core.mul_by_i(eng, imag, False))
         if early:
             return w.with_scale(self.ctx.scale_at(self.early_output_level), 0.0)
