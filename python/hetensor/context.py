@@ -252,8 +252,9 @@ class Context:
         ``stc_first=True`` runs SlotToCoeff first, on the input's last 3 levels
         (it must be at level >= 3; ``ValueError`` otherwise), where it is
         cheap, and returns at ``fresh_level + 3``: the same 9 levels between
-        bootstraps at n16-boot, faster and about 4 bits more precise, since
-        EvalMod's error no longer passes through SlotToCoeff.
+        bootstraps at n16-boot, faster (SlotToCoeff on few limbs, a cheaper
+        cosine) and more precise (24.4 against 22.0 bits measured at
+        n16-boot), since EvalMod's error no longer passes through SlotToCoeff.
         """
         self._check_bootstrappable(ct)
         lo, hi = ranges.of(ct)
