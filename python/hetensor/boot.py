@@ -431,11 +431,14 @@ class Bootstrapper:
             ct = eng.mul_scalar(ct, float(self.early_premultiplier))
         return ct
 
-    def _refresh(self, ct, half: bool, early: bool = False):
+    def _refresh(self, ct, half: bool, early: bool = False, real_values: bool = False):
         """ModRaise, CoeffToSlot, EvalMod, SlotToCoeff of a level-0 ciphertext
         (values z, or z / 2 with half=True); the output bound is set by the caller.
         early=True: ``ct`` came from _to_coefficients, so EvalMod's output,
-        read at the canonical scale of early_output_level, is already z."""
+        read at the canonical scale of early_output_level, is already z.
+        real_values (with early): the slots hold real values, so the imaginary
+        half of CoeffToSlot's output is 0 + q0 I and its EvalMod is skipped
+        (it would return Im z = 0): one EvalMod instead of two."""
         eng = self.ctx._engine
         if self.params.encapsulation_h:
             # ModRaise under the sparse s' (small |I|), then straight back to s.
@@ -453,6 +456,9 @@ class Bootstrapper:
         real = eng.add(a, conj)                                          # BR t_lo / (K q0)
         imag = _core.mul_by_i(eng, eng.sub(a, conj), True)               # BR t_hi / (K q0)
         em_scale = self.early_eval_mod_scale if early else None
+        if early and real_values and not half:
+            w = self._eval_mod(real, False, em_scale, True)
+            return w.with_scale(self.ctx.scale_at(self.early_output_level), 0.0)
         real, imag = self._eval_mod(real, half, em_scale, early), self._eval_mod(imag, half, em_scale, early)
         w = eng.add(real, _core.mul_by_i(eng, imag, False))
         if early:
@@ -466,7 +472,7 @@ class Bootstrapper:
         if stc_first and not self.params.arcsine_degree:
             raise ValueError("stc_first=True needs an arcsine (arcsine_degree 3 or 5) to land the output's scale")
 
-    def bootstrap(self, ct, bound: Optional[float] = None, stc_first: bool = False):
+    def bootstrap(self, ct, bound: Optional[float] = None, stc_first: bool = False, real_values: bool = False):
         """A fresh ciphertext (core object) holding the same values at output_level.
 
         ``bound``: what |x| is known not to exceed (default: the tracked
@@ -476,14 +482,16 @@ class Bootstrapper:
         ``stc_first``: SlotToCoeff runs first, on the input's own bottom levels
         (the input must be at level >= stc_levels), so it is cheap and EvalMod's
         error reaches the slots unamplified; the output is at
-        early_output_level = output_level + stc_levels.
+        early_output_level = output_level + stc_levels. ``real_values`` (with
+        stc_first): the values are real, so one EvalMod suffices (their
+        imaginary noise is dropped).
         """
         b = float(ct.bound) if bound is None else min(float(bound), float(ct.bound))
         self.check_input(b)
         self._check_early(stc_first)
         ct = ct.with_scale(ct.scale, b)
         if stc_first:
-            w = self._refresh(self._to_coefficients(ct, b), half=False, early=True)
+            w = self._refresh(self._to_coefficients(ct, b), half=False, early=True, real_values=real_values)
             return w.with_scale(w.scale, b + self.error_bound(b, True))
         w = self._refresh(self._to_level0(ct), half=False)
         return w.with_scale(w.scale, b + self.error_bound(b))
@@ -546,7 +554,7 @@ def bootstrap_tensors(ctx, tensors: list, stc_first: bool = False) -> list:
         fresh[a], fresh[b] = boot.bootstrap_pair(piece(a), piece(b), bounds[a[0]], bounds[b[0]], stc_first)
     if len(units) % 2:
         u = units[-1]
-        fresh[u] = boot.bootstrap(piece(u), bounds[u[0]], stc_first)
+        fresh[u] = boot.bootstrap(piece(u), bounds[u[0]], stc_first, real_values=True)
     for i, b in bounds.items():
         t = tensors[i]
         parts = [fresh[(i, k)] for k in range(t.num_ciphertexts)]

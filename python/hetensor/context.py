@@ -255,6 +255,8 @@ class Context:
         bootstraps at n16-boot, faster (SlotToCoeff on few limbs, a cheaper
         cosine) and more precise (24.4 against 22.0 bits measured at
         n16-boot), since EvalMod's error no longer passes through SlotToCoeff.
+        For a real tensor it runs one EvalMod instead of two (its imaginary
+        half is zero in this order), which roughly halves EvalMod's time.
         """
         self._check_bootstrappable(ct)
         lo, hi = ranges.of(ct)
@@ -264,7 +266,8 @@ class Context:
             return ct._like(boot.bootstrap(ct._ct, bound, bool(stc_first)))
         bound = max(abs(lo), abs(hi))
         e = boot.error_bound(bound, bool(stc_first))
-        return ranges.with_range(ct._like(boot.bootstrap(ct._ct, bound, bool(stc_first))), (lo - e, hi + e))
+        out = boot.bootstrap(ct._ct, bound, bool(stc_first), real_values=True)
+        return ranges.with_range(ct._like(out), (lo - e, hi + e))
 
     def bootstrap_many(self, tensors: Iterable["CipherTensor"], *, stc_first: bool = False) -> List["CipherTensor"]:
         """Bootstrap several tensors, two real ciphertexts at a time in one
