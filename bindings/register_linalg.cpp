@@ -11,6 +11,7 @@
 #include "linalg/batch.hpp"
 #include "linalg/blockmap.hpp"
 #include "linalg/products.hpp"
+#include "linalg/program.hpp"
 
 namespace py = pybind11;
 namespace la = ht::linalg;
@@ -147,4 +148,78 @@ void register_linalg(py::module_& m) {
     if (count < 1 || count > (1 << 16)) throw ht::InvalidArgument("linalg_zeros: count must be in [1, 65536]");
     return la::zeros_like(e.tables(), like, count);
   });
+
+  // One call per matrix product: the steps recorded by hetensor.linalg.runmode.
+  using Step = la::ProgramStep;
+  py::class_<la::Program>(m, "LinalgProgram")
+      .def(py::init<>())
+      .def_property_readonly("inputs", &la::Program::inputs)
+      .def_property_readonly("registers", &la::Program::registers)
+      .def("__len__", [](const la::Program& p) { return p.steps().size(); })
+      .def("add_input", &la::Program::add_input)
+      .def("map", [](la::Program& p, int src, std::shared_ptr<la::BlockMap> map, int inner_groups) {
+        if (!map || map->level < 0) throw ht::InvalidArgument("cannot record a map step: the map is not encoded");
+        Step s;
+        s.kind = Step::Kind::map;
+        s.a = src;
+        s.map = std::move(map);
+        s.inner_groups = inner_groups;
+        return p.add(std::move(s));
+      }, py::arg("src"), py::arg("map"), py::arg("inner_groups") = 1)
+      .def("rotate_sum", [](la::Program& p, int src, const std::vector<long>& steps) {
+        Step s;
+        s.kind = Step::Kind::rotate_sum;
+        s.a = src;
+        s.steps = steps;
+        return p.add(std::move(s));
+      }, py::arg("src"), py::arg("steps"))
+      .def("bilinear", [parse_rounds](la::Program& p, int a, int b, const py::list& rounds, int outputs, bool chain_a,
+                                      bool chain_b) {
+        Step s;
+        s.kind = Step::Kind::bilinear;
+        s.a = a;
+        s.b = b;
+        s.rounds = parse_rounds(rounds);
+        s.outputs = outputs;
+        s.chain_a = chain_a;
+        s.chain_b = chain_b;
+        return p.add(std::move(s));
+      }, py::arg("a"), py::arg("b"), py::arg("rounds"), py::arg("outputs"), py::arg("chain_a") = false,
+         py::arg("chain_b") = false)
+      .def("gather", [](la::Program& p, int src, const std::vector<int>& idx) {
+        Step s;
+        s.kind = Step::Kind::gather;
+        s.a = src;
+        s.idx = idx;
+        return p.add(std::move(s));
+      }, py::arg("src"), py::arg("idx"))
+      .def("add", [](la::Program& p, int a, int b) {
+        Step s;
+        s.kind = Step::Kind::add;
+        s.a = a;
+        s.b = b;
+        return p.add(std::move(s));
+      }, py::arg("a"), py::arg("b"))
+      .def("mul_values", [](la::Program& p, int src, const CArray& values) {
+        if (values.ndim() != 2) throw ht::InvalidArgument("cannot record mul_values: values must be rows x count");
+        Step s;
+        s.kind = Step::Kind::mul_values;
+        s.a = src;
+        s.rows = static_cast<int>(values.shape(0));
+        s.count = static_cast<ht::u64>(values.shape(1));
+        s.values.assign(values.data(), values.data() + values.size());
+        return p.add(std::move(s));
+      }, py::arg("src"), py::arg("values"))
+      .def("run", [](const la::Program& p, ht::Engine& e, const std::vector<const ht::Ciphertext*>& inputs,
+                     const std::vector<int>& outputs) {
+        std::vector<la::Cost> costs;
+        std::vector<ht::Ciphertext> out;
+        {
+          py::gil_scoped_release r;
+          out = p.run(e, inputs, outputs, &costs);
+        }
+        py::list counts;
+        for (const auto& c : costs) counts.append(cost_dict(c));
+        return py::make_tuple(std::move(out), counts);
+      }, py::arg("engine"), py::arg("inputs"), py::arg("outputs"));
 }

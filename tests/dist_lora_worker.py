@@ -46,7 +46,13 @@ def local_step(xs, gs, a, b):
 
 
 def main(out: str) -> None:
-    dist.init_process_group("gloo")
+    # The same code over NCCL where GPUs are (tests/test_distributed.py sets it): one GPU per rank.
+    backend = os.environ.get("HETENSOR_DIST_BACKEND", "gloo")
+    if backend == "nccl":
+        import torch
+
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend)
     rank, world = dist.get_rank(), dist.get_world_size()
     ctx = a = b = xs = gs = None
     arrays = {}

@@ -135,6 +135,17 @@ def test_world_of_one_is_the_identity(world_of_one, toy_ctx, rng):
     assert hd.scatter_tensors([], toy_ctx) == [] and hd.all_gather_tensors([], toy_ctx) == []
 
 
+def test_device_resident_tensors_travel_from_host_memory(world_of_one, toy_ctx, rng):
+    # residues in backend memory (the CPU backend here, a GPU's pool elsewhere) are copied to the host for the
+    # collective; the sum equals the host tensor's, bit for bit
+    x = toy_ctx.encrypt(rng.uniform(-1, 1, 40))
+    dx = x._like(ht._core.device_upload(x._ct, "cpu"))
+    y = hd.all_reduce(dx)
+    assert isinstance(y._ct, ht._core.Ciphertext) and np.array_equal(y.limbs(), x.limbs())
+    (back,) = hd.all_gather_tensors(hd.scatter_tensors([dx], toy_ctx), toy_ctx)
+    assert np.array_equal(back.to("cpu").limbs(), x.limbs())
+
+
 def test_bad_arguments_raise(world_of_one, toy_ctx, rng):
     x = toy_ctx.encrypt(rng.uniform(-1, 1, 4))
     with pytest.raises(TypeError, match="CipherTensor"):
@@ -156,7 +167,24 @@ def _free_port() -> int:
 
 
 def test_data_parallel_lora_step_equals_single_process(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", PYTHONPATH=HERE)
+    run_lora_step(tmp_path, "gloo")
+
+
+def _nccl_ready() -> bool:
+    return bool(dist.is_available() and dist.is_nccl_available() and torch.cuda.is_available()
+                and torch.cuda.device_count() >= 2)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _nccl_ready(), reason="NCCL needs torch with NCCL and two GPUs (one per rank)")
+def test_data_parallel_lora_step_over_nccl(tmp_path):
+    # the same collectives with device buffers on each rank's GPU (distributed._device)
+    run_lora_step(tmp_path, "nccl")
+
+
+def run_lora_step(tmp_path, backend: str) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", PYTHONPATH=HERE,
+               HETENSOR_DIST_BACKEND=backend)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), os.path.join(HERE, "dist_lora_worker.py"), str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -151,9 +151,11 @@ def _check_ctx(ctx: Any) -> Context:
 
 
 def _check_tensor(x: Any, what: str) -> CipherTensor:
+    """``x`` with its ciphertexts in host memory: collectives send serialized bytes
+    or host limbs (a copy of device-resident residues, as ``x.to("cpu")``)."""
     if not isinstance(x, CipherTensor):
         raise TypeError(f"{what} must be a CipherTensor, got {type(x).__name__}")
-    return x
+    return x.to("cpu")
 
 
 # -- keys and tensors as bytes ------------------------------------------------------------------
@@ -269,7 +271,7 @@ def scatter_tensors(items: Optional[Sequence[CipherTensor]], ctx: Context, *, sr
 def all_gather_tensors(local: Sequence[CipherTensor], ctx: Context, *, group: Any = None) -> List[CipherTensor]:
     """Every rank's list of encrypted tensors, concatenated in rank order, on
     every rank: the inverse of :func:`scatter_tensors` (results in the order
-    of the original batch)."""
+    of the original batch; this rank's own items as passed)."""
     import torch
 
     dist, rank, world, device = _world(group)
@@ -369,7 +371,8 @@ def all_reduce(x: CipherTensor, *, group: Any = None) -> CipherTensor:
     """
     import torch
 
-    _check_tensor(x, "x")
+    where = x.device if isinstance(x, CipherTensor) else None
+    x = _check_tensor(x, "x")  # the residues go through the collective from host memory
     dist, rank, world, device = _world(group)
     # one small exchange so that mismatched inputs fail everywhere instead of summing garbage
     row = _meta_row(x)
@@ -394,4 +397,4 @@ def all_reduce(x: CipherTensor, *, group: Any = None) -> CipherTensor:
         raise ValueError("cannot all_reduce: the sum of the ranks' value bounds is not finite")
     out = x._like(x._ct.with_limbs(residues, q, total))
     out._range = None  # per-rank intervals are client-side facts; the sum falls back to the bound
-    return out
+    return out.to(where)

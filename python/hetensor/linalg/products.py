@@ -13,7 +13,7 @@ from .moves import to_matrix
 from .plainmm import as_plain, matmul_plain
 
 
-@rm.planned("multiply")
+@rm.planned("multiply", one_call=True)
 def matmul(a, b, *, method: Optional[str] = None, return_cost: bool = False):
     """``a @ b`` where at least one side is a CipherTensor; the other may be a
     CipherTensor, a PreparedMatrix, a PlainMatrix, or a numpy/torch array.
@@ -57,7 +57,7 @@ def _lora_diag_applies(x, a) -> bool:
     return lx is not None and not lx.transposed and rm.is_tensor(a)
 
 
-@rm.planned("multiply (LoRA)")
+@rm.planned("multiply (LoRA)", one_call=True)
 def lora(x, a, b, *, return_cost: bool = False):
     """``x @ a @ b`` for a LoRA adapter: a (d x r) and b (r x p) encrypted (CipherTensors or
     :class:`PreparedMatrix` from :func:`prepare_lora`), r <= 64.

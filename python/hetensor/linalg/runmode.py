@@ -13,13 +13,21 @@ runs for real. ``rotation_steps_for`` runs the same plan on ghosts made from
 shapes.
 
 The functions below are the only way this package touches ciphertexts.
+Operations marked ``one_call`` (the matrix products) do not run them step by
+step: the real run records them into a :class:`hetensor._core.LinalgProgram`
+(registers instead of ciphertexts, with the levels and batch sizes the plan
+predicts) and executes the whole circuit in one C++ call at the end, with no
+return to Python between its steps.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from typing import Any, Optional, Sequence
+
+import numpy as np
 
 from .. import _core
 from . import keypolicy
@@ -83,6 +91,73 @@ class GhostTensor:
         return self._complex
 
 
+class Register(GhostCiphertext):
+    """A ciphertext batch that a recorded program will compute: its register and predicted level and size."""
+
+    __slots__ = ("reg",)
+
+    def __init__(self, reg: int, level: int, batch: int) -> None:
+        super().__init__(level, batch)
+        self.reg = int(reg)
+
+
+class _Recorder:
+    """The program of one ``one_call`` operation: its steps, inputs and the cost record of each step."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+        self.program = _core.LinalgProgram()
+        self.inputs: list = []  # the input ciphertexts, in register order (kept alive until the run)
+        self.index: dict = {}
+        self.costs: list = []  # per step: (MatmulCost or None, rotation steps)
+
+    def reg(self, ct) -> int:
+        if isinstance(ct, Register):
+            return ct.reg
+        r = self.index.get(id(ct))
+        if r is None:
+            if not isinstance(ct, _core.Ciphertext):
+                raise NotImplementedError("matrix products run on host ciphertexts in this version; bring the "
+                                          "operands to the host with x.to('cpu') first")
+            r = self.program.add_input()
+            self.index[id(ct)] = r
+            self.inputs.append(ct)
+        return r
+
+    def step(self, reg: int, level: int, batch: int, cost, steps) -> Register:
+        self.costs.append((cost, [int(s) for s in steps]))
+        return Register(reg, level, batch)
+
+    def run(self, result):
+        """Executes the program and puts the computed ciphertexts into the tensors of ``result``."""
+        items = result if isinstance(result, tuple) else (result,)
+        tensors = [t for t in items if is_tensor(t) and isinstance(t._ct, Register)]
+        if not tensors:
+            if len(self.program):
+                raise RuntimeError("internal: a recorded linalg program has no output")
+            return result
+        t0 = time.perf_counter()
+        outs, counts = self.program.run(self.ctx._engine, self.inputs, [t._ct.reg for t in tensors])
+        elapsed = time.perf_counter() - t0
+        for t, ct in zip(tensors, outs):
+            t._ct = ct
+        seen = set()
+        for (cost, steps), c in zip(self.costs, counts):
+            if cost is None:
+                continue
+            cost.add(c)
+            if steps:
+                cost.steps(steps, self.ctx.slots)
+            if id(cost) not in seen:
+                seen.add(id(cost))
+                cost.seconds += elapsed
+        return result
+
+
+def _recorder() -> Optional[_Recorder]:
+    return getattr(_state, "rec", None)
+
+
 def is_tensor(x) -> bool:
     """A CipherTensor or a ghost of one."""
     return hasattr(x, "_ct") and hasattr(x, "_layout") and hasattr(x, "_ctx")
@@ -105,8 +180,9 @@ def _context_of(args) -> Optional[Any]:
     return None
 
 
-def planned(what: str):
-    """Decorator: plan the operation on ghosts, check every key once, then run it."""
+def planned(what: str, one_call: bool = False):
+    """Decorator: plan the operation on ghosts, check every key once, then run it
+    (``one_call``: record its steps and run them as one C++ program)."""
 
     def deco(fn):
         @functools.wraps(fn)
@@ -119,10 +195,15 @@ def planned(what: str):
             steps = collect(fn, *[_ghost_arg(a) for a in args], **kw)[1]
             keypolicy.ensure(ctx, steps, what)
             _state.depth = 1
+            _state.rec = _Recorder(ctx) if one_call else None
             try:
-                return fn(*args, **kw)
+                out = fn(*args, **kw)
+                rec = _state.rec
+                _state.rec = None
+                return rec.run(out) if rec is not None else out
             finally:
                 _state.depth = 0
+                _state.rec = None
 
         wrapper.unplanned = fn
         return wrapper
@@ -133,12 +214,13 @@ def planned(what: str):
 def collect(fn, *args, **kw):
     """Run ``fn`` on ghost arguments; returns (its result, the set of rotation steps it uses)."""
     outer_steps, outer_depth = getattr(_state, "steps", None), getattr(_state, "depth", 0)
-    _state.steps, _state.depth = set(), 1
+    outer_rec = getattr(_state, "rec", None)
+    _state.steps, _state.depth, _state.rec = set(), 1, None
     try:
         out = fn(*args, **kw)
         return out, _state.steps
     finally:
-        _state.steps, _state.depth = outer_steps, outer_depth
+        _state.steps, _state.depth, _state.rec = outer_steps, outer_depth, outer_rec
 
 
 def _record(steps: Sequence[int]) -> None:
@@ -162,6 +244,13 @@ def apply_map(ctx, key, plan, ct, level: int, inner_groups: int, cost, mp=None):
             raise ValueError("internal: a map's input batch does not match its plan")
         return GhostCiphertext(min(int(level), ct.level) - 1, ct.batch // plan.in_cts * plan.out_cts)
     m = mp if mp is not None else encoded(ctx, key, plan, level)
+    rec = _recorder()
+    if rec is not None:
+        if ct.batch % plan.in_cts:
+            raise ValueError("internal: a map's input batch does not match its plan")
+        r = rec.program.map(rec.reg(ct), m, int(inner_groups))
+        return rec.step(r, min(int(level), ct.level) - 1, ct.batch // plan.in_cts * plan.out_cts, cost,
+                        plan.rotation_steps())
     out, counts = _core.linalg_apply_map(ctx._engine, ct, m, int(inner_groups))
     cost.add(counts)
     cost.steps(plan.rotation_steps(), ctx.slots)
@@ -176,6 +265,9 @@ def rotate_sum(ctx, ct, steps: Sequence[int], cost):
     if planning():
         _record(steps)
         return ct
+    rec = _recorder()
+    if rec is not None:
+        return rec.step(rec.program.rotate_sum(rec.reg(ct), steps), ct.level, ct.batch, cost, steps)
     out, counts = _core.linalg_rotate_sum(ctx._engine, ct, steps)
     cost.add(counts)
     cost.steps(steps, ctx.slots)
@@ -188,6 +280,10 @@ def bilinear(ctx, A, B, rounds, outputs: int, chain_a: bool, chain_b: bool, cost
     if planning():
         _record(steps)
         return GhostCiphertext(min(A.level, B.level) - 1, outputs)
+    rec = _recorder()
+    if rec is not None:
+        r = rec.program.bilinear(rec.reg(A), rec.reg(B), rounds, int(outputs), bool(chain_a), bool(chain_b))
+        return rec.step(r, min(A.level, B.level) - 1, int(outputs), cost, steps)
     ct, counts = _core.linalg_bilinear(ctx._engine, A, B, rounds, int(outputs), bool(chain_a), bool(chain_b))
     cost.add(counts)
     cost.steps(steps, ctx.slots)
@@ -198,12 +294,18 @@ def gather(ctx, ct, idx):
     idx = [int(i) for i in idx]
     if planning():
         return GhostCiphertext(ct.level, len(idx))
+    rec = _recorder()
+    if rec is not None:
+        return rec.step(rec.program.gather(rec.reg(ct), idx), ct.level, len(idx), None, ())
     return _core.linalg_gather(ctx._engine, ct, idx)
 
 
 def add(ctx, a, b):
     if planning():
         return GhostCiphertext(min(a.level, b.level), a.batch)
+    rec = _recorder()
+    if rec is not None:
+        return rec.step(rec.program.add(rec.reg(a), rec.reg(b)), min(a.level, b.level), a.batch, None, ())
     return ctx._engine.add(a, b)
 
 
@@ -211,4 +313,9 @@ def mul_values(ctx, ct, rows):
     """Slot-wise product with plaintext rows (one level)."""
     if planning():
         return GhostCiphertext(ct.level - 1, ct.batch)
+    rec = _recorder()
+    if rec is not None:
+        vals = np.ascontiguousarray(rows, dtype=np.complex128)
+        return rec.step(rec.program.mul_values(rec.reg(ct), vals.reshape(vals.shape[0], -1)), ct.level - 1,
+                        ct.batch, None, ())
     return ctx._engine.mul_values(ct, rows)
