@@ -18,7 +18,12 @@ encrypted results are combined with collectives of ``torch.distributed``
 
 :func:`stats` reports the bytes each rank handed to collectives, per kind of
 operation. Start processes with ``torchrun`` (or any launcher) and call
-``torch.distributed.init_process_group`` before these functions.
+``torch.distributed.init_process_group`` before these functions. With NCCL,
+each rank first selects its own GPU (``torch.cuda.set_device(local_rank)``):
+the collective buffers are made on the current GPU, and NCCL refuses two
+ranks on one device. Device-resident tensors (``x.to("cuda:N")``) are copied
+to host memory for the exchange; ``all_reduce`` returns its sum on ``x``'s
+device.
 """
 
 from __future__ import annotations
