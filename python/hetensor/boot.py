@@ -152,7 +152,7 @@ MAX_INPUT_BOUND = 8.0
 NOISE_BOUND = 2.0 ** -18
 
 #: bootstrap(..., stc_first=True) runs at a message ratio this many bits larger.
-EARLY_RATIO_EXTRA = 2
+EARLY_RATIO_EXTRA = 1
 
 #: Bootstrapping parameters of the presets that support it.
 BOOT_PRESETS: Dict[str, BootParams] = {
