@@ -205,6 +205,34 @@ def test_cross_entropy_and_mse_gradients():
         hnn.CrossEntropyLoss().gradient(PlainArray(z), y, None)
 
 
+@pytest.mark.parametrize("depth", [3, 8])
+def test_cross_entropy_wide_logits(depth):
+    """10 classes with centred logits 45 wide (the digits model's range, where one
+    reciprocal of sum(exp) would run on [3e-5, 1]): the normalise-and-square softmax
+    keeps >= 18 bits of the probabilities at the toy preset's 3 levels and at 8."""
+    from hetensor.nn.loss import softmax_steps
+
+    rng = np.random.default_rng(7)
+    z = rng.normal(0, 7, (64, 10))
+    z[0] = np.r_[30.0, np.zeros(9)]  # one row far from uniform, one exactly uniform
+    z[1] = 0.0
+    y = rng.integers(0, 10, 64)
+    crit = hnn.CrossEntropyLoss(max_depth=depth)
+    g = crit(z, y).grad
+    u = z - z.max(1, keepdims=True)
+    p = np.exp(u) / np.exp(u).sum(1, keepdims=True)
+    ref = (p - np.eye(10)[y]) / 64
+    assert bits(g, ref) >= 18
+    lo, hi = crit.shifted_interval()
+    st = crit.steps(depth, 10)
+    assert st.k >= 4 and st.recip.a >= 1 / 16  # every reciprocal on a short interval
+    assert np.exp((lo - hi) / 2 ** st.k) >= 0.1
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        softmax_steps(-5.0, 1, depth)
+    with pytest.raises(ValueError, match="lo < hi"):
+        softmax_steps(float("nan"), 10, depth)
+
+
 def test_backward_needs_a_training_forward():
     torch.manual_seed(0)
     model = hnn.from_torch(torch.nn.Sequential(htt.LoRALinear(3, 2)).double(), calibration=np.zeros((2, 3)))

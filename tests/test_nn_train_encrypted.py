@@ -77,3 +77,32 @@ def test_lora_gradients_and_adamw_step(ctx):
         if np.max(np.abs(d)) > 0:
             assert bits(enc - i, d) >= 10, p
     assert all(isinstance(st["m"].t, ht.CipherTensor) for st in opt.state.values())
+
+
+def test_cross_entropy_gradient_encrypted(ctx):
+    """A LoRA layer into 10-class cross-entropy (normalise-and-square softmax, its
+    reciprocals on [1/16, 1]): the encrypted adapter gradients against plain mode."""
+    torch.manual_seed(1)
+    lin = htt.LoRALinear(4, 10, rank=2, alpha=2.0)
+    with torch.no_grad():
+        lin.base.weight.mul_(4.0)
+        lin.lora_B.normal_()
+    net = torch.nn.Sequential(lin).double()
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (8, 4))
+    y = rng.integers(0, 10, 8)
+    model = hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1)
+    loss = hnn.CrossEntropyLoss()
+    hnn.calibrate_training(model, x, y, loss)
+    params = list(model.lora_parameters())
+    model.train()
+    model.backward(loss(model(x), y))
+    plain_grads = [p.grad.copy() for p in params]
+    model.zero_grad()
+    assert loss.steps(ctx.fresh_level - 1, 10).k >= 1  # at least one normalised squaring runs
+    hnn.encrypt_adapters(model, ctx)
+    out = model(ctx.encrypt(x, layout="matrix"), auto_keys=True)
+    model.backward(loss(out, y))
+    for p, g in zip(params, plain_grads):
+        assert bits(natural(p.grad, ctx) * p.scale, g) >= 10, p
+    assert any(b["site"].startswith("loss.") for b in model.last_run.bootstraps)

@@ -8,28 +8,33 @@ logits are decrypted for it (the key holder's view; the server never needs
 the value, only the gradient).
 
 Cross-entropy under encryption: the gradient is ``(softmax(z) - onehot(y)) /
-batch``. The softmax is approximated, with ranges from a calibration on
-plaintext logits (:meth:`CrossEntropyLoss.calibrate`), as
+batch``. The softmax is computed without a maximum and without a wide-range
+reciprocal, by normalising and squaring (ranges from a calibration on
+plaintext logits, :meth:`CrossEntropyLoss.calibrate`):
 
-    u = z (I - J/C)                  each row minus its mean (a plaintext product; softmax(u) = softmax(z))
-    e = exp(u - hi)                  polynomial on [lo - hi, 0] + squarings, 2^-24 relative error
-    s = e @ (J / C)                  the row mean, in every column (a plaintext product)
-    p = e * R(s) / C                 R: 1/x by a polynomial on [a, 1] + Newton steps (2^-28)
+    u = z (I - J/C)                      each row minus its mean (softmax(u) = softmax(z))
+    e = exp((u - hi) / 2^k)              polynomial on [lo - hi, 0] (+ squarings), 2^-24 relative
+    q = e R(e J/C) / C                   normalised: every row sums to 1
+    k times: q = q^2 R(q^2 J)            squared and normalised again; q = softmax(u) at the end
 
 where [lo, hi] is the calibrated range of the centred logits u widened by
-the margin and a is the smallest row mean seen, divided by (1 + 4 margin).
-No maximum is subtracted (comparisons are costly; the paper does without
-one too): logits outside the range give meaningless probabilities, and a
-wide range makes a small (a deep reciprocal). Labels may be plaintext (integer class
-indices or a one-hot matrix: the paper's shortcut) or an encrypted one-hot
-matrix.
+the margin, k the fewest halvings with exp(-(hi - lo) / 2^k) >= 1/C, and R
+is 1/x by a polynomial on [a, 1] (a ~ 1/C) plus Newton steps (2^-24). Every
+value stays in [0, 1] and every reciprocal runs on a narrow interval. Why not
+one reciprocal of sum(exp(u - hi)) (the range of that sum is [e^-(hi-lo), 1],
+3e-5 for the digits model): CKKS errors are absolute, and 1/x over [a, 1]
+returns values up to 1/a, so an error of 2^-30 at the top of the range
+becomes ~2^-30 / a^2 after the iterations (measured: no bit left at a =
+3e-5); the squarings lose only k bits (one per squaring, relative). Labels
+may be plaintext (integer class indices or a one-hot matrix: the paper's
+shortcut) or an encrypted one-hot matrix.
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, Optional, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -154,8 +159,7 @@ class CrossEntropyLoss:
     matrix or an encrypted one-hot matrix; see the module docstring for the
     softmax approximation of the gradient.
 
-    ``calibrate(logits)`` fixes the logit range and the smallest row mean of
-    ``exp(z - hi)`` from plaintext logits (for instance the model's plain-mode
+    ``calibrate(logits)`` fixes the range of the centred logits from plaintext logits (for instance the model's plain-mode
     outputs on the training set); an uncalibrated loss calibrates on the first
     plaintext logits it sees, and refuses encrypted ones.
     """
@@ -164,11 +168,10 @@ class CrossEntropyLoss:
         self.margin = float(margin)
         self.max_depth = max_depth
         self.range: Optional[Tuple[float, float]] = None
-        self.min_mean: Optional[float] = None
 
     def calibrate(self, logits: Any) -> "CrossEntropyLoss":
-        """Record the logit range and the smallest row mean of exp(z - hi) of ``logits``
-        (widening what an earlier call recorded)."""
+        """Record the range of the centred logits ``z - mean(z)`` of ``logits`` (widening
+        what an earlier call recorded)."""
         z = _plain_values(logits)
         if z is None:
             raise ValueError("calibrate the loss on plaintext logits (the model's plain-mode outputs)")
@@ -179,9 +182,6 @@ class CrossEntropyLoss:
         if self.range is not None:
             lo, hi = min(lo, self.range[0]), max(hi, self.range[1])
         self.range = (lo, hi)
-        top = self.shifted_interval()[1]
-        m = float(np.min(np.mean(np.exp(u - top), axis=1)))
-        self.min_mean = m if self.min_mean is None else min(m, self.min_mean)
         return self
 
     def shifted_interval(self) -> Tuple[float, float]:
@@ -203,20 +203,10 @@ class CrossEntropyLoss:
         lse = zmax[:, 0] + np.log(np.sum(np.exp(z - zmax), axis=1))
         return float(np.mean(lse - np.sum(t * z, axis=1)))
 
-    def steps(self, max_depth: int) -> Tuple[Any, int, Any, int, float]:
-        """(exp polynomial, squarings, 1/x polynomial, Newton steps, hi) for ``max_depth`` levels per polynomial."""
+    def steps(self, max_depth: int, n_classes: int) -> "SoftmaxSteps":
+        """The softmax approximation for ``n_classes`` classes and ``max_depth`` levels per polynomial."""
         lo, hi = self.shifted_interval()
-        p, k = exp_relative(float(lo - hi), max_depth)
-        a = float(self.min_mean) / (1.0 + 4.0 * self.margin)
-        a = float(2.0 ** math.floor(math.log2(a)))
-        try:
-            rp, newton = fits.reciprocal_steps(a, max_depth)
-        except ValueError:
-            raise ValueError(f"CrossEntropyLoss: the row means of exp(u - hi) reach down to {self.min_mean:.3g} "
-                             f"(centred logits in [{self.range[0]:.3g}, {self.range[1]:.3g}]), too wide a range for "
-                             f"1/x with {max_depth} levels per polynomial; use a preset with more levels between "
-                             f"bootstraps (n16-boot: 8) or keep the logits in a narrower range") from None
-        return p, k, rp, newton + 1, hi  # one Newton step more: ~28 bits instead of 14
+        return softmax_steps(float(lo - hi), int(n_classes), int(max_depth))
 
     def gradient(self, z: Any, target: Any, run: Any) -> Any:
         from .backward import Ops, check_range
@@ -230,28 +220,77 @@ class CrossEntropyLoss:
         if tuple(np.shape(t)) != (bsz, C):
             raise ValueError(f"targets give {tuple(np.shape(t))}, the logits are {(bsz, C)}")
         max_depth = int(self.max_depth or (run.ctx.fresh_level - 1 if run.ctx is not None else fits.DEFAULT_MAX_DEPTH))
-        p, k, rp, newton, hi = self.steps(max_depth)
+        st = self.steps(max_depth, C)
         ops = Ops(run, _loss_module(run, self), "loss.")
-        ebound = 1.05 * math.exp(max(p.b, 0.0))
-        lo = self.shifted_interval()[0]
+        lo, hi = self.shifted_interval()
         u = ops.mm(z, ops.mat(("center", C), lambda: np.eye(C) - 1.0 / C), "center")  # z minus its row mean
         check_range(u, lo, hi, "CrossEntropyLoss: the centred logits")
         u = ops.add(u, -hi, "shift")
-        e = ops.poly(u, p, "z", bound=hi - lo)
-        for j in range(k):  # exp((z - hi) / 2^j) <= ebound at every step
-            (e,) = ops.ready([(e, 2, f"sq{j}", ebound)])
-            e = (e * e).assume_bound(ebound)
-        (e,) = ops.ready([(e, 2, "e", ebound)])
-        s = ops.mm(e, ops.mat(("mean", C), lambda: np.full((C, C), 1.0 / C)), "sum")
-        r = ops.poly(s, rp, "mean", bound=1.0)
-        rb = 1.05 / rp.a
-        for j in range(newton):  # y (2 - s y), from below: y stays in (0, 1 / s]
-            r, s = ops.ready([(r, 2, f"newton{j}", rb), (s, 2, f"mean{j}", 1.0)])
-            r = (r * (2.0 - s * r)).assume_bound(rb)
-        e, r = ops.ready([(e, 2, "e_r", ebound), (r, 2, "r", rb)])
-        prob = ops.mul(e * r, 1.0 / C, "p")
-        diff = ops.sub(prob, t, "onehot") if not isinstance(t, np.ndarray) else prob - t
-        return ops.mul(diff, 1.0 / bsz, "mean")
+        e = ops.poly(u, st.exp, "z", bound=hi - lo)  # exp((u - hi) / 2^(k + squarings)) in (0, 1]
+        for j in range(st.squarings):
+            (e,) = ops.ready([(e, 2, f"sq{j}", ONE)])
+            e = (e * e).assume_bound(ONE)
+        q = _normalise(ops, e, st, ops.mat(("mean", C), lambda: np.full((C, C), 1.0 / C)), 1.0 / C, "n")
+        ones = ops.mat(("sum", C), lambda: np.ones((C, C)))
+        for j in range(st.k):  # q <- q^2 / sum(q^2): exp((u - hi) / 2^(k - j - 1)), normalised
+            (q,) = ops.ready([(q, 2, f"q{j}", ONE)])
+            q = _normalise(ops, (q * q).assume_bound(ONE), st, ones, 1.0, f"n{j}")
+        diff = ops.add(q, ops.mul(t, -1, ("onehot.neg", ONE)), "onehot", bound=ONE) \
+            if not isinstance(t, np.ndarray) else q - t
+        return ops.mul(diff, 1.0 / bsz, ("mean", ONE))
+
+
+#: Known bound of the softmax's values in [0, 1], with room for CKKS noise.
+ONE = 1.0 + 2.0 ** -10
+
+
+def _normalise(ops: Any, w: Any, st: "SoftmaxSteps", rowsum: Any, post: float, site: str) -> Any:
+    """``w / (w @ rowsum) * post``: the row sums (or means) by a plaintext product, 1/x by the
+    polynomial and Newton steps of ``st`` (they lie in [st.recip.a, 1])."""
+    s = ops.mm(w, rowsum, (site + ".w", ONE)).assume_bound(ONE)
+    r = ops.poly(s, st.recip, site + ".s", bound=ONE)
+    rb = 1.05 / st.recip.a
+    for j in range(st.newton):  # y (2 - s y): y stays in (0, 1 / s] from below
+        r, s = ops.ready([(r, 2, f"{site}.r{j}", rb), (s, 2, f"{site}.s{j}", ONE)])
+        r = (r * (2.0 - s * r)).assume_bound(rb)
+    w, r = ops.ready([(w, 2, site + ".wr", ONE), (r, 2, site + ".rr", rb)])
+    q = (w * r).assume_bound(ONE)
+    return ops.mul(q, post, (site + ".post", ONE)) if post != 1.0 else q
+
+
+class SoftmaxSteps(NamedTuple):
+    """The softmax approximation of :class:`CrossEntropyLoss` (see the module docstring)."""
+
+    exp: approx.Polynomial  #: exp((x) / 2^(k + squarings)) on [lo - hi, 0]
+    squarings: int  #: squarings of exp's polynomial before the first normalisation
+    k: int  #: normalised squarings
+    recip: approx.Polynomial  #: 1/x on [a, 1]
+    newton: int  #: Newton steps after ``recip``
+
+
+#: Relative precision of 1/x in the normalisations.
+RECIP_BITS = 24
+
+
+@lru_cache(maxsize=64)
+def softmax_steps(width: float, n_classes: int, max_depth: int) -> SoftmaxSteps:
+    """The steps for centred logits in a range of width ``-width`` (``width`` = lo - hi < 0)."""
+    if not (width < 0 and math.isfinite(width)):
+        raise ValueError(f"the logit interval must have lo < hi, got lo - hi = {width}")
+    if n_classes < 2:
+        raise ValueError(f"cross-entropy needs at least 2 classes, got {n_classes}")
+    # the fewest halvings k with exp(width / 2^k) >= 1/C: every row mean of e is then >= 1/C
+    k = max(0, math.ceil(math.log2(-width / math.log(n_classes))))
+    p, sq = exp_relative(width, max_depth, k)
+    a = float(2.0 ** math.floor(math.log2(0.9 / n_classes)))  # sums of squares of a distribution: >= 1/C
+    rp = approx.chebyshev(lambda t: 1.0 / np.asarray(t), a, 1.0, degree=fits.max_degree(a, 1.0, max_depth))
+    grid = np.geomspace(a, 1.0, 4001)
+    y, newton = rp(grid), 0
+    while float(np.max(np.abs(y * grid - 1.0))) > 2.0 ** -RECIP_BITS:
+        if newton >= 12:
+            raise ValueError(f"1/x on [{a:g}, 1] does not converge with {max_depth} levels per polynomial")
+        y, newton = y * (2.0 - grid * y), newton + 1
+    return SoftmaxSteps(p, sq, k, rp, newton)
 
 
 #: Relative precision of the loss's exp: probabilities are ratios of exps that may be far below 1.
@@ -259,17 +298,19 @@ EXP_BITS = 24
 
 
 @lru_cache(maxsize=64)
-def exp_relative(a: float, max_depth: int) -> Tuple[Any, int]:
-    """(p, k): exp(x) = p(x)^(2^k) on [a, 0] within 2^-EXP_BITS *relative* error (the fewest
-    squarings; p of the highest degree that fits in ``max_depth`` levels)."""
+def exp_relative(a: float, max_depth: int, halvings: int = 0) -> Tuple[Any, int]:
+    """(p, k): exp(x / 2^halvings) = p(x)^(2^k) on [a, 0] within 2^-EXP_BITS *relative* error
+    (the fewest squarings; p of the highest degree that fits in ``max_depth`` levels)."""
     top = fits.max_degree(a, 0.0, max_depth)
     x = np.linspace(a, 0.0, 4001)
+    f = np.exp(x / 2.0 ** halvings)
     for k in range(0, 20):
-        p = approx.chebyshev(lambda t, k=k: np.exp(np.asarray(t, dtype=np.float64) / 2.0 ** k), a, 0.0, degree=top)
+        d = 2.0 ** (k + halvings)
+        p = approx.chebyshev(lambda t, d=d: np.exp(np.asarray(t, dtype=np.float64) / d), a, 0.0, degree=top)
         y = p(x)
         for _ in range(k):
             y = y * y
-        if float(np.max(np.abs(y / np.exp(x) - 1.0))) <= 2.0 ** -EXP_BITS:
+        if float(np.max(np.abs(y / f - 1.0))) <= 2.0 ** -EXP_BITS:
             return p, k
     raise ValueError(f"cannot approximate exp on [{a:g}, 0] to {EXP_BITS} bits with {max_depth} levels per step")
 
