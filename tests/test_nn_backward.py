@@ -108,8 +108,8 @@ def plain_grads(model, x, G):
     return out, [p.grad for p in model.lora_parameters()]
 
 
-def check(tmodel, x, out_shape_fn=None, min_bits=30, monkeypatch=None, seed=0):
-    model = hnn.from_torch(tmodel, calibration=x, max_depth=5)
+def check(tmodel, x, out_shape_fn=None, min_bits=30, monkeypatch=None, seed=0, max_depth=5):
+    model = hnn.from_torch(tmodel, calibration=x, max_depth=max_depth)
     out0 = model(x)
     G = np.random.default_rng(seed).normal(0, 1, np.shape(out0))
     out, grads = plain_grads(model, x, G)

@@ -106,3 +106,115 @@ def test_cross_entropy_gradient_encrypted(ctx):
     for p, g in zip(params, plain_grads):
         assert bits(natural(p.grad, ctx) * p.scale, g) >= 10, p
     assert any(b["site"].startswith("loss.") for b in model.last_run.bootstraps)
+
+
+def test_adamw_encrypted_against_torch(ctx):
+    """Two AdamW steps on encrypted adapters and moments against torch.optim.AdamW on the
+    same gradients. The gradients are kept away from 0 (|g| in [G/2, G], G the largest
+    gradient calibration saw) and eps small (G^2 / 2^13: one optimizer per parameter), where
+    eps inside the root (the paper's form, hetensor's) and torch's eps = 0 agree to ~2^-12 of
+    the update; 1/sqrt runs on [2^-15, 1]."""
+    from hetensor.nn.autograd import GRAD_MARGIN, grad_bound
+
+    torch.manual_seed(2)
+    lin = htt.LoRALinear(4, 6, rank=2, alpha=2.0)
+    with torch.no_grad():
+        lin.lora_B.normal_()
+    net = torch.nn.Sequential(lin).double()
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (8, 4))
+    target = rng.normal(0, 1, (8, 6))
+    model = hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1)
+    hnn.calibrate_training(model, x, target, hnn.MSELoss())
+    params = list(model.lora_parameters())
+    bounds = [grad_bound(p) / (1.0 + GRAD_MARGIN) for p in params]
+    grads = [[rng.choice([-1.0, 1.0], p.shape) * rng.uniform(G / 2, G, p.shape) for p, G in zip(params, bounds)]
+             for _ in range(2)]
+    lr, wd, betas = 0.05, 0.01, (0.9, 0.99)
+    ref = [torch.tensor(p.data.copy(), requires_grad=True) for p in params]
+    topt = torch.optim.AdamW(ref, lr=lr, betas=betas, eps=0.0, weight_decay=wd)
+    init = [p.data.copy() for p in params]
+    hnn.encrypt_adapters(model, ctx)
+    opts = [hopt.AdamW([p], lr=lr, betas=betas, eps=G * G * 2.0 ** -13, weight_decay=wd, extra_newton=0)
+            for p, G in zip(params, bounds)]
+    for gs in grads:
+        for p, g, r in zip(params, gs, ref):
+            p.grad = ctx.encrypt(g.T / p.scale, layout="matrix")  # the stored form (A^T, s B^T)
+            r.grad = torch.from_numpy(g.copy())
+        for opt in opts:
+            opt.step()
+        topt.step()
+    assert all(isinstance(st["m"].t, ht.CipherTensor) and isinstance(st["v"].t, ht.CipherTensor)
+               for opt in opts for st in opt.state.values())
+    for p, i, r in zip(params, init, ref):
+        got = natural(p.data, ctx) / p.scale
+        assert bits(got - i, r.detach().numpy() - i) >= 10, p
+
+
+def test_gk_attention_gradients_encrypted(ctx):
+    """A LoRA layer into Gaussian-kernel attention (rank-2 adapters on q, k, v; two heads of
+    two sequences): the encrypted adapter gradients against plain mode (>= 10 bits)."""
+    torch.manual_seed(4)
+    l1 = htt.LoRALinear(4, 4, rank=2)
+    att = htt.GaussianKernelAttention(4, 2, lora_rank=2)
+    for m in (l1, att.q, att.k, att.v):
+        with torch.no_grad():
+            m.lora_B.normal_(0, 0.3)
+    net = torch.nn.Sequential(l1, att).double()
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1, (2, 3, 4))
+    target = rng.normal(0, 1, (6, 4))
+    model = hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1)
+    loss = hnn.MSELoss()
+    hnn.calibrate_training(model, x, target.reshape(2, 3, 4), loss, batch_size=2)
+    params = list(model.lora_parameters())
+    model.train()
+    model.backward(loss(model(x).reshape(6, 4), target))
+    plain_grads = [p.grad.copy() for p in params]
+    model.zero_grad()
+    hnn.encrypt_adapters(model, ctx)
+    ct, seq_len = hnn.encrypt_tokens(ctx, x)
+    out = model(ct, seq_len=seq_len, auto_keys=True)
+    model.backward(loss(out, target))
+    assert len(params) == 8
+    for p, g in zip(params, plain_grads):
+        assert bits(natural(p.grad, ctx) * p.scale, g) >= 10, p
+
+
+def test_checkpoint_of_encrypted_adapters_round_trip(ctx, tmp_path):
+    """Trainer.save_checkpoint / load_checkpoint with encrypted adapters and AdamW moments:
+    the restored ciphertexts decrypt to the saved values and training continues from them."""
+    torch.manual_seed(6)
+    lin = htt.LoRALinear(4, 3, rank=2, alpha=2.0)
+    with torch.no_grad():
+        lin.lora_B.normal_()
+    net = torch.nn.Sequential(lin).double()
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-1, 1, (8, 4))
+    target = rng.normal(0, 1, (8, 3))
+
+    def trainer():
+        model = hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1)
+        hnn.calibrate_training(model, x, target, hnn.MSELoss(), batch_size=8)
+        hnn.encrypt_adapters(model, ctx)
+        opt = hopt.AdamW(model.lora_parameters(), lr=0.05, eps=0.1, weight_decay=0.01, extra_newton=0)
+        return hnn.Trainer(model, opt, hnn.MSELoss(), mode="encrypted", ctx=ctx, progress=False)
+
+    tr = trainer()
+    tr.fit(x, target, steps=1, batch_size=8)
+    tr.save_checkpoint(str(tmp_path / "ck"))
+    saved = [ctx.decrypt(p.data) for p in tr.model.lora_parameters()]
+    moments = [(ctx.decrypt(st["m"].t), ctx.decrypt(st["v"].t)) for st in tr.optimizer.state.values()]
+    back = trainer()
+    back.load_checkpoint(str(tmp_path / "ck"))
+    assert back.optimizer.steps == 1 and len(back.history) == 1
+    for p, s in zip(back.model.lora_parameters(), saved):
+        assert isinstance(p.data, ht.CipherTensor)
+        assert np.array_equal(ctx.decrypt(p.data), s)  # the same ciphertext, bit for bit
+    for st, (m, v) in zip(back.optimizer.state.values(), moments):
+        assert st["t"] == 1 and np.array_equal(ctx.decrypt(st["m"].t), m) and np.array_equal(ctx.decrypt(st["v"].t), v)
+    m2 = hnn.from_torch(torch.nn.Sequential(htt.LoRALinear(4, 3, rank=2), htt.LoRALinear(3, 3, rank=2)).double(),
+                        calibration=x)
+    other = hnn.Trainer(m2, hopt.SGD(m2.lora_parameters(), lr=0.1), hnn.MSELoss(), progress=False)
+    with pytest.raises(ValueError, match="the checkpoint holds 2 parameters, the model 4"):
+        other.load_checkpoint(str(tmp_path / "ck"))

@@ -27,7 +27,8 @@ ParamsLiteral make(const char* name, int log_n, int levels, int dnum, int specia
 //  n15: N=2^15, 15 levels, log Q = 660,  dnum 4, P = 3 x 60 bits,  log QP = 840 <= 881
 //  n16: N=2^16, 24 levels, log Q = 1020, dnum 2, P = 9 x 60 bits,  log QP = 1560 <= 1747
 std::vector<std::string> preset_names() {
-  return {"toy-insecure", "n13-insecure", "n14", "n15", "n16", "n16-boot", "toy-boot-insecure"};
+  return {"toy-insecure", "n13-insecure", "n14", "n15", "n16", "n16-boot", "toy-boot-insecure",
+          "n12-boot9-insecure"};
 }
 
 ParamsLiteral preset_literal(const std::string& name) {
@@ -54,6 +55,15 @@ ParamsLiteral preset_literal(const std::string& name) {
     ParamsLiteral p = make("toy-boot-insecure", 12, 20, 3, 60, 0, true);
     p.scale_bits = 45;
     p.level_bits.assign(7, 45);
+    p.level_bits.insert(p.level_bits.end(), 13, 60);
+    return p;
+  }
+  if (name == "n12-boot9-insecure") {
+    // n16-boot's chain (9 computation levels between bootstraps) at N=2^12 (insecure, for
+    // tests and short training runs that need n16-boot's depth per polynomial).
+    ParamsLiteral p = make("n12-boot9-insecure", 12, 25, 5, 61, 0, true);
+    p.scale_bits = 45;
+    p.level_bits.assign(12, 45);
     p.level_bits.insert(p.level_bits.end(), 13, 60);
     return p;
   }

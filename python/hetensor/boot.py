@@ -160,6 +160,8 @@ BOOT_PRESETS: Dict[str, BootParams] = {
                                     message_ratio_bits=8, arcsine_degree=3),
     "n16-boot": BootParams(k_bound=16, double_angles=2, cts_levels=3, stc_levels=3,
                            message_ratio_bits=8, arcsine_degree=3),
+    "n12-boot9-insecure": BootParams(k_bound=16, double_angles=2, cts_levels=3, stc_levels=3,
+                                     message_ratio_bits=8, arcsine_degree=3),
 }
 
 

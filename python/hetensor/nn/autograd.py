@@ -60,14 +60,33 @@ class Parameter:
 
     @grad.setter
     def grad(self, value: Any) -> None:
-        """Set the gradient (numpy, same shape as ``data``), as torch allows ``p.grad = ...``;
-        None clears it. Plain mode only: simulated and encrypted gradients come from backward."""
+        """Set the gradient, as torch allows ``p.grad = ...``: numpy (same shape as ``data``)
+        for a plaintext parameter; for an encrypted one a CipherTensor in ``data``'s stored form
+        and context (for instance a gradient summed elsewhere). None clears it."""
         if value is None:
             self.zero_grad()
             return
+        from ..tensor import CipherTensor
+
+        if isinstance(value, CipherTensor):
+            if not self.encrypted:
+                raise ValueError(f"{self!r} is plaintext: give its gradient as a numpy array")
+            if tuple(value.shape) != self.shape:
+                raise ValueError(f"gradient shape {tuple(value.shape)} != parameter shape {self.shape} (the stored "
+                                 f"form: A^T and (alpha / rank) B^T)")
+            if value.context is not self.data.context:
+                raise ValueError(f"the gradient of {self!r} belongs to another context than its data")
+            from .run import Run
+            from .tensors import CipherArray
+
+            self.module.__dict__.setdefault("_grads", {})[self.name] = CipherArray(value, True)
+            self.module.__dict__.setdefault("_grad_runs", {})[self.name] = Run(
+                _root_of(self.module), "encrypted", ctx=value.context, batch=1, seq_len=1)
+            return
         v = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)
         if self.encrypted:
-            raise ValueError(f"{self!r} is encrypted: its gradient comes from model.backward")
+            raise ValueError(f"{self!r} is encrypted: give its gradient as a CipherTensor (the stored form) or "
+                             f"let model.backward compute it")
         if v.shape != self.shape:
             raise ValueError(f"gradient shape {v.shape} != parameter shape {self.shape}")
         if not np.all(np.isfinite(v)):

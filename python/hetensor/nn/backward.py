@@ -321,8 +321,8 @@ def _gk_attention(m: GaussianKernelAttention, g: Any, run: Any, need_dx: bool) -
 
 @register(SoftmaxAttention)
 def _softmax_attention(m: SoftmaxAttention, g: Any, run: Any, need_dx: bool) -> Any:
-    raise NotImplementedError("SoftmaxAttention has no backward pass yet; train with GaussianKernelAttention "
-                              "(attention='gk')")
+    raise NotImplementedError("SoftmaxAttention has no backward pass yet (its forward normalises and squares); "
+                              "train with GaussianKernelAttention (attention='gk')")
 
 
 @register(MeanPool)

@@ -181,7 +181,7 @@ def inv_sqrt_steps(a: float, max_depth: int) -> Tuple[approx.Polynomial, int]:
     grid = np.geomspace(a, 1.0, 4001)
     exact = 1.0 / np.sqrt(grid)
     top = max_degree(a, 1.0, max_depth)
-    for steps in range(0, 8):
+    for steps in range(0, 16):  # wide intervals at few levels: a long linear phase before quadratic convergence
         for d in sorted({1, 3, 7, 15, 31, 63, top}):
             if d > top:
                 continue

@@ -90,10 +90,17 @@ class Loss:
 
     def gradient_tensor(self, y: Any, run: Any) -> Any:
         """The gradient in the tensor interface of ``y`` (the model's output tensor of ``run``)."""
-        if tuple(y.shape) != tuple(np.shape(self.output)) and not hasattr(self.output, "context"):
-            raise ValueError(f"the loss was made from an output of shape {np.shape(self.output)}, but the model's "
-                             f"last forward returned {tuple(y.shape)}")
-        return self.criterion.gradient(y, self.target, run)
+        out_shape, target = tuple(np.shape(self.output)), self.target
+        if tuple(y.shape) != out_shape and not hasattr(self.output, "context"):
+            packed = len(out_shape) == 3 and tuple(y.shape) == (out_shape[0] * out_shape[1], out_shape[2])
+            if not packed:
+                raise ValueError(f"the loss was made from an output of shape {out_shape}, but the model's "
+                                 f"last forward returned {tuple(y.shape)}")
+            # a (batch, seq_len, d) output is the (batch * seq_len, d) token matrix of the run
+            if not hasattr(target, "context") and tuple(np.shape(target)) == out_shape:
+                target = np.asarray(target.detach().cpu().numpy() if hasattr(target, "detach") else target,
+                                    dtype=np.float64).reshape(y.shape)
+        return self.criterion.gradient(y, target, run)
 
     def __repr__(self) -> str:
         try:
