@@ -218,3 +218,13 @@ def test_checkpoint_of_encrypted_adapters_round_trip(ctx, tmp_path):
     other = hnn.Trainer(m2, hopt.SGD(m2.lora_parameters(), lr=0.1), hnn.MSELoss(), progress=False)
     with pytest.raises(ValueError, match="the checkpoint holds 2 parameters, the model 4"):
         other.load_checkpoint(str(tmp_path / "ck"))
+
+
+def test_n12_boot9_preset_has_n16_boots_depth():
+    """n12-boot9-insecure: n16-boot's chain at N = 2^12 (9 levels after a bootstrap)."""
+    deep = ht.Context.from_preset("n12-boot9-insecure", bootstrap=True, seed=3)
+    assert deep.fresh_level == 9 and "INSECURE" in repr(deep)
+    x = np.random.default_rng(3).uniform(-1, 1, 64)
+    y = deep.encrypt(x).level_to(0).bootstrap()
+    assert y.level == 9
+    assert bits(deep.decrypt(y)[:64], x) >= 20

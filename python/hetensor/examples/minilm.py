@@ -91,6 +91,22 @@ class BertLayer(hnn.Module):
         return self.ln2(run.add(x, self.ffn(x, run), self, "ffn_residual"), run)
 
 
+def _bert_layer_backward(m: BertLayer, g: Any, run: Any, need_dx: bool) -> Any:
+    """x1 = LN1(x + attn(x)); y = LN2(x1 + ffn(x1)): the residual sums and each branch's backward."""
+    from hetensor.nn.autograd import backward_module
+    from hetensor.nn.backward import Ops
+
+    ops = Ops(run, m)
+    g1 = backward_module(m.ln2, g, run)
+    g1 = ops.add(g1, backward_module(m.ffn, g1, run), "ffn_residual")
+    g0 = backward_module(m.ln1, g1, run)
+    return ops.add(g0, backward_module(m.attn, g0, run), "attn_residual") if need_dx else \
+        backward_module(m.attn, g0, run)
+
+
+hnn.autograd.register(BertLayer)(_bert_layer_backward)
+
+
 def encoder_layer(w: Dict[str, np.ndarray], index: int = 0, *, attention: str = "gk", lora_rank: int = 2,
                   seed: int = 0) -> BertLayer:
     """Layer ``index`` of MiniLM with its weights; ``attention`` "gk" or "softmax";

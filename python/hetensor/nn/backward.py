@@ -34,12 +34,18 @@ from .autograd import GRAD_MARGIN, Parameter, backward_module, bound_of, param_b
 from .linear import Linear, LoRALinear
 from .module import Module, Sequential
 from .norm import LayerNorm
+from .plan import GhostArray
 from .tensors import CipherArray, PlainArray, UNLIMITED
 from .transformer import FeedForward, MeanPool, TransformerClassifier, TransformerEncoderLayer
 
 
+#: How far past a recorded gradient bound a bootstrap input may go (its error grows like
+#: |x|^5 past 1: docs/BOOTSTRAP.md) before plain and simulate mode refuse it.
+BOOT_TOLERANCE = 1.5
+
+
 def _is_tensor(x: Any) -> bool:
-    return isinstance(x, (PlainArray, CipherArray))
+    return isinstance(x, (PlainArray, CipherArray, GhostArray))  # GhostArray: a planned step
 
 
 def _level(x: Any) -> int:
@@ -98,7 +104,10 @@ class Ops:
                 self.module.ranges[key] = [lo, hi] if old is None else [min(old[0], lo), max(old[1], hi)]
             bound = bound_of(self.module, key, GRAD_MARGIN)
             if bound is not None and _level(x) < need + run.reserve:
-                check_range(x, -bound, bound, f"{run.name_of(self.module)} at backward site '{key}'")
+                # another batch order than calibration's may pass the recorded range (x2) a little: the
+                # bootstrap takes |x / bound| up to BOOT_TOLERANCE at ~2^-22 (2^-25 within 1)
+                lim = BOOT_TOLERANCE * bound
+                check_range(x, -lim, lim, f"{run.name_of(self.module)} at backward site '{key}'")
             if bound is None and _level(x) < need + run.reserve:
                 raise ValueError(
                     f"{run.name_of(self.module)} must bootstrap at backward site '{key}' but no range was recorded "
@@ -211,8 +220,13 @@ def lora_backward(m: LoRALinear, g: Any, run: Any, need_dx: bool) -> Any:
         dx = ops.mm(du, ops.mat("A", lambda: m.lora_A), "du")
     else:
 
-        mk = _make_keys(g)
-        a, b = CipherArray(m.lora_A, mk), CipherArray(m.lora_B, mk)
+        if isinstance(g, GhostArray):  # a planned step: the adapters as ghosts of their ciphertexts
+            from ..linalg import runmode as rm
+
+            a, b = (GhostArray(rm.GhostTensor.like(t), g.rec) for t in (m.lora_A, m.lora_B))
+        else:
+            mk = _make_keys(g)
+            a, b = CipherArray(m.lora_A, mk), CipherArray(m.lora_B, mk)
         ba = param_bound(Parameter(m, "lora_A"))
         bb = param_bound(Parameter(m, "lora_B")) * max(1.0, m.scaling)
         accumulate(m, "lora_B", ops.mm(xa.T, g, "xa", "dy"), run)
