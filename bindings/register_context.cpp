@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <map>
 #include <optional>
 
 #include "ckks/engine.hpp"
@@ -65,10 +66,25 @@ void register_context(py::module_& m) {
         if (level < 0 || level > e.tables().max_level()) throw ht::InvalidArgument("level out of range");
         return e.tables().scale_at(level);
       })
-      .def("generate_rotation_keys", [](Engine& e, const std::vector<long>& steps) {
-        e.keys().generate_rotation_keys(steps);
-      }, release())
-      .def("generate_conjugation_key", [](Engine& e) { e.keys().generate_conjugation_key(); }, release())
+      .def("generate_rotation_keys", [](Engine& e, const std::vector<long>& steps, int level) {
+        if (level < -1 || level > e.tables().max_level())
+          throw ht::InvalidArgument("generate_rotation_keys: level " + std::to_string(level) + " is outside [0, " +
+                                    std::to_string(e.tables().max_level()) + "] (or -1: every level)");
+        e.keys().generate_rotation_keys(steps, level);
+      }, py::arg("steps"), py::arg("level") = -1, release())
+      .def("generate_conjugation_key", [](Engine& e, int level) {
+        if (level < -1 || level > e.tables().max_level())
+          throw ht::InvalidArgument("generate_conjugation_key: level " + std::to_string(level) + " is outside [0, " +
+                                    std::to_string(e.tables().max_level()) + "] (or -1: every level)");
+        e.keys().generate_conjugation_key(level);
+      }, py::arg("level") = -1, release())
+      .def_property("compact_keys", [](Engine& e) { return e.keys().compact_keys(); },
+                    [](Engine& e, bool on) { e.keys().set_compact_keys(on); })
+      .def("galois_key_levels", [](Engine& e) {
+        std::map<ht::u64, int> out;
+        for (ht::u64 g : e.keys().galois_elements()) out[g] = e.keys().galois_key(g)->level;
+        return out;
+      })
       .def("rotation_steps", [](Engine& e) { return e.keys().rotation_steps(); })
       .def("require_rotation_keys", [](Engine& e, const std::vector<long>& steps) {
         ht::require_rotation_keys(e.keys(), steps);

@@ -10,6 +10,7 @@
 
 #include "backend/cpu_ntt.hpp"
 #include "backend/cpu_ntt_fma.hpp"
+#include "core/aes.hpp"
 #include "core/error.hpp"
 #include "core/numth.hpp"
 #include "runtime/allocator.hpp"
@@ -82,6 +83,28 @@ void register_ring(py::module_& m) {
   m.def("pool_set_cache_limit", &ht::pool_set_cache_limit, py::arg("bytes"),
         "Cap the bytes of freed buffers kept for reuse (blocks above the cap are freed now).");
   m.def("pool_cache_limit", &ht::pool_cache_limit);
+  m.def("aes256_ctr", [](py::bytes key, ht::u32 stream, ht::u64 start, ht::u64 blocks, bool portable) {
+    const std::string k = key;
+    if (k.size() != 32) throw ht::InvalidArgument("aes256_ctr: the key must be 32 bytes");
+    if (blocks > (ht::u64(1) << 24)) throw ht::InvalidArgument("aes256_ctr: at most 2^24 blocks");
+    std::array<ht::u32, 8> kw{};
+    for (int i = 0; i < 32; ++i) kw[i / 4] |= static_cast<ht::u32>(static_cast<unsigned char>(k[i])) << (8 * (i % 4));
+    U64Array out(static_cast<py::ssize_t>(2 * blocks));
+    ht::Aes256(kw).ctr_words(stream, start, blocks, out.mutable_data(), !portable);
+    return out;
+  }, py::arg("key"), py::arg("stream"), py::arg("start"), py::arg("blocks"), py::arg("portable") = false,
+     "AES-256 of the counter blocks (index | stream | 'htA1') as little-endian u64 pairs (tests).");
+  m.def("aes256_encrypt_block", [](py::bytes key, py::bytes block) {
+    const std::string k = key, b = block;
+    if (k.size() != 32 || b.size() != 16)
+      throw ht::InvalidArgument("aes256_encrypt_block: need a 32-byte key and a 16-byte block");
+    std::array<ht::u32, 8> kw{};
+    for (int i = 0; i < 32; ++i) kw[i / 4] |= static_cast<ht::u32>(static_cast<unsigned char>(k[i])) << (8 * (i % 4));
+    unsigned char out[16];
+    ht::Aes256(kw).encrypt_block(reinterpret_cast<const unsigned char*>(b.data()), out);
+    return py::bytes(reinterpret_cast<const char*>(out), 16);
+  }, py::arg("key"), py::arg("block"), "One AES-256 block, portable path (FIPS 197 tests).");
+  m.def("aes_ni_enabled", &ht::aes_ni_enabled);
   m.def("bit_reverse", [](ht::u64 x, int bits) {
     if (bits < 0 || bits > 63 || (bits < 64 && (x >> bits) != 0))
       throw ht::InvalidArgument("bit_reverse: need 0 <= bits <= 63 and x < 2^bits");

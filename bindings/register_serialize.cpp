@@ -188,9 +188,7 @@ void register_serialize(py::module_& m) {
     h.key_id = r.get<u64>("key id");
     h.payload_len = r.get<u64>("length");
     if (std::memcmp(head.data(), "HETENSOR", 8) != 0) throw FormatError("not a hetensor object (bad magic bytes)");
-    if (h.version != format::kVersion)
-      throw FormatError("format version " + std::to_string(h.version) + " is not supported (this hetensor reads " +
-                        std::to_string(format::kVersion) + ")");
+    format::check_version(h.version);
     py::dict d;
     d["type"] = type;
     d["flags"] = h.flags;

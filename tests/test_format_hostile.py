@@ -72,7 +72,9 @@ def test_messages_say_what_is_wrong(sctx, objects):
     with pytest.raises(ht.FormatError, match="checksum"):
         load(ct[:-1] + bytes([ct[-1] ^ 1]))
     with pytest.raises(ht.FormatError, match="version"):
-        load(dict(header_attacks(ct))["version 2"])
+        load(dict(header_attacks(ct))["version 3"])
+    with pytest.raises(ht.FormatError, match="version 1 .*ChaCha20"):
+        load(dict(header_attacks(ct))["version 1"])
     with pytest.raises(ht.FormatError, match="magic"):
         load(dict(header_attacks(ct))["bad magic"])
     with pytest.raises(ht.FormatError, match="parameter hash"):

@@ -207,7 +207,7 @@ Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const
         }
         const u64 g = galois_element_for_step(j, n);
         const std::vector<u32>& perm = ctx.galois_perm(g);
-        inner_product(ctx, dec, keys.galois_key(g), perm.data(), e0, e1);
+        inner_product(ctx, dec, *keys.galois_key(g), perm.data(), e0, e1);
         add_p_times(ctx, level, c0, perm.data(), e0);
       }
     }
@@ -236,7 +236,7 @@ Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const
       const u64 g = galois_element_for_step(step, n);
       const std::vector<u32>& perm = ctx.galois_perm(g);
       const Decomposition dec = decompose(ctx, a1.data(), level);
-      inner_product(ctx, dec, keys.galois_key(g), perm.data(), acc0.data(), acc1.data());
+      inner_product(ctx, dec, *keys.galois_key(g), perm.data(), acc0.data(), acc1.data());
       add_p_times(ctx, level, a0.data(), perm.data(), acc0.data());
       add_ext(ctx, level, ext, acc0.data(), total0.data());
       add_ext(ctx, level, ext, acc1.data(), total1.data());

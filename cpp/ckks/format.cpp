@@ -60,6 +60,16 @@ std::string Reader::str(size_t max_len, const char* what) {
   return std::string(reinterpret_cast<const char*>(p), n);
 }
 
+void check_version(u16 version) {
+  if (version == 1)
+    throw FormatError("format version 1 (an earlier hetensor: its seeds expand with ChaCha20, keys carry no level) "
+                      "is not supported; this hetensor reads version " + std::to_string(kVersion) +
+                      ": save the object again with the hetensor that made it, unseeded, or remake it");
+  if (version != kVersion)
+    throw FormatError("format version " + std::to_string(version) + " is not supported (this hetensor reads " +
+                      std::to_string(kVersion) + ")");
+}
+
 Header read_header(const u8* data, size_t len, bool verify_checksum) {
   if (len < kHeaderBytes)
     throw FormatError("not a hetensor object: " + std::to_string(len) + " bytes is shorter than the " +
@@ -74,9 +84,7 @@ Header read_header(const u8* data, size_t len, bool verify_checksum) {
   h.key_id = r.get<u64>("key id");
   h.payload_len = r.get<u64>("payload length");
   h.checksum = r.get<u64>("checksum");
-  if (h.version != kVersion)
-    throw FormatError("format version " + std::to_string(h.version) + " is not supported (this hetensor reads " +
-                      std::to_string(kVersion) + ")");
+  check_version(h.version);
   if (type < 1 || type > 5) throw FormatError("unknown object type " + std::to_string(type));
   h.type = static_cast<Type>(type);
   if ((h.flags & ~kFlagSeeded) != 0) throw FormatError("unknown flags " + std::to_string(h.flags));

@@ -17,7 +17,9 @@ using u8 = std::uint8_t;
 using u16 = std::uint16_t;
 using i32 = std::int32_t;
 
-constexpr u16 kVersion = 1;
+// 2: seeds expand with AES-256-CTR per limb (core/aes.hpp); switching keys
+// carry their level and may be compact (seeds kept in memory).
+constexpr u16 kVersion = 2;
 constexpr size_t kHeaderBytes = 48;
 
 enum class Type : u16 {
@@ -98,6 +100,8 @@ class Reader {
   size_t pos_ = 0;
 };
 
+// Throws FormatError, saying why, unless this hetensor reads `version`.
+void check_version(u16 version);
 // Writes header + payload into `out` (header_bytes + payload.size() bytes).
 void write_header(u8* out, Header h, const u8* payload, size_t payload_len);
 // Parses and checks the header of a whole object: magic, version, length

@@ -1,9 +1,11 @@
 // Key generation (secret, public, relinearization, Galois keys).
 #include <algorithm>
+#include <cstring>
 
 #include "backend/backend.hpp"
 #include "backend/kernels/elementwise.hpp"
 #include "ckks/keys.hpp"
+#include "core/aes.hpp"
 #include "core/error.hpp"
 #include "core/galois.hpp"
 #include "core/sampling.hpp"
@@ -77,35 +79,44 @@ KeyChain::KeyChain(std::shared_ptr<const Tables> ctx, std::optional<u64> seed)
   relin_ = std::make_shared<const SwitchKey>(make_switch_key(s2.data()));
 }
 
-SwitchKey KeyChain::make_switch_key(const u64* s_prime) {
+SwitchKey KeyChain::make_switch_key(const u64* s_prime, int level) {
   const Tables& c = *ctx_;
   const u64 n = c.n();
   const int L = c.max_level(), all = L + 1 + c.alpha();
-  const int digits = c.num_digits(L);
+  if (level < 0 || level > L) level = L;
+  const int digits = c.num_digits(level);
   SwitchKey key;
   key.digits = digits;
-  key.data = Buffer(static_cast<size_t>(digits) * 2 * all * n);
+  key.level = level;
+  key.alpha = c.alpha();
+  key.n = n;
+  key.compact = compact_;
+  key.data = Buffer(static_cast<size_t>(digits) * key.halves() * key.limbs() * n);
   key.a_seeds.resize(digits);
   std::vector<Prng> streams;
   {
     std::lock_guard<std::mutex> lock(prng_mutex_);
     for (int j = 0; j < digits; ++j) streams.push_back(prng_.fork());
   }
-  const auto all_primes = range(0, all);
+  // The key's primes: q_0 .. q_level, then P (its limbs, in that order).
+  std::vector<int> primes = range(0, level + 1);
+  for (int k = 0; k < c.alpha(); ++k) primes.push_back(c.p_index(k));
   for (int j = 0; j < digits; ++j) {
-    u64* b = key.data.data() + static_cast<size_t>(2 * j) * all * n;
-    u64* a = key.data.data() + static_cast<size_t>(2 * j + 1) * all * n;
     key.a_seeds[j] = streams[j].next_key();
-    expand_uniform(c, key.a_seeds[j], a, all_primes);
-    add_small_poly_ntt(c, sample_gaussian(streams[j], n, c.params().sigma()), b, all_primes);
-    const int db = c.digit_begin(j), de = c.digit_end(j, L);
-    parallel_for(all, [&](size_t ii) {
-      const int i = static_cast<int>(ii);
+    // Limb t of b_j = -a_j s + e_j (+ P s' in the digit's primes); a compact key
+    // regenerates a_j's limb into scratch and drops it.
+    const std::vector<i64> e = sample_gaussian(streams[j], n, c.params().sigma());
+    add_small_poly_ntt(c, e, key.b(j, 0), primes);
+    const int db = c.digit_begin(j), de = c.digit_end(j, level);
+    parallel_for(primes.size(), [&](size_t t) {
+      const int i = primes[t];
       const Modulus& m = c.modulus(i);
-      const u64* sk = sk_.s.data() + ii * n;
-      const u64* sp = s_prime + ii * n;
-      u64* bi = b + ii * n;
-      const u64* ai = a + ii * n;
+      const u64* sk = sk_.s.data() + static_cast<size_t>(i) * n;
+      const u64* sp = s_prime + static_cast<size_t>(i) * n;
+      u64* bi = key.b(j, t);
+      std::vector<u64> scratch(key.compact ? n : 0);
+      u64* ai = key.compact ? scratch.data() : key.a(j, t);
+      expand_uniform_limb(c, key.a_seeds[j], i, ai);
       u64 p_mod = 1;  // P mod q_i, for the gadget term of digit j
       for (int k = 0; k < c.alpha(); ++k) p_mod = mul_mod(p_mod, reduce_u64(c.prime(c.p_index(k)), m), m);
       const bool in_digit = i >= db && i < de;
@@ -116,45 +127,64 @@ SwitchKey KeyChain::make_switch_key(const u64* s_prime) {
       }
     });
   }
+  (void)all;
   return key;
 }
 
-void KeyChain::generate_rotation_keys(const std::vector<long>& steps) {
+void SwitchKey::expand_a(const Tables& ctx, int j, int prime, u64* out) const {
+  if (!compact) {
+    std::memcpy(out, a(j, limb_of(prime, ctx.max_level())), n * sizeof(u64));
+    return;
+  }
+  expand_uniform_limb(ctx, a_seeds[static_cast<size_t>(j)], prime, out);
+}
+
+namespace {
+// A Galois key of s(X^g) (permuted NTT values) serving `level`.
+std::vector<int> all_limbs(const Tables& c) { return range(0, c.max_level() + 1 + c.alpha()); }
+}  // namespace
+
+void KeyChain::generate_rotation_keys(const std::vector<long>& steps, int level) {
   require_secret("generate rotation keys");
   const Tables& c = *ctx_;
-  const u64 n = c.n();
-  const int all = c.max_level() + 1 + c.alpha();
+  if (level < 0 || level > c.max_level()) level = c.max_level();
   for (long step : steps) {
     if (normalize_step(step, c.slots()) == 0) continue;  // rotation by 0 needs no key
-    const u64 g = galois_element_for_step(step, n);
-    if (has_galois_key(g)) continue;
-    const auto& perm = c.galois_perm(g);
-    Buffer sg(static_cast<size_t>(all) * n, true);
-    parallel_for(all, [&](size_t i) {
-      const u64* s = sk_.s.data() + i * n;
-      u64* o = sg.data() + i * n;
-      for (u64 k = 0; k < n; ++k) o[k] = s[perm[k]];
-    });
-    add_galois_key(g, std::make_shared<const SwitchKey>(make_switch_key(sg.data())));
+    make_galois_key(galois_element_for_step(step, c.n()), level);
   }
 }
 
-void KeyChain::generate_conjugation_key() {
+void KeyChain::generate_conjugation_key(int level) {
   require_secret("generate the conjugation key");
   const Tables& c = *ctx_;
-  const u64 n = c.n(), g = galois_element_conjugate(n);
-  if (has_galois_key(g)) return;
-  const int all = c.max_level() + 1 + c.alpha();
+  if (level < 0 || level > c.max_level()) level = c.max_level();
+  make_galois_key(galois_element_conjugate(c.n()), level);
+}
+
+void KeyChain::make_galois_key(u64 g, int level) {
+  {
+    std::lock_guard<std::mutex> lock(galois_mutex_);
+    auto it = galois_.find(g);
+    if (it != galois_.end() && it->second->level >= level) return;
+  }
+  const Tables& c = *ctx_;
+  const u64 n = c.n();
   const auto& perm = c.galois_perm(g);
-  Buffer sg(static_cast<size_t>(all) * n, true);
-  for (int i = 0; i < all; ++i)
-    for (u64 k = 0; k < n; ++k) sg.data()[i * n + k] = sk_.s.data()[i * n + perm[k]];
-  add_galois_key(g, std::make_shared<const SwitchKey>(make_switch_key(sg.data())));
+  const auto limbs = all_limbs(c);
+  Buffer sg(limbs.size() * n, true);
+  parallel_for(limbs.size(), [&](size_t i) {
+    const u64* s = sk_.s.data() + i * n;
+    u64* o = sg.data() + i * n;
+    for (u64 k = 0; k < n; ++k) o[k] = s[perm[k]];
+  });
+  add_galois_key(g, std::make_shared<const SwitchKey>(make_switch_key(sg.data(), level)));
 }
 
 void KeyChain::add_galois_key(u64 g, std::shared_ptr<const SwitchKey> key) {
   std::lock_guard<std::mutex> lock(galois_mutex_);
-  galois_.emplace(g, std::move(key));  // an existing key is kept
+  auto it = galois_.find(g);
+  if (it == galois_.end()) galois_.emplace(g, std::move(key));
+  else if (key->level > it->second->level) it->second = std::move(key);  // a wider key replaces a trimmed one
 }
 
 std::vector<u64> KeyChain::galois_elements() const {
@@ -169,11 +199,11 @@ bool KeyChain::has_galois_key(u64 g) const {
   return galois_.count(g) != 0;
 }
 
-const SwitchKey& KeyChain::galois_key(u64 g) const {
+std::shared_ptr<const SwitchKey> KeyChain::galois_key(u64 g) const {
   std::lock_guard<std::mutex> lock(galois_mutex_);
   auto it = galois_.find(g);
   if (it == galois_.end()) throw InvalidArgument("no Galois key for element " + std::to_string(g));
-  return *it->second;
+  return it->second;
 }
 
 std::vector<long> KeyChain::rotation_steps() const {
@@ -304,9 +334,15 @@ std::unique_ptr<KeyChain> KeyChain::public_copy() const {
   return out;
 }
 
+void expand_uniform_limb(const Tables& ctx, const Seed& seed, int prime, u64* out) {
+  uniform_mod_q(Aes256(seed), static_cast<u32>(prime), ctx.prime(prime), out, ctx.n());
+}
+
 void expand_uniform(const Tables& ctx, const Seed& seed, u64* out, const std::vector<int>& primes) {
-  Prng prng(seed);
-  for (size_t i = 0; i < primes.size(); ++i) sample_uniform(prng, ctx.prime(primes[i]), out + i * ctx.n(), ctx.n());
+  const Aes256 key(seed);
+  parallel_for(primes.size(), [&](size_t i) {
+    uniform_mod_q(key, static_cast<u32>(primes[i]), ctx.prime(primes[i]), out + i * ctx.n(), ctx.n());
+  });
 }
 
 Prng KeyChain::fork_prng() {

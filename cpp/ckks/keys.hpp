@@ -24,9 +24,11 @@ struct SecretKey {
 };
 
 // The uniform `a` parts of keys and symmetric ciphertexts are expanded from a
-// 32-byte seed (ChaCha20, limb after limb with rejection sampling), so they
-// can be stored as the seed alone (serialize.hpp).
+// 32-byte seed: limb i is the AES-256-CTR stream i of the seed, mapped to
+// [0, q) (core/aes.hpp), so they can be stored as the seed alone
+// (serialize.hpp) and any limb can be regenerated on its own.
 void expand_uniform(const Tables& ctx, const Seed& seed, u64* out, const std::vector<int>& primes);
+void expand_uniform_limb(const Tables& ctx, const Seed& seed, int prime, u64* out);
 
 struct PublicKey {
   Buffer b, a;  // [L + 1 + alpha][N]
@@ -35,10 +37,29 @@ struct PublicKey {
 
 struct SwitchKey {
   int digits = 0;
-  Buffer data;  // [digits][2][L + 1 + alpha][N], b before a
+  int level = 0;         // the highest level it serves: max_level, or less when trimmed
+  int alpha = 0;
+  u64 n = 0;
+  // Compact: only the b halves are stored; a_j is regenerated from a_seeds[j]
+  // limb by limb at every use (half the memory, a little more time).
+  bool compact = false;
+  Buffer data;  // [digits][compact ? 1 : 2][level + 1 + alpha][N]: b_j then a_j
   std::vector<Seed> a_seeds;  // one per digit: a_j = expand_uniform(a_seeds[j]) over every prime
-  const u64* b(int j, u64 limbs, u64 n) const { return data.data() + (2 * j) * limbs * n; }
-  const u64* a(int j, u64 limbs, u64 n) const { return data.data() + (2 * j + 1) * limbs * n; }
+  int limbs() const { return level + 1 + alpha; }
+  int halves() const { return compact ? 1 : 2; }
+  // The key limb of prime index `prime` (Q primes up to `level`, then P; max_level: the chain's).
+  size_t limb_of(int prime, int max_level) const {
+    return static_cast<size_t>(prime <= max_level ? prime : level + 1 + (prime - max_level - 1));
+  }
+  u64* b(int j, size_t limb) { return data.data() + (static_cast<size_t>(halves() * j) * limbs() + limb) * n; }
+  const u64* b(int j, size_t limb) const { return const_cast<SwitchKey*>(this)->b(j, limb); }
+  // Null for a compact key (use expand_a).
+  const u64* a(int j, size_t limb) const {
+    return compact ? nullptr : data.data() + (static_cast<size_t>(2 * j + 1) * limbs() + limb) * n;
+  }
+  u64* a(int j, size_t limb) { return const_cast<u64*>(static_cast<const SwitchKey*>(this)->a(j, limb)); }
+  // Limb `prime` of a_j into out[N] (from the seed, stored or not).
+  void expand_a(const Tables& ctx, int j, int prime, u64* out) const;
   size_t bytes() const { return data.bytes(); }
 };
 
@@ -70,12 +91,20 @@ class KeyChain {
   // A fingerprint of the public key: objects made under other keys are refused on load.
   u64 key_id() const;
 
-  // Galois keys for slot rotations; existing ones are kept.
-  void generate_rotation_keys(const std::vector<long>& steps);
-  void generate_conjugation_key();
+  // Keys made from now on are compact (SwitchKey::compact); the
+  // relinearization key, made with the chain, stays expanded.
+  void set_compact_keys(bool compact) { compact_ = compact; }
+  bool compact_keys() const { return compact_; }
+
+  // Galois keys for slot rotations. A key serves ciphertexts up to `level`
+  // (-1: the top); an existing key is kept when it serves that level and
+  // replaced by a wider one otherwise.
+  void generate_rotation_keys(const std::vector<long>& steps, int level = -1);
+  void generate_conjugation_key(int level = -1);
   void add_galois_key(u64 galois_elt, std::shared_ptr<const SwitchKey> key);
   bool has_galois_key(u64 galois_elt) const;
-  const SwitchKey& galois_key(u64 galois_elt) const;  // throws if missing
+  // The key, kept alive by the pointer even if a wider key replaces it; throws if missing.
+  std::shared_ptr<const SwitchKey> galois_key(u64 galois_elt) const;
   std::vector<u64> galois_elements() const;
   std::vector<long> rotation_steps() const;            // steps with keys, in [0, slots)
   size_t key_bytes() const;
@@ -101,7 +130,9 @@ class KeyChain {
   std::unique_ptr<KeyChain> public_copy() const;
 
  private:
-  SwitchKey make_switch_key(const u64* s_prime);
+  SwitchKey make_switch_key(const u64* s_prime, int level = -1);
+  void make_galois_key(u64 galois_elt, int level);
+  bool compact_ = false;
   const EncapsulationKeys& encapsulation_checked() const;
   void require_secret(const char* op) const;
   std::shared_ptr<const Tables> ctx_;

@@ -7,6 +7,7 @@
 #include "backend/backend.hpp"
 #include "backend/kernels/basis.hpp"
 #include "backend/kernels/elementwise.hpp"
+#include "core/error.hpp"
 #include "runtime/parallel.hpp"
 
 namespace ht {
@@ -81,11 +82,15 @@ void inner_product(const Tables& ctx, const Decomposition& dec, const SwitchKey&
                    u64* out1) {
   const u64 n = ctx.n();
   const int L = ctx.max_level(), level = dec.level, el = dec.ext_limbs();
-  const u64 key_limbs = static_cast<u64>(L + 1 + ctx.alpha());
+  if (level > key.level)
+    throw InvalidArgument("cannot key-switch at level " + std::to_string(level) + ": the key was made for levels <= " +
+                          std::to_string(key.level) + " (a bootstrapping key trimmed to the levels the bootstrap uses); "
+                          "make it again for every level with ctx.generate_rotation_keys([step]) or "
+                          "ctx.generate_conjugation_key()");
   parallel_for(el, [&](size_t e) {
     const int pi = ext_prime(ctx, level, static_cast<int>(e));
     const Modulus& m = ctx.modulus(pi);
-    const size_t key_limb = static_cast<size_t>(pi);  // key limbs are indexed by prime
+    const size_t key_limb = key.limb_of(pi, L);
     u64* o0 = out0 + e * n;
     u64* o1 = out1 + e * n;
     // Sum over digits in 128 bits and reduce once: dnum products of < 2^122
@@ -94,6 +99,10 @@ void inner_product(const Tables& ctx, const Decomposition& dec, const SwitchKey&
     const u64* kb[64];
     const u64* ka[64];
     std::vector<u64> permuted(perm ? static_cast<size_t>(dec.digits) * n : 0);
+    // A compact key's a_j limbs are regenerated here, one limb per digit.
+    thread_local std::vector<u64> regenerated;
+    if (key.compact && regenerated.size() < static_cast<size_t>(dec.digits) * n)
+      regenerated.resize(static_cast<size_t>(dec.digits) * n);
     for (int j = 0; j < dec.digits; ++j) {
       d[j] = dec.digit(j, n) + e * n;
       if (perm) {
@@ -101,8 +110,14 @@ void inner_product(const Tables& ctx, const Decomposition& dec, const SwitchKey&
         for (u64 k = 0; k < n; ++k) t[k] = d[j][perm[k]];
         d[j] = t;
       }
-      kb[j] = key.b(j, key_limbs, n) + key_limb * n;
-      ka[j] = key.a(j, key_limbs, n) + key_limb * n;
+      kb[j] = key.b(j, key_limb);
+      if (key.compact) {
+        u64* a = regenerated.data() + static_cast<size_t>(j) * n;
+        key.expand_a(ctx, j, pi, a);
+        ka[j] = a;
+      } else {
+        ka[j] = key.a(j, key_limb);
+      }
     }
     be().key_switch_dot(o0, o1, d, kb, ka, dec.digits, n, m);
   });

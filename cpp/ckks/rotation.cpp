@@ -83,7 +83,7 @@ std::vector<Ciphertext> apply_galois(const Tables& ctx, const KeyChain& keys, co
       parallel_for(a.limbs(), [&](size_t i) {
         for (u64 k = 0; k < n; ++k) o0[i * n + k] = c0[i * n + perm[k]];
       });
-      inner_product(ctx, dec, keys.galois_key(elts[r]), perm.data(), e0.data(), e1.data());
+      inner_product(ctx, dec, *keys.galois_key(elts[r]), perm.data(), e0.data(), e1.data());
       mod_down(ctx, e0.data(), level, o0, true);
       mod_down(ctx, e1.data(), level, out.poly(b, 1), false);
     }

@@ -88,40 +88,60 @@ std::vector<int> first_primes(int count) {
   return r;
 }
 
+namespace {
+// A key's primes: q_0 .. q_level, then P (its limbs in order).
+std::vector<int> key_primes(const Tables& ctx, int level) {
+  std::vector<int> r = first_primes(level + 1);
+  for (int k = 0; k < ctx.alpha(); ++k) r.push_back(ctx.p_index(k));
+  return r;
+}
+// How a key's a halves are stored: words, seeds expanded on load, or seeds kept (a compact key).
+enum KeyMode : u8 { kExpanded = 0, kSeeded = 1, kCompact = 2 };
+}  // namespace
+
 void write_switch_key(Writer& w, const Tables& ctx, const SwitchKey& k, bool compress) {
-  const size_t words = all_primes(ctx).size() * ctx.n();
-  const bool seeded = compress && static_cast<int>(k.a_seeds.size()) == k.digits;
+  const size_t words = static_cast<size_t>(k.limbs()) * ctx.n();
+  const bool has_seeds = static_cast<int>(k.a_seeds.size()) == k.digits;
+  const u8 mode = k.compact ? kCompact : (compress && has_seeds ? kSeeded : kExpanded);
   w.put<u32>(static_cast<u32>(k.digits));
-  w.put<u8>(seeded ? 1 : 0);
+  w.put<u8>(mode);
+  w.put<i32>(k.level);
   for (int j = 0; j < k.digits; ++j) {
-    w.words(k.data.data() + (2 * j) * words, words);
-    if (seeded) w.bytes(k.a_seeds[j].data(), sizeof(Seed));
-    else w.words(k.data.data() + (2 * j + 1) * words, words);
+    w.words(k.b(j, 0), words);
+    if (mode == kExpanded) w.words(k.a(j, 0), words);
+    else w.bytes(k.a_seeds[j].data(), sizeof(Seed));
   }
 }
 
 std::shared_ptr<SwitchKey> read_switch_key(Reader& r, const Tables& ctx, bool check) {
-  const auto primes = all_primes(ctx);
-  const size_t words = primes.size() * ctx.n();
   const u32 digits = r.get<u32>("key digits");
-  if (static_cast<int>(digits) != ctx.num_digits(ctx.max_level()))
+  const u8 mode = r.get<u8>("key compression flag");
+  if (mode > kCompact) throw FormatError("corrupt key: compression flag " + std::to_string(mode) + " is not 0, 1 or 2");
+  const i32 level = r.get<i32>("key level");
+  if (level < 0 || level > ctx.max_level())
+    throw FormatError("corrupt key: level " + std::to_string(level) + " is outside the chain [0, " +
+                      std::to_string(ctx.max_level()) + "]");
+  if (static_cast<int>(digits) != ctx.num_digits(level))
     throw FormatError("a switching key has " + std::to_string(digits) + " digits; the parameters give " +
-                      std::to_string(ctx.num_digits(ctx.max_level())));
-  const u8 seeded = r.get<u8>("key compression flag");
-  if (seeded > 1) throw FormatError("corrupt key: compression flag is not 0 or 1");
-  r.need(digits * (words * 8 + (seeded ? sizeof(Seed) : words * 8)), "a switching key");
+                      std::to_string(ctx.num_digits(level)) + " at its level " + std::to_string(level));
+  const auto primes = key_primes(ctx, level);
+  const size_t words = primes.size() * ctx.n();
+  r.need(digits * (words * 8 + (mode == kExpanded ? words * 8 : sizeof(Seed))), "a switching key");
   auto k = std::make_shared<SwitchKey>();
   k->digits = static_cast<int>(digits);
-  k->data = Buffer(2 * digits * words, false, false);
-  if (seeded) k->a_seeds.resize(digits);
+  k->level = level;
+  k->alpha = ctx.alpha();
+  k->n = ctx.n();
+  k->compact = mode == kCompact;
+  k->data = Buffer(k->halves() * digits * words, false, false);
+  if (mode != kExpanded) k->a_seeds.resize(digits);
   for (u32 j = 0; j < digits; ++j) {
-    read_words(r, ctx, primes, k->data.data() + (2 * j) * words, check, "a switching key");
-    if (seeded) r.bytes(k->a_seeds[j].data(), sizeof(Seed), "a key seed");
-    else read_words(r, ctx, primes, k->data.data() + (2 * j + 1) * words, check, "a switching key");
+    read_words(r, ctx, primes, k->b(static_cast<int>(j), 0), check, "a switching key");
+    if (mode != kExpanded) r.bytes(k->a_seeds[j].data(), sizeof(Seed), "a key seed");
+    else read_words(r, ctx, primes, k->a(static_cast<int>(j), 0), check, "a switching key");
   }
-  // Digits expand from independent seeds: in parallel (the bulk of loading a key).
-  if (seeded)
-    parallel_for(digits, [&](size_t j) { expand_uniform(ctx, k->a_seeds[j], k->data.data() + (2 * j + 1) * words, primes); });
+  if (mode == kSeeded)
+    for (u32 j = 0; j < digits; ++j) expand_uniform(ctx, k->a_seeds[j], k->a(static_cast<int>(j), 0), primes);
   return k;
 }
 
@@ -147,7 +167,7 @@ void write_context(Writer& w, const Engine& e, const std::string& attrs, bool wi
   w.put<u32>(static_cast<u32>(elts.size()));
   for (u64 g : elts) {
     w.put<u64>(g);
-    write_switch_key(w, ctx, keys.galois_key(g), compress);
+    write_switch_key(w, ctx, *keys.galois_key(g), compress);
   }
   auto enc = keys.encapsulation();
   w.put<u8>(enc ? 1 : 0);
@@ -208,11 +228,13 @@ LoadedContext load_context(const u8* data, size_t len, bool allow_insecure, Vali
     read_words(r, *ctx, primes, pk->a.data(), check, "the public key");
   }
   auto relin = read_switch_key(r, *ctx, check);
+  if (relin->level != ctx->max_level()) throw FormatError("corrupt context: the relinearization key is trimmed");
   auto keys = std::make_unique<KeyChain>(ctx, pk, relin, std::move(secret));
   if (keys->key_id() != h.key_id) throw FormatError("the key id of the header does not match the keys (corrupt data)");
 
   const u32 count = r.get<u32>("Galois key count");
-  const size_t min_key = static_cast<size_t>(relin->digits) * (words * 8 + sizeof(Seed));
+  // The smallest key: one digit at level 0 (q_0 and P), seeded.
+  const size_t min_key = static_cast<size_t>(1 + ctx->alpha()) * n * 8 + sizeof(Seed);
   if (count > ctx->n() || static_cast<size_t>(count) * min_key > r.left())
     throw FormatError("corrupt context: " + std::to_string(count) + " Galois keys cannot fit in the data left");
   for (u32 i = 0; i < count; ++i) {
@@ -241,6 +263,7 @@ LoadedContext load_context(const u8* data, size_t len, bool allow_insecure, Vali
       read_words(r, *ctx, two, enc->to_sparse.data() + 2 * n, check, "the encapsulation key");
     }
     auto dense = read_switch_key(r, *ctx, check);
+    if (dense->level != ctx->max_level()) throw FormatError("corrupt context: the encapsulation key is trimmed");
     enc->to_dense = std::move(*dense);
     keys->set_encapsulation(std::move(enc));
   }

@@ -59,7 +59,8 @@ Ciphertext Rotator::rotate(const std::vector<int>& items, long step, Cost* cost)
     return assemble(ctx_, parts);
   }
   const std::vector<u32>& perm = ctx_.galois_perm(elt);
-  const SwitchKey& key = keys_.galois_key(elt);
+  const auto key_ptr = keys_.galois_key(elt);  // held: a wider key may replace it meanwhile
+  const SwitchKey& key = *key_ptr;
   const size_t ext_words = static_cast<size_t>(level + 1 + ctx_.alpha()) * n;
   Buffer e0 = Buffer::uninitialized(ext_words), e1 = Buffer::uninitialized(ext_words);
   for (size_t k = 0; k < items.size(); ++k) {

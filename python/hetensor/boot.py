@@ -326,24 +326,41 @@ class Bootstrapper:
             input_scale = self.ctx.scale_at(level)
         return out
 
+    def key_levels(self) -> Dict[int, int]:
+        """Rotation step -> the highest level its key switches run at.
+
+        A transform's rotations run at its level, so CoeffToSlot's keys serve
+        the top of the chain and SlotToCoeff's only the levels below EvalMod;
+        a key made for level l holds the limbs of q_0..q_l and P only (a
+        SlotToCoeff-only key at n16-boot: 3 digits x 18 limbs against 5 x 31).
+        """
+        levels: Dict[int, int] = {}
+        for lt in self.cts + self.stc:
+            for s in lt.rotation_steps():
+                levels[int(s)] = max(levels.get(int(s), -1), int(lt.level))
+        return levels
+
     def generate_keys(self, progress: bool = False) -> None:
-        """Rotation keys of the transforms and the conjugation key (slow at large N)."""
-        steps = [s for s in self.rotation_steps if s not in set(self.ctx.rotation_steps)]
+        """Rotation keys of the transforms (each for the levels it runs at, see
+        :meth:`key_levels`), the conjugation key (for the levels from the end of
+        CoeffToSlot down) and the encapsulation keys (slow at large N)."""
+        eng = self.ctx._engine
+        levels = self.key_levels()
         bar = None
         if progress:
             try:
                 from tqdm import tqdm
 
-                bar = tqdm(total=len(steps) + 1, desc="bootstrapping keys", unit="key")
+                bar = tqdm(total=len(levels) + 1, desc="bootstrapping keys", unit="key")
             except ImportError:
                 bar = None
-        for s in steps:
-            self.ctx.generate_rotation_keys([s])
+        for s in sorted(levels):
+            eng.generate_rotation_keys([s], levels[s])  # an existing key serving the level is kept
             if bar is not None:
                 bar.update(1)
-        self.ctx.generate_conjugation_key()
+        eng.generate_conjugation_key(self.eval_mod_level)
         if self.params.encapsulation_h:
-            _core.generate_encapsulation_keys(self.ctx._engine, self.params.encapsulation_h)
+            _core.generate_encapsulation_keys(eng, self.params.encapsulation_h)
         if bar is not None:
             bar.update(1)
             bar.close()

@@ -77,6 +77,7 @@ class Context:
         key_policy: str = "exact",
         auto_keys: bool = False,
         device: Any = "cpu",
+        compact_keys: bool = False,
     ) -> "Context":
         """Create parameters and keys (secret, public, relinearization) from a preset.
 
@@ -96,12 +97,23 @@ class Context:
                 ``"cuda:N"`` (``encrypt`` puts them there, :meth:`CipherTensor.to`
                 moves them); a CUDA device without a CUDA build or GPU raises
                 RuntimeError (:func:`hetensor.cuda.parse_device`).
+            compact_keys: store rotation, conjugation and encapsulation keys as
+                their ``b`` halves plus seeds, regenerating the uniform ``a``
+                halves at each use (AES-256-CTR): half the key memory, a little
+                more time per key switch (:attr:`compact_keys`).
         """
         where = cuda.parse_device(device)
         if not isinstance(name, str):
             raise TypeError("preset name must be a string; see hetensor.presets()")
+        if not isinstance(compact_keys, bool):
+            raise TypeError(f"compact_keys must be True or False, got {compact_keys!r}")
         literal = _core.preset_literal(name)
-        ctx = cls._create(literal, rotations, seed, conjugation)
+        ctx = cls._create(literal, None, seed, False)
+        ctx.compact_keys = compact_keys
+        if rotations is not None:
+            ctx.generate_rotation_keys(rotations)
+        if conjugation:
+            ctx.generate_conjugation_key()
         ctx.key_policy, ctx.auto_keys = key_policy, auto_keys
         ctx._device = where
         if bootstrap:
@@ -377,15 +389,32 @@ class Context:
 
         set_auto_keys(self, on)
 
+    @property
+    def compact_keys(self) -> bool:
+        """Whether keys made from now on are compact: ``b`` halves stored, the
+        uniform ``a`` halves regenerated from 32-byte seeds at each key switch
+        (AES-256-CTR, AES-NI where the CPU has it). Half the memory of a
+        rotation key for a few percent more time per rotation; the
+        relinearization key, made with the context, is always expanded."""
+        return bool(self._engine.compact_keys)
+
+    @compact_keys.setter
+    def compact_keys(self, on: bool) -> None:
+        if not isinstance(on, bool):
+            raise TypeError(f"compact_keys must be True or False, got {on!r}")
+        self._engine.compact_keys = on
+
     def generate_rotation_keys(self, steps: Iterable[int]) -> None:
-        """Make Galois keys for the given slot rotation steps (existing keys are kept)."""
+        """Make Galois keys for the given slot rotation steps, for every level
+        (existing keys are kept; a bootstrap's key trimmed to low levels is
+        made again for every level)."""
         from .tensor import _check_step
 
         steps = [_check_step(s) for s in steps]
         self._engine.generate_rotation_keys(steps)
 
     def generate_conjugation_key(self) -> None:
-        """Make the key for complex conjugation of the slots."""
+        """Make the key for complex conjugation of the slots, for every level."""
         self._engine.generate_conjugation_key()
 
     @property

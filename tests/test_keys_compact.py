@@ -1,0 +1,175 @@
+"""Key storage (issue 10): the AES-256-CTR seed expansion, compact keys (b
+halves + seeds, a regenerated at each key switch) and keys trimmed to the
+levels a bootstrap uses, at toy-boot-insecure against float64."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+import hetensor as ht
+from hetensor import _core
+from hostile import reseal
+
+
+def bits(got, ref) -> float:
+    err = float(np.max(np.abs(np.asarray(got) - ref)))
+    return np.inf if err == 0 else -np.log2(err)
+
+
+# -- the PRG -------------------------------------------------------------------------
+
+def test_aes256_known_answer():
+    """FIPS 197, appendix C.3 (AES-256)."""
+    key = bytes(range(32))
+    block = bytes.fromhex("00112233445566778899aabbccddeeff")
+    assert _core.aes256_encrypt_block(key, block).hex() == "8ea2b7ca516745bfeafc49904b496089"
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_ctr_blocks_are_the_documented_counters(portable):
+    """Block k of stream s encrypts k (u64 LE) | s (u32 LE) | 'htA1', on both paths."""
+    key = bytes(range(100, 132))
+    words = _core.aes256_ctr(key, 7, 1000, 19, portable)
+    for k in range(19):
+        blk = struct.pack("<QI", 1000 + k, 7) + b"htA1"
+        want = np.frombuffer(_core.aes256_encrypt_block(key, blk), dtype="<u8")
+        assert list(words[2 * k:2 * k + 2]) == list(want)
+
+
+def test_aes_ni_and_portable_paths_agree():
+    key = bytes(range(5, 37))
+    fast = _core.aes256_ctr(key, 3, 0, 4099, False)   # 8-block groups and a tail
+    slow = _core.aes256_ctr(key, 3, 0, 4099, True)
+    assert np.array_equal(fast, slow)
+    assert len(set(fast.tolist())) == fast.size        # no repeated words (a counter reused would repeat)
+
+
+def test_aes_inputs_are_checked():
+    with pytest.raises(ValueError, match="32 bytes"):
+        _core.aes256_ctr(b"short", 0, 0, 1)
+    with pytest.raises(ValueError, match="16-byte block"):
+        _core.aes256_encrypt_block(bytes(32), b"x")
+
+
+# -- compact and trimmed bootstrapping keys -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def pair():
+    """The same seeded toy-boot context with expanded and with compact keys."""
+    full = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=5)
+    compact = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=5, compact_keys=True)
+    return full, compact
+
+
+def _key_bytes(ctx, compact: bool) -> int:
+    """What the keys must take: public key and relinearization key expanded,
+    every Galois key digits(level) x halves x (level + 1 + alpha) x N words,
+    the encapsulation keys (4 N words + one switching key at the top)."""
+    eng = ctx._engine
+    n, top, alpha, dnum = ctx.ring_degree, ctx.max_level, len(eng.p), eng.dnum
+    size = -(-(top + 1) // dnum)
+
+    def switch(level: int, halves: int) -> int:
+        return (level // size + 1) * halves * (level + 1 + alpha) * n * 8
+
+    halves = 1 if compact else 2
+    total = 2 * (top + 1 + alpha) * n * 8 + switch(top, 2)
+    total += sum(switch(lv, halves) for lv in eng.galois_key_levels().values())
+    return total + 4 * n * 8 + switch(top, halves)
+
+
+def test_compact_keys_bootstrap_bit_for_bit(pair):
+    """Regenerated a halves are the stored ones: the same seed gives the same
+    bootstrap output word for word, and it holds the values to >= 20 bits."""
+    full, compact = pair
+    x = np.random.default_rng(3).uniform(-1, 1, full.slots)
+    outs = []
+    for ctx in pair:
+        low = (ctx.encrypt(x) * 1.0).level_to(0)
+        outs.append(ctx.decrypt(low.bootstrap()))
+    assert np.array_equal(outs[0], outs[1])
+    assert bits(outs[1], x) >= 20
+    assert compact.compact_keys and not full.compact_keys
+    assert full.key_bytes() == _key_bytes(full, False)
+    assert compact.key_bytes() == _key_bytes(compact, True)
+    assert compact.key_bytes() < 0.6 * full.key_bytes()
+
+
+def test_keys_are_trimmed_to_the_levels_the_bootstrap_uses(pair):
+    full, _ = pair
+    boot = full._bootstrapper
+    want = boot.key_levels()
+    stc_only = [s for s, lv in want.items() if lv < boot.eval_mod_level]
+    assert stc_only, "SlotToCoeff has steps of its own at this size"
+    got = {int(g): lv for g, lv in full._engine.galois_key_levels().items()}
+    conj = 2 * full.ring_degree - 1
+    assert got.pop(conj) == boot.eval_mod_level
+    assert sorted(got.values()) == sorted(want.values())
+
+
+def test_a_trimmed_key_refuses_higher_levels_and_can_be_widened():
+    ctx = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=9, compact_keys=True)
+    boot = ctx._bootstrapper
+    step = min(s for s, lv in boot.key_levels().items() if lv < boot.eval_mod_level)
+    x = np.random.default_rng(4).uniform(-1, 1, ctx.slots)
+    eng = ctx._engine
+    ct = eng.encrypt(np.asarray(x, dtype=complex).reshape(1, -1), False, ctx.max_level)  # above the fresh level
+    with pytest.raises(ValueError, match=r"made for levels <= \d+.*generate_rotation_keys"):
+        eng.rotate(ct, step)
+    before = ctx.key_bytes()
+    ctx.generate_rotation_keys([step])
+    assert ctx.key_bytes() > before
+    got = eng.decrypt(eng.rotate(ct, step)).reshape(-1)
+    assert bits(got.real, np.roll(x, -step)) >= 25
+
+
+# -- serialization ------------------------------------------------------------------------
+
+def _first_galois_key(data: bytes, ctx) -> int:
+    """Offset of the first Galois key's (digits, mode, level) fields in a saved context."""
+    levels = ctx._engine.galois_key_levels()
+    g = min(levels)
+    size = -(-(ctx.max_level + 1) // ctx._engine.dnum)
+    lv = levels[g]
+    mode = 2 if ctx.compact_keys else 1
+    pos = data.find(struct.pack("<Q", g) + struct.pack("<IBi", lv // size + 1, mode, lv))
+    assert pos > 0
+    return pos + 8
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_compact_trimmed_keys_round_trip(pair, compress):
+    _, compact = pair
+    data = compact.to_bytes(include_secret_key=True, compress=compress)
+    back = ht.from_bytes(data, allow_insecure=True)
+    assert back._engine.galois_key_levels() == compact._engine.galois_key_levels()
+    assert back.key_bytes() == compact.key_bytes()
+    x = np.random.default_rng(6).uniform(-1, 1, back.slots)
+    low = (back.encrypt(x) * 1.0).level_to(0)
+    assert bits(back.decrypt(low.bootstrap()), x) >= 20
+
+
+def test_corrupt_key_fields_raise_format_error(pair):
+    _, compact = pair
+    data = compact.public().to_bytes()
+    at = _first_galois_key(data, compact)
+    digits, mode, level = struct.unpack_from("<IBi", data, at)
+    cases = {
+        "compression flag 3 is not 0, 1 or 2": struct.pack("<IBi", digits, 3, level),
+        "level 99 is outside the chain": struct.pack("<IBi", digits, mode, 99),
+        "level -1 is outside the chain": struct.pack("<IBi", digits, mode, -1),
+        "digits": struct.pack("<IBi", digits + 1, mode, level),
+    }
+    for message, fields in cases.items():
+        bad = reseal(data[:at] + fields + data[at + len(fields):])
+        with pytest.raises(ht.FormatError, match=message):
+            ht.from_bytes(bad, allow_insecure=True)
+    # A key that claims another (consistent) level misreads what follows: still a FormatError.
+    other = level - 1 if level > 0 else level + 1
+    size = -(-(compact.max_level + 1) // compact._engine.dnum)
+    bad = reseal(data[:at] + struct.pack("<IBi", other // size + 1, mode, other) + data[at + 9:])
+    with pytest.raises(ht.FormatError):
+        ht.from_bytes(bad, allow_insecure=True)
