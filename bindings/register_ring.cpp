@@ -83,16 +83,23 @@ void register_ring(py::module_& m) {
   m.def("pool_set_cache_limit", &ht::pool_set_cache_limit, py::arg("bytes"),
         "Cap the bytes of freed buffers kept for reuse (blocks above the cap are freed now).");
   m.def("pool_cache_limit", &ht::pool_cache_limit);
-  m.def("aes256_ctr", [](py::bytes key, ht::u32 stream, ht::u64 start, ht::u64 blocks, bool portable) {
+  m.def("aes256_ctr", [](py::bytes key, ht::u32 stream, ht::u64 start, ht::u64 blocks, const std::string& path) {
     const std::string k = key;
     if (k.size() != 32) throw ht::InvalidArgument("aes256_ctr: the key must be 32 bytes");
     if (blocks > (ht::u64(1) << 24)) throw ht::InvalidArgument("aes256_ctr: at most 2^24 blocks");
     std::array<ht::u32, 8> kw{};
     for (int i = 0; i < 32; ++i) kw[i / 4] |= static_cast<ht::u32>(static_cast<unsigned char>(k[i])) << (8 * (i % 4));
+    ht::AesPath p = ht::AesPath::kBest;
+    if (path == "portable") p = ht::AesPath::kPortable;
+    else if (path == "aesni") p = ht::AesPath::kAesNi;
+    else if (path != "best") throw ht::InvalidArgument("aes256_ctr: path must be 'best', 'aesni' or 'portable'");
     U64Array out(static_cast<py::ssize_t>(2 * blocks));
-    ht::Aes256(kw).ctr_words(stream, start, blocks, out.mutable_data(), !portable);
+    {
+      py::gil_scoped_release release;
+      ht::Aes256(kw).ctr_words(stream, start, blocks, out.mutable_data(), p);
+    }
     return out;
-  }, py::arg("key"), py::arg("stream"), py::arg("start"), py::arg("blocks"), py::arg("portable") = false,
+  }, py::arg("key"), py::arg("stream"), py::arg("start"), py::arg("blocks"), py::arg("path") = "best",
      "AES-256 of the counter blocks (index | stream | 'htA1') as little-endian u64 pairs (tests).");
   m.def("aes256_encrypt_block", [](py::bytes key, py::bytes block) {
     const std::string k = key, b = block;

@@ -28,28 +28,32 @@ def test_aes256_known_answer():
     assert _core.aes256_encrypt_block(key, block).hex() == "8ea2b7ca516745bfeafc49904b496089"
 
 
-@pytest.mark.parametrize("portable", [False, True])
-def test_ctr_blocks_are_the_documented_counters(portable):
-    """Block k of stream s encrypts k (u64 LE) | s (u32 LE) | 'htA1', on both paths."""
+@pytest.mark.parametrize("path", ["best", "aesni", "portable"])
+def test_ctr_blocks_are_the_documented_counters(path):
+    """Block k of stream s encrypts k (u64 LE) | s (u32 LE) | 'htA1', on every path."""
     key = bytes(range(100, 132))
-    words = _core.aes256_ctr(key, 7, 1000, 19, portable)
+    words = _core.aes256_ctr(key, 7, 1000, 19, path)
     for k in range(19):
         blk = struct.pack("<QI", 1000 + k, 7) + b"htA1"
         want = np.frombuffer(_core.aes256_encrypt_block(key, blk), dtype="<u8")
         assert list(words[2 * k:2 * k + 2]) == list(want)
 
 
-def test_aes_ni_and_portable_paths_agree():
+def test_vaes_aes_ni_and_portable_paths_agree():
+    """The CPU's fastest path (VAES: 16-block groups; AES-NI: 8), AES-NI alone and
+    the portable C++ give the same words, tails included."""
     key = bytes(range(5, 37))
-    fast = _core.aes256_ctr(key, 3, 0, 4099, False)   # 8-block groups and a tail
-    slow = _core.aes256_ctr(key, 3, 0, 4099, True)
-    assert np.array_equal(fast, slow)
-    assert len(set(fast.tolist())) == fast.size        # no repeated words (a counter reused would repeat)
+    slow = _core.aes256_ctr(key, 3, 5, 4099, "portable")
+    for path in ("best", "aesni"):
+        assert np.array_equal(_core.aes256_ctr(key, 3, 5, 4099, path), slow)
+    assert len(set(slow.tolist())) == slow.size        # no repeated words (a counter reused would repeat)
 
 
 def test_aes_inputs_are_checked():
     with pytest.raises(ValueError, match="32 bytes"):
         _core.aes256_ctr(b"short", 0, 0, 1)
+    with pytest.raises(ValueError, match="path must be"):
+        _core.aes256_ctr(bytes(32), 0, 0, 1, "fast")
     with pytest.raises(ValueError, match="16-byte block"):
         _core.aes256_encrypt_block(bytes(32), b"x")
 
