@@ -49,6 +49,14 @@ def test_vaes_aes_ni_and_portable_paths_agree():
     assert len(set(slow.tolist())) == slow.size        # no repeated words (a counter reused would repeat)
 
 
+def test_compact_keys_argument_is_checked():
+    with pytest.raises(TypeError, match="compact_keys"):
+        ht.Context.from_preset("toy-insecure", compact_keys="yes")
+    ctx = ht.Context.from_preset("toy-insecure", seed=1)
+    with pytest.raises(TypeError, match="compact_keys"):
+        ctx.compact_keys = 1
+
+
 def test_aes_inputs_are_checked():
     with pytest.raises(ValueError, match="32 bytes"):
         _core.aes256_ctr(b"short", 0, 0, 1)
@@ -63,8 +71,9 @@ def test_aes_inputs_are_checked():
 @pytest.fixture(scope="module")
 def pair():
     """The same seeded toy-boot context with expanded and with compact keys."""
-    full = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=5)
-    compact = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=5, compact_keys=True)
+    full = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=5, compact_keys=False)
+    compact = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=5)  # compact by default
+    assert compact.compact_keys and not ht.Context.from_preset("toy-insecure", seed=1).compact_keys
     return full, compact
 
 

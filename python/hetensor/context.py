@@ -77,7 +77,7 @@ class Context:
         key_policy: str = "exact",
         auto_keys: bool = False,
         device: Any = "cpu",
-        compact_keys: bool = False,
+        compact_keys: Optional[bool] = None,
     ) -> "Context":
         """Create parameters and keys (secret, public, relinearization) from a preset.
 
@@ -100,13 +100,17 @@ class Context:
             compact_keys: store rotation, conjugation and encapsulation keys as
                 their ``b`` halves plus seeds, regenerating the uniform ``a``
                 halves at each use (AES-256-CTR): half the key memory, a little
-                more time per key switch (:attr:`compact_keys`).
+                more time per key switch (:attr:`compact_keys`). None (the
+                default): compact when ``bootstrap=True`` (n16-boot: 3.5 GiB of
+                keys instead of 7.4), expanded otherwise.
         """
         where = cuda.parse_device(device)
         if not isinstance(name, str):
             raise TypeError("preset name must be a string; see hetensor.presets()")
+        if compact_keys is None:
+            compact_keys = bool(bootstrap)
         if not isinstance(compact_keys, bool):
-            raise TypeError(f"compact_keys must be True or False, got {compact_keys!r}")
+            raise TypeError(f"compact_keys must be True, False or None, got {compact_keys!r}")
         literal = _core.preset_literal(name)
         ctx = cls._create(literal, None, seed, False)
         ctx.compact_keys = compact_keys

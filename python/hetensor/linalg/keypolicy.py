@@ -96,7 +96,13 @@ def key_bytes(ctx, steps: Iterable[int] = None) -> int:
     ``steps``, the bytes of every key the context holds."""
     if steps is None:
         return int(ctx._engine.key_bytes())
-    return len(missing(ctx, steps)) * int(ctx._engine.relin_key_bytes())
+    return len(missing(ctx, steps)) * _new_key_bytes(ctx)
+
+
+def _new_key_bytes(ctx) -> int:
+    """One new rotation key (every level): the relinearization key's size, half when compact."""
+    full = int(ctx._engine.relin_key_bytes())
+    return full // 2 if ctx._engine.compact_keys else full
 
 
 def ensure(ctx, steps: Iterable[int], what: str) -> None:
@@ -109,7 +115,7 @@ def ensure(ctx, steps: Iterable[int], what: str) -> None:
     need = missing(ctx, keys)
     if not need:
         return
-    mib = len(need) * int(ctx._engine.relin_key_bytes()) / 2**20
+    mib = len(need) * _new_key_bytes(ctx) / 2**20
     if auto_keys(ctx):
         log.info("hetensor: %s: making %d rotation key(s) (%.1f MiB): %s", what, len(need), mib, need)
         ctx._engine.generate_rotation_keys(need)
