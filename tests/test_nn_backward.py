@@ -248,3 +248,15 @@ def test_backward_needs_a_training_forward():
     model.backward(np.ones_like(out))
     with pytest.raises(RuntimeError, match="model.train"):  # the tape is freed after one backward
         model.backward(np.ones_like(out))
+
+
+def test_softmax_attention_backward_is_refused_with_the_alternative():
+    # The range-reduced softmax forward has no backward yet: training through it must stop with a clear
+    # error naming the attention that trains, never return a wrong gradient.
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(htt.LoRALinear(4, 8, rank=2), htt.SoftmaxAttention(8, 2, lora_rank=2)).double()
+    x = np.random.default_rng(4).normal(0, 1, (2, 3, 4))
+    model = hnn.from_torch(net, calibration=x).train()
+    out = model(x)
+    with pytest.raises(NotImplementedError, match="attention='gk'"):
+        model.backward(np.ones_like(out))
