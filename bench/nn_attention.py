@@ -48,7 +48,7 @@ def main() -> None:
         cls = kinds[kind]
         torch.manual_seed(0)
         twin = cls(args.d, args.heads, lora_rank=args.lora).double()
-        model = hnn.from_torch(twin, calibration=calib, max_depth=ctx.fresh_level - 1)
+        model = hnn.from_torch(twin, calibration=calib, max_depth=ctx.usable_levels - 1)
         plain = model(x)
         rep = model.compile(ctx, x)
         ct, seq = hnn.encrypt_tokens(ctx, x)

@@ -164,7 +164,7 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
     t0 = time.perf_counter()
     ctx = ctx if ctx is not None else ht.Context.from_preset(args.preset, bootstrap=True)
     print(f"context {args.preset}: {time.perf_counter() - t0:.1f} s; {ctx.describe()}", flush=True)
-    depth = ctx.fresh_level - 1
+    depth = ctx.usable_levels - 1
     record: Dict[str, Any] = dict(preset=args.preset, tokens=args.tokens, kinds={})
     plans = {}
     for kind in args.kinds.split(","):

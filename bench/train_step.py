@@ -36,8 +36,7 @@ def planning_context(preset: str) -> Any:
     from hetensor.boot import BOOT_PRESETS, Bootstrapper
 
     ctx = ht.Context.from_preset(preset)
-    ctx._bootstrapper = Bootstrapper(ctx, BOOT_PRESETS[preset])
-    ctx._fresh_level = ctx._bootstrapper.output_level
+    ctx._attach_bootstrapper(Bootstrapper(ctx, BOOT_PRESETS[preset]))
     return ctx
 
 
@@ -119,7 +118,7 @@ def main(argv: Any = None) -> Dict[str, Any]:
     t0 = time.perf_counter()
     ctx = planning_context(args.preset)
     print(f"planning context {args.preset} (no bootstrapping keys): {time.perf_counter() - t0:.1f} s", flush=True)
-    depth = ctx.fresh_level - 1
+    depth = ctx.usable_levels - 1
     record: Dict[str, Any] = dict(preset=args.preset, tokens=args.tokens, kinds={})
     for kind in args.kinds.split(","):
         layer = nn_minilm._small_layer(kind) if args.small else M.encoder_layer(w, 0, attention=kind)

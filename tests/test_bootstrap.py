@@ -1,4 +1,8 @@
-"""Bootstrapping on a small ring against float64 references (precision in bits)."""
+"""Bootstrapping on a small ring against float64 references (precision in bits).
+
+These tests follow the classic order (ModRaise at level 0 first, SlotToCoeff
+last: ``bootstrap_order="classic"``); the default order is tested in
+tests/test_boot_stc_first.py and tests/test_boot_chain.py."""
 
 import numpy as np
 import pytest
@@ -14,7 +18,7 @@ def bits(got, ref):
 
 @pytest.fixture(scope="module")
 def bctx():
-    return ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=21)
+    return ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=21, bootstrap_order="classic")
 
 
 def _apply(mats, x):
@@ -137,9 +141,10 @@ def _toy_boot(params):
     bits_ = [45] * 7 + [60] * (em + params.cts_levels)
     ctx = ht.Context.from_params(log_n=12, levels=len(bits_), scale_bits=45, first_prime_bits=60, dnum=3,
                                  level_bits=bits_, allow_insecure=True, seed=22)
-    boot = Bootstrapper(ctx, params)
+    boot = Bootstrapper(ctx, params, "classic")
     boot.generate_keys()
-    ctx._bootstrapper, ctx._fresh_level = boot, boot.output_level
+    ctx._attach_bootstrapper(boot)
+    assert ctx.fresh_level == boot.output_level
     return ctx
 
 
@@ -178,7 +183,11 @@ def test_boot_params_are_validated():
     from hetensor.boot import Bootstrapper, choose_cos_degree
 
     with pytest.raises(ValueError, match="exceeds log2"):
-        Bootstrapper(ctx, BootParams(double_angles=2, message_ratio_bits=20))
+        Bootstrapper(ctx, BootParams(double_angles=2, message_ratio_bits=20), "classic")
+    with pytest.raises(ValueError, match=r"stc_first order needs an arcsine.*order='classic'"):
+        Bootstrapper(ctx, BootParams(double_angles=2, message_ratio_bits=8))  # arcsine_degree=0
+    with pytest.raises(ValueError, match="bootstrap order must be one of stc_first, classic"):
+        Bootstrapper(ctx, BOOT_PRESETS["toy-boot-insecure"], "slot_to_coeff_first")
 
 
 def test_bootstrap_refuses_values_beyond_its_range(bctx):

@@ -101,7 +101,7 @@ def test_compact_keys_bootstrap_bit_for_bit(pair):
     x = np.random.default_rng(3).uniform(-1, 1, full.slots)
     outs = []
     for ctx in pair:
-        low = (ctx.encrypt(x) * 1.0).level_to(0)
+        low = (ctx.encrypt(x) * 1.0).level_to(ctx.bootstrap_contract.input_level)
         outs.append(ctx.decrypt(low.bootstrap()))
     assert np.array_equal(outs[0], outs[1])
     assert bits(outs[1], x) >= 20
@@ -161,7 +161,7 @@ def test_compact_trimmed_keys_round_trip(pair, compress):
     assert back._engine.galois_key_levels() == compact._engine.galois_key_levels()
     assert back.key_bytes() == compact.key_bytes()
     x = np.random.default_rng(6).uniform(-1, 1, back.slots)
-    low = (back.encrypt(x) * 1.0).level_to(0)
+    low = (back.encrypt(x) * 1.0).level_to(back.bootstrap_contract.input_level)
     assert bits(back.decrypt(low.bootstrap()), x) >= 20
 
 

@@ -77,7 +77,7 @@ def test_encapsulation_keys_cannot_change_under_running_bootstraps():
     ctx = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=31)
     h = ctx._bootstrapper.params.encapsulation_h
     x = np.linspace(-1, 1, 64)
-    ct = ctx.encrypt(x).level_to(0)
+    ct = ctx.encrypt(x).level_to(ctx.bootstrap_contract.input_level)
     results, errors = [], []
     stop = threading.Event()
 

@@ -39,7 +39,7 @@ def small_model(seed=0):
 def test_compile_under_each_key_policy(policy):
     ctx = ht.Context.from_preset(PRESET, bootstrap=True, seed=21)
     m, calib, rng = small_model()
-    model = hnn.from_torch(m, calibration=calib, max_depth=ctx.fresh_level - 1)
+    model = hnn.from_torch(m, calibration=calib, max_depth=ctx.usable_levels - 1)
     x = calib[:2]
     plans = model.plan_keys(ctx, x)  # nothing made yet
     assert set(plans) == {"exact", "few", "power-of-two"}
@@ -77,7 +77,7 @@ def test_auto_key_policy_follows_the_budget():
 
     m, calib, _ = small_model(1)
     ctx = ht.Context.from_preset(PRESET, bootstrap=True, seed=22)
-    model = hnn.from_torch(m, calibration=calib, max_depth=ctx.fresh_level - 1)
+    model = hnn.from_torch(m, calibration=calib, max_depth=ctx.usable_levels - 1)
     plans = model.plan_keys(ctx, calib[:2])
     by_bytes = sorted(plans.values(), key=lambda p: p.new_key_bytes)
     assert plans["exact"].new_key_bytes > plans["few"].new_key_bytes > plans["power-of-two"].new_key_bytes
@@ -92,7 +92,7 @@ def test_auto_key_policy_follows_the_budget():
 def test_compile_rejects_bad_arguments():
     m, calib, _ = small_model(2)
     ctx = ht.Context.from_preset(PRESET, bootstrap=True, seed=24)
-    model = hnn.from_torch(m, calibration=calib, max_depth=ctx.fresh_level - 1)
+    model = hnn.from_torch(m, calibration=calib, max_depth=ctx.usable_levels - 1)
     before = set(ctx.rotation_steps)
     with pytest.raises(ValueError, match="key_policy must be one of"):
         model.compile(ctx, calib[:2], key_policy="fast-ish")
@@ -110,7 +110,7 @@ def test_placement_search_against_just_in_time():
 
     ctx = ht.Context.from_preset(PRESET, bootstrap=True, seed=25)
     m, calib, _ = small_model(3)
-    model = hnn.from_torch(m, calibration=calib, max_depth=ctx.fresh_level - 1)
+    model = hnn.from_torch(m, calibration=calib, max_depth=ctx.usable_levels - 1)
     jit = plan_forward(model, ctx, (2, 4, 4))
     best = search_placement(model, ctx, (2, 4, 4), jit)
     assert best.circuits < jit.circuits and best.cost < jit.cost
@@ -137,7 +137,7 @@ def test_encrypted_adapters_in_attention_plan_their_levels():
         for m in (att.q, att.k, att.v):
             m.lora_B.normal_(0.0, 0.3)
     x = np.random.default_rng(6).normal(0, 1, (1, 3, 4))
-    model = hnn.from_torch(att, calibration=x, max_depth=ctx.fresh_level - 1)
+    model = hnn.from_torch(att, calibration=x, max_depth=ctx.usable_levels - 1)
     plain = model(x)
     rep = model.compile(ctx, x, encrypt_adapters=True)
     assert isinstance(model.q.lora_A, ht.CipherTensor) and rep.unplanned_keys == 0

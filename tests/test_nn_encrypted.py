@@ -3,7 +3,7 @@
 Plain mode evaluates the same polynomials in float64, so the difference is the
 CKKS noise of the products and bootstraps: each layer must agree to >= 12 bits
 (relative to the output's largest value). The polynomials are fitted with
-max_depth = fresh_level - 1 = 3 levels, so layers bootstrap often.
+max_depth = usable_levels - 1 = 3 levels, so layers bootstrap often.
 """
 
 import math
@@ -30,7 +30,7 @@ def bits(a, b):
 
 
 def run_both(tmodel, x, ctx, mask=None, **kw):
-    model = hnn.from_torch(tmodel, calibration=x, mask=mask, max_depth=ctx.fresh_level - 1)
+    model = hnn.from_torch(tmodel, calibration=x, mask=mask, max_depth=ctx.usable_levels - 1)
     plain = model(x, mask=mask, **kw)
     rep = model.compile(ctx, x, mask=mask, **kw)  # one encrypted forward of x
     enc = ctx.decrypt(rep.output)
@@ -101,7 +101,7 @@ def test_compile_then_forward_needs_no_new_key():
     rng = np.random.default_rng(4)
     x = rng.normal(0, 1, (2, 2, 4))
     model = hnn.convert.convert(m)
-    model.calibrate(np.concatenate([x, rng.normal(0, 1, (6, 2, 4))]), max_depth=ctx.fresh_level - 1)
+    model.calibrate(np.concatenate([x, rng.normal(0, 1, (6, 2, 4))]), max_depth=ctx.usable_levels - 1)
     rep = model.compile(ctx, x)
     assert rep.new_rotation_keys > 0 and "bootstraps" in str(rep)
     keys = set(ctx.rotation_steps)

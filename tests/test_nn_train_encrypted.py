@@ -45,7 +45,7 @@ def test_lora_gradients_and_adamw_step(ctx):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (8, 4))
     target = rng.normal(0, 1, (8, 3))
-    model = hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1)
+    model = hnn.from_torch(net, calibration=x, max_depth=ctx.usable_levels - 1)
     loss = hnn.MSELoss()
     hnn.calibrate_training(model, x, target, loss)
     params = list(model.lora_parameters())
@@ -91,7 +91,7 @@ def test_cross_entropy_gradient_encrypted(ctx):
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (8, 4))
     y = rng.integers(0, 10, 8)
-    model = hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1)
+    model = hnn.from_torch(net, calibration=x, max_depth=ctx.usable_levels - 1)
     loss = hnn.CrossEntropyLoss()
     hnn.calibrate_training(model, x, y, loss)
     params = list(model.lora_parameters())
@@ -99,7 +99,7 @@ def test_cross_entropy_gradient_encrypted(ctx):
     model.backward(loss(model(x), y))
     plain_grads = [p.grad.copy() for p in params]
     model.zero_grad()
-    assert loss.steps(ctx.fresh_level - 1, 10).k >= 1  # at least one normalised squaring runs
+    assert loss.steps(ctx.usable_levels - 1, 10).k >= 1  # at least one normalised squaring runs
     hnn.encrypt_adapters(model, ctx)
     out = model(ctx.encrypt(x, layout="matrix"), auto_keys=True)
     model.backward(loss(out, y))
@@ -124,7 +124,7 @@ def test_adamw_encrypted_against_torch(ctx):
     rng = np.random.default_rng(2)
     x = rng.uniform(-1, 1, (8, 4))
     target = rng.normal(0, 1, (8, 6))
-    model = hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1)
+    model = hnn.from_torch(net, calibration=x, max_depth=ctx.usable_levels - 1)
     hnn.calibrate_training(model, x, target, hnn.MSELoss())
     params = list(model.lora_parameters())
     bounds = [grad_bound(p) / (1.0 + GRAD_MARGIN) for p in params]
@@ -164,7 +164,7 @@ def test_gk_attention_gradients_encrypted(ctx):
     rng = np.random.default_rng(4)
     x = rng.normal(0, 1, (2, 3, 4))
     target = rng.normal(0, 1, (6, 4))
-    model = hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1)
+    model = hnn.from_torch(net, calibration=x, max_depth=ctx.usable_levels - 1)
     loss = hnn.MSELoss()
     hnn.calibrate_training(model, x, target.reshape(2, 3, 4), loss, batch_size=2)
     params = list(model.lora_parameters())
@@ -194,7 +194,7 @@ def test_checkpoint_of_encrypted_adapters_round_trip(ctx, tmp_path):
     target = rng.normal(0, 1, (8, 3))
 
     def trainer():
-        model = hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1)
+        model = hnn.from_torch(net, calibration=x, max_depth=ctx.usable_levels - 1)
         hnn.calibrate_training(model, x, target, hnn.MSELoss(), batch_size=8)
         hnn.encrypt_adapters(model, ctx)
         opt = hopt.AdamW(model.lora_parameters(), lr=0.05, eps=0.1, weight_decay=0.01, extra_newton=0)
@@ -223,8 +223,8 @@ def test_checkpoint_of_encrypted_adapters_round_trip(ctx, tmp_path):
 def test_n12_boot9_preset_has_n16_boots_depth():
     """n12-boot9-insecure: n16-boot's chain at N = 2^12 (9 levels after a bootstrap)."""
     deep = ht.Context.from_preset("n12-boot9-insecure", bootstrap=True, seed=3)
-    assert deep.fresh_level == 9 and "INSECURE" in repr(deep)
+    assert deep.usable_levels == 9 and deep.fresh_level == 12 and "INSECURE" in repr(deep)
     x = np.random.default_rng(3).uniform(-1, 1, 64)
-    y = deep.encrypt(x).level_to(0).bootstrap()
-    assert y.level == 9
+    y = deep.encrypt(x).level_to(deep.bootstrap_contract.input_level).bootstrap()
+    assert y.level == 12
     assert bits(deep.decrypt(y)[:64], x) >= 20

@@ -264,7 +264,7 @@ def test_bootstrapping_keys_across_processes(tmp_path):
     assert bpub.can_bootstrap
     bpub.save(tmp_path / "boot.ht")
     x = np.linspace(-1, 1, 100)
-    bctx.encrypt(x).level_to(0).save(tmp_path / "x.ht")
+    bctx.encrypt(x).level_to(bctx.bootstrap_contract.input_level).save(tmp_path / "x.ht")
     _run("""
         import hetensor as ht
         srv = ht.load("boot.ht", allow_insecure=True)

@@ -71,10 +71,10 @@ def _context_record(ctx: Any, include_secret_key: bool) -> tuple:
     if not ctx.is_public and not include_secret_key:
         raise ValueError("this context holds the secret key: share ctx.public().save(...) (evaluation keys only), "
                          "or pass include_secret_key=True to keep your own keys (never share that file)")
-    boot = None
+    boot, rec = None, {}
     if ctx._bootstrapper is not None:
-        boot = ctx.name
-    attrs = json.dumps({"name": ctx.name, "fresh_level": ctx.fresh_level, "boot": boot})
+        boot, rec = ctx.name, {"boot_order": ctx._bootstrapper.order}
+    attrs = json.dumps({"name": ctx.name, "fresh_level": ctx.fresh_level, "boot": boot, **rec})
     return attrs, bool(include_secret_key and not ctx.is_public)
 
 

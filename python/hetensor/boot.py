@@ -154,6 +154,39 @@ NOISE_BOUND = 2.0 ** -18
 #: bootstrap(..., stc_first=True) runs at a message ratio this many bits larger.
 EARLY_RATIO_EXTRA = 1
 
+#: The two orders of the circuit: "stc_first" (SlotToCoeff on the input's last
+#: levels, then ModRaise, CoeffToSlot, EvalMod; the default) and "classic"
+#: (ModRaise at level 0, CoeffToSlot, EvalMod, SlotToCoeff).
+ORDERS = ("stc_first", "classic")
+
+
+@dataclass(frozen=True)
+class BootstrapContract:
+    """What a context's bootstrap accepts and returns, for planners to read.
+
+    order: "stc_first" or "classic" (:data:`ORDERS`).
+    input_level: the lowest level a ciphertext may be bootstrapped from (3 for
+    stc_first: SlotToCoeff runs on the input's last 3 levels; 0 for classic).
+    A ciphertext above it is brought down first (no precision lost).
+    output_level: the level the result comes back at (the context's
+    ``fresh_level``, where encryptions start too).
+    max_input_bound: K_in, the largest |x| accepted (by the tracked bound).
+    """
+
+    order: str
+    input_level: int
+    output_level: int
+    max_input_bound: float
+
+    @property
+    def levels(self) -> int:
+        """Levels a computation can use between two bootstraps: output_level - input_level."""
+        return self.output_level - self.input_level
+
+    @property
+    def stc_first(self) -> bool:
+        return self.order == "stc_first"
+
 #: Bootstrapping parameters of the presets that support it.
 BOOT_PRESETS: Dict[str, BootParams] = {
     "toy-boot-insecure": BootParams(k_bound=16, double_angles=2, cts_levels=3, stc_levels=3,
@@ -231,11 +264,23 @@ def dft_factors(n: int, parts: int, inverse: bool) -> List[Diagonals]:
 # -- the bootstrapper ----------------------------------------------------------------
 
 class Bootstrapper:
-    """Precomputed transforms and polynomial for one context; see module doc."""
+    """Precomputed transforms and polynomial for one context; see module doc.
 
-    def __init__(self, ctx, params: BootParams) -> None:
+    ``order`` ("stc_first", the default, or "classic") is the order a bootstrap
+    runs in when its caller does not choose (:attr:`contract`); the other order
+    stays available per call. The transforms of the order not chosen are
+    encoded on their first use.
+    """
+
+    def __init__(self, ctx, params: BootParams, order: str = "stc_first") -> None:
+        if order not in ORDERS:
+            raise ValueError(f"bootstrap order must be one of {', '.join(ORDERS)}, got {order!r}")
+        if order == "stc_first" and not params.arcsine_degree:
+            raise ValueError("the stc_first order needs an arcsine (arcsine_degree 3 or 5) to land the output's "
+                             "scale; use order='classic' for these parameters")
         self.ctx = ctx
         self.params = params
+        self.order = order
         eng = ctx._engine
         n = ctx.slots
         top = ctx.max_level
@@ -287,11 +332,11 @@ class Bootstrapper:
         self.eval_mod_scale = scale
         # Read at S * 2 pi c s0 / q0 the slots are m / s0 again.
         self.stc_input_scale = scale * 2 * math.pi * s_in / q0
-        self.stc = self._encode_chain(dft_factors(n, params.stc_levels, inverse=False), stc_level,
-                                      self.stc_input_scale)
+        self.stc_level = stc_level
+        self._stc: Optional[list] = None  # the classic order's SlotToCoeff (property stc)
         # SlotToCoeff first (bootstrap(..., stc_first=True)): the same matrices at
-        # the bottom of the chain, before ModRaise (encoded on first use), and
-        # the arcsine landing where the slots read canonically at stc_level.
+        # the bottom of the chain, before ModRaise, and the arcsine landing
+        # where the slots read canonically at stc_level.
         self.early_output_level = stc_level
         self._stc_low: Optional[list] = None
         # Its coefficients are the values themselves (no spreading over N), so
@@ -307,10 +352,51 @@ class Bootstrapper:
         # The half variant (complex-packed bootstraps) returns z / 2, so that
         # z + conj(z) is Re z with no extra level: the 1/2 rides on the last step.
         self.arcsine_half = _core.chebyshev_from_power([c / 2 for c in taylor])
-        steps = set()
-        for lt in self.cts + self.stc:
-            steps.update(lt.rotation_steps())
-        self.rotation_steps = sorted(steps)
+        # Only the transforms of the context's order are encoded now: at
+        # n16-boot the classic SlotToCoeff's diagonals over Q*P are ~1 GiB.
+        if order == "stc_first":
+            self.stc_low()
+        else:
+            _ = self.stc
+
+    @property
+    def stc(self) -> list:
+        """The classic order's SlotToCoeff, from stc_level down (encoded on first use)."""
+        if self._stc is None:
+            self._stc = self._encode_chain(dft_factors(self.ctx.slots, self.params.stc_levels, inverse=False),
+                                           self.stc_level, self.stc_input_scale)
+        return self._stc
+
+    @stc.setter
+    def stc(self, value: Optional[list]) -> None:
+        self._stc = value
+
+    @property
+    def contract(self) -> BootstrapContract:
+        """The level contract of :attr:`order` (what ``ctx.bootstrap`` does by default)."""
+        return self.contract_of(self.order == "stc_first")
+
+    def contract_of(self, stc_first: bool) -> BootstrapContract:
+        if stc_first:
+            return BootstrapContract("stc_first", self.params.stc_levels, self.early_output_level, MAX_INPUT_BOUND)
+        return BootstrapContract("classic", 0, self.output_level, MAX_INPUT_BOUND)
+
+    def resolve(self, stc_first: Optional[bool]) -> bool:
+        """The order of one call: ``stc_first`` when given (True / False), else the context's."""
+        if stc_first is None:
+            return self.order == "stc_first"
+        if not isinstance(stc_first, bool):
+            raise TypeError(f"stc_first must be True, False or None (the context's order), got {stc_first!r}")
+        return stc_first
+
+    def _transforms(self, stc_first: Optional[bool] = None) -> list:
+        """CoeffToSlot and the SlotToCoeff of one order (default: the context's)."""
+        return list(self.cts) + (self.stc_low() if self.resolve(stc_first) else self.stc)
+
+    @property
+    def rotation_steps(self) -> List[int]:
+        """Rotation steps of the context's order."""
+        return sorted({int(s) for lt in self._transforms() for s in lt.rotation_steps()})
 
     def _encode_chain(self, mats: List[Diagonals], level: int, input_scale: float,
                       last_headroom: float = 1.0) -> list:
@@ -326,24 +412,35 @@ class Bootstrapper:
             input_scale = self.ctx.scale_at(level)
         return out
 
-    def key_levels(self) -> Dict[int, int]:
-        """Rotation step -> the highest level its key switches run at.
+    def key_levels(self, stc_first: Optional[bool] = None) -> Dict[int, int]:
+        """Rotation step -> the highest level its key switches run at, for one
+        order (default: the context's).
 
         A transform's rotations run at its level, so CoeffToSlot's keys serve
         the top of the chain and SlotToCoeff's only the levels below EvalMod;
         a key made for level l holds the limbs of q_0..q_l and P only (a
         SlotToCoeff-only key at n16-boot: 3 digits x 18 limbs against 5 x 31).
         """
+        # In the stc_first order SlotToCoeff rotates at levels 3..1, but its keys
+        # are made for the computation levels above too (up to the output level,
+        # as in the classic order): a computation between two bootstraps rotates
+        # by the same small steps and finds the key in ctx.rotation_steps.
+        if self.resolve(stc_first):
+            placed = [(lt, int(lt.level)) for lt in self.cts] + [(lt, self.early_output_level)
+                                                                 for lt in self.stc_low()]
+        else:
+            placed = [(lt, int(lt.level)) for lt in self.cts + self.stc]
         levels: Dict[int, int] = {}
-        for lt in self.cts + self.stc:
+        for lt, top in placed:
             for s in lt.rotation_steps():
-                levels[int(s)] = max(levels.get(int(s), -1), int(lt.level))
+                levels[int(s)] = max(levels.get(int(s), -1), top)
         return levels
 
     def generate_keys(self, progress: bool = False) -> None:
-        """Rotation keys of the transforms (each for the levels it runs at, see
-        :meth:`key_levels`), the conjugation key (for the levels from the end of
-        CoeffToSlot down) and the encapsulation keys (slow at large N)."""
+        """Rotation keys of the transforms of the context's order (each for the
+        levels it runs at, see :meth:`key_levels`), the conjugation key (for the
+        levels from the end of CoeffToSlot down) and the encapsulation keys
+        (slow at large N)."""
         eng = self.ctx._engine
         levels = self.key_levels()
         bar = None
@@ -365,14 +462,16 @@ class Bootstrapper:
             bar.update(1)
             bar.close()
 
-    def error_bound(self, bound: float, stc_first: bool = False) -> float:
-        """An upper estimate of the bootstrap's error on values with |x| <= bound:
-        the noise (NOISE_BOUND, per unit of max(bound, 1)) plus the sine's
-        residual bend on a coefficient holding the whole message (u = bound /
-        ratio): (2 pi u)^2 / 6 bare, 3 (2 pi u)^4 / 40 after the arcsine, with
-        a margin. Measured against it in tests/test_boot_chain.py."""
+    def error_bound(self, bound: float, stc_first: Optional[bool] = None) -> float:
+        """An upper estimate of the bootstrap's error on values with |x| <= bound
+        in one order (default: the context's): the noise (NOISE_BOUND, per unit
+        of max(bound, 1)) plus the sine's residual bend on a coefficient holding
+        the whole message (u = bound / ratio, the ratio of that order):
+        (2 pi u)^2 / 6 bare, 3 (2 pi u)^4 / 40 after the arcsine, with a margin.
+        Measured against it in tests/test_boot_chain.py and
+        tests/test_boot_stc_first.py."""
         b = float(bound)
-        w = 2 * math.pi * b / (self.early_message_ratio if stc_first else self.message_ratio)
+        w = 2 * math.pi * b / (self.early_message_ratio if self.resolve(stc_first) else self.message_ratio)
         bend = {0: w * w / 6, 3: 3 * w ** 4 / 40, 5: 5 * w ** 6 / 112}[self.params.arcsine_degree]
         return max(b, 1.0) * NOISE_BOUND + 1.5 * b * bend  # 1.5: higher-order terms, q0 != 2^60
 
@@ -436,9 +535,7 @@ class Bootstrapper:
         eng = self.ctx._engine
         lv = self.params.stc_levels
         if ct.level < lv:
-            raise ValueError(f"cannot bootstrap with stc_first=True: the ciphertext is at level {ct.level}, "
-                             f"below the {lv} levels SlotToCoeff uses; bootstrap it at level >= {lv} "
-                             f"(or without stc_first)")
+            raise ValueError(self.level_error(ct.level))
         if ct.level > lv:
             ct = eng.level_to(ct, lv)
         elif abs(ct.scale / self.ctx.scale_at(lv) - 1) > 1e-9:
@@ -487,12 +584,23 @@ class Bootstrapper:
             w = _core.apply_linear_transform(eng, w, lt)
         return w
 
+    def level_error(self, level: int, what: str = "the ciphertext") -> str:
+        """Why a ciphertext at ``level`` cannot be bootstrapped in the stc_first order."""
+        lv = self.params.stc_levels
+        return (f"cannot bootstrap in the stc_first order (SlotToCoeff first, the default order): {what} is at level "
+                f"{level}, below the {lv} levels SlotToCoeff uses; bootstrap at level >= {lv} "
+                f"(ctx.bootstrap_contract.input_level), or pass stc_first=False for the classic order (any "
+                f"level, output {lv} levels lower, about 4 bits less precise at N = 2^16)")
+
     def _check_early(self, stc_first: bool) -> None:
         if stc_first and not self.params.arcsine_degree:
             raise ValueError("stc_first=True needs an arcsine (arcsine_degree 3 or 5) to land the output's scale")
 
-    def bootstrap(self, ct, bound: Optional[float] = None, stc_first: bool = False, real_values: bool = False):
-        """A fresh ciphertext (core object) holding the same values at output_level.
+    def bootstrap(self, ct, bound: Optional[float] = None, stc_first: Optional[bool] = None,
+                  real_values: bool = False):
+        """A fresh ciphertext (core object) holding the same values at the
+        output level of its order (``stc_first``; None: the context's order,
+        :attr:`contract`).
 
         ``bound``: what |x| is known not to exceed (default: the tracked
         ``ct.bound``); it must be <= MAX_INPUT_BOUND. The output's tracked
@@ -506,6 +614,7 @@ class Bootstrapper:
         imaginary noise is dropped).
         """
         b = float(ct.bound) if bound is None else min(float(bound), float(ct.bound))
+        stc_first = self.resolve(stc_first)
         self.check_input(b)
         self._check_early(stc_first)
         ct = ct.with_scale(ct.scale, b)
@@ -513,10 +622,10 @@ class Bootstrapper:
             w = self._refresh(self._to_coefficients(ct, b), half=False, early=True, real_values=real_values)
             return w.with_scale(w.scale, b + self.error_bound(b, True))
         w = self._refresh(self._to_level0(ct), half=False)
-        return w.with_scale(w.scale, b + self.error_bound(b))
+        return w.with_scale(w.scale, b + self.error_bound(b, False))
 
     def bootstrap_pair(self, a, b, bound_a: Optional[float] = None, bound_b: Optional[float] = None,
-                       stc_first: bool = False):
+                       stc_first: Optional[bool] = None):
         """Two real ciphertexts refreshed by one bootstrap of a + i b: returns
         (Re, Im) of the result, each at output_level (early_output_level with
         stc_first) with its own tracked bound. Their imaginary parts (noise for
@@ -529,6 +638,7 @@ class Bootstrapper:
         self.check_input(bb, "the second values")
         if a.batch != b.batch:
             raise ValueError(f"cannot bootstrap a pair: batch sizes differ ({a.batch} and {b.batch} ciphertexts)")
+        stc_first = self.resolve(stc_first)
         self._check_early(stc_first)
         a, b = a.with_scale(a.scale, ba), b.with_scale(b.scale, bb)
         if stc_first:
@@ -546,12 +656,13 @@ class Bootstrapper:
                 im.with_scale(im.scale, bb + self.error_bound(bb, stc_first)))
 
 
-def bootstrap_tensors(ctx, tensors: list, stc_first: bool = False) -> list:
+def bootstrap_tensors(ctx, tensors: list, stc_first: Optional[bool] = None) -> list:
     """Context.bootstrap_many: the ciphertexts of the real tensors, two per
     complex-packed bootstrap (one pair at a time, so memory stays that of one
     bootstrap); complex tensors alone. Each result keeps its tensor's range,
     widened by the bootstrap's error."""
     boot, eng = ctx._bootstrapper, ctx._engine
+    stc_first = boot.resolve(stc_first)
     out: list = [None] * len(tensors)
     units: List[Tuple[int, int]] = []  # (tensor, ciphertext of its batch)
     bounds: Dict[int, float] = {}
@@ -559,6 +670,8 @@ def bootstrap_tensors(ctx, tensors: list, stc_first: bool = False) -> list:
         if t.is_complex:
             out[i] = ctx.bootstrap(t, stc_first=stc_first)
             continue
+        if stc_first and t._ct.level < boot.params.stc_levels:  # before any work
+            raise ValueError(boot.level_error(t._ct.level, f"tensor {i}"))
         lo, hi = ranges.of(t)
         bounds[i] = max(abs(lo), abs(hi))
         boot.check_input(bounds[i], f"the values of tensor {i}")

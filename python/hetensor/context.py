@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional
 
 import numpy as np
 
 from . import _codec, _core, _registry, cuda, ranges
 from ._convert import is_torch_tensor, to_numpy, to_rows
+
+if TYPE_CHECKING:
+    from .boot import BootstrapContract
+    from .tensor import CipherTensor
 
 
 # Noise flooding for decryptions that are released (docs/SECURITY.md): a
@@ -78,6 +82,7 @@ class Context:
         auto_keys: bool = False,
         device: Any = "cpu",
         compact_keys: Optional[bool] = None,
+        bootstrap_order: str = "stc_first",
     ) -> "Context":
         """Create parameters and keys (secret, public, relinearization) from a preset.
 
@@ -103,6 +108,13 @@ class Context:
                 more time per key switch (:attr:`compact_keys`). None (the
                 default): compact when ``bootstrap=True`` (n16-boot: 3.5 GiB of
                 keys instead of 7.4), expanded otherwise.
+            bootstrap_order: the order :meth:`bootstrap` runs in by default, with
+                ``bootstrap=True``: ``"stc_first"`` (SlotToCoeff on the input's last
+                3 levels, then ModRaise, CoeffToSlot, EvalMod: more precise and
+                faster) or ``"classic"`` (ModRaise at level 0 first, SlotToCoeff
+                last). It sets :attr:`bootstrap_contract` (the lowest input level
+                and the output level, which is :attr:`fresh_level`); the other
+                order stays available per call.
         """
         where = cuda.parse_device(device)
         if not isinstance(name, str):
@@ -111,6 +123,11 @@ class Context:
             compact_keys = bool(bootstrap)
         if not isinstance(compact_keys, bool):
             raise TypeError(f"compact_keys must be True, False or None, got {compact_keys!r}")
+        from .boot import ORDERS
+
+        if bootstrap_order not in ORDERS:
+            raise ValueError(f"bootstrap_order must be one of {', '.join(repr(o) for o in ORDERS)}, "
+                             f"got {bootstrap_order!r}")
         literal = _core.preset_literal(name)
         ctx = cls._create(literal, None, seed, False)
         ctx.compact_keys = compact_keys
@@ -126,10 +143,14 @@ class Context:
             if name not in BOOT_PRESETS:
                 raise ValueError(
                     f"preset '{name}' does not support bootstrapping; use one of {sorted(BOOT_PRESETS)}")
-            ctx._bootstrapper = Bootstrapper(ctx, BOOT_PRESETS[name])
+            ctx._attach_bootstrapper(Bootstrapper(ctx, BOOT_PRESETS[name], bootstrap_order))
             ctx._bootstrapper.generate_keys(progress=True)
-            ctx._fresh_level = ctx._bootstrapper.output_level
         return ctx
+
+    def _attach_bootstrapper(self, boot: Any) -> None:
+        """Bootstrapping on: fresh ciphertexts start where its bootstraps return."""
+        self._bootstrapper = boot
+        self._fresh_level = int(boot.contract.output_level)
 
     @classmethod
     def from_params(
@@ -237,8 +258,26 @@ class Context:
 
     @property
     def fresh_level(self) -> int:
-        """Level of a fresh ciphertext: max_level, or the bootstrap output level."""
+        """Level of a fresh ciphertext: max_level, or the bootstrap output level
+        (``bootstrap_contract.output_level``)."""
         return self._fresh_level
+
+    @property
+    def bootstrap_contract(self) -> Optional["BootstrapContract"]:
+        """The levels :meth:`bootstrap` works between in this context's order
+        (:class:`hetensor.boot.BootstrapContract`: ``order``, ``input_level``,
+        ``output_level``, ``levels``, ``max_input_bound``), or None when the
+        context cannot bootstrap. n16-boot: stc_first, input >= 3, output 12."""
+        return None if self._bootstrapper is None else self._bootstrapper.contract
+
+    @property
+    def usable_levels(self) -> int:
+        """Levels a computation can consume from a fresh (or bootstrapped)
+        ciphertext before it must be bootstrapped: ``fresh_level`` minus the
+        bootstrap's input level (9 at n16-boot in either order; the whole
+        chain, ``fresh_level``, for a context that cannot bootstrap)."""
+        c = self.bootstrap_contract
+        return self._fresh_level - (0 if c is None else int(c.input_level))
 
     @property
     def can_bootstrap(self) -> bool:
@@ -256,36 +295,48 @@ class Context:
             raise ValueError("this context cannot bootstrap; create it with from_preset(..., bootstrap=True) "
                              "on a preset that supports it")
 
-    def bootstrap(self, ct: "CipherTensor", *, stc_first: bool = False) -> "CipherTensor":
+    def bootstrap(self, ct: "CipherTensor", *, stc_first: Optional[bool] = None) -> "CipherTensor":
         """Refresh a ciphertext to :attr:`fresh_level`; it consumes no levels of the input.
 
-        Contract: the tracked :attr:`CipherTensor.value_range` must lie in
-        [-8, 8] (``hetensor.boot.MAX_INPUT_BOUND``), else ``ValueError``. The
-        error is about 2^-22 at n16-boot and 2^-25 at N = 2^12 for |x| <= 1,
-        growing like |x|^5 beyond (docs/BOOTSTRAP.md). The output's tracked
-        range is the input's widened by that error, so bootstraps chain.
+        Contract (:attr:`bootstrap_contract`): the tracked
+        :attr:`CipherTensor.value_range` must lie in [-8, 8]
+        (``hetensor.boot.MAX_INPUT_BOUND``), else ``ValueError``; the output's
+        tracked range is the input's widened by the bootstrap's error
+        (``Bootstrapper.error_bound``, that of the order run), so bootstraps chain.
 
-        ``stc_first=True`` runs SlotToCoeff first, on the input's last 3 levels
-        (it must be at level >= 3; ``ValueError`` otherwise), where it is
-        cheap, and returns at ``fresh_level + 3``: the same 9 levels between
-        bootstraps at n16-boot, faster (SlotToCoeff on few limbs, a cheaper
-        cosine) and more precise (25.6-25.8 against 21.9 bits measured at
-        n16-boot), since EvalMod's error no longer passes through SlotToCoeff.
-        For a real tensor it runs one EvalMod instead of two (its imaginary
-        half is zero in this order), which roughly halves EvalMod's time.
+        The order: by default the context's (``bootstrap_order`` of
+        :meth:`from_preset`), which is SlotToCoeff first: it runs SlotToCoeff
+        on the input's last 3 levels, so the input must be at level >= 3
+        (``bootstrap_contract.input_level``; a ciphertext above is brought
+        down, one below raises ``ValueError``) and returns at
+        :attr:`fresh_level`: 9 levels between bootstraps at n16-boot (compute
+        from 12 down to 3), error about 2^-25.6 there and 2^-29 at N = 2^12 for
+        |x| <= 1, growing like |x|^5 beyond (docs/BOOTSTRAP.md). For a real
+        tensor it runs one EvalMod instead of two.
+
+        ``stc_first=False`` runs the classic order (ModRaise at level 0 first,
+        SlotToCoeff last): any input level, output 3 levels lower
+        (``fresh_level - 3`` in a stc_first context), error about 2^-22 at
+        n16-boot and 2^-28 at N = 2^12. ``stc_first=True`` forces the
+        SlotToCoeff-first order in a context made for the classic one (output
+        3 levels above its ``fresh_level``). A public context made for one order
+        may lack keys of the other (``ValueError`` says so); one holding the
+        secret key makes them on the first such call.
         """
         self._check_bootstrappable(ct)
         lo, hi = ranges.of(ct)
         boot = self._bootstrapper
+        early = boot.resolve(stc_first)
         if ct.is_complex:
             bound = float(ct._ct.bound)
-            return ct._like(boot.bootstrap(ct._ct, bound, bool(stc_first)))
+            return ct._like(boot.bootstrap(ct._ct, bound, early))
         bound = max(abs(lo), abs(hi))
-        e = boot.error_bound(bound, bool(stc_first))
-        out = boot.bootstrap(ct._ct, bound, bool(stc_first), real_values=True)
+        e = boot.error_bound(bound, early)
+        out = boot.bootstrap(ct._ct, bound, early, real_values=True)
         return ranges.with_range(ct._like(out), (lo - e, hi + e))
 
-    def bootstrap_many(self, tensors: Iterable["CipherTensor"], *, stc_first: bool = False) -> List["CipherTensor"]:
+    def bootstrap_many(self, tensors: Iterable["CipherTensor"], *,
+                       stc_first: Optional[bool] = None) -> List["CipherTensor"]:
         """Bootstrap several tensors, two real ciphertexts at a time in one
         complex-packed bootstrap (a + i b, then both real parts back): about half
         the cost per ciphertext. The ciphertexts of all real tensors (a tensor
@@ -293,15 +344,16 @@ class Context:
         tensor of two ciphertexts also takes one bootstrap; complex tensors and
         an odd ciphertext out bootstrap alone. Returns the refreshed tensors in
         the input order; each has the contract and precision of :meth:`bootstrap`
-        (the imaginary noise of real tensors is dropped). ``stc_first``: as in
-        :meth:`bootstrap`.
+        (the imaginary noise of real tensors is dropped). ``stc_first``: the
+        order, as in :meth:`bootstrap` (in the stc_first order every tensor must
+        be at level >= 3: checked before any work).
         """
         from .boot import bootstrap_tensors
 
         items = list(tensors)
         for t in items:
             self._check_bootstrappable(t)
-        return bootstrap_tensors(self, items, bool(stc_first))
+        return bootstrap_tensors(self, items, stc_first)
 
     @property
     def is_secure(self) -> bool:

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Optional, Union
 import numpy as np
 
 from . import _codec, _core, _registry
-from .boot import BOOT_PRESETS, Bootstrapper
+from .boot import BOOT_PRESETS, ORDERS, Bootstrapper
 from .context import Context
 from .errors import FormatError
 from .layout import Layout
@@ -215,8 +215,11 @@ def _load_context(data: Any, unsafe: bool, allow_insecure: bool) -> Any:
     if boot is not None:
         if boot not in BOOT_PRESETS:
             raise FormatError(f"corrupt context attributes: unknown bootstrapping preset {boot!r}")
-        ctx._bootstrapper = Bootstrapper(ctx, BOOT_PRESETS[boot])
-        if ctx._bootstrapper.output_level != fresh:
+        order = d.get("boot_order", "classic")  # files written before the order was recorded: classic
+        if order not in ORDERS:
+            raise FormatError(f"corrupt context attributes: unknown bootstrap order {order!r}")
+        ctx._attach_bootstrapper(Bootstrapper(ctx, BOOT_PRESETS[boot], order))
+        if ctx.fresh_level != fresh:
             raise FormatError("corrupt context attributes: the fresh level differs from the bootstrap output level")
     ctx._fresh_level = fresh
     return ctx

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -505,8 +505,10 @@ class CipherTensor:
         """Complex conjugate of every slot (needs the conjugation key)."""
         return self._like(self._ctx._engine.conjugate(self._ct))
 
-    def bootstrap(self, *, stc_first: bool = False) -> "CipherTensor":
-        """Refresh to the context's fresh level (see ``Context.bootstrap``)."""
+    def bootstrap(self, *, stc_first: Optional[bool] = None) -> "CipherTensor":
+        """Refresh to the context's fresh level; ``stc_first`` chooses the order
+        (None: the context's, SlotToCoeff first by default: the input must be at
+        level >= 3). See ``Context.bootstrap``."""
         return self._ctx.bootstrap(self, stc_first=stc_first)._carry_from(self)
 
     def level_to(self, level: int) -> "CipherTensor":

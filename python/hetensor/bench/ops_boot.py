@@ -62,10 +62,13 @@ def hetensor_bench(session, op: str):
     boot = ctx._bootstrapper
     p = boot.params
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    note = (f"{name}: {ctx.describe()}; {{bits}}, {out.level} levels left "
-            f"({boot.levels} consumed: CtS {p.cts_levels}, EvalMod {p.eval_mod_levels(boot.degree)}, "
-            f"StC {p.stc_levels}); cosine degree {boot.degree}, K {p.k_bound}, {p.double_angles} double angles, "
-            f"arcsine degree {p.arcsine_degree}, message ratio 2^{math.log2(boot.message_ratio):.0f}, "
+    c = ctx.bootstrap_contract
+    note = (f"{name}: {ctx.describe()}; {{bits}}, {out.level - c.input_level} levels left "
+            f"({c.order} order: input at level >= {c.input_level}, output at {out.level}; CtS {p.cts_levels}, "
+            f"EvalMod {p.eval_mod_levels(boot.degree)}, StC {p.stc_levels} levels); cosine degree {boot.degree}, "
+            f"K {p.k_bound}, {p.double_angles} double angles, "
+            f"arcsine degree {p.arcsine_degree}, message ratio "
+            f"2^{math.log2(boot.early_message_ratio if c.stc_first else boot.message_ratio):.0f}, "
             f"encapsulated h = {p.encapsulation_h} secret for ModRaise; keys {ctx.key_bytes() / 2**30:.2f} GiB "
             f"({len(boot.rotation_steps)} rotation keys + conjugation + relinearization + encapsulation), "
             f"key generation {_keygen_seconds[name]:.1f} s; process peak RSS so far {rss / 1e9:.1f} GB")

@@ -135,10 +135,10 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
     t0 = time.perf_counter()
     ctx = ctx if ctx is not None else ht.Context.from_preset(args.preset, bootstrap=True)
     print(f"  {time.perf_counter() - t0:.1f} s: {ctx.describe()}")
-    if ctx.fresh_level - 1 < 8:
-        print(f"  note: {ctx.fresh_level} levels between bootstraps leave {ctx.fresh_level - 1} per polynomial: "
+    if ctx.usable_levels - 1 < 8:
+        print(f"  note: {ctx.usable_levels} levels between bootstraps leave {ctx.usable_levels - 1} per polynomial: "
               f"low degrees, so plain accuracy drops (n16-boot has 9)")
-    model = hnn.from_torch(tmodel, calibration=x_tr, max_depth=args.max_depth or ctx.fresh_level - 1)
+    model = hnn.from_torch(tmodel, calibration=x_tr, max_depth=args.max_depth or ctx.usable_levels - 1)
     t0 = time.perf_counter()
     plain = model(x_te)
     rows.append(("plain (polynomials)", len(y_te), _acc(plain, y_te), time.perf_counter() - t0, "-", "-"))

@@ -139,7 +139,7 @@ def main(argv: Any = None) -> Dict[str, Any]:
     need_ctx = args.simulate or args.encrypted_steps
     if need_ctx:
         ctx = ht.Context.from_preset(args.preset, bootstrap=True)
-    depth = args.max_depth or (ctx.fresh_level - 1 if ctx is not None else 8)
+    depth = args.max_depth or (ctx.usable_levels - 1 if ctx is not None else 8)
 
     def fresh_model() -> Any:
         # calibrated on both tasks' inputs: the fine-tuned activations lie between them

@@ -118,10 +118,10 @@ def compile_model(model: Any, ctx: Any, example: Any, *, mask: Any = None, seq_l
         raise ValueError(f"key_budget is a number of bytes >= 0, not {key_budget!r}")
 
     depth = max([getattr(m, "max_depth", 0) for m in model.modules()] + [0])
-    if ctx.can_bootstrap and depth > ctx.fresh_level - 1:
-        raise ValueError(f"the model's polynomials take up to {depth} levels but {ctx.name} has {ctx.fresh_level} "
-                         f"after a bootstrap (one is kept to scale into its range): calibrate with "
-                         f"max_depth={ctx.fresh_level - 1}")
+    if ctx.can_bootstrap and depth > ctx.usable_levels - 1:
+        raise ValueError(f"the model's polynomials take up to {depth} levels but {ctx.name} has {ctx.usable_levels} "
+                         f"between bootstraps (ctx.usable_levels; one is kept to scale into its range): calibrate "
+                         f"with max_depth={ctx.usable_levels - 1}")
     if encrypt_adapters:
         for m in model.modules():
             if hasattr(m, "encrypt_adapters"):  # LoRALinear (no import: linear -> module -> compile)

@@ -226,7 +226,7 @@ class CrossEntropyLoss:
         t = _target_tensor(target, z, C)
         if tuple(np.shape(t)) != (bsz, C):
             raise ValueError(f"targets give {tuple(np.shape(t))}, the logits are {(bsz, C)}")
-        max_depth = int(self.max_depth or (run.ctx.fresh_level - 1 if run.ctx is not None else fits.DEFAULT_MAX_DEPTH))
+        max_depth = int(self.max_depth or (run.ctx.usable_levels - 1 if run.ctx is not None else fits.DEFAULT_MAX_DEPTH))
         st = self.steps(max_depth, C)
         ops = Ops(run, _loss_module(run, self), "loss.")
         lo, hi = self.shifted_interval()

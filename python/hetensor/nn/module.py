@@ -190,7 +190,7 @@ class Module:
         """Record the input range of every non-linearity and bootstrap site on
         ``inputs`` (plain pass, exact functions) and fit the approximations there,
         widened by ``margin`` (default 0.25 of the width), each polynomial within
-        ``max_depth`` levels (default 8: n16-boot; use ``ctx.fresh_level - 1``)."""
+        ``max_depth`` levels (default 8: n16-boot; use ``ctx.usable_levels - 1``)."""
         from .compile import calibrate
 
         kw = {k: v for k, v in dict(margin=margin, max_depth=max_depth).items() if v is not None}

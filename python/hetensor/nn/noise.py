@@ -23,6 +23,8 @@ class NoiseModel:
 
     fresh_level: int
     sigmas: Dict[str, float] = field(default_factory=dict)
+    #: the lowest level the context bootstraps from (its bootstrap contract)
+    boot_input_level: int = 0
 
     def sigma(self, kind: str) -> float:
         if kind in self.sigmas:
@@ -58,7 +60,9 @@ def measure(ctx: Any, seed: int = 0) -> NoiseModel:
     sig["cpmm"] = float(np.std(prod.decrypt() - x @ w))
     if ctx.can_bootstrap:
         sig["boot"] = float(np.std(cx.bootstrap().decrypt() - x))
-    return NoiseModel(ctx.fresh_level, {k: max(v, 1e-300) for k, v in sig.items()})
+    c = ctx.bootstrap_contract
+    return NoiseModel(ctx.fresh_level, {k: max(v, 1e-300) for k, v in sig.items()},
+                      0 if c is None else int(c.input_level))
 
 
 def noise_model(model: Any, ctx: Any) -> NoiseModel:

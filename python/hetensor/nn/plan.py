@@ -138,9 +138,18 @@ class GhostArray:
         self.rec.op("poly", self.level, self.g._ct.batch, self.g, poly)
         return self._with_level(self.g, self.level - int(poly.depth), "evaluate a polynomial")
 
+    def _boot_output(self) -> int:
+        """The bootstrap contract: refused below its input level (as the encrypted
+        bootstrap), back at the fresh level."""
+        c = self.ctx.bootstrap_contract
+        if c is not None and self.level < c.input_level:
+            raise ValueError(f"cannot bootstrap (plan): the tensor is at level {self.level}, below the "
+                             f"bootstrap's input level {c.input_level} ({c.order} order)")
+        return int(self.ctx.fresh_level)
+
     def bootstrap(self) -> "GhostArray":
         self.rec.op("bootstrap", self.level, self.g._ct.batch, self.g)
-        return self._with_level(self.g, int(self.ctx.fresh_level), "bootstrap")
+        return self._with_level(self.g, self._boot_output(), "bootstrap")
 
     @staticmethod
     def bootstrap_many(items: List["GhostArray"]) -> List["GhostArray"]:
@@ -148,7 +157,7 @@ class GhostArray:
         rec = items[0].rec
         cts = sum(int(x.g._ct.batch) for x in items)
         rec.op("bootstrap", min(x.level for x in items), (cts + 1) // 2, items[0].g, paired=len(items))
-        return [x._with_level(x.g, int(x.ctx.fresh_level), "bootstrap") for x in items]
+        return [x._with_level(x.g, x._boot_output(), "bootstrap") for x in items]
 
     def assume_bound(self, bound: float) -> "GhostArray":
         return self

@@ -10,8 +10,10 @@ sequence) and pooling is a plaintext (B, B*T) averaging matrix.
 Bootstraps are placed as the forward goes (``Run.ready``): before an operation
 that needs ``need`` levels, a tensor with fewer left is scaled into the
 bootstrapping range (by the power of two above the range calibration saw at
-that site), refreshed and scaled back (an integer: no level). One level is kept
-in reserve for that scaling. The placement is deterministic for an input
+that site), refreshed and scaled back (an integer: no level). The reserve kept
+below every operation is that scaling's level plus the bootstrap's input level
+(``ctx.bootstrap_contract.input_level``: 3 in the default SlotToCoeff-first
+order, whose SlotToCoeff runs on the input's last 3 levels; 0 in the classic one). The placement is deterministic for an input
 shape, so ``Module.compile`` records it once (``model.plan``).
 """
 
@@ -64,7 +66,7 @@ class Run:
         can_boot = mode == "plain" or (mode == "simulate" and ctx is not None and ctx.can_bootstrap) or \
             (mode in ("encrypted", "plan") and ctx.can_bootstrap)
         self.can_bootstrap = can_boot
-        self.reserve = 1 if mode != "plain" and can_boot else 0
+        self.reserve = 1 + boot_input_level(ctx) if mode != "plain" and can_boot else 0
 
     # -- batch structure -------------------------------------------------------------
     def keys_real(self) -> np.ndarray:
@@ -248,6 +250,12 @@ class Run:
         self.bootstraps.append(dict(module=self.name_of(module), site=site, level=lv, scale=s, cts=_cts(x)))
         self.circuits += _cts(x)
         return y
+
+
+def boot_input_level(ctx: Any) -> int:
+    """The lowest level ``ctx`` bootstraps from (0 without a context or bootstrapping)."""
+    c = getattr(ctx, "bootstrap_contract", None)
+    return 0 if c is None else int(c.input_level)
 
 
 def _cts(x: Any) -> int:

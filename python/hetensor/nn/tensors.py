@@ -139,6 +139,9 @@ class SimTensor(PlainArray):
         return super().polyval(poly)
 
     def bootstrap(self) -> "SimTensor":
+        if self.lv < self.model.boot_input_level:
+            raise ValueError(f"cannot bootstrap: the simulated tensor is at level {self.lv}, below the bootstrap's "
+                             f"input level {self.model.boot_input_level}")
         v = self.v + self.rng.normal(0.0, self.model.sigma("boot"), size=self.v.shape)
         return SimTensor(v, self.model.fresh_level, self.model, self.rng)
 

@@ -54,7 +54,7 @@ class AdamW(Optimizer):
         # would make the polynomial explode at the edge of the tracked range [-1, 1]
         a = min(self.eps / V, 1.0 / 16)
         a = float(2.0 ** math.floor(math.log2(a)))
-        depth = self.max_depth or (run.ctx.fresh_level - 1 if run.ctx is not None else fits.DEFAULT_MAX_DEPTH)
+        depth = self.max_depth or (run.ctx.usable_levels - 1 if run.ctx is not None else fits.DEFAULT_MAX_DEPTH)
         try:
             poly, steps = fits.inv_sqrt_steps(a, int(depth))
         except ValueError as err:
