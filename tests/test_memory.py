@@ -77,3 +77,33 @@ def test_bad_cache_limits_are_refused(bad, error, default_cache):
     with pytest.raises(error, match="set_cache_limit"):
         ht.memory.set_cache_limit(bad)
     assert ht.memory.cache_limit() == 1 << 30
+
+
+def test_capped_lowers_the_cap_for_a_block_and_restores_it(default_cache):
+    with ht.memory.capped(64 * MIB):
+        assert ht.memory.cache_limit() == 64 * MIB
+        with ht.memory.capped(1 * MIB):  # nested: the first cap holds
+            assert ht.memory.cache_limit() == 64 * MIB
+        assert ht.memory.cache_limit() == 64 * MIB
+    assert ht.memory.cache_limit() == 1 << 30
+    ht.memory.set_cache_limit(16 * MIB)
+    with ht.memory.capped(64 * MIB):  # never raises a lower cap
+        assert ht.memory.cache_limit() == 16 * MIB
+    assert ht.memory.cache_limit() == 16 * MIB
+    with pytest.raises(ValueError, match="byte count >= 0"):
+        with ht.memory.capped(-1):
+            pass
+    assert ht.memory.cache_limit() == 16 * MIB
+
+
+def test_a_bootstrap_runs_under_the_boot_cap_and_gives_the_cap_back(default_cache):
+    from hetensor import boot
+
+    ctx = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=44)
+    seen = []
+    real = ctx._bootstrapper._refresh_capped
+    ctx._bootstrapper._refresh_capped = lambda *a: seen.append(ht.memory.cache_limit()) or real(*a)
+    x = np.linspace(-1, 1, ctx.slots)
+    out = ctx.encrypt(x).bootstrap()
+    assert seen == [boot.BOOT_CACHE_LIMIT] and ht.memory.cache_limit() == 1 << 30
+    assert bits(ctx.decrypt(out), x) >= 28

