@@ -511,9 +511,11 @@ class Bootstrapper:
             y, _ = _core.eval_chebyshev(eng, y, poly, self.eval_mod_scale if out_scale is None else out_scale)
         return y
 
-    def _to_level0(self, ct):
-        """The input at level 0 with the message ratio's pre-multiplier."""
+    def _to_level0(self, ct, multiplier: Optional[int] = None):
+        """The input at level 0 times the message ratio's integer pre-multiplier
+        (or ``multiplier``)."""
         eng = self.ctx._engine
+        multiplier = self.premultiplier if multiplier is None else multiplier
         if ct.level > 0:
             ct = eng.level_to(ct, 0)
         s0 = self.ctx.scale_at(0)
@@ -521,9 +523,22 @@ class Bootstrapper:
             raise ValueError(f"cannot bootstrap: the ciphertext is at level 0 with scale 2^{math.log2(ct.scale):.3f}, "
                              f"not the level's canonical 2^{math.log2(s0):.3f}; bootstrap it before it reaches "
                              f"level 0 (level_to(0) aligns the scale)")
-        if self.premultiplier > 1:
-            ct = eng.mul_scalar(ct, float(self.premultiplier))
+        if multiplier > 1:
+            ct = eng.mul_scalar(ct, float(multiplier))
         return ct
+
+    def _real_pair(self, a, b):
+        """``2 (Re a + i Re b)`` of two ciphertexts at one level and scale: one
+        conjugation, no level.
+
+        The slots of a real tensor carry imaginary noise that nothing tracks, and
+        steep functions amplify it (a polynomial multiplies it by its derivative:
+        about 2^21 for 1/sqrt near 2^-15, as in AdamW). Packed as ``a + i b``,
+        a's imaginary part would land in b's real part and b's in a's:
+        ``(a + i b) + conj(a - i b)`` keeps the real parts only."""
+        eng = self.ctx._engine
+        ib = _core.mul_by_i(eng, b, False)
+        return eng.add(eng.add(a, ib), eng.conjugate(eng.sub(a, ib)))
 
     def stc_low(self) -> list:
         """SlotToCoeff's transforms encoded from level stc_levels down to 0."""
@@ -533,7 +548,7 @@ class Bootstrapper:
                                                self.ctx.scale_at(lv))
         return self._stc_low
 
-    def _to_coefficients(self, ct, bound: float):
+    def _to_coefficients(self, ct, bound: float, multiplier: Optional[int] = None):
         """SlotToCoeff first: a ciphertext at level >= stc_levels (values z) to
         one at level 0 whose packed coefficients are s_0 BR(z), pre-multiplied
         like _to_level0. Its slots are not z any more (they can exceed q0 / s0,
@@ -549,8 +564,9 @@ class Bootstrapper:
                              f"not the level's canonical 2^{math.log2(self.ctx.scale_at(lv)):.3f}")
         for lt in self.stc_low():
             ct = _core.apply_linear_transform(eng, ct, lt).with_scale(self.ctx.scale_at(lt.level - 1), bound)
-        if self.early_premultiplier > 1:
-            ct = eng.mul_scalar(ct, float(self.early_premultiplier))
+        multiplier = self.early_premultiplier if multiplier is None else multiplier
+        if multiplier > 1:
+            ct = eng.mul_scalar(ct, float(multiplier))
         return ct
 
     def _refresh(self, ct, half: bool, early: bool = False, real_values: bool = False):
@@ -639,8 +655,10 @@ class Bootstrapper:
         """Two real ciphertexts refreshed by one bootstrap of a + i b: returns
         (Re, Im) of the result, each at output_level (early_output_level with
         stc_first) with its own tracked bound. Their imaginary parts (noise for
-        real data) are dropped. Costs one bootstrap, one conjugation and two
-        additions."""
+        real data, however large) are dropped before packing, so neither reaches
+        the other's values. Costs one bootstrap and two conjugations; the packing's
+        factor 2 is taken out of the integer pre-multiplier (two separate
+        bootstraps where it is odd)."""
         eng = self.ctx._engine
         ba = float(a.bound) if bound_a is None else min(float(bound_a), float(a.bound))
         bb = float(b.bound) if bound_b is None else min(float(bound_b), float(b.bound))
@@ -651,14 +669,20 @@ class Bootstrapper:
         stc_first = self.resolve(stc_first)
         self._check_early(stc_first)
         a, b = a.with_scale(a.scale, ba), b.with_scale(b.scale, bb)
+        multiplier = self.early_premultiplier if stc_first else self.premultiplier
+        if multiplier % 2:
+            return (self.bootstrap(a, ba, stc_first, real_values=True),
+                    self.bootstrap(b, bb, stc_first, real_values=True))
         if stc_first:
             lv = max(self.params.stc_levels, min(a.level, b.level))
             a, b = (c if c.level <= lv else eng.level_to(c, lv) for c in (a, b))
-            z = eng.add(a, _core.mul_by_i(eng, b, False))
-            w = self._refresh(self._to_coefficients(z, max(ba, bb)), half=True, early=True)
+            z = self._to_coefficients(self._real_pair(a, b), 2.0 * max(ba, bb), multiplier // 2)
+            w = self._refresh(z, half=True, early=True)
         else:
-            z = eng.add(self._to_level0(a), _core.mul_by_i(eng, self._to_level0(b), False))
-            w = self._refresh(z, half=True)                              # (a + i b) / 2
+            z = self._real_pair(self._to_level0(a, 1), self._to_level0(b, 1))
+            if multiplier > 2:
+                z = eng.mul_scalar(z, float(multiplier // 2))
+            w = self._refresh(z, half=True)                              # (Re a + i Re b) / 2
         conj = eng.conjugate(w)
         re = eng.add(w, conj)                                            # Re(a + i b) = a
         im = _core.mul_by_i(eng, eng.sub(w, conj), True)                 # Im(a + i b) = b
