@@ -250,13 +250,25 @@ def test_backward_needs_a_training_forward():
         model.backward(np.ones_like(out))
 
 
-def test_softmax_attention_backward_is_refused_with_the_alternative():
-    # The range-reduced softmax forward has no backward yet: training through it must stop with a clear
-    # error naming the attention that trains, never return a wrong gradient.
+@pytest.mark.parametrize("max_depth", [3, 5])
+def test_softmax_attention_backward(monkeypatch, max_depth):
+    """Through the range-reduced softmax (softmax(z / 2^K), then K normalised squarings, each
+    reciprocal a polynomial plus Newton steps): plain mode against autograd on the same
+    forward (>= 30 bits); the scores are spread so that K >= 1, and at 3 levels per
+    polynomial Newton steps run."""
     torch.manual_seed(4)
-    net = torch.nn.Sequential(htt.LoRALinear(4, 8, rank=2), htt.SoftmaxAttention(8, 2, lora_rank=2)).double()
+    l1 = htt.LoRALinear(4, 8, rank=2)
+    att = htt.SoftmaxAttention(8, 2, lora_rank=2)
+    for mod in (l1, att.q, att.k, att.v):
+        with torch.no_grad():
+            mod.lora_B.normal_(0, 0.3)
+    with torch.no_grad():
+        att.q.base.weight.mul_(3.0)
+    net = torch.nn.Sequential(l1, att).double()
     x = np.random.default_rng(4).normal(0, 1, (2, 3, 4))
-    model = hnn.from_torch(net, calibration=x).train()
-    out = model(x)
-    with pytest.raises(NotImplementedError, match="attention='gk'"):
-        model.backward(np.ones_like(out))
+    model, _, grads = check(net, x, monkeypatch=monkeypatch, max_depth=max_depth)
+    sm = model[1]
+    _, K = sm.exp_steps()
+    newton = sm._reciprocal(1.0 / (3 * 1.05 * 1.05))[1]  # the squarings' 1/x on [1 / (1.05^2 seq_len), 1]
+    assert K >= 1 and (newton >= 1) == (max_depth == 3)
+    assert len(grads) == 8 and all(np.max(np.abs(g)) > 0 for g in grads)

@@ -221,6 +221,42 @@ def test_gk_attention_gradients_encrypted(ctx):
         assert bits(natural(p.grad, ctx) * p.scale, g) >= 10, p
 
 
+@pytest.mark.slow
+def test_softmax_attention_gradients_encrypted(ctx):
+    """A LoRA layer into the range-reduced softmax attention (one head, two sequences of three
+    tokens; scores spread so that one normalised squaring and Newton steps run): the encrypted
+    adapter gradients against plain mode (>= 10 bits)."""
+    torch.manual_seed(5)
+    l1 = htt.LoRALinear(4, 4, rank=2)
+    att = htt.SoftmaxAttention(4, 1, lora_rank=2)
+    for m in (l1, att.q, att.k, att.v):
+        with torch.no_grad():
+            m.lora_B.normal_(0, 0.3)
+    with torch.no_grad():
+        att.q.base.weight.mul_(3.0)
+    net = torch.nn.Sequential(l1, att).double()
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 1, (2, 3, 4))
+    target = rng.normal(0, 1, (6, 4))
+    model = hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1)
+    loss = hnn.MSELoss()
+    hnn.calibrate_training(model, x, target.reshape(2, 3, 4), loss, batch_size=2)
+    assert model[1].exp_steps()[1] >= 1
+    params = list(model.lora_parameters())
+    model.train()
+    model.backward(loss(model(x).reshape(6, 4), target))
+    plain_grads = [p.grad.copy() for p in params]
+    model.zero_grad()
+    hnn.encrypt_adapters(model, ctx)
+    ct, seq_len = hnn.encrypt_tokens(ctx, x)
+    out = model(ct, seq_len=seq_len, auto_keys=True)
+    model.backward(loss(out, target))
+    assert len(params) == 8
+    got = [bits(natural(p.grad, ctx) * p.scale, g) for p, g in zip(params, plain_grads)]
+    print("bits per adapter gradient:", " ".join(f"{b:.1f}" for b in got))
+    assert min(got) >= 10
+
+
 def test_checkpoint_of_encrypted_adapters_round_trip(ctx, tmp_path):
     """Trainer.save_checkpoint / load_checkpoint with encrypted adapters and AdamW moments:
     the restored ciphertexts decrypt to the saved values and training continues from them."""

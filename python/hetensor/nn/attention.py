@@ -159,9 +159,11 @@ class SoftmaxAttention(_Attention):
         z = run.ready(z, p.depth + 1, self, "scores")
         y = z.polyval(p) * mask  # exp((z - hi) / 2^K) in [e^-2, 1] on the real keys, 0 elsewhere
         top, low = float(m) * 1.05, math.exp(-fits.SOFTMAX_SPREAD) / 1.05
+        saved = []  # per step what the backward differentiates (nn/backward.py)
         for t in range(steps + 1):
+            a = None
             if t:  # square: a row of y sums to 1, so its squares sum to [1/m, 1]
-                y = run.ready(y, 1, self, "softmax", bound=1.0)
+                a = y = run.ready(y, 1, self, "softmax", bound=1.0)
                 y = (y * y).assume_bound(1.0)
                 top, low = 1.05, 1.0 / (m * 1.05)
             y = run.ready(y, 2, self, "softmax", bound=1.0)  # a product with a plaintext: at most 2 levels
@@ -170,10 +172,15 @@ class SoftmaxAttention(_Attention):
                 s = s + empty
             rp, newton = self._reciprocal(low / top)
             u = run.ready(s * (1.0 / top), rp.depth, self, "sums_scaled", bound=1.0)
+            st = dict(a=a, u=u, rp=rp, top=top, newton=[])
             r = u.polyval(rp)
             for _ in range(newton):  # r (2 - u r): two levels on r, and u r one below u
                 r, u = run.ready_many([(r, 2, "newton", 1.05 / rp.a), (u, 2, "sums_scaled", 1.0)], self)
+                st["newton"].append((r, u))
                 r = (r * (2.0 - u * r)).assume_bound(1.05 / rp.a)
             r, y = run.ready_many([(r, 2, "recip", 1.05 / rp.a), (y, 2, "softmax", 1.0)], self)
+            st.update(w=y, r=r)
+            saved.append(st)
             y = (y * (r * (1.0 / top))).assume_bound(1.0)  # the rows now sum to 1
+        run.save(self, head, q=q, k=k, z=z, softmax=saved)
         return y

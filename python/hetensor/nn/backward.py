@@ -333,10 +333,63 @@ def _gk_attention(m: GaussianKernelAttention, g: Any, run: Any, need_dx: bool) -
     return dx if need_dx else None
 
 
+def _normalise_backward(ops: Ops, dy: Any, st: Dict[str, Any], n: int, h: int, t: int) -> Any:
+    """Gradient of ``w`` through one normalisation ``y = w R / top`` of SoftmaxAttention,
+    with ``R`` = Newton's ``r <- 2 r - u r^2`` from ``rp(u)``, ``u = (w 1) / top`` (row sums)."""
+    w, r, u0, rp, top = st["w"], st["r"], st["u"], st["rp"], st["top"]
+    tag = f"h{h}.s{t}."
+    rb, ub = 1.05 / rp.a, 1.0
+    dw = ops.mul(dy, ops.mul(r, 1.0 / top, (tag + "r", rb)), tag + "dy", (tag + "r_top", rb / top))
+    dr = ops.mul(ops.mul(dy, w, tag + "dy", (tag + "w", 1.0)), 1.0 / top, tag + "dr")
+    du = None
+    for j, (rj, uj) in reversed(list(enumerate(st["newton"]))):
+        # r' = 2 r - u r^2: dr = dr' (2 - 2 u r), du = -dr' r^2
+        rr = ops.mul(rj, rj, (tag + f"n{j}.r", rb), (tag + f"n{j}.r", rb))
+        du = ops.add(du, ops.mul(ops.mul(dr, rr, tag + f"n{j}.dr", (tag + f"n{j}.rr", rb * rb)), -1,
+                                 tag + f"n{j}.du"), tag + f"n{j}.du_sum")
+        ur = ops.mul(uj, rj, (tag + f"n{j}.u", ub), (tag + f"n{j}.r", rb))
+        dr = ops.mul(dr, ops.add(ops.mul(ur, -2, tag + f"n{j}.ur"), 2.0, tag + f"n{j}.f"), tag + f"n{j}.dr",
+                     tag + f"n{j}.f")
+    du = ops.add(du, ops.mul(dr, ops.poly(u0, derivative(rp), tag + "u", bound=ub), tag + "dr0", tag + "drp"),
+                 tag + "du")
+    ds = ops.mul(du, 1.0 / top, tag + "du")
+    return ops.add(dw, ops.mm(ds, ops.mat(("ones", n), lambda: np.ones((n, n))), tag + "ds"), tag + "dw")
+
+
 @register(SoftmaxAttention)
 def _softmax_attention(m: SoftmaxAttention, g: Any, run: Any, need_dx: bool) -> Any:
-    raise NotImplementedError("SoftmaxAttention has no backward pass yet (its forward normalises and squares); "
-                              "train with GaussianKernelAttention (attention='gk')")
+    """Per head (z = q k^T / sqrt(dh), M the 0/1 mask): dE = dO v^T, dv = E^T dO (head
+    columns), then back through each normalisation (:func:`_normalise_backward`) and
+    squaring (``dy_{t-1} = 2 y_{t-1} dw_t``) to ``dZ = dw_0 M p'(z)``, p the fit of exp;
+    dq = dZ k / sqrt(dh), dk = dZ^T q / sqrt(dh)."""
+    n, d, dh = run.n_tokens, m.d_model, m.head_dim
+    ops = Ops(run, m)
+    d_out = _linear(m.o, g, run, True)
+    p, _ = m.exp_steps()
+    dp = derivative(p)
+    mask = run.attention_mask()
+    dq = dk = dv = None
+    for h in range(m.n_heads):
+        sv = run.tape.get(m, h)
+        q, k, v, e, z, steps = sv["q"], sv["k"], sv["v"], sv["e"], sv["z"], sv["softmax"]
+        hm = _head_mask(d, h, dh)
+        dy = ops.mm(d_out, v.T, f"h{h}.dE")
+        dv_h = ops.mul(ops.mm(e.T, d_out, f"h{h}.dv"), hm, f"h{h}.dv_mask")
+        for t in range(len(steps) - 1, -1, -1):
+            dw = _normalise_backward(ops, dy, steps[t], n, h, t)
+            if t:
+                dy = ops.mul(ops.mul(dw, steps[t]["a"], f"h{h}.s{t}.dw", (f"h{h}.s{t}.a", 1.0)), 2,
+                             f"h{h}.s{t}.da")
+            else:
+                dy = ops.mul(ops.mul(dw, mask, f"h{h}.dw_mask"), ops.poly(z, dp, f"h{h}.z"), f"h{h}.dZ",
+                             f"h{h}.dexp")
+        dq_h = ops.mul(ops.mm(dy, k, f"h{h}.dZk"), 1.0 / math.sqrt(dh), f"h{h}.dq")
+        dk_h = ops.mul(ops.mm(dy.T, q, f"h{h}.dZq"), 1.0 / math.sqrt(dh), f"h{h}.dk")
+        dq, dk, dv = ops.add(dq, dq_h, "dq"), ops.add(dk, dk_h, "dk"), ops.add(dv, dv_h, "dv")
+    dx = None
+    for proj, gp in ((m.q, dq), (m.k, dk), (m.v, dv)):
+        dx = ops.add(dx, _project_backward(proj, gp, run, need_dx), "dx")
+    return dx if need_dx else None
 
 
 @register(MeanPool)
