@@ -108,8 +108,10 @@ def plain_grads(model, x, G):
     return out, [p.grad for p in model.lora_parameters()]
 
 
-def check(tmodel, x, out_shape_fn=None, min_bits=30, monkeypatch=None, seed=0, max_depth=5):
+def check(tmodel, x, out_shape_fn=None, min_bits=30, monkeypatch=None, seed=0, max_depth=5, prepare=None):
     model = hnn.from_torch(tmodel, calibration=x, max_depth=max_depth)
+    if prepare is not None:
+        model = prepare(model)
     out0 = model(x)
     G = np.random.default_rng(seed).normal(0, 1, np.shape(out0))
     out, grads = plain_grads(model, x, G)
@@ -159,6 +161,36 @@ def test_gk_attention_backward(monkeypatch):
     x = np.random.default_rng(3).normal(0, 1, (2, 3, 4))
     model, _, grads = check(net, x, monkeypatch=monkeypatch)
     assert len(grads) == 8 and all(np.max(np.abs(g)) > 0 for g in grads)
+
+
+@pytest.mark.parametrize("attention", [htt.SoftmaxAttention, htt.GaussianKernelAttention])
+def test_full_qkv_backward(monkeypatch, attention):
+    """Full fine-tuning (hnn.full_qkv: the q, k, v weights train, LoRA merged in): the
+    gradients of the three weights and of the adapter below against autograd (>= 30 bits)."""
+    torch.manual_seed(6)
+    l1 = htt.LoRALinear(4, 8, rank=2)
+    att = attention(8, 2, lora_rank=2)
+    for mod in (l1, att.q, att.k, att.v):
+        with torch.no_grad():
+            mod.lora_B.normal_(0, 0.3)
+    net = torch.nn.Sequential(l1, att).double()
+    x = np.random.default_rng(6).normal(0, 1, (2, 3, 4))
+    merged = att.q.base.weight.detach().numpy() + att.q.scaling * (att.q.lora_B @ att.q.lora_A).detach().numpy()
+    model, _, grads = check(net, x, monkeypatch=monkeypatch, prepare=hnn.full_qkv)
+    params = list(model.lora_parameters())
+    assert [(type(p.module).__name__, p.name) for p in params] == \
+        [("LoRALinear", "lora_A"), ("LoRALinear", "lora_B")] + [("TrainableLinear", "weight")] * 3
+    assert np.array_equal(params[2].data, merged)
+    assert all(g.shape == (8, 8) and np.max(np.abs(g)) > 0 for g in grads[2:])
+
+
+def test_full_qkv_refuses_what_it_cannot_train():
+    with pytest.raises(ValueError, match="no attention layer"):
+        hnn.full_qkv(hnn.Sequential(hnn.Linear(3, 3)))
+    with pytest.raises(ValueError, match=r"\(out, in\)"):
+        hnn.TrainableLinear(np.zeros(3))
+    with pytest.raises(ValueError, match="bias must have 2"):
+        hnn.TrainableLinear(np.zeros((2, 3)), np.zeros(3))
 
 
 def test_classifier_backward_against_exact_twin(monkeypatch):

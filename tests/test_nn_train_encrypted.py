@@ -257,6 +257,41 @@ def test_softmax_attention_gradients_encrypted(ctx):
     assert min(got) >= 10
 
 
+@pytest.mark.slow
+def test_layernorm_gradients_encrypted(ctx):
+    """LoRA -> LayerNorm -> LoRA: the gradient of the first adapters passes back through
+    LayerNorm's backward (its inverse square root's polynomial and Newton steps, the
+    centring and the variance product) under encryption; against plain mode (>= 10 bits)."""
+    torch.manual_seed(7)
+    l1 = htt.LoRALinear(4, 6, rank=2)
+    ln = htt.LayerNorm(6)
+    l2 = htt.LoRALinear(6, 3, rank=2)
+    with torch.no_grad():
+        l1.lora_B.normal_()
+        l2.lora_B.normal_()
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.normal_()
+    net = torch.nn.Sequential(l1, ln, l2).double()
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 1, (8, 4))
+    target = rng.normal(0, 1, (8, 3))
+    model = hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1)
+    loss = hnn.MSELoss()
+    hnn.calibrate_training(model, x, target, loss)
+    params = list(model.lora_parameters())
+    model.train()
+    model.backward(loss(model(x), target))
+    plain_grads = [p.grad.copy() for p in params]
+    model.zero_grad()
+    hnn.encrypt_adapters(model, ctx)
+    out = model(ctx.encrypt(x, layout="matrix"), auto_keys=True)
+    model.backward(loss(out, target))
+    assert len(params) == 4 and all(np.max(np.abs(g)) > 0 for g in plain_grads)
+    got = [bits(natural(p.grad, ctx) * p.scale, g) for p, g in zip(params, plain_grads)]
+    print("bits per adapter gradient:", " ".join(f"{b:.1f}" for b in got))
+    assert min(got) >= 10
+
+
 def test_checkpoint_of_encrypted_adapters_round_trip(ctx, tmp_path):
     """Trainer.save_checkpoint / load_checkpoint with encrypted adapters and AdamW moments:
     the restored ciphertexts decrypt to the saved values and training continues from them."""

@@ -22,6 +22,7 @@ from .attention import GaussianKernelAttention, SoftmaxAttention
 from .autograd import Parameter
 from .compile import CompileReport
 from .convert import from_torch
+from .full import TrainableLinear, full_qkv
 from .linear import Linear, LoRALinear
 from .loss import CrossEntropyLoss, Loss, MSELoss
 from .module import Module, Sequential
@@ -36,6 +37,6 @@ from .transformer import FeedForward, MeanPool, TransformerClassifier, Transform
 __all__ = [
     "CompileReport", "CrossEntropyLoss", "FeedForward", "GELU", "GaussianKernelAttention", "LayerNorm", "Linear", "LoRALinear",
     "Loss", "MSELoss", "MeanPool", "Module", "Parameter", "NoiseModel", "PlainArray", "ReLU", "Sequential", "SimTensor", "SoftmaxAttention",
-    "Tanh", "Trainer", "TransformerClassifier", "TransformerEncoderLayer", "calibrate_training", "decrypt_adapters",
-    "encrypt_adapters", "encrypt_tokens", "from_torch", "functional", "measure_noise", "plot_history",
+    "Tanh", "Trainer", "TrainableLinear", "TransformerClassifier", "TransformerEncoderLayer", "calibrate_training", "decrypt_adapters",
+    "encrypt_adapters", "encrypt_tokens", "from_torch", "full_qkv", "functional", "measure_noise", "plot_history",
 ]

@@ -31,6 +31,7 @@ from .. import approx
 from .activation import _Activation
 from .attention import GaussianKernelAttention, SoftmaxAttention
 from .autograd import GRAD_MARGIN, Parameter, backward_module, bound_of, param_bound, register
+from .full import TrainableLinear
 from .linear import Linear, LoRALinear
 from .module import Module, Sequential
 from .norm import LayerNorm
@@ -247,9 +248,35 @@ def _lora(m: LoRALinear, g: Any, run: Any, need_dx: bool) -> Any:
     return lora_backward(m, g, run, need_dx)
 
 
+@register(TrainableLinear)
+def _trainable_linear(m: TrainableLinear, g: Any, run: Any, need_dx: bool) -> Any:
+    """y = x W^T + b, W trained: dW = dY^T x (plaintext W), or the stored form
+    dW^T = x^T dY (encrypted W^T: a CCMM); dX = dY W (a CCMM when encrypted)."""
+    x = run.tape.get(m, "proj")["x"]
+    ops = Ops(run, m)
+    if not m.weights_encrypted:
+        if run.mode == "encrypted":
+            raise ValueError("encrypted training needs encrypted weights: call hetensor.nn.encrypt_adapters(model, "
+                             "ctx) before the forward")
+        accumulate(m, "weight", ops.mm(g.T, x, "dy", "x"), run)
+        return ops.mm(g, ops.mat("w", lambda: m.weight), "dy") if need_dx else None
+    if isinstance(g, GhostArray):  # a planned step: the weight as a ghost of its ciphertext
+        from ..linalg import runmode as rm
+
+        wt = GhostArray(rm.GhostTensor.like(m.weight), g.rec)
+    else:
+        wt = CipherArray(m.weight, _make_keys(g))
+    accumulate(m, "weight", ops.mm(x.T, g, "x", "dy"), run)
+    if not need_dx:
+        return None
+    return ops.mm(g, wt.T, "dy", ("W", param_bound(Parameter(m, "weight"))))
+
+
 def _project_backward(p: Module, g: Any, run: Any, need_dx: bool) -> Any:
     if isinstance(p, LoRALinear):
         return lora_backward(p, g, run, need_dx)
+    if isinstance(p, TrainableLinear):
+        return _trainable_linear(p, g, run, need_dx)
     return _linear(p, g, run, need_dx)
 
 

@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .autograd import parameters
+from .full import TrainableLinear
 from .linear import LoRALinear
 
 
@@ -80,15 +81,19 @@ def _widen(module: Any, site: str, v: np.ndarray) -> None:
 
 
 def encrypt_adapters(model: Any, ctx: Any) -> Any:
-    """Encrypt every LoRA adapter of ``model`` under ``ctx`` (see
-    :meth:`hetensor.nn.LoRALinear.encrypt_adapters`). Returns ``model``."""
+    """Encrypt every trainable weight of ``model`` under ``ctx``: the LoRA adapters (see
+    :meth:`hetensor.nn.LoRALinear.encrypt_adapters`) and the weights of fully trained
+    projections (:meth:`hetensor.nn.TrainableLinear.encrypt_weights`). Returns ``model``."""
     n = 0
     for m in model.modules():
         if isinstance(m, LoRALinear):
             m.encrypt_adapters(ctx)
             n += 1
+        elif isinstance(m, TrainableLinear):
+            m.encrypt_weights(ctx)
+            n += 1
     if not n:
-        raise ValueError("the model has no LoRALinear layers")
+        raise ValueError("the model has no LoRALinear or TrainableLinear layers")
     return model
 
 
@@ -102,5 +107,9 @@ def decrypt_adapters(model: Any, ctx: Optional[Any] = None) -> Any:
             b = np.asarray(c.decrypt(m.lora_B), dtype=np.float64).T / m.scaling
             m.register_parameter("lora_A", a, trainable=True)
             m.register_parameter("lora_B", b, trainable=True)
+            m._changed()
+        elif isinstance(m, TrainableLinear) and m.weights_encrypted:
+            c = ctx or m.weight.context
+            m.register_parameter("weight", np.asarray(c.decrypt(m.weight), dtype=np.float64).T, trainable=True)
             m._changed()
     return model
