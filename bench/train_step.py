@@ -13,7 +13,10 @@ per phase (forward, backward, optimizer) and kind, and the ops as JSON for
 composing a time from per-operation timings (bench/nn_minilm.py measures those).
 
     python bench/train_step.py --preset n16-boot --kinds gk --json bench/results-train-step-plan-n16-boot.json
-    python bench/train_step.py --preset n12-boot9-insecure --small --kinds gk,softmax   # a quick check
+    python bench/train_step.py --preset n12-boot9-insecure --small --kinds gk,softmax,full-softmax   # a quick check
+
+Kinds: ``gk``, ``softmax`` (LoRA rank 2 on q, k, v), ``full-softmax``, ``full-gk`` (the q, k, v
+weights themselves train, encrypted: hetensor.nn.full_qkv).
 """
 
 from __future__ import annotations
@@ -121,9 +124,13 @@ def main(argv: Any = None) -> Dict[str, Any]:
     depth = ctx.usable_levels - 1
     record: Dict[str, Any] = dict(preset=args.preset, tokens=args.tokens, kinds={})
     for kind in args.kinds.split(","):
-        layer = nn_minilm._small_layer(kind) if args.small else M.encoder_layer(w, 0, attention=kind)
+        # "full-softmax" / "full-gk": the q, k, v weights train (encrypted, CCMM) instead of LoRA adapters
+        att = kind[len("full-"):] if kind.startswith("full-") else kind
+        layer = nn_minilm._small_layer(att) if args.small else M.encoder_layer(w, 0, attention=att)
         t0 = time.perf_counter()
         layer.calibrate(x, mask=mask, max_depth=depth)
+        if att != kind:
+            hnn.full_qkv(layer)
         target = np.random.default_rng(0).normal(0, 1, x.shape)
         opt_for = lambda ps: hopt.AdamW(ps, lr=1e-3, eps=1e-4, weight_decay=0.01, max_depth=depth)  # noqa: E731
         hnn.calibrate_training(layer, x, target, hnn.MSELoss(), batch_size=1, mask=mask, optimizer=opt_for)

@@ -292,6 +292,44 @@ def test_layernorm_gradients_encrypted(ctx):
     assert min(got) >= 10
 
 
+@pytest.mark.slow
+def test_full_qkv_gradients_and_adamw_encrypted(ctx):
+    """Full fine-tuning (hnn.full_qkv) of a one-head softmax attention: the encrypted weight
+    gradients (x^T dY, a CCMM) and one AdamW step of the encrypted 4 x 4 weights against
+    plain mode (>= 10 bits)."""
+    torch.manual_seed(8)
+    att = htt.SoftmaxAttention(4, 1, lora_rank=2)
+    net = torch.nn.Sequential(htt.LoRALinear(4, 4, rank=2), att).double()
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 1, (2, 3, 4))
+    target = rng.normal(0, 1, (6, 4))
+    model = hnn.full_qkv(hnn.from_torch(net, calibration=x, max_depth=ctx.fresh_level - 1))
+    loss = hnn.MSELoss()
+    kw = dict(lr=0.01, eps=1e-2, weight_decay=0.01, extra_newton=0)
+    hnn.calibrate_training(model, x, target.reshape(2, 3, 4), loss, batch_size=2,
+                           optimizer=lambda ps: hopt.AdamW(ps, **kw))
+    params = [p for p in model.lora_parameters() if p.name == "weight"]
+    model.train()
+    model.backward(loss(model(x).reshape(6, 4), target))
+    plain_grads = [p.grad.copy() for p in params]
+    init = [p.data.copy() for p in params]
+    hopt.AdamW(params, **kw).step()
+    plain_step = [p.data - i for p, i in zip(params, init)]
+    for p, i in zip(params, init):
+        p.data = i
+    model.zero_grad()
+    hnn.encrypt_adapters(model, ctx)
+    ct, seq_len = hnn.encrypt_tokens(ctx, x)
+    out = model(ct, seq_len=seq_len, auto_keys=True)
+    model.backward(loss(out, target))
+    assert len(params) == 3
+    got = [bits(natural(p.grad, ctx), g) for p, g in zip(params, plain_grads)]
+    hopt.AdamW(params, **kw).step()
+    got += [bits(natural(p.data, ctx) - i, d) for p, i, d in zip(params, init, plain_step)]
+    print("bits (gradients, then updates):", " ".join(f"{b:.1f}" for b in got))
+    assert min(got) >= 10
+
+
 def test_checkpoint_of_encrypted_adapters_round_trip(ctx, tmp_path):
     """Trainer.save_checkpoint / load_checkpoint with encrypted adapters and AdamW moments:
     the restored ciphertexts decrypt to the saved values and training continues from them."""

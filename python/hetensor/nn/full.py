@@ -85,7 +85,8 @@ def full_qkv(model: Module) -> Module:
     """Make the q, k, v projections of every attention layer of ``model`` fully trainable
     (:class:`TrainableLinear`; a LoRA projection's adapters are merged into its weight, its
     adapters dropped). The output projection and every other weight stay frozen. Call it
-    after calibration and before :func:`hetensor.nn.calibrate_training`. Returns ``model``."""
+    after calibration (each new layer takes its attention's input range) and before
+    :func:`hetensor.nn.calibrate_training`. Returns ``model``."""
     n = 0
     for m in list(model.modules()):
         if not isinstance(m, (GaussianKernelAttention, SoftmaxAttention)):
@@ -103,7 +104,10 @@ def full_qkv(model: Module) -> Module:
                 w, b = p.weight, p.bias
             else:
                 raise TypeError(f"cannot make {type(p).__name__} trainable")
-            setattr(m, name, TrainableLinear(w, b))
+            t = TrainableLinear(w, b)
+            if "input" in m.ranges:  # its input is the attention's: the range a bootstrap of it scales by
+                t.ranges["x"] = list(m.ranges["input"])
+            setattr(m, name, t)
             n += 1
         m.lora_rank = 0
     if not n and not any(isinstance(m, TrainableLinear) for m in model.modules()):
