@@ -197,6 +197,110 @@ U64Array sub_mul_const(const std::string& device, const U64Array& a, const U64Ar
   return s.get(dout, {a.shape(0), a.shape(1)});
 }
 
+std::vector<ht::ShoupConst> shoup_consts(const char* op, const std::vector<u64>& w, const std::vector<u64>& primes) {
+  if (w.size() != primes.size()) ht::fail(op, "need one constant per limb");
+  std::vector<ht::ShoupConst> out;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (w[i] >= primes[i]) ht::fail(op, "constants must be < q");
+    out.push_back(ht::make_shoup(w[i], primes[i]));
+  }
+  return out;
+}
+
+// d, kb, ka: [limbs * terms][n], row i * terms + j is digit j of limb i.
+py::tuple key_switch_inner(const std::string& device, const U64Array& d, const U64Array& kb, const U64Array& ka,
+                           const std::vector<u64>& primes, int terms, u64 galois_elt) {
+  const char* op = "backend_key_switch_inner";
+  if (terms < 1 || terms > 32) ht::fail(op, "terms must be in [1, 32]");
+  std::vector<u64> rows;
+  for (u64 q : primes) rows.insert(rows.end(), static_cast<std::size_t>(terms), q);
+  check(op, d, rows);
+  check(op, kb, rows);
+  check(op, ka, rows);
+  if (kb.shape(1) != d.shape(1) || ka.shape(1) != d.shape(1)) ht::fail(op, "shapes differ");
+  const auto n = static_cast<u64>(d.shape(1));
+  const std::size_t limbs = primes.size();
+  std::vector<std::uint32_t> perm;
+  if (galois_elt != 0) {
+    if (galois_elt % 2 == 0 || galois_elt >= 2 * n) ht::fail(op, "galois_elt must be odd and < 2n (or 0: none)");
+    perm = ht::galois_permutation_ntt(galois_elt, n);
+  }
+  Staging s{backend_for(device), {}};
+  u64* dd = s.put(d);
+  u64* db = s.put(kb);
+  u64* dk = s.put(ka);
+  u64* o0 = s.fresh(limbs * n);
+  u64* o1 = s.fresh(limbs * n);
+  std::vector<const u64*> pd, pb, pa;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    pd.push_back(dd + r * n);
+    pb.push_back(db + r * n);
+    pa.push_back(dk + r * n);
+  }
+  auto p0 = limb_ptrs(o0, limbs, n), p1 = limb_ptrs(o1, limbs, n);
+  const auto mods = moduli_for(primes);
+  s.be.key_switch_inner(p0.data(), p1.data(), pd.data(), pb.data(), pa.data(), terms,
+                        perm.empty() ? nullptr : perm.data(), mods.data(), limbs, n);
+  const py::ssize_t l = static_cast<py::ssize_t>(limbs);
+  return py::make_tuple(s.get(o0, {l, d.shape(1)}), s.get(o1, {l, d.shape(1)}));
+}
+
+// Returns (out, conv) after the op: conv is left in the NTT domain.
+py::tuple ntt_sub_mul_const(const std::string& device, const U64Array& out, const U64Array& x, const U64Array& conv,
+                            const std::vector<u64>& w, const std::vector<u64>& primes, bool accumulate) {
+  const char* op = "backend_ntt_sub_mul_const";
+  for (const U64Array* a : {&out, &x, &conv}) check(op, *a, primes);
+  if (out.shape(1) != x.shape(1) || conv.shape(1) != x.shape(1)) ht::fail(op, "shapes differ");
+  const auto inv = shoup_consts(op, w, primes);
+  const auto n = static_cast<u64>(x.shape(1));
+  const std::size_t limbs = primes.size();
+  const auto tables = tables_for(primes, n);
+  std::vector<const ht::NttTables*> tp;
+  for (auto& t : tables) tp.push_back(&t);
+  Staging s{backend_for(device), {}};
+  u64* dout = s.put(out);
+  u64* dx = s.put(x);
+  u64* dc = s.put(conv);
+  auto po = limb_ptrs(dout, limbs, n), pc = limb_ptrs(dc, limbs, n), px = limb_ptrs(dx, limbs, n);
+  std::vector<const u64*> cx(px.begin(), px.end());
+  s.be.ntt_sub_mul_const(po.data(), cx.data(), pc.data(), inv.data(), tp.data(), limbs, n, accumulate);
+  return py::make_tuple(s.get(dout, {x.shape(0), x.shape(1)}), s.get(dc, {x.shape(0), x.shape(1)}));
+}
+
+U64Array mul_const_add(const std::string& device, const U64Array& out, const U64Array& a, const std::vector<u64>& w,
+                       const std::vector<u64>& primes) {
+  const char* op = "backend_mul_const_add";
+  check(op, out, primes);
+  check(op, a, primes);
+  if (out.shape(1) != a.shape(1)) ht::fail(op, "shapes differ");
+  const auto c = shoup_consts(op, w, primes);
+  const auto n = static_cast<u64>(a.shape(1));
+  const std::size_t limbs = primes.size();
+  Staging s{backend_for(device), {}};
+  u64* dout = s.put(out);
+  u64* da = s.put(a);
+  auto po = limb_ptrs(dout, limbs, n), pa = limb_ptrs(da, limbs, n);
+  std::vector<const u64*> ca(pa.begin(), pa.end());
+  s.be.mul_const_add(po.data(), ca.data(), c.data(), primes.data(), limbs, n);
+  return s.get(dout, {a.shape(0), a.shape(1)});
+}
+
+U64Array add_const(const std::string& device, const U64Array& a, const std::vector<u64>& c,
+                   const std::vector<u64>& primes) {
+  const char* op = "backend_add_const";
+  check(op, a, primes);
+  (void)shoup_consts(op, c, primes);  // the same checks: one constant per limb, each < q
+  const auto n = static_cast<u64>(a.shape(1));
+  const std::size_t limbs = primes.size();
+  Staging s{backend_for(device), {}};
+  u64* da = s.put(a);
+  u64* dout = s.fresh(limbs * n);
+  auto po = limb_ptrs(dout, limbs, n), pa = limb_ptrs(da, limbs, n);
+  std::vector<const u64*> ca(pa.begin(), pa.end());
+  s.be.add_const(po.data(), ca.data(), c.data(), primes.data(), limbs, n);
+  return s.get(dout, {a.shape(0), a.shape(1)});
+}
+
 py::dict kernel_times(const std::vector<u64>& primes, int log_n, int repeat, int device) {
   if (log_n < 2 || log_n > 17) ht::fail("cuda_kernel_times", "log_n must be in [2, 17]");
 #ifdef HETENSOR_WITH_CUDA
@@ -229,6 +333,13 @@ void register_backend(py::module_& m) {
         py::arg("prime"));
   m.def("backend_sub_mul_const", &sub_mul_const, py::arg("device"), py::arg("a"), py::arg("b"), py::arg("w"),
         py::arg("primes"));
+  m.def("backend_key_switch_inner", &key_switch_inner, py::arg("device"), py::arg("d"), py::arg("kb"), py::arg("ka"),
+        py::arg("primes"), py::arg("terms"), py::arg("galois_elt") = 0);
+  m.def("backend_ntt_sub_mul_const", &ntt_sub_mul_const, py::arg("device"), py::arg("out"), py::arg("x"),
+        py::arg("conv"), py::arg("w"), py::arg("primes"), py::arg("accumulate") = false);
+  m.def("backend_mul_const_add", &mul_const_add, py::arg("device"), py::arg("out"), py::arg("a"), py::arg("w"),
+        py::arg("primes"));
+  m.def("backend_add_const", &add_const, py::arg("device"), py::arg("a"), py::arg("c"), py::arg("primes"));
   m.def("cuda_kernel_times", &kernel_times, py::arg("primes"), py::arg("log_n"), py::arg("repeat") = 20,
         py::arg("device") = 0);
 }

@@ -11,25 +11,13 @@
 #include "ckks/engine.hpp"
 #include "core/error.hpp"
 
+#include "rows.hpp"
+
 namespace py = pybind11;
 using ht::Ciphertext;
 using ht::Engine;
-using CArray = py::array_t<std::complex<double>, py::array::c_style | py::array::forcecast>;
 
 namespace {
-struct Rows {
-  std::vector<std::complex<double>> values;
-  int rows = 0;
-  ht::u64 count = 0;
-};
-Rows rows_of(const CArray& a) {
-  if (a.ndim() != 2) throw ht::InvalidArgument("expected a 2-D array of rows of slot values");
-  Rows r;
-  r.rows = static_cast<int>(a.shape(0));
-  r.count = static_cast<ht::u64>(a.shape(1));
-  r.values.assign(a.data(), a.data() + a.size());
-  return r;
-}
 using release = py::call_guard<py::gil_scoped_release>;
 }  // namespace
 

@@ -1,7 +1,8 @@
 // Device-resident ciphertexts (ckks/resident): the DeviceCiphertext and
-// DevicePlaintext types, upload/download, and Engine overloads so that the
-// Python CipherTensor calls the same Engine methods whichever storage its
-// ciphertexts have. Operations that run on host ciphertexts only raise
+// DevicePlaintext types, upload/download, DLPack export of the residues
+// (zero-copy, the capsule keeps the ciphertext alive), and Engine overloads so
+// that the Python CipherTensor calls the same Engine methods whichever storage
+// its ciphertexts have. Operations that run on host ciphertexts only raise
 // NotImplementedError saying how to bring the data back.
 #include <pybind11/complex.h>
 #include <pybind11/numpy.h>
@@ -9,6 +10,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <complex>
 #include <string>
 #include <vector>
@@ -17,6 +19,8 @@
 #include "backend/backend.hpp"
 #include "ckks/engine.hpp"
 #include "ckks/resident.hpp"
+
+#include "rows.hpp"
 
 namespace py = pybind11;
 using ht::DeviceCiphertext;
@@ -40,10 +44,115 @@ py::array_t<std::complex<double>> slots_array(const Engine& e, int batch, const 
   return arr;
 }
 
-[[noreturn]] void unsupported(const std::string& op, const DeviceCiphertext& ct) {
-  PyErr_SetString(PyExc_NotImplementedError, ht::resident::unsupported_message(op, ct.device()).c_str());
-  throw py::error_already_set();
+// -- DLPack (the C ABI of dlpack.h, v0.8 unversioned capsules) --------------
+struct DLDevice { std::int32_t device_type, device_id; };
+struct DLDataType { std::uint8_t code, bits; std::uint16_t lanes; };
+struct DLTensor {
+  void* data;
+  DLDevice device;
+  std::int32_t ndim;
+  DLDataType dtype;
+  std::int64_t* shape;
+  std::int64_t* strides;
+  std::uint64_t byte_offset;
+};
+struct DLManagedTensor {
+  DLTensor dl_tensor;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensor*);
+};
+constexpr std::int32_t kDLCPU = 1, kDLCUDA = 2;
+constexpr std::uint8_t kDLUInt = 1;
+
+// What an export holds: the shape, the strides and a reference to the Python
+// DeviceCiphertext, whose backend memory the tensor points into.
+struct Export {
+  DLManagedTensor tensor;
+  std::int64_t shape[4], strides[4];
+  PyObject* owner;
+};
+
+void delete_export(DLManagedTensor* t) {
+  auto* e = static_cast<Export*>(t->manager_ctx);
+  PyGILState_STATE g = PyGILState_Ensure();  // consumers may free from any thread
+  Py_DECREF(e->owner);
+  PyGILState_Release(g);
+  delete e;
 }
+
+std::pair<std::int32_t, std::int32_t> dl_device(const DeviceCiphertext& c) {
+  const ht::backend::Device d = c.data.owner()->device();
+  return {d.kind == ht::backend::DeviceKind::cpu ? kDLCPU : kDLCUDA, d.index};
+}
+
+py::capsule dlpack_export(py::object self, py::object stream, py::object max_version, py::object device,
+                          py::object copy) {
+  (void)max_version;  // an unversioned capsule is what every consumer accepts
+  const auto& c = self.cast<const DeviceCiphertext&>();
+  if (!copy.is_none() && copy.cast<bool>())
+    throw py::buffer_error("cannot export the limbs with copy=True: DLPack export here is zero-copy; copy the "
+                           "imported tensor instead");
+  const auto dev = dl_device(c);
+  if (!device.is_none()) {
+    const auto want = device.cast<std::pair<int, int>>();
+    if (want.first != dev.first || want.second != dev.second)
+      throw py::buffer_error("the limbs live on " + c.device() + "; move the tensor with .to(device) first");
+  }
+  (void)stream;
+  // Stream-ordered work on the residues ends before the consumer reads them.
+  {
+    py::gil_scoped_release rel;
+    c.data.owner()->synchronize();
+  }
+  auto* e = new Export{};
+  const std::int64_t shape[4] = {c.batch, c.size, c.limbs(), static_cast<std::int64_t>(c.n)};
+  std::int64_t stride = 1;
+  for (int i = 3; i >= 0; --i) {
+    e->shape[i] = shape[i];
+    e->strides[i] = stride;  // in elements
+    stride *= shape[i];
+  }
+  e->owner = self.inc_ref().ptr();
+  DLTensor& t = e->tensor.dl_tensor;
+  t.data = const_cast<ht::u64*>(c.data.data());
+  t.device = DLDevice{dev.first, dev.second};
+  t.ndim = 4;
+  t.dtype = DLDataType{kDLUInt, 64, 1};
+  t.shape = e->shape;
+  t.strides = e->strides;
+  t.byte_offset = 0;
+  e->tensor.manager_ctx = e;
+  e->tensor.deleter = &delete_export;
+  // A capsule nobody consumed (still named "dltensor") frees the export itself.
+  PyObject* cap = PyCapsule_New(&e->tensor, "dltensor", [](PyObject* capsule) {
+    if (PyCapsule_IsValid(capsule, "dltensor")) {
+      auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
+      m->deleter(m);
+    }
+  });
+  if (cap == nullptr) {
+    delete_export(&e->tensor);
+    throw py::error_already_set();
+  }
+  return py::reinterpret_steal<py::capsule>(cap);
+}
+
+// A read-only numpy view of residues in host-accessible backend memory,
+// keeping the DeviceCiphertext alive (as Ciphertext.limbs()).
+py::array host_limbs(py::object self) {
+  const auto& c = self.cast<const DeviceCiphertext&>();
+  if (c.data.owner()->device().kind != ht::backend::DeviceKind::cpu)
+    throw py::type_error("the limbs of a ciphertext on " + c.device() + " are in device memory: export them with "
+                         "torch.from_dlpack(x.limbs()) on a CipherTensor, or bring them back with x.to('cpu')");
+  const std::vector<py::ssize_t> shape{c.batch, c.size, c.limbs(), static_cast<py::ssize_t>(c.n)};
+  std::vector<py::ssize_t> strides(4);
+  py::ssize_t s = sizeof(ht::u64);
+  for (int i = 3; i >= 0; --i) { strides[i] = s; s *= shape[i]; }
+  py::array_t<std::uint64_t> view(shape, strides, c.data.data(), self);
+  py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return view;
+}
+
 
 }  // namespace
 
@@ -67,9 +176,10 @@ void register_resident(py::module_& m) {
         out.bound = bound;
         return out;
       }, py::arg("scale"), py::arg("bound"))
-      .def("limbs", [](const DeviceCiphertext& c) -> py::object {
-        unsupported("export the limbs of", c);
-      });
+      .def("limbs", &host_limbs)
+      .def("__dlpack__", &dlpack_export, py::kw_only(), py::arg("stream") = py::none(),
+           py::arg("max_version") = py::none(), py::arg("dl_device") = py::none(), py::arg("copy") = py::none())
+      .def("__dlpack_device__", [](const DeviceCiphertext& c) { return dl_device(c); });
   py::class_<DevicePlaintext>(m, "DevicePlaintext")
       .def_property_readonly("level", [](const DevicePlaintext& p) { return p.level; })
       .def_property_readonly("scale", [](const DevicePlaintext& p) { return p.scale; })
@@ -89,6 +199,8 @@ void register_resident(py::module_& m) {
   m.def("device_download", &ht::resident::download, py::arg("ct"), Release());
 
   py::object cls = m.attr("Engine");
+  cls.attr("device_key_bytes") = py::cpp_function([](const Engine& e) { return e.keys().device_key_bytes(); },
+                                                   py::name("device_key_bytes"), py::is_method(cls));
   namespace r = ht::resident;
   overload(cls, "add", [](const Engine& e, const DeviceCiphertext& a, const DeviceCiphertext& b) {
     return r::add(e.tables(), a, b);
@@ -131,20 +243,49 @@ void register_resident(py::module_& m) {
     return slots_array(e, ct.batch, out);
   }, py::arg("ct"), py::arg("flood_sigma"));
 
-  // Host-only operations: a clear error instead of pybind's "incompatible arguments".
-  overload(cls, "multiply", [](const Engine&, const DeviceCiphertext& a, py::object) { unsupported("multiply (relinearize)", a); });
-  overload(cls, "square", [](const Engine&, const DeviceCiphertext& a) { unsupported("square (relinearize)", a); });
-  overload(cls, "relinearize", [](const Engine&, const DeviceCiphertext& a) { unsupported("relinearize", a); });
-  overload(cls, "rotate", [](const Engine&, const DeviceCiphertext& a, py::object) { unsupported("rotate", a); });
-  overload(cls, "rotate_hoisted", [](const Engine&, const DeviceCiphertext& a, py::object) { unsupported("rotate", a); });
-  overload(cls, "conjugate", [](const Engine&, const DeviceCiphertext& a) { unsupported("conjugate", a); });
-  overload(cls, "add_plain", [](const Engine&, const DeviceCiphertext& a, py::object, bool, bool) {
-    unsupported("add a plaintext to", a);
-  }, py::arg("a"), py::arg("plain"), py::arg("subtract") = false, py::arg("reverse") = false);
-  overload(cls, "add_values", [](const Engine&, const DeviceCiphertext& a, py::object, bool, bool) {
-    unsupported("add values to", a);
+  // Key switching, with the keys uploaded once per device (KeyChain::device_key).
+  overload(cls, "multiply", [](Engine& e, const DeviceCiphertext& a, const DeviceCiphertext& b) {
+    return r::multiply(e.tables(), e.keys(), a, b);
+  }, Release());
+  overload(cls, "square", [](Engine& e, const DeviceCiphertext& a) { return r::square(e.tables(), e.keys(), a); },
+           Release());
+  overload(cls, "relinearize", [](Engine& e, const DeviceCiphertext& a) {
+    return r::relinearize(e.tables(), e.keys(), a);
+  }, Release());
+  overload(cls, "rotate", [](Engine& e, const DeviceCiphertext& a, long step) {
+    return r::rotate(e.tables(), e.keys(), a, step);
+  }, Release());
+  overload(cls, "rotate_hoisted", [](Engine& e, const DeviceCiphertext& a, const std::vector<long>& steps) {
+    return r::rotate_hoisted(e.tables(), e.keys(), a, steps);
+  }, Release());
+  overload(cls, "conjugate", [](Engine& e, const DeviceCiphertext& a) { return r::conjugate(e.tables(), e.keys(), a); },
+           Release());
+  // Plaintext and scalar operands: encoded on the host, uploaded as constants.
+  overload(cls, "add_plain", [](const Engine& e, const DeviceCiphertext& a, const DevicePlaintext& p, bool subtract,
+                                bool reverse) {
+    return r::add_plain(e.tables(), a, p, subtract && !reverse, reverse);
+  }, py::arg("a"), py::arg("plain"), py::arg("subtract") = false, py::arg("reverse") = false, Release());
+  overload(cls, "add_plain", [](const Engine& e, const DeviceCiphertext& a, const ht::Plaintext& p, bool subtract,
+                                bool reverse) {
+    return r::add_plain(e.tables(), a, r::upload(p, a.backend()), subtract && !reverse, reverse);
+  }, py::arg("a"), py::arg("plain"), py::arg("subtract") = false, py::arg("reverse") = false, Release());
+  overload(cls, "add_values", [](const Engine& e, const DeviceCiphertext& a, const CArray& v, bool subtract,
+                                 bool reverse) {
+    Rows rows = rows_of(v);
+    py::gil_scoped_release rel;
+    const ht::Plaintext p = e.plain_for_add(a.context_id, a.level, a.scale, rows.values.data(), rows.rows, rows.count);
+    return r::add_plain(e.tables(), a, r::upload(p, a.backend()), subtract && !reverse, reverse);
   }, py::arg("a"), py::arg("values"), py::arg("subtract") = false, py::arg("reverse") = false);
-  overload(cls, "mul_values", [](const Engine&, const DeviceCiphertext& a, py::object) { unsupported("multiply values with", a); });
-  overload(cls, "add_scalar", [](const Engine&, const DeviceCiphertext& a, double) { unsupported("add a scalar to", a); });
-  overload(cls, "mul_scalar", [](const Engine&, const DeviceCiphertext& a, double) { unsupported("multiply a scalar with", a); });
+  overload(cls, "mul_values", [](const Engine& e, const DeviceCiphertext& a, const CArray& v) {
+    Rows rows = rows_of(v);
+    py::gil_scoped_release rel;
+    const ht::Plaintext p = e.plain_for_mul(a.context_id, a.level, rows.values.data(), rows.rows, rows.count);
+    return r::mul_plain(e.tables(), a, r::upload(p, a.backend()));
+  });
+  overload(cls, "add_scalar", [](const Engine& e, const DeviceCiphertext& a, double c) {
+    return r::add_scalar(e.tables(), a, c);
+  }, Release());
+  overload(cls, "mul_scalar", [](const Engine& e, const DeviceCiphertext& a, double c) {
+    return r::mul_scalar(e.tables(), a, c);
+  }, Release());
 }

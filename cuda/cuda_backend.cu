@@ -157,6 +157,61 @@ struct SubMulBody {
   }
 };
 
+template <bool Accumulate>
+struct SubMulTablesBody {  // the ModDown tail after the NTT of conv (ntt_sub_mul_const)
+  u64* const* out;
+  const u64* const* x;
+  const u64* const* conv;
+  const ShoupConst* inv;
+  const NttView* views;
+  u64 n;
+  __device__ void operator()(u64 idx) const {
+    const u64 i = idx / n, k = idx - i * n;
+    if constexpr (Accumulate) kernels::sub_mul_const_add(out[i], x[i], conv[i], inv[i], views[i].q, k);
+    else kernels::sub_mul_const(out[i], x[i], conv[i], inv[i], views[i].q, k);
+  }
+};
+
+struct MulConstAddBody {
+  u64* const* out;
+  const u64* const* a;
+  const ShoupConst* w;
+  const u64* q;
+  u64 n;
+  __device__ void operator()(u64 idx) const {
+    const u64 i = idx / n;
+    kernels::mul_const_add_limb(out[i], a[i], w[i], q[i], idx - i * n);
+  }
+};
+
+struct AddConstBody {
+  u64* const* out;
+  const u64* const* a;
+  const u64* c;
+  const u64* q;
+  u64 n;
+  __device__ void operator()(u64 idx) const {
+    const u64 i = idx / n;
+    kernels::add_const_limb(out[i], a[i], c[i], q[i], idx - i * n);
+  }
+};
+
+struct InnerBody {  // key_switch_inner: one thread per (limb, coefficient)
+  u64* const* out0;
+  u64* const* out1;
+  const u64* const* d;
+  const u64* const* kb;
+  const u64* const* ka;
+  int terms;
+  const u32* perm;
+  const Modulus* moduli;
+  u64 n;
+  __device__ void operator()(u64 idx) const {
+    const u64 i = idx / n;
+    kernels::key_switch_inner(out0, out1, d, kb, ka, terms, perm, moduli[i], i, idx - i * n);
+  }
+};
+
 // -- the backend ------------------------------------------------------------------------------
 
 class CudaBackend final : public backend::Backend {
@@ -313,6 +368,66 @@ class CudaBackend final : public backend::Backend {
     auto pi = staged(inv, count);
     auto pq = staged(q, count);
     for_each(count * n, SubMulBody{po.data(), pa.data(), pb.data(), pi.data(), pq.data(), n}, stream_);
+  }
+
+  void key_switch_inner(u64* const* out0, u64* const* out1, const u64* const* d, const u64* const* kb,
+                        const u64* const* ka, int terms, const u32* perm, const Modulus* moduli, std::size_t count,
+                        u64 n) override {
+    if (terms < 1 || terms > 32) fail("key_switch_inner", "terms must be in [1, 32]");
+    if (count == 0 || n == 0) return;
+    if (perm != nullptr)  // an out-of-range index would poison the CUDA context
+      for (u64 k = 0; k < n; ++k)
+        if (perm[k] >= n) fail("key_switch_inner", "permutation entry " + std::to_string(perm[k]) + " is not < n");
+    select();
+    const std::size_t t = count * static_cast<std::size_t>(terms);
+    auto p0 = staged(out0, count);
+    auto p1 = staged(out1, count);
+    auto pd = staged(d, t);
+    auto pb = staged(kb, t);
+    auto pa = staged(ka, t);
+    auto pm = staged(moduli, count);
+    Staged<u32> pp(perm, perm != nullptr ? n : 0, stream_);
+    for_each(count * n, InnerBody{p0.data(), p1.data(), pd.data(), pb.data(), pa.data(), terms,
+                                  perm != nullptr ? pp.data() : nullptr, pm.data(), n}, stream_);
+  }
+
+  void ntt_sub_mul_const(u64* const* out, const u64* const* x, u64* const* conv, const ShoupConst* inv,
+                         const NttTables* const* tables, std::size_t count, u64 n, bool accumulate) override {
+    if (count == 0 || n == 0) return;
+    transform(conv, tables, count, false);
+    std::vector<NttView> views(count);
+    for (std::size_t i = 0; i < count; ++i) views[i] = resident(*tables[i]);
+    auto po = staged(out, count);
+    auto px = staged(x, count);
+    auto pc = staged(conv, count);
+    auto pi = staged(inv, count);
+    auto pv = staged(views.data(), count);
+    if (accumulate)
+      for_each(count * n, SubMulTablesBody<true>{po.data(), px.data(), pc.data(), pi.data(), pv.data(), n}, stream_);
+    else
+      for_each(count * n, SubMulTablesBody<false>{po.data(), px.data(), pc.data(), pi.data(), pv.data(), n}, stream_);
+  }
+
+  void mul_const_add(u64* const* out, const u64* const* a, const ShoupConst* w, const u64* q, std::size_t count,
+                     u64 n) override {
+    if (count == 0 || n == 0) return;
+    select();
+    auto po = staged(out, count);
+    auto pa = staged(a, count);
+    auto pw = staged(w, count);
+    auto pq = staged(q, count);
+    for_each(count * n, MulConstAddBody{po.data(), pa.data(), pw.data(), pq.data(), n}, stream_);
+  }
+
+  void add_const(u64* const* out, const u64* const* a, const u64* c, const u64* q, std::size_t count,
+                 u64 n) override {
+    if (count == 0 || n == 0) return;
+    select();
+    auto po = staged(out, count);
+    auto pa = staged(a, count);
+    auto pc = staged(c, count);
+    auto pq = staged(q, count);
+    for_each(count * n, AddConstBody{po.data(), pa.data(), pc.data(), pq.data(), n}, stream_);
   }
 
  private:

@@ -106,6 +106,50 @@ def test_key_switch_dot_and_sub_mul_const(device, rng, primes):
         assert [int(v) for v in got[i]] == [(int(x) - int(y)) * w[i] % p for x, y in zip(a[i], b[i])]
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("galois_elt", [0, 5, 2 * N - 1])
+def test_key_switch_inner_over_limbs_through_a_permutation(device, galois_elt, rng, primes):
+    terms = 3
+    rows = [q for q in primes for _ in range(terms)]
+    d, kb, ka = (residues(rng, rows) for _ in range(3))
+    o0, o1 = _core.backend_key_switch_inner(device, d, kb, ka, primes, terms, galois_elt)
+    # the permuted digits are the backend's own automorphism of them
+    dp = _core.backend_automorphism(device, d, rows, galois_elt) if galois_elt else d
+    for i, q in enumerate(primes):
+        for k in range(N):
+            t = range(i * terms, (i + 1) * terms)
+            assert int(o0[i, k]) == sum(int(dp[r, k]) * int(kb[r, k]) for r in t) % q
+            assert int(o1[i, k]) == sum(int(dp[r, k]) * int(ka[r, k]) for r in t) % q
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_ntt_sub_mul_const_is_the_mod_down_tail(device, accumulate, rng, primes):
+    out, x, conv = (residues(rng, primes) for _ in range(3))
+    w = [int(rng.integers(1, p)) for p in primes]
+    got, conv_ntt = _core.backend_ntt_sub_mul_const(device, out, x, conv, w, primes, accumulate)
+    for i, q in enumerate(primes):
+        c = _core.ntt_forward(conv[i], q)
+        assert np.array_equal(conv_ntt[i], c)
+        want = [((int(o) if accumulate else 0) + (int(a) - int(b)) * w[i]) % q for o, a, b in zip(out[i], x[i], c)]
+        assert [int(v) for v in got[i]] == want
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mul_const_add_and_add_const(device, rng, primes):
+    out, a = residues(rng, primes), residues(rng, primes)
+    w = [int(rng.integers(0, p)) for p in primes]
+    got = _core.backend_mul_const_add(device, out, a, w, primes)
+    added = _core.backend_add_const(device, a, w, primes)
+    for i, q in enumerate(primes):
+        assert [int(v) for v in got[i]] == [(int(o) + int(x) * w[i]) % q for o, x in zip(out[i], a[i])]
+        assert [int(v) for v in added[i]] == [(int(x) + w[i]) % q for x in a[i]]
+    with pytest.raises(ValueError, match="constants must be < q"):
+        _core.backend_add_const(device, a, [p for p in primes], primes)
+    with pytest.raises(ValueError, match="one constant per limb"):
+        _core.backend_mul_const_add(device, out, a, w[:2], primes)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not cuda.is_available(), reason="no usable CUDA device")
 def test_cuda_backend_bit_identical_to_cpu_at_n16(rng):
@@ -126,6 +170,20 @@ def test_cuda_backend_bit_identical_to_cpu_at_n16(rng):
     got = _core.backend_key_switch_dot("cuda:0", a[:1], b[:1], a[:1], primes[0])
     want = _core.backend_key_switch_dot("cpu", a[:1], b[:1], a[:1], primes[0])
     assert all(np.array_equal(x, y) for x, y in zip(got, want))
+    rows = [primes[i // 2] for i in range(4)]  # two limbs, two digits each
+    d, kb = residues(rng, rows, n), residues(rng, rows, n)
+    for g in (0, 25):
+        got = _core.backend_key_switch_inner("cuda:0", d, kb, d, primes[:2], 2, g)
+        want = _core.backend_key_switch_inner("cpu", d, kb, d, primes[:2], 2, g)
+        assert all(np.array_equal(x, y) for x, y in zip(got, want))
+    for acc in (False, True):
+        got = _core.backend_ntt_sub_mul_const("cuda:0", a, b, a, [3, 5, 7, 11], primes, acc)
+        want = _core.backend_ntt_sub_mul_const("cpu", a, b, a, [3, 5, 7, 11], primes, acc)
+        assert all(np.array_equal(x, y) for x, y in zip(got, want))
+    assert np.array_equal(_core.backend_mul_const_add("cuda:0", a, b, [3, 5, 7, 11], primes),
+                          _core.backend_mul_const_add("cpu", a, b, [3, 5, 7, 11], primes))
+    assert np.array_equal(_core.backend_add_const("cuda:0", a, [3, 5, 7, 11], primes),
+                          _core.backend_add_const("cpu", a, [3, 5, 7, 11], primes))
 
 
 def test_bad_input_raises(primes):

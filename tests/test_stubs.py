@@ -29,16 +29,17 @@ def _stub_tree() -> ast.Module:
 
 
 def _stub_functions():
-    """{qualified name: [parameter names without self]} of the stub's functions and methods."""
+    """{qualified name: [parameter names without self]} of the stub's functions and methods
+    (keyword-only ones after the positional ones, as pybind11 lists them)."""
     out = {}
     for node in _stub_tree().body:
         if isinstance(node, ast.FunctionDef):
-            out[node.name] = [a.arg for a in node.args.args]
+            out[node.name] = [a.arg for a in node.args.args + node.args.kwonlyargs]
         elif isinstance(node, ast.ClassDef):
             for item in node.body:
                 if isinstance(item, ast.FunctionDef) and not any(
                         isinstance(d, ast.Name) and d.id == "property" for d in item.decorator_list):
-                    out[f"{node.name}.{item.name}"] = [a.arg for a in item.args.args][1:]
+                    out[f"{node.name}.{item.name}"] = [a.arg for a in item.args.args + item.args.kwonlyargs][1:]
     return out
 
 

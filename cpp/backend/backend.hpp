@@ -111,6 +111,27 @@ class Backend {
   //   out[i] = (a[i] - b[i]) * inv[i] mod q[i].
   virtual void sub_mul_const(u64* const* out, const u64* const* a, const u64* const* b, const ShoupConst* inv,
                              const u64* q, std::size_t count, u64 n) = 0;
+
+  // -- key switching (ckks/keyswitch writes its sequence once over these) ------
+  // The inner product over a limb list, fused with the Galois permutation of
+  // the decomposition (hoisted rotations): for limb i and t = i * terms + j,
+  //   out0[i][k] = sum_j d[t][p(k)] * kb[t][k],  out1[i][k] = sum_j d[t][p(k)] * ka[t][k]  (mod moduli[i]),
+  // p(k) = perm[k], or k when perm is null; terms in [1, 32].
+  virtual void key_switch_inner(u64* const* out0, u64* const* out1, const u64* const* d, const u64* const* kb,
+                                const u64* const* ka, int terms, const u32* perm, const Modulus* moduli,
+                                std::size_t count, u64 n) = 0;
+  // The tail of ModDown fused with the forward NTT of the converted limbs:
+  //   conv[i] = NTT(conv[i]);  out[i] = [out[i] +] (x[i] - conv[i]) * inv[i]  mod q_i,
+  // q_i the prime of tables[i]; out is added to when `accumulate`.
+  virtual void ntt_sub_mul_const(u64* const* out, const u64* const* x, u64* const* conv, const ShoupConst* inv,
+                                 const NttTables* const* tables, std::size_t count, u64 n, bool accumulate) = 0;
+  // out[i] += a[i] * w[i] mod q[i] (P * c added in the extended basis).
+  virtual void mul_const_add(u64* const* out, const u64* const* a, const ShoupConst* w, const u64* q,
+                             std::size_t count, u64 n) = 0;
+  // out[i][k] = a[i][k] + c[i] mod q[i], c[i] < q[i]: a constant polynomial
+  // (the same value at every NTT point) added to every limb; out may alias a.
+  virtual void add_const(u64* const* out, const u64* const* a, const u64* c, const u64* q, std::size_t count,
+                         u64 n) = 0;
 };
 
 // The process-wide CPU backend (today's code path: OpenMP over limbs).

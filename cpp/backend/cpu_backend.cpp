@@ -15,6 +15,7 @@
 #include "backend/kernels/automorphism.hpp"
 #include "backend/kernels/basis.hpp"
 #include "backend/kernels/elementwise.hpp"
+#include "backend/kernels/keyswitch.hpp"
 #include "core/error.hpp"
 #include "runtime/allocator.hpp"
 #include "runtime/parallel.hpp"
@@ -119,6 +120,57 @@ class CpuBackend final : public Backend {
                      std::size_t count, u64 n) override {
     parallel_for(count, [&](std::size_t i) {
       for (u64 k = 0; k < n; ++k) kernels::sub_mul_const(out[i], a[i], b[i], inv[i], q[i], k);
+    });
+  }
+
+  // One limb per thread: the digits are permuted into thread-local scratch
+  // (it stays in cache) and go through the CPU's dot product (FMA path where
+  // the prime allows, equal to the shared body bit for bit).
+  void key_switch_inner(u64* const* out0, u64* const* out1, const u64* const* d, const u64* const* kb,
+                        const u64* const* ka, int terms, const u32* perm, const Modulus* moduli, std::size_t count,
+                        u64 n) override {
+    if (terms < 1 || terms > 32) fail("key_switch_inner", "terms must be in [1, 32]");
+    parallel_for(count, [&](std::size_t i) {
+      const u64* const* di = d + i * terms;
+      const u64* permuted[32];
+      thread_local std::vector<u64> scratch;
+      if (perm != nullptr) {
+        if (scratch.size() < static_cast<std::size_t>(terms) * n) scratch.resize(static_cast<std::size_t>(terms) * n);
+        for (int j = 0; j < terms; ++j) {
+          u64* t = scratch.data() + static_cast<std::size_t>(j) * n;
+          for (u64 k = 0; k < n; ++k) t[k] = di[j][perm[k]];
+          permuted[j] = t;
+        }
+        di = permuted;
+      }
+      ht::cpu::dot_two(out0[i], out1[i], di, kb + i * terms, ka + i * terms, terms, n, moduli[i]);
+    });
+  }
+
+  // Limb by limb, so the converted limb is still in cache for the tail.
+  void ntt_sub_mul_const(u64* const* out, const u64* const* x, u64* const* conv, const ShoupConst* inv,
+                         const NttTables* const* tables, std::size_t count, u64 n, bool accumulate) override {
+    parallel_for(count, [&](std::size_t i) {
+      ht::cpu::ntt_forward(conv[i], *tables[i]);
+      const u64 q = tables[i]->mod.value;
+      if (accumulate)
+        for (u64 k = 0; k < n; ++k) kernels::sub_mul_const_add(out[i], x[i], conv[i], inv[i], q, k);
+      else
+        for (u64 k = 0; k < n; ++k) kernels::sub_mul_const(out[i], x[i], conv[i], inv[i], q, k);
+    });
+  }
+
+  void mul_const_add(u64* const* out, const u64* const* a, const ShoupConst* w, const u64* q, std::size_t count,
+                     u64 n) override {
+    parallel_for(count, [&](std::size_t i) {
+      for (u64 k = 0; k < n; ++k) kernels::mul_const_add_limb(out[i], a[i], w[i], q[i], k);
+    });
+  }
+
+  void add_const(u64* const* out, const u64* const* a, const u64* c, const u64* q, std::size_t count,
+                 u64 n) override {
+    parallel_for(count, [&](std::size_t i) {
+      for (u64 k = 0; k < n; ++k) kernels::add_const_limb(out[i], a[i], c[i], q[i], k);
     });
   }
 };

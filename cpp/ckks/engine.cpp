@@ -104,25 +104,33 @@ std::vector<cplx> Engine::decrypt_flooded(const Ciphertext& ct, double flood_sig
   return out;
 }
 
-Ciphertext Engine::add_values(const Ciphertext& a, const cplx* values, int rows, u64 count, bool subtract,
-                              bool reverse) {
-  if (a.context_id != ctx_->id()) fail("add", "the ciphertext belongs to another context");
+Plaintext Engine::plain_for_add(u64 context_id, int level, double scale, const cplx* values, int rows,
+                                u64 count) const {
+  if (context_id != ctx_->id()) fail("add", "the ciphertext belongs to another context");
   bool finite;
   max_abs(values, static_cast<size_t>(rows) * count, finite);
   if (!finite) fail("add", "the plaintext operand contains NaN or Inf");
-  Plaintext pt = encoder_->encode(values, rows, count, a.level, a.scale);
+  return encoder_->encode(values, rows, count, level, scale);
+}
+
+Plaintext Engine::plain_for_mul(u64 context_id, int level, const cplx* values, int rows, u64 count) const {
+  if (context_id != ctx_->id()) fail("multiply", "the ciphertext belongs to another context");
+  bool finite;
+  max_abs(values, static_cast<size_t>(rows) * count, finite);
+  if (!finite) fail("multiply", "the plaintext operand contains NaN or Inf");
+  if (level < 1)
+    fail("multiply", "the ciphertext is at level 0 and no level is left to rescale; use a preset with more levels");
+  return encoder_->encode(values, rows, count, level, plain_mul_scale(*ctx_, level));
+}
+
+Ciphertext Engine::add_values(const Ciphertext& a, const cplx* values, int rows, u64 count, bool subtract,
+                              bool reverse) {
+  const Plaintext pt = plain_for_add(a.context_id, a.level, a.scale, values, rows, count);
   return sub_plain(*ctx_, a, pt, subtract && !reverse, reverse);
 }
 
 Ciphertext Engine::mul_values(const Ciphertext& a, const cplx* values, int rows, u64 count) {
-  if (a.context_id != ctx_->id()) fail("multiply", "the ciphertext belongs to another context");
-  bool finite;
-  max_abs(values, static_cast<size_t>(rows) * count, finite);
-  if (!finite) fail("multiply", "the plaintext operand contains NaN or Inf");
-  if (a.level < 1)
-    fail("multiply", "the ciphertext is at level 0 and no level is left to rescale; use a preset with more levels");
-  Plaintext pt = encoder_->encode(values, rows, count, a.level, plain_mul_scale(*ctx_, a.level));
-  return mul_plain(*ctx_, a, pt);
+  return mul_plain(*ctx_, a, plain_for_mul(a.context_id, a.level, values, rows, count));
 }
 
 }  // namespace ht

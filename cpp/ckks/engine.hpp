@@ -49,6 +49,11 @@ class Engine {
 
   Ciphertext add_values(const Ciphertext& a, const cplx* values, int rows, u64 count, bool subtract, bool reverse);
   Ciphertext mul_values(const Ciphertext& a, const cplx* values, int rows, u64 count);
+  // The encoded operands of add_values (at the ciphertext's level and scale)
+  // and mul_values (for multiply at `level`), NaN/Inf refused: what both the
+  // host and the device-resident ciphertexts add or multiply.
+  Plaintext plain_for_add(u64 context_id, int level, double scale, const cplx* values, int rows, u64 count) const;
+  Plaintext plain_for_mul(u64 context_id, int level, const cplx* values, int rows, u64 count) const;
   double max_encrypt_magnitude() const;
 
  private:

@@ -278,50 +278,24 @@ Ciphertext multiply_no_relin(const Tables& ctx, const Ciphertext& a0, const Ciph
 Ciphertext relinearize(const Tables& ctx, const KeyChain& keys, const Ciphertext& a) {
   check_ct(ctx, a, "relinearize");
   if (a.size == 2) return a;
-  const u64 n = ctx.n();
-  const int level = a.level;
-  Ciphertext out(n, a.batch, 2, level, a.scale, ctx.id(), false, false);
-  const size_t ext_words = static_cast<size_t>(level + 1 + ctx.alpha()) * n;
-  for (int b = 0; b < a.batch; ++b) {
-    std::memcpy(out.poly(b, 0), a.poly(b, 0), a.limbs() * n * sizeof(u64));
-    std::memcpy(out.poly(b, 1), a.poly(b, 1), a.limbs() * n * sizeof(u64));
-    Decomposition dec = decompose(ctx, a.poly(b, 2), level);
-    Buffer e0 = Buffer::uninitialized(ext_words), e1 = Buffer::uninitialized(ext_words);
-    inner_product(ctx, dec, keys.relin_key(), nullptr, e0.data(), e1.data());
-    mod_down(ctx, e0.data(), level, out.poly(b, 0), true);
-    mod_down(ctx, e1.data(), level, out.poly(b, 1), true);
-  }
+  Ciphertext out(ctx.n(), a.batch, 2, a.level, a.scale, ctx.id(), false, false);
+  const KeyView key = host_view(keys.relin_key());
+  for (int b = 0; b < a.batch; ++b)
+    relinearize_poly(backend::cpu(), ctx, key, a.poly(b, 0), a.poly(b, 1), a.poly(b, 2), a.level, out.poly(b, 0),
+                     out.poly(b, 1));
   out.bound = a.bound;
   return out;
 }
 
-// Relinearization and rescale fused: (P*d0 + ks0, P*d1 + ks1) is divided by
-// P * q_level in one ModDown, which saves the rescale's NTTs.
+// Relinearization and rescale fused (keyswitch.hpp: relinearize_rescale_poly).
 Ciphertext relinearize_rescale(const Tables& ctx, const KeyChain& keys, const Ciphertext& a) {
-  const u64 n = ctx.n();
   const int level = a.level;
-  Ciphertext out(n, a.batch, 2, level - 1, a.scale / static_cast<double>(ctx.prime(level)), ctx.id(), false, false);
-  const size_t ext_words = static_cast<size_t>(level + 1 + ctx.alpha()) * n;
-  Buffer e0 = Buffer::uninitialized(ext_words), e1 = Buffer::uninitialized(ext_words);
-  for (int b = 0; b < a.batch; ++b) {
-    Decomposition dec = decompose(ctx, a.poly(b, 2), level);
-    inner_product(ctx, dec, keys.relin_key(), nullptr, e0.data(), e1.data());
-    parallel_for(static_cast<size_t>(level + 1), [&](size_t i) {
-      const int ii = static_cast<int>(i);
-      const u64 q = ctx.prime(ii);
-      const ShoupConst pm = ctx.p_mod(ii);
-      u64* x0 = e0.data() + i * n;
-      u64* x1 = e1.data() + i * n;
-      const u64* d0 = a.limb(b, 0, ii);
-      const u64* d1 = a.limb(b, 1, ii);
-      for (u64 k = 0; k < n; ++k) {
-        x0[k] = add_mod(x0[k], mul_shoup(d0[k], pm, q), q);
-        x1[k] = add_mod(x1[k], mul_shoup(d1[k], pm, q), q);
-      }
-    });
-    mod_down_rescale(ctx, e0.data(), level, out.poly(b, 0));
-    mod_down_rescale(ctx, e1.data(), level, out.poly(b, 1));
-  }
+  Ciphertext out(ctx.n(), a.batch, 2, level - 1, a.scale / static_cast<double>(ctx.prime(level)), ctx.id(), false,
+                 false);
+  const KeyView key = host_view(keys.relin_key());
+  for (int b = 0; b < a.batch; ++b)
+    relinearize_rescale_poly(backend::cpu(), ctx, key, a.poly(b, 0), a.poly(b, 1), a.poly(b, 2), level,
+                             out.poly(b, 0), out.poly(b, 1));
   out.bound = a.bound;
   return out;
 }

@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "backend/backend.hpp"
 #include "ckks/tables.hpp"
 #include "core/prng.hpp"
 #include "runtime/buffer.hpp"
@@ -63,6 +64,24 @@ struct SwitchKey {
   size_t bytes() const { return data.bytes(); }
 };
 
+// A switching key where one backend reads it: SwitchKey::data's layout in
+// that backend's memory. Compact keys (a_j regenerated from the seeds at each
+// use, on the host) are read from host memory only.
+struct KeyView {
+  const SwitchKey* key = nullptr;  // shape, seeds
+  const u64* data = nullptr;       // [digits][halves][limbs][N] in the backend's memory
+  bool compact = false;
+  int halves() const { return compact ? 1 : 2; }
+  const u64* b(int j, size_t limb) const {
+    return data + (static_cast<size_t>(halves() * j) * key->limbs() + limb) * key->n;
+  }
+  const u64* a(int j, size_t limb) const {  // not for a compact key
+    return data + (static_cast<size_t>(2 * j + 1) * key->limbs() + limb) * key->n;
+  }
+};
+// The key in host memory, where the CPU backend reads it (no copy).
+inline KeyView host_view(const SwitchKey& key) { return KeyView{&key, key.data.data(), key.compact}; }
+
 // Sparse-secret encapsulation keys of bootstrapping (see KeyChain).
 struct EncapsulationKeys {
   int weight = 0;
@@ -109,6 +128,16 @@ class KeyChain {
   std::vector<long> rotation_steps() const;            // steps with keys, in [0, slots)
   size_t key_bytes() const;
 
+  // `key` where backend `be` reads it. The CPU backend reads host memory:
+  // the key itself, no copy (a compact key stays compact). Any other backend
+  // gets a copy uploaded on first use and kept with this chain (one per key
+  // and device), compact keys expanded on upload: a device has no AES to
+  // regenerate a_j, and a per-use host expansion would cross the bus at every
+  // key switch. The caller holds `key` while it uses the view.
+  KeyView device_key(const std::shared_ptr<const SwitchKey>& key, backend::Backend& be) const;
+  // Bytes of key copies held in backend memory (all devices).
+  size_t device_key_bytes() const;
+
   // A fresh independent random stream (seeded from the chain's stream).
   Prng fork_prng();
 
@@ -146,6 +175,12 @@ class KeyChain {
   mutable std::mutex encaps_mutex_;
   std::mutex encaps_gen_mutex_;
   std::shared_ptr<const EncapsulationKeys> encaps_;
+  struct DeviceCopy {
+    std::shared_ptr<const SwitchKey> host;  // pins the address the map is keyed by
+    backend::DeviceBuffer data;
+  };
+  mutable std::mutex device_mutex_;
+  mutable std::map<std::pair<const backend::Backend*, const SwitchKey*>, DeviceCopy> device_keys_;
 };
 
 // Adds a small polynomial (coefficients in Z, |c| < 2^62) to every limb of

@@ -2,6 +2,7 @@
 // host twin in ckks/evaluator step for step (same kernels, same order of
 // modular operations), which is what makes the two bit-identical.
 #include "ckks/resident.hpp"
+#include "ckks/resident_detail.hpp"
 
 #include <cmath>
 #include <vector>
@@ -10,20 +11,12 @@
 #include "core/error.hpp"
 
 namespace ht::resident {
-namespace {
 
-template <class Out>
-Out empty_like(backend::Backend& be, u64 n, int batch, int size, int level, double scale, u64 ctx) {
-  Out out;
-  out.data = be.allocate(static_cast<size_t>(batch) * size * (level + 1) * n);
-  out.n = n;
-  out.batch = batch;
-  out.size = size;
-  out.level = level;
-  out.scale = scale;
-  out.context_id = ctx;
-  return out;
-}
+using detail::check_ct;
+using detail::check_pair;
+using detail::empty_like;
+
+namespace {
 
 template <class Out, class In>
 Out upload_batch(const In& x, backend::Backend& be) {
@@ -31,21 +24,6 @@ Out upload_batch(const In& x, backend::Backend& be) {
   out.bound = x.bound;
   be.upload(out.data.data(), x.data.data(), x.data.size());
   return out;
-}
-
-void check_ct(const Tables& ctx, const DeviceCiphertext& a, const char* op) {
-  if (a.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context; encrypt it with this one");
-  if (a.size < 2 || a.size > 3) fail(op, "the ciphertext has " + std::to_string(a.size) + " polynomials");
-}
-
-void check_pair(const Tables& ctx, const DeviceCiphertext& a, const DeviceCiphertext& b, const char* op) {
-  check_ct(ctx, a, op);
-  check_ct(ctx, b, op);
-  if (a.data.owner() != b.data.owner())
-    fail(op, "the operands live on different devices (" + a.device() + " and " + b.device() +
-                 "); move one with .to(device)");
-  if (a.batch != b.batch)
-    fail(op, "batch sizes differ (" + std::to_string(a.batch) + " and " + std::to_string(b.batch) + " ciphertexts)");
 }
 
 void check_scales(double a, double b, const char* op) {
@@ -299,10 +277,86 @@ DeviceCiphertext level_to(const Tables& ctx, const DeviceCiphertext& a, int leve
   return out;
 }
 
+DeviceCiphertext add_plain(const Tables& ctx, const DeviceCiphertext& a, const DevicePlaintext& p, bool negate_plain,
+                           bool negate_ct) {
+  const char* op = "add a plaintext";
+  check_ct(ctx, a, op);
+  if (p.context_id != ctx.id()) fail(op, "the plaintext belongs to another context");
+  if (p.data.owner() != a.data.owner())
+    fail(op, "the plaintext lives on " + p.device() + " and the ciphertext on " + a.device());
+  if (p.batch != a.batch && p.batch != 1)
+    fail(op, "the plaintext has " + std::to_string(p.batch) + " rows for " + std::to_string(a.batch) + " ciphertexts");
+  if (p.level < a.level)
+    fail(op, "the plaintext is encoded for level " + std::to_string(p.level) + ", below the ciphertext's level " +
+                 std::to_string(a.level) + "; encode it for level " + std::to_string(a.level));
+  if (std::fabs(p.scale / a.scale - 1.0) > 1e-9) fail(op, "the plaintext is encoded at another scale");
+  DeviceCiphertext out = negate_ct ? negate(ctx, a) : copy(a);
+  const auto m = moduli(ctx, a.limbs());
+  using E = backend::Elementwise;
+  for (int b = 0; b < a.batch; ++b)  // the first a.limbs() limbs of p's polynomial
+    a.backend().elementwise(negate_plain ? E::sub : E::add, out.poly(b, 0), out.poly(b, 0),
+                            p.poly(p.batch == 1 ? 0 : b, 0), m.data(), a.limbs(), a.n);
+  out.bound = a.bound + p.bound;
+  check_value_bound(ctx, out.level, out.scale, out.bound, op);
+  return out;
+}
+
+DeviceCiphertext add_scalar(const Tables& ctx, const DeviceCiphertext& a, double c) {
+  const char* op = "add a scalar";
+  check_ct(ctx, a, op);
+  if (!std::isfinite(c)) fail(op, "the scalar is not finite");
+  const long double v = static_cast<long double>(c) * a.scale;
+  DeviceCiphertext out = copy(a);
+  // A constant polynomial has the same value at every NTT point: one residue per limb.
+  const size_t limbs = a.limbs(), count = static_cast<size_t>(a.batch) * limbs;
+  std::vector<u64*> o(count);
+  std::vector<const u64*> in(count);
+  std::vector<u64> r(count), q(count);
+  for (int b = 0; b < a.batch; ++b)
+    for (size_t i = 0; i < limbs; ++i) {
+      const size_t j = b * limbs + i;
+      o[j] = out.poly(b, 0) + i * a.n;
+      in[j] = o[j];
+      q[j] = ctx.prime(static_cast<int>(i));
+      r[j] = residue_of(v, q[j]);
+    }
+  a.backend().add_const(o.data(), in.data(), r.data(), q.data(), count, a.n);
+  out.bound = a.bound + std::fabs(c);
+  check_value_bound(ctx, out.level, out.scale, out.bound, op);
+  return out;
+}
+
+DeviceCiphertext mul_scalar(const Tables& ctx, const DeviceCiphertext& a, double c) {
+  const char* op = "multiply by a scalar";
+  check_ct(ctx, a, op);
+  if (!std::isfinite(c)) fail(op, "the scalar is not finite");
+  std::vector<u64> res(a.limbs());
+  DeviceCiphertext out;
+  if (c == std::nearbyint(c)) {  // integers cost no level at any magnitude
+    out = copy(a);
+    for (int i = 0; i < a.limbs(); ++i) res[i] = residue_of(c, ctx.prime(i));
+    mul_by_residues(ctx, out, res);
+  } else {
+    if (a.level < 1) fail(op, "the ciphertext is at level 0 and a non-integer scalar needs one level");
+    // The constant lands the product on the canonical scale of level - 1.
+    const long double v = static_cast<long double>(c) * ctx.scale_at(a.level - 1) *
+                          (static_cast<long double>(ctx.prime(a.level)) / a.scale);
+    for (int i = 0; i < a.limbs(); ++i) res[i] = residue_of(v, ctx.prime(i));
+    DeviceCiphertext t = copy(a);
+    mul_by_residues(ctx, t, res);
+    out = rescale(ctx, t);
+    out.scale = ctx.scale_at(out.level);
+  }
+  out.bound = a.bound * std::fabs(c);
+  check_value_bound(ctx, out.level, out.scale, out.bound, op);
+  return out;
+}
+
 std::string unsupported_message(const std::string& op, const std::string& device) {
   return "cannot " + op + " a ciphertext that lives on " + device + " (backend memory): this operation runs on "
          "host ciphertexts only in this version; bring the tensor back with x.to('cpu') (a copy). On the device: "
-         "add, subtract, negate, multiply by a plaintext, the size-3 product, rescale and level changes.";
+         "add, subtract, negate, plaintext and scalar sums and products, multiply, square, relinearize, rescale, "
+         "level changes, rotations and conjugation.";
 }
 
 }  // namespace ht::resident

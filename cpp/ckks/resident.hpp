@@ -8,9 +8,11 @@
 // Layout as PolyBatch: [batch][size][level + 1][N], NTT domain.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "backend/backend.hpp"
 #include "ckks/ciphertext.hpp"
+#include "ckks/keys.hpp"
 #include "ckks/tables.hpp"
 
 namespace ht {
@@ -56,6 +58,26 @@ DeviceCiphertext mul_plain(const Tables& ctx, const DeviceCiphertext& a, const D
 DeviceCiphertext multiply_no_relin(const Tables& ctx, const DeviceCiphertext& a, const DeviceCiphertext& b);
 DeviceCiphertext rescale(const Tables& ctx, const DeviceCiphertext& a);                    // consumes one level
 DeviceCiphertext level_to(const Tables& ctx, const DeviceCiphertext& a, int level);        // down to `level`
+// a - p (negate_plain), p - a (negate_ct) or a + p; p at a's scale, at a's level or above: no level.
+DeviceCiphertext add_plain(const Tables& ctx, const DeviceCiphertext& a, const DevicePlaintext& p, bool negate_plain,
+                           bool negate_ct);
+DeviceCiphertext add_scalar(const Tables& ctx, const DeviceCiphertext& a, double c);  // no level
+// An integer |c| costs no level, any other value one level (as the host's).
+DeviceCiphertext mul_scalar(const Tables& ctx, const DeviceCiphertext& a, double c);
+
+// Key switching (resident_switch.cpp), the keys read where the backend is
+// (KeyChain::device_key: uploaded once per device and kept with the chain).
+DeviceCiphertext relinearize(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a);  // no level
+// Relinearized and rescaled product: consumes one level.
+DeviceCiphertext multiply(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a,
+                          const DeviceCiphertext& b);
+DeviceCiphertext square(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a);
+// Slot rotation out[i] = in[(i + step) mod slots]; no level.
+DeviceCiphertext rotate(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a, long step);
+// Many rotations sharing one decomposition (hoisting); no level.
+std::vector<DeviceCiphertext> rotate_hoisted(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a,
+                                             const std::vector<long>& steps);
+DeviceCiphertext conjugate(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a);  // no level
 
 // What to say about an operation that runs on host ciphertexts only
 // (the bindings raise it as NotImplementedError).

@@ -8,6 +8,7 @@
 
 #include "ckks/evaluator.hpp"
 #include "ckks/keyswitch.hpp"
+#include "ckks/rotation.hpp"
 #include "core/error.hpp"
 #include "core/galois.hpp"
 #include "core/naf.hpp"
@@ -64,82 +65,76 @@ void check_rotatable(const Tables& ctx, const Ciphertext& a, const char* op) {
 // reusing the decomposition of c1 for every element in `elts`.
 std::vector<Ciphertext> apply_galois(const Tables& ctx, const KeyChain& keys, const Ciphertext& a,
                                      const std::vector<u64>& elts) {
-  const u64 n = ctx.n();
-  const int level = a.level;
   std::vector<Ciphertext> outs;
+  std::vector<std::shared_ptr<const SwitchKey>> held;  // a wider key may replace one meanwhile
   for (size_t r = 0; r < elts.size(); ++r) {
-    outs.emplace_back(n, a.batch, 2, level, a.scale, ctx.id(), false, false);
+    outs.emplace_back(ctx.n(), a.batch, 2, a.level, a.scale, ctx.id(), false, false);
     outs.back().bound = a.bound;
+    held.push_back(keys.galois_key(elts[r]));
   }
-  const size_t ext_words = static_cast<size_t>(level + 1 + ctx.alpha()) * n;
-  Buffer e0 = Buffer::uninitialized(ext_words), e1 = Buffer::uninitialized(ext_words);
   for (int b = 0; b < a.batch; ++b) {
-    const Decomposition dec = decompose(ctx, a.poly(b, 1), level);
-    for (size_t r = 0; r < elts.size(); ++r) {
-      const std::vector<u32>& perm = ctx.galois_perm(elts[r]);
-      Ciphertext& out = outs[r];
-      const u64* c0 = a.poly(b, 0);
-      u64* o0 = out.poly(b, 0);
-      parallel_for(a.limbs(), [&](size_t i) {
-        for (u64 k = 0; k < n; ++k) o0[i * n + k] = c0[i * n + perm[k]];
-      });
-      inner_product(ctx, dec, *keys.galois_key(elts[r]), perm.data(), e0.data(), e1.data());
-      mod_down(ctx, e0.data(), level, o0, true);
-      mod_down(ctx, e1.data(), level, out.poly(b, 1), false);
-    }
+    std::vector<GaloisTarget> targets;
+    for (size_t r = 0; r < elts.size(); ++r)
+      targets.push_back(GaloisTarget{host_view(*held[r]), ctx.galois_perm(elts[r]).data(), outs[r].poly(b, 0),
+                                     outs[r].poly(b, 1)});
+    galois_hoisted(backend::cpu(), ctx, a.poly(b, 0), a.poly(b, 1), a.level, targets);
   }
   return outs;
 }
 
 }  // namespace
 
+std::vector<std::vector<u64>> plan_rotations(const KeyChain& keys, const std::vector<long>& steps) {
+  require_rotation_keys(keys, steps);
+  const Tables& ctx = keys.tables();
+  std::vector<std::vector<u64>> plan;
+  for (long s : steps) {
+    std::vector<u64> p;
+    if (normalize_step(s, ctx.slots()) != 0) {
+      if (has_step_key(keys, s)) p.push_back(galois_element_for_step(s, ctx.n()));
+      else
+        for (long t : power_of_two_terms(s, static_cast<long>(ctx.slots())))
+          p.push_back(galois_element_for_step(t, ctx.n()));
+    }
+    plan.push_back(std::move(p));
+  }
+  return plan;
+}
+
+u64 conjugation_element(const KeyChain& keys) {
+  const u64 g = galois_element_conjugate(keys.tables().n());
+  if (!keys.has_galois_key(g))
+    throw MissingKeyError("no conjugation key; create the context with conjugation=True or call "
+                          "ctx.generate_conjugation_key()",
+                          {});
+  return g;
+}
+
+namespace {
+std::vector<Ciphertext> rotations(const Tables& ctx, const KeyChain& keys, const Ciphertext& a,
+                                  const std::vector<long>& steps) {
+  return run_rotations(
+      plan_rotations(keys, steps), a,
+      [&](const Ciphertext& x, const std::vector<u64>& elts) { return apply_galois(ctx, keys, x, elts); },
+      [](const Ciphertext& x) { return x; });
+}
+}  // namespace
+
 Ciphertext rotate(const Tables& ctx, const KeyChain& keys, const Ciphertext& a, long step) {
   check_rotatable(ctx, a, "rotate");
   if (normalize_step(step, ctx.slots()) == 0) return a;
-  require_rotation_keys(keys, {step});
-  if (!has_step_key(keys, step)) {  // composed from power-of-two keys
-    Ciphertext out = a;
-    for (long t : power_of_two_terms(step, static_cast<long>(ctx.slots())))
-      out = std::move(apply_galois(ctx, keys, out, {galois_element_for_step(t, ctx.n())})[0]);
-    return out;
-  }
-  return std::move(apply_galois(ctx, keys, a, {galois_element_for_step(step, ctx.n())})[0]);
+  return std::move(rotations(ctx, keys, a, {step})[0]);
 }
 
 std::vector<Ciphertext> rotate_hoisted(const Tables& ctx, const KeyChain& keys, const Ciphertext& a,
                                        const std::vector<long>& steps) {
   check_rotatable(ctx, a, "rotate");
-  require_rotation_keys(keys, steps);
-  std::vector<u64> elts;
-  std::vector<int> which(steps.size(), -1);  // index into elts, -1 for a rotation by 0
-  std::vector<Ciphertext> composed(steps.size());
-  for (size_t s = 0; s < steps.size(); ++s) {
-    if (normalize_step(steps[s], ctx.slots()) == 0) continue;
-    if (!has_step_key(keys, steps[s])) {  // no hoisting for a composed rotation
-      composed[s] = rotate(ctx, keys, a, steps[s]);
-      which[s] = -2;
-      continue;
-    }
-    const u64 g = galois_element_for_step(steps[s], ctx.n());
-    auto it = std::find(elts.begin(), elts.end(), g);
-    which[s] = static_cast<int>(it - elts.begin());
-    if (it == elts.end()) elts.push_back(g);
-  }
-  std::vector<Ciphertext> rotated = elts.empty() ? std::vector<Ciphertext>{} : apply_galois(ctx, keys, a, elts);
-  std::vector<Ciphertext> out;
-  for (size_t s = 0; s < steps.size(); ++s)
-    out.push_back(which[s] == -2 ? std::move(composed[s]) : which[s] < 0 ? a : rotated[which[s]]);
-  return out;
+  return rotations(ctx, keys, a, steps);
 }
 
 Ciphertext conjugate(const Tables& ctx, const KeyChain& keys, const Ciphertext& a) {
   check_rotatable(ctx, a, "conjugate");
-  const u64 g = galois_element_conjugate(ctx.n());
-  if (!keys.has_galois_key(g))
-    throw MissingKeyError("no conjugation key; create the context with conjugation=True or call "
-                          "ctx.generate_conjugation_key()",
-                          {});
-  return std::move(apply_galois(ctx, keys, a, {g})[0]);
+  return std::move(apply_galois(ctx, keys, a, {conjugation_element(keys)})[0]);
 }
 
 }  // namespace ht

@@ -189,13 +189,25 @@ class CipherTensor:
         out._range = self._range
         return out
 
-    def limbs(self) -> np.ndarray:
+    def limbs(self) -> Any:
         """The raw residues of the ciphertexts, zero-copy: a read-only uint64
         numpy view of shape ``(num_ciphertexts, polys, level + 1, N)`` (polys
         is 2, or 3 before relinearization), in the NTT domain, row i modulo
         the i-th prime of the context. It keeps the ciphertexts alive and
         exports through DLPack (``torch.from_dlpack(x.limbs())``,
-        ``np.from_dlpack``); do not write through such an export."""
+        ``np.from_dlpack``); do not write through such an export.
+
+        For residues in CPU backend memory (``x.device`` ``"cpu"`` after
+        ``.to``) it is the same numpy view of the backend's memory; on a CUDA
+        device it is a ``torch.Tensor`` on that device over the same memory
+        (``torch.from_dlpack`` of the ciphertext; needs torch)."""
+        if not str(getattr(self._ct, "device", "cpu")).startswith("cpu"):  # residues in CUDA memory
+            try:
+                import torch
+            except ImportError:
+                raise ImportError("the limbs of a ciphertext on a CUDA device export as a torch tensor: install "
+                                  "torch, or bring the tensor back with x.to('cpu')") from None
+            return torch.from_dlpack(self._ct)
         return self._ct.limbs()
 
     def __len__(self) -> int:

@@ -58,4 +58,9 @@ HT_HD void sub_mul_const(u64* out, const u64* a, const u64* b, const ShoupConst&
   out[k] = mul_shoup(sub_mod(a[k], b[k], q), inv, q);
 }
 
+// out += (a - b) * inv mod q: the ModDown tail that accumulates into c0.
+HT_HD void sub_mul_const_add(u64* out, const u64* a, const u64* b, const ShoupConst& inv, u64 q, u64 k) {
+  out[k] = add_mod(out[k], mul_shoup(sub_mod(a[k], b[k], q), inv, q), q);
+}
+
 }  // namespace ht::kernels

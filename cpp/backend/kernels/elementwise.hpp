@@ -19,6 +19,10 @@ HT_HD void mul_add_limb(u64* out, const u64* a, const u64* b, const Modulus& m, 
 HT_HD void mul_const_limb(u64* out, const u64* a, const ShoupConst& w, u64 q, u64 k) {
   out[k] = mul_shoup(a[k], w, q);
 }
+// out += a * w for a constant w
+HT_HD void mul_const_add_limb(u64* out, const u64* a, const ShoupConst& w, u64 q, u64 k) {
+  out[k] = add_mod(out[k], mul_shoup(a[k], w, q), q);
+}
 // out = a + c for a constant c < q
 HT_HD void add_const_limb(u64* out, const u64* a, u64 c, u64 q, u64 k) { out[k] = add_mod(a[k], c, q); }
 

@@ -18,4 +18,20 @@ HT_HD void key_switch_dot(u64* out0, u64* out1, const u64* const* d, const u64* 
   out1[k] = reduce_acc(s1, m);
 }
 
+// The same for limb i of a limb list, the digits read through a Galois
+// permutation (perm may be null): d, kb, ka hold `terms` pointers per limb.
+HT_HD void key_switch_inner(u64* const* out0, u64* const* out1, const u64* const* d, const u64* const* kb,
+                            const u64* const* ka, int terms, const u32* perm, const Modulus& m, u64 i, u64 k) {
+  const u64 src = perm != nullptr ? perm[k] : k;
+  Acc128 s0, s1;
+  for (int j = 0; j < terms; ++j) {
+    const u64 t = i * static_cast<u64>(terms) + static_cast<u64>(j);
+    const u64 x = d[t][src];
+    s0.mul_add(x, kb[t][k]);
+    s1.mul_add(x, ka[t][k]);
+  }
+  out0[i][k] = reduce_acc(s0, m);
+  out1[i][k] = reduce_acc(s1, m);
+}
+
 }  // namespace ht::kernels
