@@ -154,6 +154,21 @@ py::array host_limbs(py::object self) {
 }
 
 
+[[noreturn]] void host_only(const std::string& op, const DeviceCiphertext& ct) {
+  PyErr_SetString(PyExc_NotImplementedError, ht::resident::unsupported_message(op, ct.device()).c_str());
+  throw py::error_already_set();
+}
+
+// Module functions that take host ciphertexts only: a device-resident one
+// gets NotImplementedError saying how to come back, not pybind's "incompatible
+// function arguments".
+void refuse_device(py::module_& m, const char* name, const char* op) {
+  const std::string what = op;
+  m.attr(name) = py::cpp_function(
+      [what](py::object, const DeviceCiphertext& ct, py::args) { host_only(what, ct); }, py::name(name),
+      py::scope(m), py::sibling(py::getattr(m, name, py::none())));
+}
+
 }  // namespace
 
 void register_resident(py::module_& m) {
@@ -197,6 +212,15 @@ void register_resident(py::module_& m) {
     return ht::resident::upload(pt, be);
   }, py::arg("ct"), py::arg("device"));
   m.def("device_download", &ht::resident::download, py::arg("ct"), Release());
+
+  for (auto [name, op] : {std::pair<const char*, const char*>{"eval_chebyshev", "evaluate a polynomial on"},
+                           {"eval_power", "evaluate a polynomial on"}, {"mod_raise", "bootstrap"},
+                           {"switch_to_sparse", "bootstrap"}, {"switch_to_dense", "bootstrap"},
+                           {"mul_by_i", "multiply by i"}, {"apply_linear_transform", "apply a linear transform to"},
+                           {"linalg_apply_map", "run a matrix product on"}, {"linalg_bilinear", "run a matrix product on"},
+                           {"linalg_rotate_sum", "sum the slots of"}, {"linalg_gather", "gather the rows of"},
+                           {"linalg_zeros", "make zeros like"}})
+    refuse_device(m, name, op);
 
   py::object cls = m.attr("Engine");
   cls.attr("device_key_bytes") = py::cpp_function([](const Engine& e) { return e.keys().device_key_bytes(); },
