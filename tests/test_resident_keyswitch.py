@@ -219,3 +219,23 @@ def test_cuda_keys_are_uploaded_once_per_chain(rng):
     t = __import__("pytest").importorskip("torch")
     limbs = X.limbs()
     assert isinstance(limbs, t.Tensor) and limbs.device.type == "cuda"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", DEVICES)
+def test_n16_resident_key_switching_matches_the_host(device):
+    """At the secure size (N = 2^16, 24 levels, dnum 2): multiply, square,
+    hoisted rotations and conjugation on device-resident ciphertexts equal the
+    host's word for word and hold 19 bits."""
+    ctx = ht.Context.from_preset("n16", rotations=[1, -3], seed=2026, conjugation=True)
+    rng = np.random.default_rng(26)
+    x, y = rng.uniform(-1, 1, ctx.slots), rng.uniform(-1, 1, ctx.slots)
+    X, Y = ctx.encrypt(x), ctx.encrypt(y)
+    dX, dY = resident(X, device), resident(Y, device)
+    cases = [("multiply", X * Y, dX * dY, x * y), ("square", X * X, dX * dX, x * x),
+             ("conjugate", X.conjugate(), dX.conjugate(), x)]
+    for s, h, d in zip([1, -3], X.rotate_many([1, -3]), dX.rotate_many([1, -3])):
+        cases.append((f"rotate {s}", h, d, np.roll(x, -s)))
+    for name, h, d, ref in cases:
+        assert_same(h, d, device, name)
+        assert bits(ctx.decrypt(d), ref) >= 19, name
