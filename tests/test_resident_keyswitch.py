@@ -216,7 +216,7 @@ def test_cuda_keys_are_uploaded_once_per_chain(rng):
     Y.rotate(1)
     assert ctx._engine.device_key_bytes() == twice
     assert bits(ctx.decrypt(Y), np.roll(x, -1) * x) >= 18
-    t = __import__("pytest").importorskip("torch")
+    t = pytest.importorskip("torch")
     limbs = X.limbs()
     assert isinstance(limbs, t.Tensor) and limbs.device.type == "cuda"
 
