@@ -2,8 +2,8 @@
 
 1. bench/nn_minilm.py: one MiniLM encoder layer (GK and softmax attention), planned,
    each distinct operation timed encrypted, summed.
-2. python -m hetensor.examples.digits: the digits test split, encrypted batches of 16
-   sequences until the deadline.
+2. python -m hetensor.examples.digits: the digits test split encrypted, in as many
+   forwards as its batch needs (one at n16-boot: per-sequence attention), until the deadline.
 
     flock /tmp/hetensor-heavy.lock python bench/nn_n16boot.py --minilm-budget 600 --digits-deadline 1500
 """
@@ -27,6 +27,7 @@ def main() -> None:
                          "MiniLM timing budget to a third of what is left after the keys")
     ap.add_argument("--skip-minilm", action="store_true")
     ap.add_argument("--json", default="bench/results-nn-minilm-n16-boot.json")
+    ap.add_argument("--digits-json", default="bench/results-nn-digits-n16-boot.json")
     args = ap.parse_args()
 
     import hetensor as ht
@@ -49,7 +50,7 @@ def main() -> None:
         deadline = max(1.0, min(deadline, args.until - time.time()))
     print(f"\n=== digits (deadline {deadline:.0f} s) ===", flush=True)
     digits.main(["--preset", args.preset, "--encrypted", "-1", "--simulated", "-1", "--key-budget", "2",
-                 "--deadline", str(deadline)], ctx=ctx)
+                 "--deadline", str(deadline), "--json", args.digits_json], ctx=ctx)
 
 
 if __name__ == "__main__":

@@ -575,3 +575,26 @@ def test_level_zero_operand_is_refused(ctx, rng):
     keys_for(ctx, "cpmm", (4, 4), (4, 4))
     with pytest.raises(ValueError, match="level"):
         low @ np.eye(4)
+
+
+@pytest.mark.parametrize("shape,layout,block,shift", [((12, 5), "matrix", 4, 1), ((12, 5), "matrix", 4, 3),
+                                                      ((12, 5), "matrix.T", 3, 2), ((2, 6, 3), "matrix", 2, -1)])
+def test_roll_rows_within_blocks(ctx, shape, layout, block, shift, rng):
+    """Row b * block + t takes row b * block + (t + shift) mod block, in x's own layout, in one level."""
+    X = rng.uniform(-1, 1, shape)
+    x = enc(ctx, X, layout)
+    ctx.auto_keys = True
+    y = la.roll_rows(x, shift, block)
+    lead = X.reshape(shape[:-2] + (shape[-2] // block, block, shape[-1]))
+    ref = np.roll(lead, -shift, axis=-2).reshape(shape)
+    assert y.layout.same_slots(x.layout) and y.level == x.level - 1
+    assert bits(ctx.decrypt(y), ref) >= 20
+    assert la.roll_rows(x, block, block) is x  # a whole turn: nothing moves
+
+
+def test_roll_rows_refuses_blocks_that_do_not_divide_the_rows(ctx, rng):
+    x = enc(ctx, rng.uniform(-1, 1, (6, 4)))
+    with pytest.raises(ValueError, match="blocks of 4: the tensor has 6 rows"):
+        la.roll_rows(x, 1, 4)
+    with pytest.raises(ValueError, match="blocks of 0"):
+        la.roll_rows(x, 1, 0)

@@ -172,3 +172,47 @@ def test_softmax_attention_sequence_of_padding_only_gets_zero_weights():
     assert np.max(np.abs(got[1] - bias)) <= 2.0 ** -40 * np.max(np.abs(bias))
     ref = att(torch.from_numpy(x[:1])).detach().numpy()
     assert np.max(np.abs(got[0] - ref[0])) < 2.0 ** -10 * np.max(np.abs(ref))
+
+
+@pytest.mark.parametrize("kind", ["gk", "softmax"])
+def test_per_sequence_scores_equal_the_dense_masked_ones(kind):
+    """Inference scores each token against its own sequence ((tokens, T * heads) scores);
+    training's dense form (tokens x tokens, block-diagonal mask) is the same function
+    with the same polynomials: they agree to float64 rounding, padding included, and
+    both follow the exact twin within the approximation error."""
+    torch.manual_seed(9)
+    cls = htt.GaussianKernelAttention if kind == "gk" else htt.SoftmaxAttention
+    att = cls(8, 2, lora_rank=1).double()
+    x = np.random.default_rng(9).normal(0, 1, (5, 4, 8))
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]])
+    model = hnn.from_torch(att, calibration=x, mask=mask)
+    assert model.per_sequence
+    packed = model(x, mask=mask)
+    model.per_sequence = False
+    dense = model(x, mask=mask)
+    assert np.max(np.abs(packed - dense)) <= 2.0 ** -40 * np.max(np.abs(dense))
+    ref = att(torch.from_numpy(x), torch.from_numpy(mask)).detach().numpy()
+    assert np.max(np.abs(packed - ref)) < 2.0 ** -10 * np.max(np.abs(ref))
+
+
+def test_per_sequence_attention_uses_small_score_tensors(monkeypatch):
+    """The per-sequence scores have T * heads columns whatever the batch (no tokens x tokens tensor)."""
+    from hetensor.nn.tensors import PlainArray
+
+    torch.manual_seed(10)
+    att = htt.GaussianKernelAttention(8, 2).double()
+    x = np.random.default_rng(10).normal(0, 1, (300, 4, 8))
+    model = hnn.from_torch(att, calibration=x[:8])
+    widths = []
+    orig = PlainArray.__matmul__
+
+    def spy(self, other):
+        out = orig(self, other)
+        widths.append(out.shape)
+        return out
+
+    monkeypatch.setattr(PlainArray, "__matmul__", spy)
+    got = model(x[:60])  # 60 sequences: one pass (not chunked)
+    assert widths and max(s[1] for s in widths) <= 8  # (240, T * heads = 8) scores, (240, 8) features
+    ref = att(torch.from_numpy(x[:60])).detach().numpy()
+    assert np.max(np.abs(got - ref)) < 2.0 ** -10 * np.max(np.abs(ref))

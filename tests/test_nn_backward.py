@@ -51,6 +51,10 @@ class TorchArray(PlainArray):
     def T(self):
         return TorchArray(self.v.transpose(-1, -2))
 
+    def roll_rows(self, shift, block):  # inference's per-sequence attention (the same function as the dense one)
+        v = self.v.reshape(-1, block, *self.v.shape[1:])
+        return TorchArray(torch.roll(v, -shift, dims=1).reshape(self.v.shape))
+
     def polyval(self, poly):
         y = (2.0 * self.v - (poly.a + poly.b)) / (poly.b - poly.a)
         c = [float(v) for v in poly.coeffs]

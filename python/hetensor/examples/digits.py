@@ -5,10 +5,11 @@ transformer with Gaussian-kernel attention and LoRA adapters on q, k, v is
 trained in PyTorch (``hetensor.torch``), converted with
 ``hetensor.nn.from_torch`` and run on the test split in four ways: torch
 exact, plain (the polynomials in float64), simulate (plus measured CKKS noise)
-and encrypted. A batch of sequences shares the slots of each ciphertext.
+and encrypted. A batch of sequences shares the slots of each ciphertext (at
+n16-boot the whole test split fits one forward).
 
     python -m hetensor.examples.digits                      # toy ring, a few encrypted samples
-    python -m hetensor.examples.digits --preset n16-boot --encrypted 16
+    python -m hetensor.examples.digits --preset n16-boot --encrypted -1   # the whole split: one forward
 
 No download: the digits ship with scikit-learn.
 """
@@ -74,11 +75,21 @@ def train(x: np.ndarray, y: np.ndarray, *, epochs: int = 60, lora_epochs: int = 
 
 
 def batch_for(slots: int, seq_len: int) -> int:
-    """The most sequences whose (batch * seq_len)^2 attention scores fit in one ciphertext."""
+    """Training batches: the most sequences whose (batch * seq_len)^2 attention scores
+    fit in one ciphertext (training keeps the dense score matrix)."""
     b = 1
     while (2 * b * seq_len) ** 2 <= slots:
         b *= 2
     return b
+
+
+def inference_batch_for(slots: int, seq_len: int) -> int:
+    """Inference batches: the most sequences whose tokens fill at most slots / 8 rows.
+    Attention scores each token within its own sequence ((tokens, seq_len * heads)
+    scores), so nothing grows with the square of the batch; a 16-wide activation then
+    takes 2 ciphertexts, which share one complex-packed bootstrap. At n16-boot: 512
+    sequences, the whole test split (450) in one forward."""
+    return max(1, slots // (8 * seq_len))
 
 
 def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
@@ -98,6 +109,7 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
                     help="rotation keys of the products (auto: the fastest whose keys fit --key-budget)")
     ap.add_argument("--key-budget", type=float, default=4.0, help="GiB for new rotation keys (auto policy)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: the default)")
+    ap.add_argument("--json", default="", help="write the table and the encrypted forwards' record here")
     ap.add_argument("--max-depth", type=int, default=0,
                     help="levels per polynomial (0: the preset's fresh level - 1); with --encrypted 0 "
                          "--simulated 0 no context is made (plain mode predicts a preset's accuracy)")
@@ -144,7 +156,8 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
     rows.append(("plain (polynomials)", len(y_te), _acc(plain, y_te), time.perf_counter() - t0, "-", "-"))
     print(f"  plain vs exact logits: max |diff| {np.max(np.abs(plain - exact)):.2e}")
 
-    B = batch_for(ctx.slots, 8)
+    B = inference_batch_for(ctx.slots, 8)
+    record: Dict[str, Any] = {}
     ns = len(y_te) if args.simulated < 0 else min(args.simulated, len(y_te))
     if ns:
         t0 = time.perf_counter()
@@ -170,13 +183,18 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
                 print(f"  deadline: stopped after {i} encrypted samples", flush=True)
                 ne = i
                 break
-            ct, _ = hnn.encrypt_tokens(ctx, x_te[i:min(i + B, ne)])
+            xb = x_te[i:min(i + B, ne)]
+            if len(xb) < len(first):  # the compiled shape (its keys): pad with real images, drop their outputs
+                xb = np.concatenate([xb, x_te[:len(first) - len(xb)]])
+            ct, _ = hnn.encrypt_tokens(ctx, xb)
             t0 = time.perf_counter()
-            outs.append(ctx.decrypt(model(ct, progress=True)))
+            outs.append(ctx.decrypt(model(ct, progress=True))[:min(B, ne - i)])
             times.append(time.perf_counter() - t0)
             _batch_line(i, x_te[i:min(i + B, ne)], outs[-1], plain, exact, y_te, times[-1], model.last_run)
         enc = np.concatenate(outs)[:ne]
         run = model.last_run
+        record.update(batch=B, forwards=len(times), seconds_per_forward=times, circuits_per_forward=run.circuits,
+                      tensors_refreshed=len(run.bootstraps), levels=_levels(run), compile=str(rep))
         rows.append((f"encrypted (batches of {B})", ne, _acc(enc, y_te[:ne]), float(np.mean(times)), _levels(run),
                      run.circuits))
         bits = -math.log2(max(np.max(np.abs(enc - plain[:ne])), 1e-300) / np.max(np.abs(plain[:ne])))
@@ -184,8 +202,16 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
         print(f"  agreement of encrypted and exact predictions: "
               f"{np.mean(enc.argmax(1) == exact[:ne].argmax(1)) * 100:.1f}%")
         print(model.profile())
+        record.update(bits_vs_plain=bits, agreement_with_exact=float(np.mean(enc.argmax(1) == exact[:ne].argmax(1))),
+                      profile=model.profile())
 
     _table(rows, len(y_te), args.preset)
+    record.update(rows=rows, preset=args.preset, test_images=len(y_te))
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1, default=str)
     return dict(rows=rows)
 
 

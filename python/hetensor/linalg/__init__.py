@@ -32,13 +32,13 @@ from .cost import MatmulCost, last_cost
 from .keypolicy import auto_keys, key_bytes, key_policy, power_of_two_terms, set_auto_keys, set_key_policy
 from .keys import rotation_steps_for
 from .moves import (align, broadcast_to, encrypt_matrix, layout_of, mask_padding, materialize_transpose,
-                    plain_rows, relayout, tensor_sum, to_matrix, transpose)
+                    plain_rows, relayout, roll_rows, tensor_sum, to_matrix, transpose)
 from .plainmm import PlainMatrix, as_plain as _as_plain
 from .products import lora, matmul, prepare_lora
 
 __all__ = [
     "Layout", "MatmulCost", "PlainMatrix", "PreparedMatrix", "align", "auto_keys", "broadcast_to", "clear_cache",
     "encrypt_matrix", "key_bytes", "key_policy", "last_cost", "layout_of", "lora", "mask_padding", "materialize_transpose",
-    "matmul", "plain_rows", "power_of_two_terms", "prepare", "prepare_lora", "relayout", "rotation_steps_for", "set_auto_keys",
+    "matmul", "plain_rows", "power_of_two_terms", "prepare", "prepare_lora", "relayout", "roll_rows", "rotation_steps_for", "set_auto_keys",
     "set_key_policy", "set_plaintext_budget", "suggest_layout", "tensor_sum", "to_matrix", "transpose",
 ]

@@ -127,6 +127,45 @@ def relayout(x, target: Layout, cost: Optional[MatmulCost] = None):
     return out
 
 
+@rm.planned("roll rows within blocks")
+def roll_rows(x, shift: int, block: int, cost: Optional[MatmulCost] = None):
+    """Rows rolled inside consecutive blocks of ``block`` rows: row ``b * block + t`` of the
+    result is row ``b * block + (t + shift) mod block`` of ``x`` (every token sees the token
+    ``shift`` places later in its own sequence). Same layout as ``x`` (a matrix layout), one
+    block linear map: one level; in a layout whose rows lie in the lanes of a super-slot
+    (the default), two rotations per ciphertext (steps ``shift`` and ``shift - block``)."""
+    ctx = x.context
+    x = to_matrix(x, cost)
+    lay = x._layout
+    rows = int(lay.rows)
+    block, shift = int(block), int(shift)
+    if block < 1 or rows % block:
+        raise ValueError(f"cannot roll rows within blocks of {block}: the tensor has {rows} rows")
+    if shift % block == 0:
+        return x
+    own = cost is None
+    cost = cost or MatmulCost(op="roll", method="map")
+    t0 = time.perf_counter()
+    level = int(x.level)
+    key = ("roll_rows", lay.key(), block, shift % block)
+
+    def build():
+        b, r, c = np.meshgrid(np.arange(lay.batch), np.arange(rows), np.arange(lay.cols), indexing="ij")
+        src = (r // block) * block + (r % block + shift) % block
+        oc, os_ = lay.index(b.reshape(-1), r.reshape(-1), c.reshape(-1))
+        ic, is_ = lay.index(b.reshape(-1), src.reshape(-1), c.reshape(-1))
+        return entry_plan(ctx.slots, lay.num_ciphertexts, lay.num_ciphertexts, oc, os_, ic, is_)
+
+    plan = cached_plan(ctx, key, build)
+    ct = rm.apply_map(ctx, key, plan, x._ct, level, 1, cost)
+    out = make(ctx, ct, lay.replace(clean=True), like=x)
+    if own:
+        cost.levels = level - int(out.level)
+        cost.seconds = time.perf_counter() - t0
+        publish(cost)
+    return out
+
+
 def lkey(lay) -> tuple:
     return lay.key() if isinstance(lay, Layout) else ("flat", lay.shape, lay.slots)
 

@@ -1,27 +1,42 @@
 """Multi-head attention over a batch of sequences packed as one (n, d) token matrix.
 
-Heads without slicing: q, k, v are projected once for all heads (one product
-each), and head h's q_h, k_h, v_h are those with every column outside the head
-set to zero (a plaintext mask: one level, no rotation), so q_h k_h^T sums over
-that head's columns only and E_h v_h lands in its own columns; the heads'
-outputs add up to the concatenation.
+Per-sequence scores (inference; ``per_sequence = True``, the default). With T
+tokens per sequence, H heads and c = 1 / (2 sqrt(dh)), token i = b T + t is
+scored against the T tokens of its own sequence only, one column per (offset
+o, head h):
 
-Gaussian kernel (per head, n tokens, head dimension dh, c = 1 / (2 sqrt(dh))):
+    K_o = roll_rows(k, o, T)                 row i holds k of token b T + (t + o) mod T   (1 level)
+    Z[:, o H + h] = -c sum_{head h} (q - K_o)^2   = (q - K_o)^2 @ M_o    (M_o: (d, T H), -c on head h)
+    E = exp(Z) * mask                        mask: that neighbour is a real key
+    out = sum_o (E @ B_o) * roll_rows(v, o, T)   (B_o: (T H, d) spreads column o H + h over head h)
+
+So the score tensor is (n, T H) whatever the batch (the dense form below is
+(n, n)), a whole test split shares one forward, and every product is with a
+small plaintext matrix (CPMM). Heads need no masks: M_o sums each head's
+columns into its own score column. The softmax baseline uses the same
+layout (scores (q * K_o) @ M_o / sqrt(dh), row sums per head by one product).
+
+Dense scores (training: ``per_sequence = False`` or a recording forward, whose
+backward is written for this form). q, k, v are projected once for all heads,
+and head h's q_h, k_h, v_h are those with every column outside the head set to
+zero (a plaintext mask: one level, no rotation):
 
     Z = -c (q*q) 1 - c 1 (k*k)^T + 2c q k^T      = -c ||q_i - k_j||^2   (two CPMMs, one CCMM)
     E = exp(Z) * M                               M: same sequence and a real key (0/1)
     out_h = E v_h
 
 exp runs as exp(Z / 2^k) by a polynomial and k squarings (fits.exp_steps) on
-the calibrated range of Z. No row normalisation, as in the paper. The
-softmax baseline needs no maximum either: it normalises softmax(Z / 2^K) and then
-squares and renormalises K times, so each reciprocal sees row sums in [1/n, 1].
+the calibrated range of Z (calibration runs both forms and records the dense
+one's wider range, so both use one fit). No row normalisation, as in the
+paper. The softmax baseline needs no maximum either: it normalises
+softmax(Z / 2^K) and then squares and renormalises K times, so each
+reciprocal sees row sums in [1/n, 1].
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -45,6 +60,9 @@ class _Attention(Module):
             (lambda: Linear(d_model, d_model, bias, rng=g))
         self.q, self.k, self.v = make(), make(), make()
         self.o = Linear(d_model, d_model, bias, rng=g)
+        #: score each token against its own sequence only ((n, T * heads) scores); False:
+        #: the (n, n) score matrix with a block-diagonal mask (what training always runs)
+        self.per_sequence = True
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, n_heads={self.n_heads}, lora_rank={self.lora_rank}"
@@ -55,6 +73,12 @@ class _Attention(Module):
         run.save(self, "input", x=x)
         out = None
         full = [p.project(x, run) for p in (self.q, self.k, self.v)]  # one product each, all heads
+        if self.per_sequence and run.tape is None:
+            out = self._per_sequence(full, run)
+            if not run.calibrating:
+                out = run.ready(out, 1, self, "heads")
+                return self.o.project(out, run)
+            # calibration also runs the dense form: training's forward uses its sites and ranges
         if self.n_heads > 1:
             full = run.ready_many([(t, 1, site) for t, site in zip(full, ("q_all", "k_all", "v_all"))], self)
         for h in range(self.n_heads):
@@ -71,6 +95,49 @@ class _Attention(Module):
 
     def weights(self, q: Any, k: Any, run: Any, head: int) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def packed_weights(self, q: Any, k: Any, run: Any) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _score_matrix(self, o: int, t: int, scale: float) -> np.ndarray:
+        """(d, T H): ``scale`` where column o H + h sums head h's features."""
+        h, dh = self.n_heads, self.head_dim
+        m = np.zeros((self.d_model, t * h))
+        for j in range(h):
+            m[j * dh:(j + 1) * dh, o * h + j] = scale
+        return m
+
+    def _spread_matrix(self, o: int, t: int) -> np.ndarray:
+        """(T H, d): score column o H + h copied to every feature of head h."""
+        h, dh = self.n_heads, self.head_dim
+        m = np.zeros((t * h, self.d_model))
+        for j in range(h):
+            m[o * h + j, j * dh:(j + 1) * dh] = 1.0
+        return m
+
+    def packed_mask(self, run: Any) -> np.ndarray:
+        """(n, T H) 0/1: score column o H + h of token i belongs to a real key."""
+        return np.repeat(run.offset_mask(), self.n_heads, axis=1)
+
+    def _per_sequence(self, full: List[Any], run: Any) -> Any:
+        """The heads' outputs summed (n, d), scoring each token within its own sequence."""
+        t = run.seq_len
+        q, k, v = full
+        e = self.packed_weights(q, k, run)  # (n, T H), at least 2 levels left
+        v = run.ready(v, 2, self, "values_p")  # a roll, then the product with the weights
+        out = None
+        for o in range(t):
+            vo = v if o == 0 else v.roll_rows(o, t)
+            eo = run.matmul(e, run.matrix(self, ("spread", t, o), lambda o=o: self._spread_matrix(o, t)))
+            part = eo * vo
+            out = part if out is None else out + part
+        return out
+
+    def _rolled_keys(self, q: Any, k: Any, run: Any) -> tuple:
+        """(q, [K_0, ..., K_{T-1}]) with 2 levels left on each (a product, a CPMM)."""
+        t = run.seq_len
+        q, k = run.ready_many([(q, 2, "q_p"), (k, 3, "k_p")], self)
+        return q, [k if o == 0 else k.roll_rows(o, t) for o in range(t)]
 
 
 def _head_mask(d: int, h: int, dh: int) -> np.ndarray:
@@ -116,6 +183,28 @@ class GaussianKernelAttention(_Attention):
         return e * run.attention_mask()  # a plaintext in e's own packing
 
 
+    def packed_weights(self, q: Any, k: Any, run: Any) -> Any:
+        t, c = run.seq_len, 1.0 / (2.0 * math.sqrt(self.head_dim))
+        q, ks = self._rolled_keys(q, k, run)
+        z = None
+        for o, ko in enumerate(ks):
+            d = q - ko
+            zo = run.matmul(d * d, run.matrix(self, ("gk_scores", t, o), lambda o=o: self._score_matrix(o, t, -c)))
+            z = zo if z is None else z + zo
+        mask = self.packed_mask(run)
+        if run.calibrating:
+            run.record(self, "scores", z)
+            return run.ready(type(z)(np.exp(z.numpy()) * mask), 3, self, "weights_p")
+        p, squarings = self.exp_steps()
+        z = run.ready(z, p.depth, self, "scores")  # one calibrated range for both forms
+        e = z.polyval(p)
+        for _ in range(squarings):  # exp(z / 2^j) <= exp(1/4) < 1.5 at every step
+            e = run.ready(e, 1, self, "exp_p", bound=1.5)
+            e = (e * e).assume_bound(1.5)
+        e = run.ready(e, 3, self, "weights_p", bound=1.5)  # the mask, the spread, the values
+        return e * mask
+
+
 class SoftmaxAttention(_Attention):
     """softmax(q k^T / sqrt(head_dim)) over the real keys of each sequence, with range
     reduction by normalised squaring (no maximum needed):
@@ -143,7 +232,7 @@ class SoftmaxAttention(_Attention):
         return fits.reciprocal_steps(float(lo), int(self.max_depth))
 
     def weights(self, q: Any, k: Any, run: Any, head: int) -> Any:
-        n, m = run.n_tokens, run.seq_len
+        n = run.n_tokens
         q, k = run.ready_many([(q, 3, "q"), (k, 3, "k")], self)
         z = run.matmul(q, run.ready(k * (1.0 / math.sqrt(self.head_dim)), 3, self, "k_scaled").T)
         mask = run.attention_mask()
@@ -152,35 +241,63 @@ class SoftmaxAttention(_Attention):
             zz = np.where(mask > 0, z.numpy(), -np.inf)
             e = np.exp(zz - np.max(zz, axis=1, keepdims=True)) * mask
             return type(z)(e / np.maximum(e.sum(1, keepdims=True), 1e-300))
-        p, steps = self.exp_steps()
         ones = run.matrix(self, ("ones", n), lambda: np.ones((n, n)))
+        y, z, saved = self._normalise(z, mask, ones, np.ones((n, n)), run, "")
+        run.save(self, head, q=q, k=k, z=z, softmax=saved)  # per step what the backward differentiates
+        return y
+
+    def packed_weights(self, q: Any, k: Any, run: Any) -> Any:
+        t, h = run.seq_len, self.n_heads
+        q, ks = self._rolled_keys(q, k, run)
+        z = None
+        for o, ko in enumerate(ks):
+            zo = run.matmul(q * ko, run.matrix(self, ("dot_scores", t, o),
+                                               lambda o=o: self._score_matrix(o, t, 1.0 / math.sqrt(self.head_dim))))
+            z = zo if z is None else z + zo
+        mask = self.packed_mask(run)
+        same_head = np.kron(np.ones((t, t)), np.eye(h))  # column o H + j sums the columns of head j
+        if run.calibrating:
+            run.record(self, "scores", z)
+            zz = np.where(mask > 0, z.numpy(), -np.inf).reshape(-1, t, h)
+            e = np.exp(zz - np.max(zz, axis=1, keepdims=True))
+            e = e / np.maximum(e.sum(1, keepdims=True), 1e-300)
+            return run.ready(type(z)(np.nan_to_num(e.reshape(z.shape)) * mask), 3, self, "weights_p")
+        ones = run.matrix(self, ("head_sums", t), lambda: same_head)
+        y = self._normalise(z, mask, ones, same_head, run, "_p")[0]
+        return run.ready(y, 3, self, "weights_p", bound=1.0)
+
+    def _normalise(self, z: Any, mask: np.ndarray, ones: Any, ones_np: np.ndarray, run: Any, tag: str) -> tuple:
+        """The range-reduced softmax of the scores ``z`` over the keys that ``mask`` marks
+        (``z @ ones``: every score's row sum over its own head; dense: the whole row);
+        returns (weights, the scores as refreshed, per step what the backward needs)."""
+        m = run.seq_len
+        p, steps = self.exp_steps()
         # rows with no real key (a sequence of padding only) get a row sum of 1, not 0
-        empty = (mask.sum(1, keepdims=True) == 0) * np.ones((1, n))
-        z = run.ready(z, p.depth + 1, self, "scores")
+        empty = ((mask @ ones_np) == 0).astype(np.float64)
+        z = run.ready(z, p.depth + 1, self, "scores")  # one calibrated range for both forms
         y = z.polyval(p) * mask  # exp((z - hi) / 2^K) in [e^-2, 1] on the real keys, 0 elsewhere
         top, low = float(m) * 1.05, math.exp(-fits.SOFTMAX_SPREAD) / 1.05
         saved = []  # per step what the backward differentiates (nn/backward.py)
         for t in range(steps + 1):
             a = None
             if t:  # square: a row of y sums to 1, so its squares sum to [1/m, 1]
-                a = y = run.ready(y, 1, self, "softmax", bound=1.0)
+                a = y = run.ready(y, 1, self, "softmax" + tag, bound=1.0)
                 y = (y * y).assume_bound(1.0)
                 top, low = 1.05, 1.0 / (m * 1.05)
-            y = run.ready(y, 2, self, "softmax", bound=1.0)  # a product with a plaintext: at most 2 levels
+            y = run.ready(y, 2, self, "softmax" + tag, bound=1.0)  # a product with a plaintext: at most 2 levels
             s = run.matmul(y, ones)  # the row sums, in every column
             if empty.any():
                 s = s + empty
             rp, newton = self._reciprocal(low / top)
-            u = run.ready(s * (1.0 / top), rp.depth, self, "sums_scaled", bound=1.0)
+            u = run.ready(s * (1.0 / top), rp.depth, self, "sums_scaled" + tag, bound=1.0)
             st = dict(a=a, u=u, rp=rp, top=top, newton=[])
             r = u.polyval(rp)
             for _ in range(newton):  # r (2 - u r): two levels on r, and u r one below u
-                r, u = run.ready_many([(r, 2, "newton", 1.05 / rp.a), (u, 2, "sums_scaled", 1.0)], self)
+                r, u = run.ready_many([(r, 2, "newton" + tag, 1.05 / rp.a), (u, 2, "sums_scaled" + tag, 1.0)], self)
                 st["newton"].append((r, u))
                 r = (r * (2.0 - u * r)).assume_bound(1.05 / rp.a)
-            r, y = run.ready_many([(r, 2, "recip", 1.05 / rp.a), (y, 2, "softmax", 1.0)], self)
+            r, y = run.ready_many([(r, 2, "recip" + tag, 1.05 / rp.a), (y, 2, "softmax" + tag, 1.0)], self)
             st.update(w=y, r=r)
             saved.append(st)
             y = (y * (r * (1.0 / top))).assume_bound(1.0)  # the rows now sum to 1
-        run.save(self, head, q=q, k=k, z=z, softmax=saved)
-        return y
+        return y, z, saved

@@ -133,6 +133,12 @@ class GhostArray:
 
         return GhostArray(self._run(transpose.unplanned, self.g), self.rec)
 
+    def roll_rows(self, shift: int, block: int) -> "GhostArray":
+        from ..linalg.moves import roll_rows
+
+        self.rec.op("roll", self.level, self.g._ct.batch, self.g, int(shift), int(block))
+        return GhostArray(self._run(roll_rows.unplanned, self.g, shift, block), self.rec)
+
     # -- levels -----------------------------------------------------------------
     def polyval(self, poly: Any) -> "GhostArray":
         self.rec.op("poly", self.level, self.g._ct.batch, self.g, poly)

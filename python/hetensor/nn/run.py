@@ -3,9 +3,11 @@ level management (bootstraps) and per-module profile.
 
 Batching: a batch of B sequences of T tokens is one (B*T, d) token matrix, so
 many inputs share the slots of each ciphertext. Token-wise layers (linear,
-LayerNorm, activations) need nothing more; attention multiplies its scores by
-a block-diagonal 0/1 mask (a token only attends to the real tokens of its own
-sequence) and pooling is a plaintext (B, B*T) averaging matrix.
+LayerNorm, activations) need nothing more; attention scores each token
+against the T tokens of its own sequence only (rolled copies of the keys, see
+hetensor.nn.attention; the masks come from ``offset_mask``), or, while
+training, keeps the (B*T, B*T) score matrix with a block-diagonal 0/1 mask
+(``attention_mask``); pooling is a plaintext (B, B*T) averaging matrix.
 
 Bootstraps are placed as the forward goes (``Run.ready``): before an operation
 that needs ``need`` levels, a tensor with fewer left is scaled into the
@@ -79,6 +81,16 @@ class Run:
             same = (seq[:, None] == seq[None, :]).astype(np.float64)
             self._consts["attn"] = same * self.keys_real().reshape(1, -1)
         return self._consts["attn"]
+
+    def offset_mask(self) -> np.ndarray:
+        """(n, seq_len) 0/1: column o says whether token i's o-th neighbour in its own
+        sequence (position (t + o) mod seq_len) is a real key (per-sequence attention)."""
+        if "offsets" not in self._consts:
+            t = np.arange(self.seq_len)
+            real = self.keys_real()  # (batch, seq_len)
+            shifted = real[:, (t[:, None] + t[None, :]) % self.seq_len]  # (batch, t, o)
+            self._consts["offsets"] = shifted.reshape(self.n_tokens, self.seq_len)
+        return self._consts["offsets"]
 
     def pool_matrix(self) -> np.ndarray:
         """(batch, n): the mean over the real tokens of each sequence."""
@@ -244,11 +256,16 @@ class Run:
         s = self.boot_scale(module, site, x, bound)
         lv = _level(x)
         y = x.assume_bound(s) * (1.0 / s) if s > 1.0 else x.assume_bound(1.0)
-        y = y.bootstrap()
+        cts = _cts(x)
+        if cts > 1 and self.mode in ("encrypted", "plan"):  # its ciphertexts pair up: half the circuits
+            y = type(y).bootstrap_many([y])[0]
+            self.circuits += (cts + 1) // 2
+        else:
+            y = y.bootstrap()
+            self.circuits += cts
         if s > 1.0:
             y = y * s
-        self.bootstraps.append(dict(module=self.name_of(module), site=site, level=lv, scale=s, cts=_cts(x)))
-        self.circuits += _cts(x)
+        self.bootstraps.append(dict(module=self.name_of(module), site=site, level=lv, scale=s, cts=cts))
         return y
 
 

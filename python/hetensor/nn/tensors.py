@@ -2,7 +2,8 @@
 
 A layer's forward uses only what :class:`hetensor.CipherTensor` offers:
 ``+ - *`` with a tensor, a scalar or a numpy array, ``@`` with a tensor or a
-plaintext matrix on either side, ``.T``, ``.polyval(approximation)``,
+plaintext matrix on either side, ``.T``, ``.roll_rows(shift, block)``
+(:func:`hetensor.linalg.roll_rows`), ``.polyval(approximation)``,
 ``.bootstrap()``, ``.level`` and ``.shape``. Two numpy-backed classes offer the
 same:
 
@@ -95,6 +96,13 @@ class PlainArray:
     @property
     def T(self) -> "PlainArray":
         return self._new(np.swapaxes(self.v, -1, -2))
+
+    def roll_rows(self, shift: int, block: int) -> "PlainArray":
+        """Row ``b * block + t`` becomes row ``b * block + (t + shift) mod block``
+        (:func:`hetensor.linalg.roll_rows`: one level, a slot map)."""
+        v = self.v.reshape(-1, int(block), *self.v.shape[1:])
+        v = np.roll(v, -int(shift), axis=1).reshape(self.v.shape)
+        return self._new(v, 1 if shift % block else 0, "cpmm" if shift % block else "")
 
     def polyval(self, poly: Any) -> "PlainArray":
         return self._new(np.asarray(poly(self.v), dtype=np.float64).reshape(self.v.shape), poly.depth, "poly")
@@ -215,6 +223,11 @@ class CipherArray:
     @property
     def T(self) -> "CipherArray":
         return self._do(lambda: self.t.T)
+
+    def roll_rows(self, shift: int, block: int) -> "CipherArray":
+        from ..linalg import roll_rows
+
+        return self._do(lambda: roll_rows(self.t, shift, block)._carry_from(self.t))
 
     def polyval(self, poly: Any) -> "CipherArray":
         # the interval comes from calibration (with a margin); the worst-case tracking can be
