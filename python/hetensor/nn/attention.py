@@ -1,6 +1,7 @@
 """Multi-head attention over a batch of sequences packed as one (n, d) token matrix.
 
-Per-sequence scores (inference; ``per_sequence = True``, the default). With T
+Per-sequence scores (inference of a batch of several sequences; ``per_sequence =
+True``, the default; one sequence keeps the dense form below, the same matrix). With T
 tokens per sequence, H heads and c = 1 / (2 sqrt(dh)), token i = b T + t is
 scored against the T tokens of its own sequence only, one column per (offset
 o, head h):
@@ -60,8 +61,9 @@ class _Attention(Module):
             (lambda: Linear(d_model, d_model, bias, rng=g))
         self.q, self.k, self.v = make(), make(), make()
         self.o = Linear(d_model, d_model, bias, rng=g)
-        #: score each token against its own sequence only ((n, T * heads) scores); False:
-        #: the (n, n) score matrix with a block-diagonal mask (what training always runs)
+        #: score each token against its own sequence only ((n, T * heads) scores) when the batch
+        #: holds several sequences; False: the (n, n) score matrix with a block-diagonal mask
+        #: (what training always runs; for one sequence it is the same matrix from fewer operations)
         self.per_sequence = True
 
     def extra_repr(self) -> str:
@@ -73,7 +75,7 @@ class _Attention(Module):
         run.save(self, "input", x=x)
         out = None
         full = [p.project(x, run) for p in (self.q, self.k, self.v)]  # one product each, all heads
-        if self.per_sequence and run.tape is None:
+        if self.per_sequence and run.tape is None and run.batch > 1:
             out = self._per_sequence(full, run)
             if not run.calibrating:
                 out = run.ready(out, 1, self, "heads")
