@@ -5,14 +5,15 @@ batch sizes at toy-boot-insecure (issue 11, bench/RESULTS.md).
     python bench/nn_attention_plans.py
 """
 
-import collections, time
-import numpy as np
+import collections
+import time
+
 import hetensor as ht
+import hetensor.nn as hnn
 from hetensor.examples import digits
 from hetensor.nn.plan import plan_forward
-import hetensor.nn as hnn
 
-x_tr, y_tr, x_te, y_te = digits.load_digits_tokens(0)
+x_tr, y_tr, _, _ = digits.load_digits_tokens(0)
 tm = digits.train(x_tr, y_tr, epochs=2, lora_epochs=1)
 ctx = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=3)
 model = hnn.from_torch(tm, calibration=x_tr, max_depth=ctx.fresh_level - 1)
@@ -21,9 +22,8 @@ for B in (4, 16, 32):
     for per in (True, False):
         att.per_sequence = per
         t0 = time.perf_counter()
-        p = plan_forward(model, ctx, (B, 8, 8))
-        ops = collections.Counter(o["kind"] for o in p.ops)
+        p = plan_forward(model, ctx, (B, 8, 8))  # just-in-time placement
         att_ops = collections.Counter(o["kind"] for o in p.ops if "attn" in o["module"])
         att_boot = sum(1 for b in p.bootstraps if "attn" in b["module"])
         print(f"B={B:3d} per_sequence={per!s:5}: {p.circuits} circuits ({len(p.bootstraps)} tensors, attention {att_boot}), "
-              f"attention ops {dict(att_ops)}, keys {len(p.keys)}, plan {time.perf_counter()-t0:.1f}s", flush=True)
+              f"attention ops {dict(att_ops)}, keys {len(p.keys)}, plan {time.perf_counter() - t0:.1f} s", flush=True)
