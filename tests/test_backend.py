@@ -92,6 +92,38 @@ def test_basis_convert(device, exact, rng, primes):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("exact", [False, True])
+@pytest.mark.parametrize("n", [8, 256])
+def test_basis_convert_modup_shape_exact(device, exact, n, rng):
+    """ModUp's shape at n16-boot (a digit of six 61-bit primes to 45-61-bit
+    primes), against Python integers: the fast result is exactly
+    sum_i y_i (B / b_i) mod c (y_i = x_i (B / b_i)^-1 mod b_i), the exact one
+    the centered CRT value. Largest residues included (the 128-bit carries);
+    n = 8 runs the 4-wide tail, n = 256 the CPU's 16-wide blocks."""
+    src = [_core.ntt_prime(61, n)]
+    while len(src) < 6:  # distinct 61-bit NTT primes below the first
+        q = src[-1] - 2 * n
+        while not _core.is_prime(q):
+            q -= 2 * n
+        src.append(q)
+    dst = [_core.ntt_prime(b, n) for b in (45, 50, 55, 59, 60)]
+    a = residues(rng, src, n)
+    a[:, 0] = [q - 1 for q in src]
+    a[:, 1] = 0
+    got = _core.backend_basis_convert(device, a, src, dst, exact=exact)
+    big = 1
+    for q in src:
+        big *= q
+    hats = [big // q for q in src]
+    for k in range(n):
+        ys = [int(a[i, k]) * pow(h, -1, q) % q for i, (h, q) in enumerate(zip(hats, src))]
+        fast = sum(y * h for y, h in zip(ys, hats))
+        x = fast % big
+        want = (x - big if x > big // 2 else x) if exact else fast
+        assert [int(got[j, k]) for j in range(len(dst))] == [want % c for c in dst]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_key_switch_dot_and_sub_mul_const(device, rng, primes):
     q = primes[2]
     d, kb, ka = (residues(rng, [q] * 5) for _ in range(3))

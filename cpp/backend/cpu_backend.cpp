@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/cpu_basis.hpp"
 #include "backend/cpu_dot.hpp"
 #include "backend/cpu_ntt.hpp"
 #include "backend/kernels/automorphism.hpp"
@@ -85,21 +86,14 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // Four coefficients at a time (each constant loaded once for four), in
-  // chunks of 1024 spread over the threads.
+  // Chunks of 1024 coefficients spread over the threads (cpu_basis.hpp).
   void basis_convert(const kernels::BasisConvView& view, const u64* const* src, u64* const* dst, u64 n,
                      bool exact) override {
-    constexpr int W = 4;
     constexpr u64 chunk = 1024;
-    if (n % W != 0) fail("basis_convert", "n must be a multiple of 4");
+    if (n % 4 != 0) fail("basis_convert", "n must be a multiple of 4");
     const u64 chunks = (n + chunk - 1) / chunk;
     parallel_for(chunks, [&](std::size_t ch) {
-      std::vector<u64> y(static_cast<std::size_t>(view.nsrc) * W);
-      const u64 end = std::min<u64>(n, (ch + 1) * chunk);
-      for (u64 k = ch * chunk; k < end; k += W) {
-        if (exact) kernels::basis_convert_block<W, true>(view, src, dst, y.data(), k);
-        else kernels::basis_convert_block<W, false>(view, src, dst, y.data(), k);
-      }
+      ht::cpu::basis_convert(view, src, dst, ch * chunk, std::min<u64>(n, (ch + 1) * chunk), exact);
     });
   }
 
