@@ -162,15 +162,27 @@ void add_ext(const Tables& ctx, int level, int ext, const u64* src, u64* dst) {
   });
 }
 
+// dst += src through the NTT-domain automorphism perm, over the extended limbs.
+void add_ext_permuted(const Tables& ctx, int level, int ext, const u64* src, const u32* perm, u64* dst) {
+  const u64 n = ctx.n();
+  parallel_for(static_cast<size_t>(ext), [&](size_t e) {
+    const u64 q = ctx.prime(ext_prime_index(ctx, level, static_cast<int>(e)));
+    const u64* x = src + e * n;
+    u64* o = dst + e * n;
+    for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], x[perm[k]], q);
+  });
+}
+
 }  // namespace
 
 // Double hoisting (Bossuat et al., Eurocrypt 2021, sec. 6): c1 is decomposed
 // once; every baby rotation stays in the extended basis Q*P (no ModDown);
-// each giant group's sum of plaintext products is taken there and brought
-// down once, rotated by its giant step with the key-switch output again kept
-// in Q*P; the total is divided by P and rescaled in one fused step. Per
-// transform: 1 + n2 ModUps, n2 ModDowns and one fused ModDown-rescale,
-// against 1 + n2 ModUps and 2 (n1 + n2) ModDowns plus a rescale before.
+// each giant group's sum of plaintext products is taken there and
+// rotated by its giant step: the c1 part is brought down once for its key
+// switch, the c0 part rotates in Q*P; the total is divided by P and rescaled
+// in one fused step. Per transform: 1 + n2 ModUps, n2 ModDowns and one fused
+// ModDown-rescale, against 1 + n2 ModUps and 2 (n1 + n2) ModDowns plus a
+// rescale before.
 Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const Ciphertext& in,
                                   const LinearTransform& lt) {
   const char* op = "apply a linear transform";
@@ -228,16 +240,16 @@ Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const
         add_ext(ctx, level, ext, acc1.data(), total1.data());
         continue;
       }
-      // Down to Q, then the giant rotation with its key-switch output kept in Q*P.
-      Buffer a0 = Buffer::uninitialized(static_cast<size_t>(level + 1) * n);
+      // The giant rotation: the c0 part is rotated in Q*P as it is (an
+      // automorphism commutes with the final division by P); only the c1
+      // part goes down to Q for its key switch, whose output stays in Q*P.
       Buffer a1 = Buffer::uninitialized(static_cast<size_t>(level + 1) * n);
-      mod_down(ctx, acc0.data(), level, a0.data(), false);
       mod_down(ctx, acc1.data(), level, a1.data(), false);
       const u64 g = galois_element_for_step(step, n);
       const std::vector<u32>& perm = ctx.galois_perm(g);
+      add_ext_permuted(ctx, level, ext, acc0.data(), perm.data(), total0.data());
       const Decomposition dec = decompose(ctx, a1.data(), level);
       inner_product(ctx, dec, *keys.galois_key(g), perm.data(), acc0.data(), acc1.data());
-      add_p_times(ctx, level, a0.data(), perm.data(), acc0.data());
       add_ext(ctx, level, ext, acc0.data(), total0.data());
       add_ext(ctx, level, ext, acc1.data(), total1.data());
     }
