@@ -108,31 +108,45 @@ namespace {
 // Prime index of limb e of an extended (Q_level + P) polynomial.
 int ext_prime_index(const Tables& ctx, int level, int e) { return e <= level ? e : ctx.p_index(e - level - 1); }
 
-// out[e] = sum_j pt_j[e] * x_j[e] over the extended limbs, lazily reduced:
-// 128-bit sums in cache-sized chunks, one Barrett reduction per coefficient
-// (products < 2^122, so 32 terms stay below 2^127; longer sums fold).
-void dot_extended(const Tables& ctx, int level, int ext, const std::vector<const u64*>& xs,
-                  const std::vector<const u64*>& pts, u64* out) {
+// For every giant group g: out0[g] = sum_j pt_j * baby0[b_j] and out1[g] =
+// sum_j pt_j * baby1[b_j] over the extended limbs, lazily reduced: 128-bit
+// sums, one Barrett reduction per coefficient (products < 2^122, so 32 terms
+// stay below 2^127; longer sums fold). One pass over cache-sized chunks of
+// each limb takes every group, so a plaintext chunk is read once for both
+// parts and a baby's chunk stays in cache for every group that uses it (the
+// sums are the same integers as group by group, so the residues are too).
+void dot_groups(const Tables& ctx, int level, int ext, const LinearTransform& lt, const std::vector<Buffer>& baby0,
+                const std::vector<Buffer>& baby1, std::vector<Buffer>& out0, std::vector<Buffer>& out1) {
   const u64 n = ctx.n();
   parallel_for(static_cast<size_t>(ext), [&](size_t e) {
     const Modulus& m = ctx.modulus(ext_prime_index(ctx, level, static_cast<int>(e)));
-    constexpr u64 kChunk = 512;
-    Acc128 sums[kChunk];
-    u64* o = out + e * n;
+    constexpr u64 kChunk = 256;
+    Acc128 s0[kChunk], s1[kChunk];
+    const size_t off = e * n;
     for (u64 t0 = 0; t0 < n; t0 += kChunk) {
       const u64 len = std::min<u64>(kChunk, n - t0);
-      for (u64 t = 0; t < len; ++t) sums[t] = Acc128{};
-      size_t in_acc = 0;
-      for (size_t j = 0; j < xs.size(); ++j) {
-        const u64* x = xs[j] + e * n + t0;
-        const u64* p = pts[j] + e * n + t0;
-        for (u64 t = 0; t < len; ++t) sums[t].mul_add(x[t], p[t]);
-        if (++in_acc == 32) {
-          for (u64 t = 0; t < len; ++t) sums[t] = Acc128{reduce_acc(sums[t], m), 0};
-          in_acc = 1;
+      for (size_t g = 0; g < lt.groups.size(); ++g) {
+        for (u64 t = 0; t < len; ++t) s0[t] = Acc128{}, s1[t] = Acc128{};
+        int in_acc = 0;
+        for (const auto& term : lt.groups[g]) {
+          const u64* x0 = baby0[term.first].data() + off + t0;
+          const u64* x1 = baby1[term.first].data() + off + t0;
+          const u64* p = term.second.data.data() + off + t0;
+          if (in_acc == 32) {
+            for (u64 t = 0; t < len; ++t)
+              s0[t] = Acc128{reduce_acc(s0[t], m), 0}, s1[t] = Acc128{reduce_acc(s1[t], m), 0};
+            in_acc = 1;
+          }
+          for (u64 t = 0; t < len; ++t) {
+            s0[t].mul_add(x0[t], p[t]);
+            s1[t].mul_add(x1[t], p[t]);
+          }
+          ++in_acc;
         }
+        u64* o0 = out0[g].data() + off + t0;
+        u64* o1 = out1[g].data() + off + t0;
+        for (u64 t = 0; t < len; ++t) o0[t] = reduce_acc(s0[t], m), o1[t] = reduce_acc(s1[t], m);
       }
-      for (u64 t = 0; t < len; ++t) o[t0 + t] = reduce_acc(sums[t], m);
     }
   });
 }
@@ -224,16 +238,17 @@ Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const
       }
     }
     Buffer total0(ext_words), total1(ext_words);
-    Buffer acc0 = Buffer::uninitialized(ext_words), acc1 = Buffer::uninitialized(ext_words);
+    std::vector<Buffer> sum0, sum1;  // per giant group, in Q*P
     for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
-      std::vector<const u64*> x0, x1, pts;
-      for (const auto& term : lt.groups[gi]) {
-        x0.push_back(baby0[term.first].data());
-        x1.push_back(baby1[term.first].data());
-        pts.push_back(term.second.data.data());
-      }
-      dot_extended(ctx, level, ext, x0, pts, acc0.data());
-      dot_extended(ctx, level, ext, x1, pts, acc1.data());
+      sum0.push_back(Buffer::uninitialized(ext_words));
+      sum1.push_back(Buffer::uninitialized(ext_words));
+    }
+    dot_groups(ctx, level, ext, lt, baby0, baby1, sum0, sum1);
+    baby0.clear();
+    baby1.clear();
+    for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
+      Buffer& acc0 = sum0[gi];
+      Buffer& acc1 = sum1[gi];
       const long step = lt.giants[gi];
       if (normalize_step(step, ctx.slots()) == 0) {
         add_ext(ctx, level, ext, acc0.data(), total0.data());
