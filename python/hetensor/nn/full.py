@@ -62,7 +62,8 @@ class TrainableLinear(Module):
             if run.mode not in ("encrypted", "plan"):
                 raise ValueError("the weight is encrypted: run the model on encrypted inputs, or keep it plaintext "
                                  "for plain and simulate mode")
-            x = run.ready(x, 3, self, "x")
+            # the product's route (and so its levels) depends on the layouts: ask the planner
+            x = run.ready(x, run.levels_of_matmul(x, self.weight), self, "x")
             run.save(self, "proj", x=x)
             y = run.matmul(x, self.weight)
         else:
