@@ -69,7 +69,8 @@ def watch_stages(stages: List[Dict[str, Any]]) -> None:
 def transform_bytes(ctx: Any, transforms: list) -> int:
     """Bytes of encoded diagonals: each over the limbs of its level and P."""
     alpha = len(ctx._engine.p)
-    return sum(lt.diagonals * (lt.level + 1 + alpha) * ctx.ring_degree * 8 for lt in transforms if lt is not None)
+    return sum(lt.diagonals * (lt.level + 1 + (alpha if lt.extended else 0)) * ctx.ring_degree * 8
+               for lt in transforms if lt is not None)
 
 
 def main() -> None:

@@ -68,6 +68,8 @@ void register_context(py::module_& m) {
       }, py::arg("level") = -1, release())
       .def_property("compact_keys", [](Engine& e) { return e.keys().compact_keys(); },
                     [](Engine& e, bool on) { e.keys().set_compact_keys(on); })
+      .def("compact_relin_key", [](Engine& e) { e.keys().compact_relin_key(); })
+      .def_property_readonly("relin_key_compact", [](Engine& e) { return e.keys().relin_key().compact; })
       .def("galois_key_levels", [](Engine& e) {
         std::map<ht::u64, int> out;
         for (ht::u64 g : e.keys().galois_elements()) out[g] = e.keys().galois_key(g)->level;

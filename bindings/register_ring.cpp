@@ -101,6 +101,21 @@ void register_ring(py::module_& m) {
     return out;
   }, py::arg("key"), py::arg("stream"), py::arg("start"), py::arg("blocks"), py::arg("path") = "best",
      "AES-256 of the counter blocks (index | stream | 'htA1') as little-endian u64 pairs (tests).");
+  m.def("aes256_uniform_mod_q", [](py::bytes key, ht::u32 stream, ht::u64 q, ht::u64 n) {
+    const std::string k = key;
+    if (k.size() != 32) throw ht::InvalidArgument("aes256_uniform_mod_q: the key must be 32 bytes");
+    if (q < 2) throw ht::InvalidArgument("aes256_uniform_mod_q: the modulus q must be >= 2");
+    if (n < 1 || n > (ht::u64(1) << 26)) throw ht::InvalidArgument("aes256_uniform_mod_q: n must be in [1, 2^26]");
+    std::array<ht::u32, 8> kw{};
+    for (int i = 0; i < 32; ++i) kw[i / 4] |= static_cast<ht::u32>(static_cast<unsigned char>(k[i])) << (8 * (i % 4));
+    U64Array out(static_cast<py::ssize_t>(n));
+    {
+      py::gil_scoped_release release;
+      ht::uniform_mod_q(ht::Aes256(kw), stream, q, out.mutable_data(), n);
+    }
+    return out;
+  }, py::arg("key"), py::arg("stream"), py::arg("q"), py::arg("n"),
+     "n values uniform in [0, q) from AES-256-CTR words (the sampler of the a halves; tests).");
   m.def("aes256_encrypt_block", [](py::bytes key, py::bytes block) {
     const std::string k = key, b = block;
     if (k.size() != 32 || b.size() != 16)

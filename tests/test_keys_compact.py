@@ -78,9 +78,10 @@ def pair():
 
 
 def _key_bytes(ctx, compact: bool) -> int:
-    """What the keys must take: public key and relinearization key expanded,
-    every Galois key digits(level) x halves x (level + 1 + alpha) x N words,
-    the encapsulation keys (4 N words + one switching key at the top)."""
+    """What the keys must take: public key expanded, the relinearization key
+    (compact with the others), every Galois key digits(level) x halves x
+    (level + 1 + alpha) x N words, the encapsulation keys (4 N words + one
+    switching key at the top)."""
     eng = ctx._engine
     n, top, alpha, dnum = ctx.ring_degree, ctx.max_level, len(eng.p), eng.dnum
     size = -(-(top + 1) // dnum)
@@ -89,7 +90,7 @@ def _key_bytes(ctx, compact: bool) -> int:
         return (level // size + 1) * halves * (level + 1 + alpha) * n * 8
 
     halves = 1 if compact else 2
-    total = 2 * (top + 1 + alpha) * n * 8 + switch(top, 2)
+    total = 2 * (top + 1 + alpha) * n * 8 + switch(top, halves)
     total += sum(switch(lv, halves) for lv in eng.galois_key_levels().values())
     return total + 4 * n * 8 + switch(top, halves)
 
@@ -186,3 +187,24 @@ def test_corrupt_key_fields_raise_format_error(pair):
     bad = reseal(data[:at] + struct.pack("<IBi", other // size + 1, mode, other) + data[at + 9:])
     with pytest.raises(ht.FormatError):
         ht.from_bytes(bad, allow_insecure=True)
+
+
+def test_relinearization_key_is_compact_and_a_loaded_context_stays_compact(pair):
+    full, compact = pair
+    assert compact._engine.relin_key_compact and not full._engine.relin_key_compact
+    assert compact._engine.relin_key_bytes() * 2 == full._engine.relin_key_bytes()
+    x = np.random.default_rng(12).uniform(-1, 1, full.slots)
+    prods = [ctx.decrypt(ctx.encrypt(x) * ctx.encrypt(x)) for ctx in pair]
+    assert np.array_equal(prods[0], prods[1])  # the regenerated a halves are the stored ones
+    assert bits(prods[1], x * x) >= 25
+    back = ht.from_bytes(compact.to_bytes(include_secret_key=True), allow_insecure=True)
+    assert back.compact_keys and back._engine.relin_key_compact
+    step = next(s for s in range(3, back.slots) if s not in set(back.rotation_steps))
+    before = back.key_bytes()
+    back.generate_rotation_keys([step])  # a key for every level: compact, as in the saved context
+    size = -(-(back.max_level + 1) // back._engine.dnum)
+    limbs = back.max_level + 1 + len(back._engine.p)
+    assert back.key_bytes() - before == (back.max_level // size + 1) * limbs * back.ring_degree * 8
+    assert bits(back.decrypt(back.encrypt(x).rotate(step)), np.roll(x, -step)) >= 25
+    expanded = ht.from_bytes(full.to_bytes(include_secret_key=True), allow_insecure=True)
+    assert not expanded.compact_keys

@@ -47,7 +47,7 @@ double bsgs_cost(const std::vector<long>& diags, long n1) {
 
 LinearTransform encode_linear_transform(const Encoder& encoder,
                                         const std::map<long, std::vector<std::complex<double>>>& diagonals,
-                                        int level, long n1, double input_scale) {
+                                        int level, long n1, double input_scale, bool extended) {
   const Tables& ctx = encoder.tables();
   const long slots = static_cast<long>(ctx.slots());
   if (diagonals.empty()) fail("encode a linear transform", "no diagonals given");
@@ -71,6 +71,7 @@ LinearTransform encode_linear_transform(const Encoder& encoder,
   }
   LinearTransform lt;
   lt.level = level;
+  lt.extended = extended;
   lt.n1 = n1;
   std::vector<double> row_sum(slots, 0.0);
   std::map<long, std::vector<std::pair<long, long>>> by_giant;  // g -> (j, d)
@@ -96,7 +97,8 @@ LinearTransform encode_linear_transform(const Encoder& encoder,
       // rot_{-g}(diag)[i] = diag[(i - g) mod slots]
       for (long i = 0; i < slots; ++i) rotated[i] = diag[((i - g) % slots + slots) % slots];
       const int bi = static_cast<int>(std::lower_bound(lt.babies.begin(), lt.babies.end(), jd.first) - lt.babies.begin());
-      group.emplace_back(bi, encoder.encode_extended(rotated.data(), slots, level, pscale));
+      group.emplace_back(bi, extended ? encoder.encode_extended(rotated.data(), slots, level, pscale)
+                                      : encoder.encode(rotated.data(), 1, slots, level, pscale));
     }
     lt.groups.push_back(std::move(group));
   }
@@ -189,6 +191,80 @@ void add_ext_permuted(const Tables& ctx, int level, int ext, const u64* src, con
 
 }  // namespace
 
+namespace {
+
+// Diagonals over Q only: the babies of the hoisted decomposition are brought
+// down to Q (one ModDown per baby and part), the plaintext products and giant
+// sums run on the level + 1 limbs of Q, and each giant rotation's key-switch
+// output and the total stay in Q*P (the Q parts enter it times P), ending in
+// one fused ModDown-rescale as below. The same result as the extended form.
+Ciphertext apply_q_diagonals(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,
+                             const LinearTransform& lt, double in_bound) {
+  const u64 n = ctx.n();
+  const int level = lt.level;
+  const int qn = level + 1;
+  const int ext = level + 1 + ctx.alpha();
+  const size_t ext_words = static_cast<size_t>(ext) * n, q_words = static_cast<size_t>(qn) * n;
+  Ciphertext out(n, ct.batch, 2, level - 1, 1.0, ctx.id(), false, false);
+  for (int b = 0; b < ct.batch; ++b) {
+    const u64* c0 = ct.poly(b, 0);
+    const u64* c1 = ct.poly(b, 1);
+    std::vector<Buffer> baby0, baby1;
+    {
+      const Decomposition dec = decompose(ctx, c1, level);
+      Buffer e0 = Buffer::uninitialized(ext_words), e1 = Buffer::uninitialized(ext_words);
+      for (long j : lt.babies) {
+        baby0.push_back(Buffer::uninitialized(q_words));
+        baby1.push_back(Buffer::uninitialized(q_words));
+        if (j == 0) {
+          std::memcpy(baby0.back().data(), c0, q_words * sizeof(u64));
+          std::memcpy(baby1.back().data(), c1, q_words * sizeof(u64));
+          continue;
+        }
+        const u64 g = galois_element_for_step(j, n);
+        const std::vector<u32>& perm = ctx.galois_perm(g);
+        inner_product(ctx, dec, *keys.galois_key(g), perm.data(), e0.data(), e1.data());
+        add_p_times(ctx, level, c0, perm.data(), e0.data());
+        mod_down(ctx, e0.data(), level, baby0.back().data(), false);
+        mod_down(ctx, e1.data(), level, baby1.back().data(), false);
+      }
+    }
+    Buffer total0(ext_words), total1(ext_words);
+    Buffer acc0 = Buffer::uninitialized(q_words), acc1 = Buffer::uninitialized(q_words);
+    Buffer t0 = Buffer::uninitialized(ext_words), t1 = Buffer::uninitialized(ext_words);
+    for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
+      std::vector<const u64*> x0, x1, pts;
+      for (const auto& term : lt.groups[gi]) {
+        x0.push_back(baby0[term.first].data());
+        x1.push_back(baby1[term.first].data());
+        pts.push_back(term.second.data.data());
+      }
+      dot_extended(ctx, level, qn, x0, pts, acc0.data());
+      dot_extended(ctx, level, qn, x1, pts, acc1.data());
+      const long step = lt.giants[gi];
+      if (normalize_step(step, ctx.slots()) == 0) {
+        add_p_times(ctx, level, acc0.data(), nullptr, total0.data());
+        add_p_times(ctx, level, acc1.data(), nullptr, total1.data());
+        continue;
+      }
+      const u64 g = galois_element_for_step(step, n);
+      const std::vector<u32>& perm = ctx.galois_perm(g);
+      const Decomposition dec = decompose(ctx, acc1.data(), level);
+      inner_product(ctx, dec, *keys.galois_key(g), perm.data(), t0.data(), t1.data());
+      add_p_times(ctx, level, acc0.data(), perm.data(), t0.data());
+      add_ext(ctx, level, ext, t0.data(), total0.data());
+      add_ext(ctx, level, ext, t1.data(), total1.data());
+    }
+    mod_down_rescale(ctx, total0.data(), level, out.poly(b, 0));
+    mod_down_rescale(ctx, total1.data(), level, out.poly(b, 1));
+  }
+  out.scale = ctx.scale_at(out.level);
+  out.bound = in_bound * lt.norm_inf;
+  return out;
+}
+
+}  // namespace
+
 // Double hoisting (Bossuat et al., Eurocrypt 2021, sec. 6): c1 is decomposed
 // once; every baby rotation stays in the extended basis Q*P (no ModDown);
 // each giant group's sum of plaintext products is taken there and
@@ -209,6 +285,7 @@ Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const
   const Ciphertext ct = in.level == lt.level ? in : level_to(ctx, in, lt.level);
   if (std::fabs(ct.scale / lt.input_scale - 1) > 1e-9)
     fail(op, "the ciphertext's scale differs from the one the transform was encoded for");
+  if (!lt.extended) return apply_q_diagonals(ctx, keys, ct, lt, in.bound);
   const u64 n = ctx.n();
   const int level = lt.level;
   const int ext = level + 1 + ctx.alpha();

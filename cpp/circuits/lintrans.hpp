@@ -17,6 +17,7 @@ namespace ht {
 
 struct LinearTransform {
   int level = 0;          // the level the diagonals are encoded for
+  bool extended = true;   // diagonals over Q*P (double hoisting) or over Q only (see below)
   long n1 = 1;            // baby-step size
   double norm_inf = 0;    // max row sum of |entries|: bounds |y| by norm_inf * |x|
   double input_scale = 0; // the scale the diagonals were encoded against
@@ -32,9 +33,13 @@ struct LinearTransform {
 // step that minimises the cost under double hoisting (cheap babies, see .cpp).
 // input_scale: the scale of the ciphertexts it will meet (0: the canonical
 // scale of `level`); the output always has the canonical scale of level - 1.
+// extended = false keeps the diagonals over the level + 1 primes of Q only:
+// the baby rotations then come down to Q (one ModDown each) before the
+// products. Worth it at low levels, where P's alpha limbs are most of a
+// diagonal (SlotToCoeff at levels 3..1 of n16-boot: 6 of 8-10 limbs).
 LinearTransform encode_linear_transform(const Encoder& encoder,
                                         const std::map<long, std::vector<std::complex<double>>>& diagonals,
-                                        int level, long n1 = 0, double input_scale = 0);
+                                        int level, long n1 = 0, double input_scale = 0, bool extended = true);
 
 // One level: input at the transform's level or above (brought down first).
 Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,

@@ -79,6 +79,24 @@ KeyChain::KeyChain(std::shared_ptr<const Tables> ctx, std::optional<u64> seed)
   relin_ = std::make_shared<const SwitchKey>(make_switch_key(s2.data()));
 }
 
+void KeyChain::compact_relin_key() {
+  const SwitchKey& r = *relin_;
+  if (r.compact) return;
+  if (r.a_seeds.size() != static_cast<size_t>(r.digits))
+    fail("compact the relinearization key", "its a halves were not made from seeds (a key loaded expanded)");
+  auto k = std::make_shared<SwitchKey>();
+  k->digits = r.digits;
+  k->level = r.level;
+  k->alpha = r.alpha;
+  k->n = r.n;
+  k->compact = true;
+  k->a_seeds = r.a_seeds;
+  const size_t words = static_cast<size_t>(k->limbs()) * k->n;
+  k->data = Buffer(static_cast<size_t>(k->digits) * words, false, false);
+  for (int j = 0; j < k->digits; ++j) std::memcpy(k->b(j, 0), r.b(j, 0), words * sizeof(u64));
+  relin_ = std::move(k);
+}
+
 SwitchKey KeyChain::make_switch_key(const u64* s_prime, int level) {
   const Tables& c = *ctx_;
   const u64 n = c.n();

@@ -110,9 +110,12 @@ class KeyChain {
   // A fingerprint of the public key: objects made under other keys are refused on load.
   u64 key_id() const;
 
-  // Keys made from now on are compact (SwitchKey::compact); the
-  // relinearization key, made with the chain, stays expanded.
+  // Keys made from now on are compact (SwitchKey::compact).
   void set_compact_keys(bool compact) { compact_ = compact; }
+  // The relinearization key, made expanded with the chain, made compact (its
+  // b halves and seeds kept). Only while nothing else uses the chain: an
+  // operation running meanwhile may hold the expanded key.
+  void compact_relin_key();
   bool compact_keys() const { return compact_; }
 
   // Galois keys for slot rotations. A key serves ciphertexts up to `level`

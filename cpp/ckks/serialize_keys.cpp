@@ -241,7 +241,9 @@ LoadedContext load_context(const u8* data, size_t len, bool allow_insecure, Vali
     const u64 g = r.get<u64>("Galois element");
     if (g % 2 == 0 || g >= 2 * n) throw FormatError("corrupt context: " + std::to_string(g) + " is not a Galois element");
     if (keys->has_galois_key(g)) throw FormatError("corrupt context: a Galois key appears twice");
-    keys->add_galois_key(g, read_switch_key(r, *ctx, check));
+    auto key = read_switch_key(r, *ctx, check);
+    if (key->compact) keys->set_compact_keys(true);  // keys made after loading stay compact too
+    keys->add_galois_key(g, std::move(key));
   }
   const u8 has_enc = r.get<u8>("encapsulation flag");
   if (has_enc > 1) throw FormatError("corrupt context: encapsulation flag is not 0 or 1");

@@ -131,6 +131,8 @@ class Context:
         literal = _core.preset_literal(name)
         ctx = cls._create(literal, None, seed, False)
         ctx.compact_keys = compact_keys
+        if compact_keys:
+            ctx._engine.compact_relin_key()  # before anything uses the engine
         if rotations is not None:
             ctx.generate_rotation_keys(rotations)
         if conjugation:
@@ -450,8 +452,10 @@ class Context:
         """Whether keys made from now on are compact: ``b`` halves stored, the
         uniform ``a`` halves regenerated from 32-byte seeds at each key switch
         (AES-256-CTR, AES-NI where the CPU has it). Half the memory of a
-        rotation key for a few percent more time per rotation; the
-        relinearization key, made with the context, is always expanded."""
+        rotation key for a few percent more time per rotation.
+        ``from_preset(compact_keys=True)`` (the default with ``bootstrap=True``)
+        makes the relinearization key compact too; setting this later affects
+        new keys only. A loaded context with compact keys keeps making them."""
         return bool(self._engine.compact_keys)
 
     @compact_keys.setter
