@@ -321,9 +321,9 @@ class Context:
         (``fresh_level - 3`` in a stc_first context), error about 2^-22 at
         n16-boot and 2^-28 at N = 2^12. ``stc_first=True`` forces the
         SlotToCoeff-first order in a context made for the classic one (output
-        3 levels above its ``fresh_level``). A public context made for one order
-        may lack keys of the other (``ValueError`` says so); one holding the
-        secret key makes them on the first such call.
+        3 levels above its ``fresh_level``). Both orders use the same keys; the
+        other order's SlotToCoeff is encoded on its first call (the classic
+        one's: 1.5 GB more at n16-boot).
         """
         self._check_bootstrappable(ct)
         lo, hi = ranges.of(ct)
