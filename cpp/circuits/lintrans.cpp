@@ -230,17 +230,16 @@ Ciphertext apply_q_diagonals(const Tables& ctx, const KeyChain& keys, const Ciph
       }
     }
     Buffer total0(ext_words), total1(ext_words);
-    Buffer acc0 = Buffer::uninitialized(q_words), acc1 = Buffer::uninitialized(q_words);
     Buffer t0 = Buffer::uninitialized(ext_words), t1 = Buffer::uninitialized(ext_words);
+    std::vector<Buffer> sum0, sum1;
     for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
-      std::vector<const u64*> x0, x1, pts;
-      for (const auto& term : lt.groups[gi]) {
-        x0.push_back(baby0[term.first].data());
-        x1.push_back(baby1[term.first].data());
-        pts.push_back(term.second.data.data());
-      }
-      dot_extended(ctx, level, qn, x0, pts, acc0.data());
-      dot_extended(ctx, level, qn, x1, pts, acc1.data());
+      sum0.push_back(Buffer::uninitialized(q_words));
+      sum1.push_back(Buffer::uninitialized(q_words));
+    }
+    dot_groups(ctx, level, qn, lt, baby0, baby1, sum0, sum1);  // over Q's limbs only
+    for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
+      const Buffer& acc0 = sum0[gi];
+      const Buffer& acc1 = sum1[gi];
       const long step = lt.giants[gi];
       if (normalize_step(step, ctx.slots()) == 0) {
         add_p_times(ctx, level, acc0.data(), nullptr, total0.data());
