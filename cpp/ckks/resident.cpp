@@ -26,6 +26,18 @@ Out upload_batch(const In& x, backend::Backend& be) {
   return out;
 }
 
+// A plaintext operand must come from this context, live with the ciphertext, match its rows and reach its level.
+void check_plain(const Tables& ctx, const DeviceCiphertext& a, const DevicePlaintext& p, const char* op) {
+  if (p.context_id != ctx.id()) fail(op, "the plaintext belongs to another context");
+  if (p.data.owner() != a.data.owner())
+    fail(op, "the plaintext lives on " + p.device() + " and the ciphertext on " + a.device());
+  if (p.batch != a.batch && p.batch != 1)
+    fail(op, "the plaintext has " + std::to_string(p.batch) + " rows for " + std::to_string(a.batch) + " ciphertexts");
+  if (p.level < a.level)
+    fail(op, "the plaintext is encoded for level " + std::to_string(p.level) + ", below the ciphertext's level " +
+                 std::to_string(a.level) + "; encode it for level " + std::to_string(a.level));
+}
+
 void check_scales(double a, double b, const char* op) {
   if (std::fabs(a / b - 1.0) > 1e-9)
     fail(op, "scales differ (2^" + std::to_string(std::log2(a)) + " and 2^" + std::to_string(std::log2(b)) +
@@ -154,14 +166,7 @@ DeviceCiphertext negate(const Tables& ctx, const DeviceCiphertext& a) {
 DeviceCiphertext mul_plain(const Tables& ctx, const DeviceCiphertext& a, const DevicePlaintext& p) {
   const char* op = "multiply by a plaintext";
   check_ct(ctx, a, op);
-  if (p.context_id != ctx.id()) fail(op, "the plaintext belongs to another context");
-  if (p.data.owner() != a.data.owner())
-    fail(op, "the plaintext lives on " + p.device() + " and the ciphertext on " + a.device());
-  if (p.batch != a.batch && p.batch != 1)
-    fail(op, "the plaintext has " + std::to_string(p.batch) + " rows for " + std::to_string(a.batch) + " ciphertexts");
-  if (p.level < a.level)
-    fail(op, "the plaintext is encoded for level " + std::to_string(p.level) + ", below the ciphertext's level " +
-                 std::to_string(a.level) + "; encode it for level " + std::to_string(a.level));
+  check_plain(ctx, a, p, op);
   if (a.level < 1) fail(op, "the ciphertext is at level 0 and no level is left to rescale; use a preset with more levels");
   backend::Backend& be = a.backend();
   auto t = empty_like<DeviceCiphertext>(be, a.n, a.batch, a.size, a.level, a.scale * p.scale, ctx.id());
@@ -281,14 +286,7 @@ DeviceCiphertext add_plain(const Tables& ctx, const DeviceCiphertext& a, const D
                            bool negate_ct) {
   const char* op = "add a plaintext";
   check_ct(ctx, a, op);
-  if (p.context_id != ctx.id()) fail(op, "the plaintext belongs to another context");
-  if (p.data.owner() != a.data.owner())
-    fail(op, "the plaintext lives on " + p.device() + " and the ciphertext on " + a.device());
-  if (p.batch != a.batch && p.batch != 1)
-    fail(op, "the plaintext has " + std::to_string(p.batch) + " rows for " + std::to_string(a.batch) + " ciphertexts");
-  if (p.level < a.level)
-    fail(op, "the plaintext is encoded for level " + std::to_string(p.level) + ", below the ciphertext's level " +
-                 std::to_string(a.level) + "; encode it for level " + std::to_string(a.level));
+  check_plain(ctx, a, p, op);
   if (std::fabs(p.scale / a.scale - 1.0) > 1e-9) fail(op, "the plaintext is encoded at another scale");
   DeviceCiphertext out = negate_ct ? negate(ctx, a) : copy(a);
   const auto m = moduli(ctx, a.limbs());
