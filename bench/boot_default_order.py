@@ -25,7 +25,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ctx = ht.Context.from_preset(sys.argv[1] if len(sys.argv) > 1 else "n16-boot", bootstrap=True)
     print(f"keygen {time.perf_counter()-t0:.1f} s, keys {ctx.key_bytes()/2**30:.2f} GiB, contract {ctx.bootstrap_contract}, "
-          f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1e6:.2f} GB", flush=True)
+          f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9:.2f} GB", flush=True)
     inl = ctx.bootstrap_contract.input_level
     rng = np.random.default_rng(5)
     for i in range(3):
@@ -43,7 +43,7 @@ def main() -> None:
     w = time.perf_counter() - t
     b = [-math.log2(np.max(np.abs(ctx.decrypt(o) - v))) for o, v in ((fx, x), (fy, y))]
     print(f"bootstrap_many of 2: {w:.2f} s ({w/2:.2f} s per vector), {b[0]:.2f} / {b[1]:.2f} bits; "
-          f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1e6:.2f} GB", flush=True)
+          f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9:.2f} GB", flush=True)
 
 
 if __name__ == "__main__":
