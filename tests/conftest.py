@@ -21,6 +21,7 @@ import os
 os.environ.setdefault("HETENSOR_PLAINTEXT_BUDGET", str(256 << 20))
 
 import hetensor as ht  # noqa: E402
+from hetensor import _core, cuda  # noqa: E402
 
 # Rotation steps that the shared toy context has keys for. Large steps
 # (slots + 3, -slots - 1, ...) reuse these keys after reduction mod slots.
@@ -156,3 +157,15 @@ def pytest_runtest_protocol(item, nextitem):
     if log and os.path.exists("/proc/self/status"):
         with open(log, "a") as out:
             out.write(f"{item.nodeid}\t{_rss_kib('VmRSS')}\t{_rss_kib('VmHWM')}\n")
+
+
+# Device-resident tests run on "cpu" (the CPU backend's own memory) and on cuda:0 where one is usable.
+DEVICES = ["cpu", pytest.param("cuda:0", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not cuda.is_available(), reason="no usable CUDA device")])]
+
+
+def resident(x: ht.CipherTensor, device: str) -> ht.CipherTensor:
+    """x with its residues in the memory of `device`'s backend (for "cpu" too)."""
+    out = x._like(_core.device_upload(x._ct, device))
+    out._range = x._range
+    return out

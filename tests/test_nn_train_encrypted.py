@@ -37,6 +37,26 @@ def natural(p, ctx):
     return ctx.decrypt(p).T
 
 
+def plain_then_encrypted_gradients(model, ctx, x, target, loss, tokens=False):
+    """One plain backward (its adapter gradients copied and returned: the reference), then the
+    same backward encrypted, leaving the encrypted gradients in ``p.grad``. ``tokens``: x is
+    (batch, seq, d) and is encrypted with ``hnn.encrypt_tokens``; else a matrix."""
+    params = list(model.lora_parameters())
+    model.train()
+    out = model(x)
+    model.backward(loss(out.reshape(target.shape) if tokens else out, target))
+    plain = [p.grad.copy() for p in params]
+    model.zero_grad()
+    hnn.encrypt_adapters(model, ctx)
+    if tokens:
+        ct, seq_len = hnn.encrypt_tokens(ctx, x)
+        out = model(ct, seq_len=seq_len, auto_keys=True)
+    else:
+        out = model(ctx.encrypt(x, layout="matrix"), auto_keys=True)
+    model.backward(loss(out, target))
+    return plain
+
+
 def test_lora_gradients_and_adamw_step(ctx):
     torch.manual_seed(0)
     l1 = htt.LoRALinear(4, 6, rank=2, alpha=2.0)
@@ -208,14 +228,7 @@ def test_gk_attention_gradients_encrypted(ctx):
     loss = hnn.MSELoss()
     hnn.calibrate_training(model, x, target.reshape(2, 3, 4), loss, batch_size=2)
     params = list(model.lora_parameters())
-    model.train()
-    model.backward(loss(model(x).reshape(6, 4), target))
-    plain_grads = [p.grad.copy() for p in params]
-    model.zero_grad()
-    hnn.encrypt_adapters(model, ctx)
-    ct, seq_len = hnn.encrypt_tokens(ctx, x)
-    out = model(ct, seq_len=seq_len, auto_keys=True)
-    model.backward(loss(out, target))
+    plain_grads = plain_then_encrypted_gradients(model, ctx, x, target, loss, tokens=True)
     assert len(params) == 8
     for p, g in zip(params, plain_grads):
         assert bits(natural(p.grad, ctx) * p.scale, g) >= 10, p
@@ -243,14 +256,7 @@ def test_softmax_attention_gradients_encrypted(ctx):
     hnn.calibrate_training(model, x, target.reshape(2, 3, 4), loss, batch_size=2)
     assert model[1].exp_steps()[1] >= 1
     params = list(model.lora_parameters())
-    model.train()
-    model.backward(loss(model(x).reshape(6, 4), target))
-    plain_grads = [p.grad.copy() for p in params]
-    model.zero_grad()
-    hnn.encrypt_adapters(model, ctx)
-    ct, seq_len = hnn.encrypt_tokens(ctx, x)
-    out = model(ct, seq_len=seq_len, auto_keys=True)
-    model.backward(loss(out, target))
+    plain_grads = plain_then_encrypted_gradients(model, ctx, x, target, loss, tokens=True)
     assert len(params) == 8
     got = [bits(natural(p.grad, ctx) * p.scale, g) for p, g in zip(params, plain_grads)]
     print("bits per adapter gradient:", " ".join(f"{b:.1f}" for b in got))
@@ -279,13 +285,7 @@ def test_layernorm_gradients_encrypted(ctx):
     loss = hnn.MSELoss()
     hnn.calibrate_training(model, x, target, loss)
     params = list(model.lora_parameters())
-    model.train()
-    model.backward(loss(model(x), target))
-    plain_grads = [p.grad.copy() for p in params]
-    model.zero_grad()
-    hnn.encrypt_adapters(model, ctx)
-    out = model(ctx.encrypt(x, layout="matrix"), auto_keys=True)
-    model.backward(loss(out, target))
+    plain_grads = plain_then_encrypted_gradients(model, ctx, x, target, loss)
     assert len(params) == 4 and all(np.max(np.abs(g)) > 0 for g in plain_grads)
     got = [bits(natural(p.grad, ctx) * p.scale, g) for p, g in zip(params, plain_grads)]
     print("bits per adapter gradient:", " ".join(f"{b:.1f}" for b in got))

@@ -15,17 +15,8 @@ import pytest
 import hetensor as ht
 from hetensor import _core, cuda
 
-from conftest import bits
+from conftest import DEVICES, bits, resident
 
-DEVICES = ["cpu", pytest.param("cuda:0", marks=[pytest.mark.gpu, pytest.mark.skipif(
-    not cuda.is_available(), reason="no usable CUDA device")])]
-
-
-def resident(x: ht.CipherTensor, device: str) -> ht.CipherTensor:
-    """x with its residues in the memory of `device`'s backend (for "cpu" too)."""
-    out = x._like(_core.device_upload(x._ct, device))
-    out._range = x._range
-    return out
 
 
 def same_limbs(host: ht.CipherTensor, dev: ht.CipherTensor) -> bool:
