@@ -69,6 +69,19 @@ def real_of(ctx: Any, g: Any, rng: np.random.Generator, lo: float = -1.0, hi: fl
     return (t.level_to(g.level) if t.level > g.level else t), x
 
 
+_LAST_CPU = [0.0]  # CPU seconds of the last timed operation (process time: robust to a loaded machine)
+
+
+def _start() -> Tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _stop(t0: Tuple[float, float]) -> float:
+    """Wall seconds since ``t0``; the CPU seconds go to ``_LAST_CPU``."""
+    _LAST_CPU[0] = time.process_time() - t0[1]
+    return time.perf_counter() - t0[0]
+
+
 def time_op(ctx: Any, op: Dict[str, Any], rng: np.random.Generator) -> Tuple[float, float]:
     """Run one planned operation encrypted at its shape; (seconds, bits against float64)."""
     k, args = op["kind"], op["args"]
@@ -81,58 +94,60 @@ def time_op(ctx: Any, op: Dict[str, Any], rng: np.random.Generator) -> Tuple[flo
         xg, pm = (args[0], args[1]) if k == "cpmm" else (args[1], args[0])
         t, x = real_of(ctx, xg, rng)
         w = np.real(pm.array)  # the layer's own weight (its zero columns shape the product)
-        t0 = time.perf_counter()
+        t0 = _start()
         y = t @ pm if k == "cpmm" else pm @ t
-        sec = time.perf_counter() - t0
+        sec = _stop(t0)
         return sec, bits(ctx.decrypt(y), x @ w if k == "cpmm" else w @ x)
     if k == "ccmm":
         (a, xa), (b, xb) = real_of(ctx, args[0], rng), real_of(ctx, args[1], rng)
-        t0 = time.perf_counter()
+        t0 = _start()
         y = a @ b
-        sec = time.perf_counter() - t0
+        sec = _stop(t0)
         return sec, bits(ctx.decrypt(y), xa @ xb)
     if k in ("mul", "add"):
         (a, xa), (b, xb) = real_of(ctx, args[0], rng), real_of(ctx, args[1], rng)
-        t0 = time.perf_counter()
+        t0 = _start()
         y = a * b if k == "mul" else a + b
-        sec = time.perf_counter() - t0
+        sec = _stop(t0)
         return sec, bits(ctx.decrypt(y), xa * xb if k == "mul" else xa + xb)
     if k in ("mul_plain", "add_plain"):
         a, xa = real_of(ctx, args[0], rng)
         v = rng.uniform(0.5, 1.5, tuple(args[0].shape)[-1:])
-        t0 = time.perf_counter()
+        t0 = _start()
         y = a * v if k == "mul_plain" else a + v
-        sec = time.perf_counter() - t0
+        sec = _stop(t0)
         return sec, bits(ctx.decrypt(y), xa * v if k == "mul_plain" else xa + v)
     if k == "poly":
         poly = args[1]
         a, xa = real_of(ctx, args[0], rng, poly.a, poly.b)
-        t0 = time.perf_counter()
+        t0 = _start()
         y = a.assume_range(poly.a, poly.b).polyval(poly, assume_in_interval=True)
-        sec = time.perf_counter() - t0
+        sec = _stop(t0)
         return sec, bits(ctx.decrypt(y), poly(xa))
     if k == "bootstrap":
         a, xa = real_of(ctx, args[0], rng, -0.9, 0.9)
         a = a.assume_bound(1.0)
         if op.get("paired", 0) >= 2:
             b, xb = real_of(ctx, args[0], rng, -0.9, 0.9)
-            t0 = time.perf_counter()
+            t0 = _start()
             ya, yb = ctx.bootstrap_many([a, b.assume_bound(1.0)])
-            sec = time.perf_counter() - t0
+            sec = _stop(t0)
             per = int(args[0]._ct.batch)  # the record's cts counts circuits for the pair of tensors
+            _LAST_CPU[0] /= max(1, per)
             return sec / max(1, per), min(bits(ctx.decrypt(ya), xa), bits(ctx.decrypt(yb), xb))
-        t0 = time.perf_counter()
+        t0 = _start()
         y = ctx.bootstrap_many([a])[0]  # a tensor's ciphertexts pair up, as in the forward
-        sec = time.perf_counter() - t0
+        sec = _stop(t0)
+        _LAST_CPU[0] /= max(1, int(op["cts"]))
         return sec / max(1, int(op["cts"])), bits(ctx.decrypt(y), xa)  # per circuit
     if k == "roll":
         from hetensor.linalg import roll_rows
 
         a, xa = real_of(ctx, args[0], rng)
         shift, block = int(args[1]), int(args[2])
-        t0 = time.perf_counter()
+        t0 = _start()
         y = roll_rows(a, shift, block)
-        sec = time.perf_counter() - t0
+        sec = _stop(t0)
         ref = np.roll(xa.reshape(-1, block, xa.shape[-1]), -shift, axis=1).reshape(xa.shape)
         return sec, bits(ctx.decrypt(y), ref)
     raise ValueError(f"unknown op kind {k}")
@@ -223,6 +238,7 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
     order = {"bootstrap": 0, "ccmm": 1, "cpmm": 2, "pcmm": 2, "poly": 3, "mul": 4}
     todo = sorted(sigs.items(), key=lambda kv: order.get(kv[0][0], 5))
     times: Dict[Tuple, Tuple[float, float]] = {}
+    cpu: Dict[Tuple, float] = {}  # CPU seconds of each timed operation (reused ones: from the old JSON if there)
     reused = set()
     if args.reuse:
         with open(args.reuse) as f:
@@ -233,6 +249,8 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
             o = by_sig.get(repr(sig)) or (boots.get(int(sig[2])) if sig[0] == "bootstrap" else None)
             if o is not None:
                 times[sig] = (float(o["seconds"]), float(o["bits"]))
+                if "cpu_seconds" in o:
+                    cpu[sig] = float(o["cpu_seconds"])
                 reused.add(sig)
         print(f"reused {len(reused)} timed operations from {args.reuse}", flush=True)
     boot = getattr(ctx, "_bootstrapper", None)
@@ -252,23 +270,27 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
         sec, b = time_op(ctx, op, rng)
         spent += sec
         times[sig] = (sec, b)
+        cpu[sig] = _LAST_CPU[0]
         n_same = sum(1 for p in plans.values() for o in p.ops if signature(o) == sig)
         if args.json:  # what is timed so far survives a kill (the OOM killer, a deadline)
-            partial = dict(record, ops=[dict(kind=s[0], level=s[1], cts=s[2], seconds=v[0], bits=v[1], sig=repr(s),
-                                             reused=s in reused) for s, v in times.items()])
+            partial = dict(record, ops=[dict(kind=s[0], level=s[1], cts=s[2], seconds=v[0], cpu_seconds=cpu.get(s), bits=v[1],
+                                             sig=repr(s), reused=s in reused) for s, v in times.items()])
             with open(args.json, "w") as f:
                 json.dump(partial, f, indent=1, default=str)
-        print(f"  {sig[0]:<9} level {sig[1]:>2} cts {sig[2]:>2}  {sec:8.2f} s  {b:5.1f} bits  x{n_same:<3} ({op['module']})",
+        print(f"  {sig[0]:<9} level {sig[1]:>2} cts {sig[2]:>2}  {sec:8.2f} s ({cpu[sig]:8.2f} s CPU)  {b:5.1f} bits  x{n_same:<3} ({op['module']})",
               flush=True)
     for kind, plan in plans.items():
         per: Dict[str, float] = collections.defaultdict(float)
         part: Dict[str, float] = collections.defaultdict(float)  # by module: attention or the rest
+        per_cpu: Dict[str, float] = collections.defaultdict(float)
         missing = collections.Counter()
         for o in plan.ops:
             s = signature(o)
             if s in times:
-                sec = times[s][0] * (o["cts"] if o["kind"] == "bootstrap" else 1)
+                n = o["cts"] if o["kind"] == "bootstrap" else 1
+                sec = times[s][0] * n
                 per[classify(o)] += sec
+                per_cpu[classify(o)] += cpu.get(s, math.nan) * n
                 part["attention module (projections, scores, exp, E v, its bootstraps)" if "attn" in o["module"]
                      else "rest of the layer"] += sec
             else:
@@ -277,20 +299,21 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
         print(f"\n[{kind}] one layer at {args.preset}, {args.tokens} tokens: {total:.0f} s summed over "
               f"{len(plan.ops)} planned operations ({len(times)} distinct ones timed)")
         for c, v in sorted(per.items(), key=lambda kv: -kv[1]):
-            print(f"    {c:<32} {v:9.1f} s  ({100 * v / max(total, 1e-9):4.1f} %)")
+            print(f"    {c:<32} {v:9.1f} s  ({100 * v / max(total, 1e-9):4.1f} %)  {per_cpu[c]:9.1f} s CPU")
         for c, v in part.items():
             print(f"    [{c}] {v:9.1f} s")
         if missing:
             print(f"    not timed (budget): {dict(missing)}")
-        record["kinds"][kind].update(seconds=total, breakdown=dict(per), by_module=dict(part), untimed=dict(missing),
+        record["kinds"][kind].update(seconds=total, cpu_seconds=sum(per_cpu.values()), breakdown=dict(per),
+                                      breakdown_cpu=dict(per_cpu), by_module=dict(part), untimed=dict(missing),
                                      attention_seconds=part.get(next((k for k in part if k.startswith("attention")),
                                                                      ""), 0.0))
     if len(plans) == 2 and all(record["kinds"][k].get("seconds") for k in plans):
         a, b = (record["kinds"][k]["seconds"] for k in plans)
         aa, ab = (record["kinds"][k]["attention_seconds"] for k in plans)
         print(f"softmax / GK time: layer {b / a:.2f}x, attention module {ab / max(aa, 1e-9):.2f}x")
-    record["ops"] = [dict(kind=s[0], level=s[1], cts=s[2], seconds=v[0], bits=v[1], sig=repr(s), reused=s in reused)
-                     for s, v in times.items()]
+    record["ops"] = [dict(kind=s[0], level=s[1], cts=s[2], seconds=v[0], cpu_seconds=cpu.get(s), bits=v[1], sig=repr(s),
+                          reused=s in reused) for s, v in times.items()]
     if args.json:
         with open(args.json, "w") as f:
             json.dump(record, f, indent=1, default=str)
