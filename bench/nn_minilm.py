@@ -23,134 +23,14 @@ import collections
 import json
 import math
 import time
-from typing import Any, Dict, Tuple
+import os
+import sys
+from typing import Any, Dict
 
 import numpy as np
 
-
-def classify(op: Dict[str, Any]) -> str:
-    """The breakdown's class of a planned operation."""
-    k, m = op["kind"], op["module"]
-    if k == "bootstrap":
-        return "bootstraps"
-    if k in ("cpmm", "pcmm"):
-        return "CPMM"
-    if k == "ccmm":
-        return "CCMM"
-    if ".ln" in f".{m}" or m.startswith("ln") or m == "norm":
-        return "LayerNorm"
-    if "attn" in m:
-        return "attention (element-wise, exp)"
-    if "act" in m:
-        return "activation (GELU)"
-    return "element-wise (other)"
-
-
-def _layout_key(x: Any) -> Any:
-    lay = getattr(x, "_layout", None)
-    if lay is None:
-        return ("plain", tuple(getattr(x, "shape", ())))
-    return (tuple(lay.shape), bool(lay.transposed), int(lay.num_ciphertexts), repr(lay)[:120])
-
-
-def signature(op: Dict[str, Any]) -> Tuple:
-    """Operations with one signature cost the same: kind, operand layouts, level, ciphertexts."""
-    k = op["kind"]
-    if k == "bootstrap":  # a bootstrap starts from the bottom level whatever the input's
-        return (k, 0, op["cts"], op.get("paired", 0), ())
-    args = tuple(_layout_key(a) if k != "poly" or i == 0 else (a.degree, a.depth) for i, a in enumerate(op["args"]))
-    return (k, op["level"], op["cts"], op.get("paired", 0), args)
-
-
-def real_of(ctx: Any, g: Any, rng: np.random.Generator, lo: float = -1.0, hi: float = 1.0) -> Any:
-    """A CipherTensor with the ghost's shape, layout and level (random values)."""
-    x = rng.uniform(lo, hi, tuple(g.shape))
-    t = ctx.encrypt(x, layout=g._layout) if g._layout is not None else ctx.encrypt(x)
-    return (t.level_to(g.level) if t.level > g.level else t), x
-
-
-_LAST_CPU = [0.0]  # CPU seconds of the last timed operation (process time: robust to a loaded machine)
-
-
-def _start() -> Tuple[float, float]:
-    return time.perf_counter(), time.process_time()
-
-
-def _stop(t0: Tuple[float, float]) -> float:
-    """Wall seconds since ``t0``; the CPU seconds go to ``_LAST_CPU``."""
-    _LAST_CPU[0] = time.process_time() - t0[1]
-    return time.perf_counter() - t0[0]
-
-
-def time_op(ctx: Any, op: Dict[str, Any], rng: np.random.Generator) -> Tuple[float, float]:
-    """Run one planned operation encrypted at its shape; (seconds, bits against float64)."""
-    k, args = op["kind"], op["args"]
-
-    def bits(got: np.ndarray, ref: np.ndarray) -> float:
-        err = float(np.max(np.abs(got - ref)))
-        return math.inf if err == 0 else -math.log2(err / max(float(np.max(np.abs(ref))), 1e-300))
-
-    if k in ("cpmm", "pcmm"):
-        xg, pm = (args[0], args[1]) if k == "cpmm" else (args[1], args[0])
-        t, x = real_of(ctx, xg, rng)
-        w = np.real(pm.array)  # the layer's own weight (its zero columns shape the product)
-        t0 = _start()
-        y = t @ pm if k == "cpmm" else pm @ t
-        sec = _stop(t0)
-        return sec, bits(ctx.decrypt(y), x @ w if k == "cpmm" else w @ x)
-    if k == "ccmm":
-        (a, xa), (b, xb) = real_of(ctx, args[0], rng), real_of(ctx, args[1], rng)
-        t0 = _start()
-        y = a @ b
-        sec = _stop(t0)
-        return sec, bits(ctx.decrypt(y), xa @ xb)
-    if k in ("mul", "add"):
-        (a, xa), (b, xb) = real_of(ctx, args[0], rng), real_of(ctx, args[1], rng)
-        t0 = _start()
-        y = a * b if k == "mul" else a + b
-        sec = _stop(t0)
-        return sec, bits(ctx.decrypt(y), xa * xb if k == "mul" else xa + xb)
-    if k in ("mul_plain", "add_plain"):
-        a, xa = real_of(ctx, args[0], rng)
-        v = rng.uniform(0.5, 1.5, tuple(args[0].shape)[-1:])
-        t0 = _start()
-        y = a * v if k == "mul_plain" else a + v
-        sec = _stop(t0)
-        return sec, bits(ctx.decrypt(y), xa * v if k == "mul_plain" else xa + v)
-    if k == "poly":
-        poly = args[1]
-        a, xa = real_of(ctx, args[0], rng, poly.a, poly.b)
-        t0 = _start()
-        y = a.assume_range(poly.a, poly.b).polyval(poly, assume_in_interval=True)
-        sec = _stop(t0)
-        return sec, bits(ctx.decrypt(y), poly(xa))
-    if k == "bootstrap":
-        a, xa = real_of(ctx, args[0], rng, -0.9, 0.9)
-        a = a.assume_bound(1.0)
-        if op.get("paired", 0) >= 2:
-            b, xb = real_of(ctx, args[0], rng, -0.9, 0.9)
-            t0 = _start()
-            ya, yb = ctx.bootstrap_many([a, b.assume_bound(1.0)])
-            sec = _stop(t0)
-            per = int(args[0]._ct.batch)  # the record's cts counts circuits for the pair of tensors
-            _LAST_CPU[0] /= max(1, per)
-            return sec / max(1, per), min(bits(ctx.decrypt(ya), xa), bits(ctx.decrypt(yb), xb))
-        t0 = _start()
-        y = ctx.bootstrap_many([a])[0]  # a tensor's ciphertexts pair up, as in the forward
-        sec = _stop(t0)
-        _LAST_CPU[0] /= max(1, int(op["cts"]))
-        return sec / max(1, int(op["cts"])), bits(ctx.decrypt(y), xa)  # per circuit
-    if k == "roll":
-        from hetensor.linalg import roll_rows
-
-        a, xa = real_of(ctx, args[0], rng)
-        shift, block = int(args[1]), int(args[2])
-        t0 = _start()
-        y = roll_rows(a, shift, block)
-        sec = _stop(t0)
-        ref = np.roll(xa.reshape(-1, block, xa.shape[-1]), -shift, axis=1).reshape(xa.shape)
-        return sec, bits(ctx.decrypt(y), ref)
-    raise ValueError(f"unknown op kind {k}")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from op_timing import Timings, classify, distinct, signature  # noqa: E402
 
 
 def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
@@ -231,54 +111,23 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
             t0 = time.perf_counter()
             ctx.generate_rotation_keys(need)
             print(f"made {len(need)} rotation keys ({plan.key_policy}) in {time.perf_counter() - t0:.1f} s", flush=True)
-    sigs: Dict[Tuple, Dict[str, Any]] = {}
-    for plan in plans.values():
-        for o in plan.ops:
-            sigs.setdefault(signature(o), o)
-    order = {"bootstrap": 0, "ccmm": 1, "cpmm": 2, "pcmm": 2, "poly": 3, "mul": 4}
-    todo = sorted(sigs.items(), key=lambda kv: order.get(kv[0][0], 5))
-    times: Dict[Tuple, Tuple[float, float]] = {}
-    cpu: Dict[Tuple, float] = {}  # CPU seconds of each timed operation (reused ones: from the old JSON if there)
-    reused = set()
+    todo = distinct(o for plan in plans.values() for o in plan.ops)
+    tm = Timings()
+    times, cpu, reused = tm.times, tm.cpu, tm.reused  # cpu: reused ones from the old JSON if there
     if args.reuse:
-        with open(args.reuse) as f:
-            old = json.load(f).get("ops", [])
-        by_sig = {o["sig"]: o for o in old if "sig" in o}
-        boots = {int(o["cts"]): o for o in old if o["kind"] == "bootstrap"}
-        for sig, _ in todo:
-            o = by_sig.get(repr(sig)) or (boots.get(int(sig[2])) if sig[0] == "bootstrap" else None)
-            if o is not None:
-                times[sig] = (float(o["seconds"]), float(o["bits"]))
-                if "cpu_seconds" in o:
-                    cpu[sig] = float(o["cpu_seconds"])
-                reused.add(sig)
+        tm.reuse(args.reuse, todo)
         print(f"reused {len(reused)} timed operations from {args.reuse}", flush=True)
-    boot = getattr(ctx, "_bootstrapper", None)
-    if boot is not None and all(sig in reused for sig, _ in todo if sig[0] == "bootstrap"):
-        # no bootstrap is timed here: free its encoded transforms (GBs at n16-boot), so that the
-        # large encrypted products fit beside the keys on a 24 GiB machine
-        boot.cts = boot.stc = None
+    if tm.drop_boot_transforms(ctx, todo):
         print("bootstraps all reused: dropped the bootstrapping transforms for the timing pass", flush=True)
     ctx.auto_keys = True  # a replayed operand's layout may differ from the plan's in a way that needs a key
-    rng = np.random.default_rng(0)
-    spent = 0.0
-    for sig, op in todo:
-        if sig in reused:
-            continue
-        if spent > args.budget:
-            break
-        sec, b = time_op(ctx, op, rng)
-        spent += sec
-        times[sig] = (sec, b)
-        cpu[sig] = _LAST_CPU[0]
-        n_same = sum(1 for p in plans.values() for o in p.ops if signature(o) == sig)
-        if args.json:  # what is timed so far survives a kill (the OOM killer, a deadline)
-            partial = dict(record, ops=[dict(kind=s[0], level=s[1], cts=s[2], seconds=v[0], cpu_seconds=cpu.get(s), bits=v[1],
-                                             sig=repr(s), reused=s in reused) for s, v in times.items()])
+
+    def dump() -> None:  # what is timed so far survives a kill (the OOM killer, a deadline)
+        if args.json:
             with open(args.json, "w") as f:
-                json.dump(partial, f, indent=1, default=str)
-        print(f"  {sig[0]:<9} level {sig[1]:>2} cts {sig[2]:>2}  {sec:8.2f} s ({cpu[sig]:8.2f} s CPU)  {b:5.1f} bits  x{n_same:<3} ({op['module']})",
-              flush=True)
+                json.dump(dict(record, ops=tm.ops_json()), f, indent=1, default=str)
+
+    tm.run(ctx, todo, args.budget, lambda sig: sum(1 for p in plans.values() for o in p.ops if signature(o) == sig),
+           dump)
     for kind, plan in plans.items():
         per: Dict[str, float] = collections.defaultdict(float)
         part: Dict[str, float] = collections.defaultdict(float)  # by module: attention or the rest
@@ -312,8 +161,7 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
         a, b = (record["kinds"][k]["seconds"] for k in plans)
         aa, ab = (record["kinds"][k]["attention_seconds"] for k in plans)
         print(f"softmax / GK time: layer {b / a:.2f}x, attention module {ab / max(aa, 1e-9):.2f}x")
-    record["ops"] = [dict(kind=s[0], level=s[1], cts=s[2], seconds=v[0], cpu_seconds=cpu.get(s), bits=v[1], sig=repr(s),
-                          reused=s in reused) for s, v in times.items()]
+    record["ops"] = tm.ops_json()
     if args.json:
         with open(args.json, "w") as f:
             json.dump(record, f, indent=1, default=str)
