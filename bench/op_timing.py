@@ -6,11 +6,15 @@ level, ciphertext count). Operations with one :func:`signature` cost the same,
 so each distinct one is run once, encrypted, at its real shape and level on a
 real context (:func:`time_op`: wall and process CPU seconds, and its bits
 against the float64 result), and a plan's time is the sum over its operations.
-Used by bench/nn_minilm.py and bench/train_step.py.
+Used by bench/nn_minilm.py and bench/train_step.py; as a script it lists the
+timed operations of their JSON, costliest first:
+
+    python bench/op_timing.py bench/results-nn-minilm-n16-boot.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
@@ -155,6 +159,14 @@ def time_op(ctx: Any, op: Dict[str, Any], rng: np.random.Generator) -> Tuple[flo
         sec = _stop(t0)
         ref = np.roll(xa.reshape(-1, block, xa.shape[-1]), -shift, axis=1).reshape(xa.shape)
         return sec, bits(ctx.decrypt(y), ref)
+    if k in ("relayout", "broadcast"):  # an element-wise operation's alignment of an operand
+        from hetensor.linalg.moves import broadcast_to, relayout
+
+        a, xa = real_of(ctx, args[0], rng)
+        t0 = _start()
+        y = relayout(a, args[1]._layout) if k == "relayout" else broadcast_to(a, args[1]._layout)
+        sec = _stop(t0)
+        return sec, bits(ctx.decrypt(y), np.broadcast_to(xa, tuple(args[1].shape)))
     raise ValueError(f"unknown op kind {k}")
 
 
@@ -236,3 +248,22 @@ class Timings:
             print(f"  {sig[0]:<9} level {sig[1]:>2} cts {sig[2]:>2}  {sec:8.2f} s ({self.cpu[sig]:8.2f} s CPU)  "
                   f"{b:5.1f} bits  x{count(sig):<3} ({op['module']})", flush=True)
         return spent
+
+
+def main(argv: Any = None) -> List[Dict[str, Any]]:
+    """Print the timed operations of a JSON of bench/nn_minilm.py or bench/train_step.py, costliest first."""
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("json")
+    ap.add_argument("--top", type=int, default=30)
+    args = ap.parse_args(argv)
+    with open(args.json) as f:
+        ops = sorted(json.load(f).get("ops", []), key=lambda o: -float(o["seconds"]))
+    for o in ops[: args.top]:
+        cpu = o.get("cpu_seconds")
+        print(f"{o['kind']:<9} level {o['level']:>2} cts {o['cts']:>2}  {o['seconds']:9.2f} s  "
+              f"{'' if cpu is None else f'{cpu:9.2f} s CPU'}  {o['bits']:5.1f} bits{'  (reused)' if o.get('reused') else ''}")
+    return ops
+
+
+if __name__ == "__main__":
+    main()

@@ -140,12 +140,14 @@ def summarize(kind: str, phases: Dict[str, Any], tm: Any, errors: Dict[Tuple, st
     out: Dict[str, Any] = dict(seconds=0.0, cpu_seconds=0.0, phases={}, classes={}, classes_cpu={},
                                not_timed={}, untimed_signatures=[])
     untimed = set()
+    weights: Dict[str, int] = collections.Counter()  # each signature's multiplicity in the step (circuits for bootstraps)
     for ph in PHASES:
         wall: Dict[str, float] = collections.defaultdict(float)
         cpu: Dict[str, float] = collections.defaultdict(float)
         missing: Dict[str, int] = collections.Counter()
         for o in phases[ph]:
             s, c = signature(o), classify(o)
+            weights[repr(s)] += o["cts"] if o["kind"] == "bootstrap" else 1
             if s not in tm.times:
                 missing[c] += 1
                 untimed.add(s)
@@ -163,6 +165,7 @@ def summarize(kind: str, phases: Dict[str, Any], tm: Any, errors: Dict[Tuple, st
             out["not_timed"][c] = out["not_timed"].get(c, 0) + n
     out["untimed_signatures"] = [dict(sig=repr(s), reason=errors.get(s, "budget")) for s in sorted(untimed, key=repr)]
     out["complete"] = not untimed
+    out["signature_weights"] = dict(weights)
     return out
 
 
@@ -180,7 +183,7 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--key-budget", type=float, default=2.0, help="GiB for new rotation keys (key policy choice)")
     ap.add_argument("--budget", type=float, default=3600.0, help="seconds for timing operations (most costly first)")
-    ap.add_argument("--reuse", default="", action="append",
+    ap.add_argument("--reuse", default=None, action="append",
                     help="a JSON of bench/nn_minilm.py or of this script at the same preset: its timed operations "
                          "(by signature; bootstraps by ciphertext count) are not timed again (repeatable)")
     args = ap.parse_args(argv)
@@ -243,13 +246,13 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
         return plans
 
     plans = plan_all()
-    if args.time and plans:
+    if plans:
         steps = sorted({s for p in plans.values() for s in p["_steps"]})
         policy, need = choose_key_policy(ctx, steps, int(args.key_budget * 2**30))
         print("new rotation keys per key policy: " + ", ".join(f"{p} {b / 2**20:.0f} MiB" for p, b in need.items())
-              + f"; chosen: {policy}", flush=True)
+              + f"; {'chosen' if args.time else 'would choose'}: {policy}", flush=True)
         record.update(key_policy=policy, key_options=need)
-        if policy != ctx.key_policy:
+        if args.time and policy != ctx.key_policy:
             ctx.key_policy = policy
             plans = plan_all()  # the plans' layouts do not depend on it, but replan under it to be exact
     for kind, phases in plans.items():

@@ -84,7 +84,13 @@ class GhostArray:
 
         if self.g._layout is None and other.g._layout is None:
             return self.g, other.g
-        return self._run(align.unplanned, self.g, other.g, op)
+        a, b = self._run(align.unplanned, self.g, other.g, op)
+        for src, dst in ((self.g, a), (other.g, b)):  # the alignment's moves cost rotations: record them
+            ls, ld = src._layout, dst._layout
+            if ld is not None and (ls is None or tuple(src.shape) != tuple(dst.shape) or not ls.same_slots(ld)):
+                kind = "relayout" if tuple(src.shape) == tuple(dst.shape) else "broadcast"
+                self.rec.op(kind, src.level, src._ct.batch, src, dst)
+        return a, b
 
     # -- element-wise ------------------------------------------------------------
     def _add(self, o: Any) -> "GhostArray":

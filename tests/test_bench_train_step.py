@@ -1,0 +1,64 @@
+"""bench/train_step.py --time at the toy bootstrapping preset: every distinct operation of the planned
+LoRA training step (forward, backward, AdamW) is timed encrypted and checked in bits against float64,
+or listed as not timed; the step's sums are the plan's counts times the per-operation timings; a
+second run with --reuse times nothing already timed. Each run is a subprocess (its keys are freed)."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+pytest.importorskip("hetensor.examples.minilm")
+
+
+def _run(tmp_path: pathlib.Path, name: str, *extra: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    args = ["--preset", "toy-boot-insecure", "--small", "--tokens", "8", "--kinds", "gk", "--time",
+            "--json", str(out), *extra]
+    code = f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import train_step; train_step.main({args!r})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_train_step_time_covers_the_plan_and_reuse_times_nothing_again(tmp_path):
+    rec = _run(tmp_path, "first")
+    ops = {o["sig"]: o for o in rec["ops"]}
+    k = rec["kinds"]["gk"]
+    untimed = {u["sig"] for u in k["untimed_signatures"]}
+    weights = k["signature_weights"]
+    # every distinct operation of the step is timed or listed as not timed (with why), never dropped
+    assert set(weights) == (set(weights) & set(ops)) | untimed
+    assert k["complete"] and not untimed and not rec["errors"], (untimed, rec["errors"])
+    kinds = {o["kind"] for o in rec["ops"]}
+    assert {"bootstrap", "ccmm", "cpmm", "mul", "mul_plain", "add", "poly"} <= kinds, kinds
+    for o in rec["ops"]:  # each timed operation agrees with its float64 result
+        assert o["bits"] >= 20.0, o
+        assert o["seconds"] >= 0.0 and o["cpu_seconds"] >= 0.0
+    # the step's sums are the plan's multiplicities times the per-operation timings
+    cpu = sum(n * ops[s]["cpu_seconds"] for s, n in weights.items())
+    wall = sum(n * ops[s]["seconds"] for s, n in weights.items())
+    assert math.isclose(k["cpu_seconds"], cpu, rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(k["seconds"], wall, rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(sum(k["phases"][p]["cpu_seconds"] for p in ("forward", "backward", "optimizer")), cpu,
+                        rel_tol=1e-9, abs_tol=1e-12)
+    assert set(k["phases"]["optimizer"]["classes"]) <= {"bootstraps", "AdamW (element-wise, inverse sqrt)"}
+    assert "loss" in k["phases"]["backward"]["classes"]
+    # a second run reuses every timing: nothing is timed again, and the sums are the same
+    again = _run(tmp_path, "again", "--reuse", str(tmp_path / "first.json"))
+    assert again["timed_now"] == 0
+    assert all(o["reused"] for o in again["ops"])
+    assert math.isclose(again["kinds"]["gk"]["cpu_seconds"], k["cpu_seconds"], rel_tol=1e-12)
+
+
+def test_train_step_refuses_an_unknown_kind(tmp_path):
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import train_step; "
+            "train_step.main(['--preset', 'toy-boot-insecure', '--small', '--tokens', '8', '--kinds', 'relu'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode != 0 and "unknown kind 'relu'" in done.stderr
