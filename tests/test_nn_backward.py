@@ -78,7 +78,7 @@ class _Mask:
     __mul__ = __rmul__
 
 
-def torch_reference(model, x, G, seq_len=None, monkeypatch=None):
+def torch_reference(model, x, G, seq_len=None, monkeypatch=None, mask=None):
     """Autograd of sum(model(x) * G) over the polynomial model: grads of x and of every adapter."""
     params = list(model.lora_parameters())
     saved = [(p.module, p.name, p.data) for p in params]
@@ -94,7 +94,7 @@ def torch_reference(model, x, G, seq_len=None, monkeypatch=None):
     monkeypatch.setattr(linear_mod, "_col_mask", lambda n, cols: None if cols is None else _Mask(orig_mask(n, cols)))
     xt = torch.tensor(x.reshape(-1, x.shape[-1]), requires_grad=True)
     batch = x.shape[0] if x.ndim == 3 else x.shape[0] // (seq_len or 1)
-    run = Run(model, "plain", batch=batch, seq_len=x.shape[1] if x.ndim == 3 else (seq_len or 1))
+    run = Run(model, "plain", batch=batch, seq_len=x.shape[1] if x.ndim == 3 else (seq_len or 1), key_mask=mask)
     out = run.call(model, TorchArray(xt)).v
     (out * torch.as_tensor(G).reshape(out.shape)).sum().backward()
     monkeypatch.undo()
@@ -308,3 +308,66 @@ def test_softmax_attention_backward(monkeypatch, max_depth):
     newton = sm._reciprocal(1.0 / (3 * 1.05 * 1.05))[1]  # the squarings' 1/x on [1 / (1.05^2 seq_len), 1]
     assert K >= 1 and (newton >= 1) == (max_depth == 3)
     assert len(grads) == 8 and all(np.max(np.abs(g)) > 0 for g in grads)
+
+
+def input_and_weight_grads(model, x, G, mask):
+    """One training forward and backward in plain mode: (output, dX of the model's input,
+    the trainable weights' gradients, whether attention ran its per-sequence form)."""
+    from hetensor.nn.autograd import backward_module
+    from hetensor.nn.backward import _ran_per_sequence
+
+    model.train()
+    model.zero_grad()
+    out = model(x, mask=mask)
+    run = model.last_run
+    att = [m for m in model.modules() if isinstance(m, (hnn.GaussianKernelAttention, hnn.SoftmaxAttention))]
+    packed = all(_ran_per_sequence(m, run) for m in att)
+    for key in run.tape.need_dx:  # the input gradient too (backward skips it below the first adapter)
+        run.tape.need_dx[key] = True
+    dx = backward_module(model, PlainArray(G.reshape(run.tape.output.shape)), run).numpy()
+    run.tape = None
+    return out, dx, [p.grad.copy() for p in model.lora_parameters()], packed
+
+
+@pytest.mark.parametrize("kind", ["gk", "softmax", "gk-full", "softmax-full"])
+def test_per_sequence_backward(monkeypatch, kind):
+    """A training forward of several sequences runs per-sequence attention (rolled keys and
+    values, (n, T H) scores, no encrypted x encrypted score product); its backward, with
+    padded keys: dX and the gradients of the q/k/v adapters (or of the q/k/v weights,
+    hnn.full_qkv) against torch autograd on the same forward (>= 30 bits), and equal to the
+    dense form's (tokens x tokens scores, block-diagonal mask) to ~2^-40."""
+    torch.manual_seed(9)
+    attention = htt.SoftmaxAttention if kind.startswith("softmax") else htt.GaussianKernelAttention
+    l1 = htt.LoRALinear(4, 8, rank=2)
+    att = attention(8, 2, lora_rank=2)
+    for mod in (l1, att.q, att.k, att.v):
+        with torch.no_grad():
+            mod.lora_B.normal_(0, 0.3)
+    if kind.startswith("softmax"):
+        with torch.no_grad():
+            att.q.base.weight.mul_(3.0)  # spread scores: K >= 1 normalised squarings
+    net = torch.nn.Sequential(l1, att).double()
+    rng = np.random.default_rng(9)
+    x = rng.normal(0, 1, (3, 4, 4))
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=np.float64)  # padded keys
+    model = hnn.from_torch(net, calibration=x, mask=mask, max_depth=4)
+    if kind.endswith("full"):
+        model = hnn.full_qkv(model)
+    if kind.startswith("softmax"):
+        assert model[1].exp_steps()[1] >= 1
+    G = rng.normal(0, 1, (12, 8))
+    out, dx, grads, packed = input_and_weight_grads(model, x, G, mask)
+    assert packed and len(grads) == (5 if kind.endswith("full") else 8)
+    assert all(np.max(np.abs(g)) > 0 for g in grads)
+    ref_dx, ref_grads, ref_out = torch_reference(model, x, G, monkeypatch=monkeypatch, mask=mask)
+    assert bits(out, ref_out.reshape(np.shape(out))) >= 40
+    assert bits(dx, ref_dx) >= 30, bits(dx, ref_dx)
+    for g, r in zip(grads, ref_grads):
+        assert bits(g, r) >= 30, (bits(g, r), g.shape)
+    model[1].per_sequence = False  # the dense form: the same function, so the same gradients
+    out_d, dx_d, grads_d, packed_d = input_and_weight_grads(model, x, G, mask)
+    assert not packed_d
+    assert bits(out, out_d) >= 40 and bits(dx, dx_d) >= 40
+    for g, r in zip(grads, grads_d):
+        assert bits(g, r) >= 40, (bits(g, r), g.shape)
+    print(kind, "dX", bits(dx, ref_dx), "vs torch", [round(bits(g, r), 1) for g, r in zip(grads, ref_grads)], "vs dense", [round(bits(g, r), 1) for g, r in zip(grads, grads_d)])

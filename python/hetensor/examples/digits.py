@@ -74,13 +74,16 @@ def train(x: np.ndarray, y: np.ndarray, *, epochs: int = 60, lora_epochs: int = 
     return model.eval()
 
 
+#: Largest encrypted training batch: the plaintext runs' batch size (digits_finetune --batch).
+TRAIN_BATCH_CAP = 64
+
+
 def batch_for(slots: int, seq_len: int) -> int:
-    """Training batches: the most sequences whose (batch * seq_len)^2 attention scores
-    fit in one ciphertext (training keeps the dense score matrix)."""
-    b = 1
-    while (2 * b * seq_len) ** 2 <= slots:
-        b *= 2
-    return b
+    """Training batches: packed like inference (:func:`inference_batch_for`: training runs
+    per-sequence attention too, so nothing grows with the square of the batch), at most
+    :data:`TRAIN_BATCH_CAP` sequences: 32 at n12-boot9-insecure, 64 at n16-boot (the dense
+    score matrix of earlier versions allowed 4 and 16)."""
+    return max(1, min(inference_batch_for(slots, seq_len), TRAIN_BATCH_CAP))
 
 
 def inference_batch_for(slots: int, seq_len: int) -> int:

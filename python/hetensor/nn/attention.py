@@ -1,10 +1,10 @@
 """Multi-head attention over a batch of sequences packed as one (n, d) token matrix.
 
-Per-sequence scores (inference of a batch of several sequences; ``per_sequence =
-True``, the default; one sequence keeps the dense form below, the same matrix). With T
-tokens per sequence, H heads and c = 1 / (2 sqrt(dh)), token i = b T + t is
-scored against the T tokens of its own sequence only, one column per (offset
-o, head h):
+Per-sequence scores (a batch of several sequences, inference and training;
+``per_sequence = True``, the default; one sequence keeps the dense form below, the
+same matrix). With T tokens per sequence, H heads and c = 1 / (2 sqrt(dh)), token
+i = b T + t is scored against the T tokens of its own sequence only, one column per
+(offset o, head h):
 
     K_o = roll_rows(k, o, T)                 row i holds k of token b T + (t + o) mod T   (1 level)
     Z[:, o H + h] = -c sum_{head h} (q - K_o)^2   = (q - K_o)^2 @ M_o    (M_o: (d, T H), -c on head h)
@@ -17,10 +17,13 @@ small plaintext matrix (CPMM). Heads need no masks: M_o sums each head's
 columns into its own score column. The softmax baseline uses the same
 layout (scores (q * K_o) @ M_o / sqrt(dh), row sums per head by one product).
 
-Dense scores (training: ``per_sequence = False`` or a recording forward, whose
-backward is written for this form). q, k, v are projected once for all heads,
-and head h's q_h, k_h, v_h are those with every column outside the head set to
-zero (a plaintext mask: one level, no rotation):
+The backward (nn/backward.py) transposes each step: a roll by o becomes a roll by -o,
+a product with M_o or B_o one with its transpose; a training forward keeps the
+differences q - K_o (GK) or q and K_o (softmax), the rolled values and spread weights.
+
+Dense scores (one sequence, or ``per_sequence = False``). q, k, v are projected
+once for all heads, and head h's q_h, k_h, v_h are those with every column outside
+the head set to zero (a plaintext mask: one level, no rotation):
 
     Z = -c (q*q) 1 - c 1 (k*k)^T + 2c q k^T      = -c ||q_i - k_j||^2   (two CPMMs, one CCMM)
     E = exp(Z) * M                               M: same sequence and a real key (0/1)
@@ -62,8 +65,8 @@ class _Attention(Module):
         self.q, self.k, self.v = make(), make(), make()
         self.o = Linear(d_model, d_model, bias, rng=g)
         #: score each token against its own sequence only ((n, T * heads) scores) when the batch
-        #: holds several sequences; False: the (n, n) score matrix with a block-diagonal mask
-        #: (what training always runs; for one sequence it is the same matrix from fewer operations)
+        #: holds several sequences, forward and backward; False: the (n, n) score matrix with a
+        #: block-diagonal mask (for one sequence it is the same matrix from fewer operations)
         self.per_sequence = True
 
     def extra_repr(self) -> str:
@@ -75,12 +78,14 @@ class _Attention(Module):
         run.save(self, "input", x=x)
         out = None
         full = [p.project(x, run) for p in (self.q, self.k, self.v)]  # one product each, all heads
-        if self.per_sequence and run.tape is None and run.batch > 1:
+        if self.per_sequence and run.batch > 1:
             out = self._per_sequence(full, run)
             if not run.calibrating:
                 out = run.ready(out, 1, self, "heads")
                 return self.o.project(out, run)
-            # calibration also runs the dense form: training's forward uses its sites and ranges
+            # calibration also runs the dense form (a batch of one uses it): its sites and ranges;
+            # the layer's output is the dense form's (the same function), not the sum of both
+            out = None
         if self.n_heads > 1:
             full = run.ready_many([(t, 1, site) for t, site in zip(full, ("q_all", "k_all", "v_all"))], self)
         for h in range(self.n_heads):
@@ -125,14 +130,20 @@ class _Attention(Module):
         """The heads' outputs summed (n, d), scoring each token within its own sequence."""
         t = run.seq_len
         q, k, v = full
-        e = self.packed_weights(q, k, run)  # (n, T H), at least 2 levels left
-        v = run.ready(v, 2, self, "values_p")  # a roll, then the product with the weights
+        e = self.packed_weights(q, k, run)  # (n, T H), at least 2 levels left (3 while training)
+        # a roll, then the product with the weights; training keeps a level on each rolled value
+        # and spread weight for the backward's products with dO
+        v = run.ready(v, 2 + _training(run), self, "values_p")
         out = None
+        rolled, spread = [], []
         for o in range(t):
             vo = v if o == 0 else v.roll_rows(o, t)
             eo = run.matmul(e, run.matrix(self, ("spread", t, o), lambda o=o: self._spread_matrix(o, t)))
             part = eo * vo
             out = part if out is None else out + part
+            rolled.append(vo)
+            spread.append(eo)
+        run.save(self, "packed", v=rolled, e=spread)  # the backward's products with dO
         return out
 
     def _rolled_keys(self, q: Any, k: Any, run: Any) -> tuple:
@@ -140,6 +151,11 @@ class _Attention(Module):
         t = run.seq_len
         q, k = run.ready_many([(q, 2, "q_p"), (k, 3, "k_p")], self)
         return q, [k if o == 0 else k.roll_rows(o, t) for o in range(t)]
+
+
+def _training(run: Any) -> int:
+    """1 while a training forward records (its backward multiplies by saved tensors), else 0."""
+    return int(run.tape is not None)
 
 
 def _head_mask(d: int, h: int, dh: int) -> np.ndarray:
@@ -189,8 +205,10 @@ class GaussianKernelAttention(_Attention):
         t, c = run.seq_len, 1.0 / (2.0 * math.sqrt(self.head_dim))
         q, ks = self._rolled_keys(q, k, run)
         z = None
+        diffs = []
         for o, ko in enumerate(ks):
             d = q - ko
+            diffs.append(d)
             zo = run.matmul(d * d, run.matrix(self, ("gk_scores", t, o), lambda o=o: self._score_matrix(o, t, -c)))
             z = zo if z is None else z + zo
         mask = self.packed_mask(run)
@@ -200,10 +218,13 @@ class GaussianKernelAttention(_Attention):
         p, squarings = self.exp_steps()
         z = run.ready(z, p.depth, self, "scores")  # one calibrated range for both forms
         e = z.polyval(p)
+        chain = []
         for _ in range(squarings):  # exp(z / 2^j) <= exp(1/4) < 1.5 at every step
             e = run.ready(e, 1, self, "exp_p", bound=1.5)
+            chain.append(e)
             e = (e * e).assume_bound(1.5)
-        e = run.ready(e, 3, self, "weights_p", bound=1.5)  # the mask, the spread, the values
+        e = run.ready(e, 3 + _training(run), self, "weights_p", bound=1.5)  # the mask, the spread, the values
+        run.save(self, "packed_scores", diffs=diffs, z=z, chain=chain)  # d_o = q - K_o; p(z)^(2^k)
         return e * mask
 
 
@@ -265,8 +286,9 @@ class SoftmaxAttention(_Attention):
             e = e / np.maximum(e.sum(1, keepdims=True), 1e-300)
             return run.ready(type(z)(np.nan_to_num(e.reshape(z.shape)) * mask), 3, self, "weights_p")
         ones = run.matrix(self, ("head_sums", t), lambda: same_head)
-        y = self._normalise(z, mask, ones, same_head, run, "_p")[0]
-        return run.ready(y, 3, self, "weights_p", bound=1.0)
+        y, z, saved = self._normalise(z, mask, ones, same_head, run, "_p")
+        run.save(self, "packed_scores", q=q, keys=ks, z=z, softmax=saved)
+        return run.ready(y, 3 + _training(run), self, "weights_p", bound=1.0)
 
     def _normalise(self, z: Any, mask: np.ndarray, ones: Any, ones_np: np.ndarray, run: Any, tag: str) -> tuple:
         """The range-reduced softmax of the scores ``z`` over the keys that ``mask`` marks

@@ -166,6 +166,15 @@ class Ops:
     def sub(self, a: Any, b: Any, site: str) -> Any:
         return self.add(a, self.mul(b, -1, site + ".neg"), site)
 
+    def roll(self, x: Any, shift: int, block: int, site: str) -> Any:
+        """``x.roll_rows(shift mod block, block)`` (one level); a roll by ``-o`` is the
+        transpose of a roll by ``o``."""
+        s = int(shift) % int(block)
+        if s == 0:
+            return x
+        (x,) = self.ready([(x, 1, site)])
+        return x.roll_rows(s, block)
+
     def poly(self, x: Any, p: approx.Polynomial, site: str, bound: Optional[float] = None) -> Any:
         (x,) = self.ready([(x, p.depth, site) if bound is None else (x, p.depth, site, bound)])
         return x.polyval(p)
@@ -326,10 +335,11 @@ def _gk_attention(m: GaussianKernelAttention, g: Any, run: Any, need_dx: bool) -
     """Per head (c = 1 / (2 sqrt(dh)), M the 0/1 mask, E = exp(Z) M):
     dE = dO v^T, dv = E^T dO (head columns), dZ = dE M exp'(Z),
     dq = 2c (dZ k - rowsum(dZ) q), dk = 2c (dZ^T q - colsum(dZ) k)."""
+    if _ran_per_sequence(m, run):
+        return _gk_per_sequence(m, g, run, need_dx)
     n, d, dh = run.n_tokens, m.d_model, m.head_dim
     c = 1.0 / (2.0 * math.sqrt(dh))
     ops = Ops(run, m)
-    x = run.tape.get(m, "input")["x"]
     d_out = _linear(m.o, g, run, True)  # gradient of the heads' sum
     p, squarings = m.exp_steps()
     dp = derivative(p)
@@ -354,17 +364,116 @@ def _gk_attention(m: GaussianKernelAttention, g: Any, run: Any, need_dx: bool) -
         dq = ops.add(dq, ops.mul(dq_h, 2.0 * c, f"h{h}.dq2c"), "dq")
         dk = ops.add(dk, ops.mul(dk_h, 2.0 * c, f"h{h}.dk2c"), "dk")
         dv = ops.add(dv, dv_h, "dv")
+    return _qkv_backward(m, ops, (dq, dk, dv), run, need_dx)
+
+
+def _qkv_backward(m: Any, ops: Ops, grads: tuple, run: Any, need_dx: bool) -> Any:
+    """The q, k, v projections' backward from their output gradients: dX summed."""
     dx = None
-    for proj, gp in ((m.q, dq), (m.k, dk), (m.v, dv)):
+    for proj, gp in zip((m.q, m.k, m.v), grads):
         dx = ops.add(dx, _project_backward(proj, gp, run, need_dx), "dx")
     return dx if need_dx else None
 
 
-def _normalise_backward(ops: Ops, dy: Any, st: Dict[str, Any], n: int, h: int, t: int) -> Any:
+# -- per-sequence attention (hetensor.nn.attention: the form a batch of several sequences runs) --
+# Every product is with a small plaintext matrix or element-wise: the transpose of
+# roll_rows(., o, T) is roll_rows(., -o, T), that of a CPMM by M is a CPMM by M^T.
+
+def _ran_per_sequence(m: Any, run: Any) -> bool:
+    """Whether the training forward ran ``m``'s per-sequence form (it saved its rolled values)."""
+    return "packed" in run.tape.saved.get(id(m), {})
+
+
+def _packed_values_backward(m: Any, ops: Ops, d_out: Any, run: Any) -> tuple:
+    """out = sum_o (E B_o) * V_o with V_o = roll_rows(v, o, T): returns
+    dE = sum_o (dO * V_o) B_o^T ((n, T H)) and dv = sum_o roll_rows(dO * (E B_o), -o, T)."""
+    t = run.seq_len
+    sv = run.tape.get(m, "packed")
+    # 2 T products, then a CPMM or a roll: dO refreshed once (if at all), not per offset; the
+    # terms of each sum come from the same operations (one layout), so they add without a level
+    (d_out,) = ops.ready([(d_out, 3, "p.dO")])
+    de = dv = None
+    for o in range(t):
+        dvo = ops.mul(d_out, sv["v"][o], "p.dO", "p.v")
+        de_o = ops.mm(dvo, ops.mat(("spreadT", t, o), lambda o=o: m._spread_matrix(o, t).T), "p.dO_v")
+        de = de_o if de is None else de + de_o
+        dv_o = ops.roll(ops.mul(d_out, sv["e"][o], "p.dO", "p.eB"), -o, t, "p.dO_eB")
+        dv = dv_o if dv is None else dv + dv_o
+    return de, dv
+
+
+def _qkv_ready(m: Any, ops: Ops, grads: tuple) -> tuple:
+    """dq, dk, dv refreshed together (complex-packed pairs) when the projections' backward
+    (an encrypted product: 3 levels; else 1) would refresh each on its own, once per product."""
+    enc = any(getattr(p, "adapters_encrypted", False) or getattr(p, "weights_encrypted", False)
+              for p in (m.q, m.k, m.v))
+    return tuple(ops.ready([(gq, 3 if enc else 1, f"p.{n}_r") for gq, n in zip(grads, ("dq", "dk", "dv"))]))
+
+
+def _gk_per_sequence(m: GaussianKernelAttention, g: Any, run: Any, need_dx: bool) -> Any:
+    """Z = sum_o (d_o * d_o) M_o with d_o = q - K_o, K_o = roll_rows(k, o, T), M_o = -c on
+    head h's features into column o H + h; E = exp(Z) * mask. With G_o = dZ M_o^T:
+    dq = 2 sum_o d_o * G_o, dk = -2 sum_o roll_rows(d_o * G_o, -o, T)."""
+    t, c = run.seq_len, 1.0 / (2.0 * math.sqrt(m.head_dim))
+    ops = Ops(run, m)
+    d_out = _linear(m.o, g, run, True)
+    de, dv = _packed_values_backward(m, ops, d_out, run)
+    sv = run.tape.get(m, "packed_scores")
+    p, _ = m.exp_steps()
+    # exp'(Z) of p(Z)^(2^k) through its squarings, as in the dense form
+    dexp = ops.poly(sv["z"], derivative(p), "p.z")
+    for j, ej in enumerate(sv["chain"]):
+        dexp = ops.mul(ops.mul(ej, dexp, f"p.chain{j}"), 2, f"p.chain2_{j}")
+    dz = ops.mul(ops.mul(de, m.packed_mask(run), "p.dE_mask"), dexp, "p.dZ")
+    (dz,) = ops.ready([(dz, 3, "p.dz")])  # T CPMMs, each into a product: refreshed once
+    dq = dk = None
+    for o in range(t):
+        go = ops.mm(dz, ops.mat(("gk_scoresT", t, o), lambda o=o: m._score_matrix(o, t, -c).T), "p.dz")
+        w = ops.mul(sv["diffs"][o], go, "p.diff", "p.G")
+        dq = w if dq is None else dq + w
+        w = ops.roll(w, -o, t, "p.dG")
+        dk = w if dk is None else dk + w
+    grads = _qkv_ready(m, ops, (ops.mul(dq, 2, "p.dq2"), ops.mul(dk, -2, "p.dk2"), dv))
+    return _qkv_backward(m, ops, grads, run, need_dx)
+
+
+def _softmax_per_sequence(m: SoftmaxAttention, g: Any, run: Any, need_dx: bool) -> Any:
+    """Z = sum_o (q * K_o) M_o / sqrt(dh), then the range-reduced softmax over each head's
+    T columns (row sums per head: S = kron(1_T 1_T^T, I_H)), back through its steps as in the
+    dense form; with G_o = dZ M_o^T / sqrt(dh): dq = sum_o K_o * G_o,
+    dk = sum_o roll_rows(q * G_o, -o, T)."""
+    t, h = run.seq_len, m.n_heads
+    ops = Ops(run, m)
+    d_out = _linear(m.o, g, run, True)
+    dy, dv = _packed_values_backward(m, ops, d_out, run)
+    sv = run.tape.get(m, "packed_scores")
+    steps = sv["softmax"]
+    sums_t = ops.mat(("head_sums", t), lambda: np.kron(np.ones((t, t)), np.eye(h)).T)
+    p, _ = m.exp_steps()
+    for s in range(len(steps) - 1, -1, -1):
+        dw = _normalise_backward(ops, dy, steps[s], sums_t, f"p.s{s}.")
+        if s:
+            dy = ops.mul(ops.mul(dw, steps[s]["a"], f"p.s{s}.dw", (f"p.s{s}.a", 1.0)), 2, f"p.s{s}.da")
+        else:
+            dy = ops.mul(ops.mul(dw, m.packed_mask(run), "p.dw_mask"), ops.poly(sv["z"], derivative(p), "p.z"),
+                         "p.dZ", "p.dexp")
+    (dz,) = ops.ready([(dy, 3, "p.dz")])  # T CPMMs, each into two products: refreshed once
+    scale = 1.0 / math.sqrt(m.head_dim)
+    dq = dk = None
+    for o in range(t):
+        go = ops.mm(dz, ops.mat(("dot_scoresT", t, o), lambda o=o: m._score_matrix(o, t, scale).T), "p.dz")
+        w = ops.mul(sv["keys"][o], go, "p.key", "p.G")
+        dq = w if dq is None else dq + w
+        w = ops.roll(ops.mul(sv["q"], go, "p.q", "p.G"), -o, t, "p.qG")
+        dk = w if dk is None else dk + w
+    return _qkv_backward(m, ops, _qkv_ready(m, ops, (dq, dk, dv)), run, need_dx)
+
+
+def _normalise_backward(ops: Ops, dy: Any, st: Dict[str, Any], sums_t: Any, tag: str) -> Any:
     """Gradient of ``w`` through one normalisation ``y = w R / top`` of SoftmaxAttention,
-    with ``R`` = Newton's ``r <- 2 r - u r^2`` from ``rp(u)``, ``u = (w 1) / top`` (row sums)."""
+    with ``R`` = Newton's ``r <- 2 r - u r^2`` from ``rp(u)``, ``u = (w S) / top`` (the row
+    sums: S the ones matrix, or per head in the per-sequence form); ``sums_t`` is S^T."""
     w, r, u0, rp, top = st["w"], st["r"], st["u"], st["rp"], st["top"]
-    tag = f"h{h}.s{t}."
     rb, ub = 1.05 / rp.a, 1.0
     dw = ops.mul(dy, ops.mul(r, 1.0 / top, (tag + "r", rb)), tag + "dy", (tag + "r_top", rb / top))
     dr = ops.mul(ops.mul(dy, w, tag + "dy", (tag + "w", 1.0)), 1.0 / top, tag + "dr")
@@ -380,7 +489,7 @@ def _normalise_backward(ops: Ops, dy: Any, st: Dict[str, Any], n: int, h: int, t
     du = ops.add(du, ops.mul(dr, ops.poly(u0, derivative(rp), tag + "u", bound=ub), tag + "dr0", tag + "drp"),
                  tag + "du")
     ds = ops.mul(du, 1.0 / top, tag + "du")
-    return ops.add(dw, ops.mm(ds, ops.mat(("ones", n), lambda: np.ones((n, n))), tag + "ds"), tag + "dw")
+    return ops.add(dw, ops.mm(ds, sums_t, tag + "ds"), tag + "dw")
 
 
 @register(SoftmaxAttention)
@@ -389,6 +498,8 @@ def _softmax_attention(m: SoftmaxAttention, g: Any, run: Any, need_dx: bool) -> 
     columns), then back through each normalisation (:func:`_normalise_backward`) and
     squaring (``dy_{t-1} = 2 y_{t-1} dw_t``) to ``dZ = dw_0 M p'(z)``, p the fit of exp;
     dq = dZ k / sqrt(dh), dk = dZ^T q / sqrt(dh)."""
+    if _ran_per_sequence(m, run):
+        return _softmax_per_sequence(m, g, run, need_dx)
     n, d, dh = run.n_tokens, m.d_model, m.head_dim
     ops = Ops(run, m)
     d_out = _linear(m.o, g, run, True)
@@ -403,7 +514,7 @@ def _softmax_attention(m: SoftmaxAttention, g: Any, run: Any, need_dx: bool) -> 
         dy = ops.mm(d_out, v.T, f"h{h}.dE")
         dv_h = ops.mul(ops.mm(e.T, d_out, f"h{h}.dv"), hm, f"h{h}.dv_mask")
         for t in range(len(steps) - 1, -1, -1):
-            dw = _normalise_backward(ops, dy, steps[t], n, h, t)
+            dw = _normalise_backward(ops, dy, steps[t], ops.mat(("ones", n), lambda: np.ones((n, n))), f"h{h}.s{t}.")
             if t:
                 dy = ops.mul(ops.mul(dw, steps[t]["a"], f"h{h}.s{t}.dw", (f"h{h}.s{t}.a", 1.0)), 2,
                              f"h{h}.s{t}.da")
@@ -413,10 +524,7 @@ def _softmax_attention(m: SoftmaxAttention, g: Any, run: Any, need_dx: bool) -> 
         dq_h = ops.mul(ops.mm(dy, k, f"h{h}.dZk"), 1.0 / math.sqrt(dh), f"h{h}.dq")
         dk_h = ops.mul(ops.mm(dy.T, q, f"h{h}.dZq"), 1.0 / math.sqrt(dh), f"h{h}.dk")
         dq, dk, dv = ops.add(dq, dq_h, "dq"), ops.add(dk, dk_h, "dk"), ops.add(dv, dv_h, "dv")
-    dx = None
-    for proj, gp in ((m.q, dq), (m.k, dk), (m.v, dv)):
-        dx = ops.add(dx, _project_backward(proj, gp, run, need_dx), "dx")
-    return dx if need_dx else None
+    return _qkv_backward(m, ops, (dq, dk, dv), run, need_dx)
 
 
 @register(MeanPool)
