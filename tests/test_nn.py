@@ -195,6 +195,26 @@ def test_per_sequence_scores_equal_the_dense_masked_ones(kind):
     assert np.max(np.abs(packed - ref)) < 2.0 ** -10 * np.max(np.abs(ref))
 
 
+@pytest.mark.parametrize("kind", ["gk", "softmax"])
+def test_calibration_pass_returns_the_layer_output_once(kind):
+    """Calibration of a batch of several sequences runs both attention forms (to record
+    both forms' sites); the layer's output (and so every range recorded after it) is the
+    exact twin's, not the sum of the two forms' outputs."""
+    from hetensor.nn.run import Run
+    from hetensor.nn.tensors import PlainArray
+
+    torch.manual_seed(10)
+    cls = htt.GaussianKernelAttention if kind == "gk" else htt.SoftmaxAttention
+    att = cls(4, 2).double()
+    x = np.random.default_rng(10).normal(0, 1, (3, 4, 4))
+    model = hnn.from_torch(att, calibration=x)
+    run = Run(model, "plain", batch=3, seq_len=4, calibrating=True)
+    got = run.call(model, PlainArray(x.reshape(12, 4))).numpy()
+    ref = att(torch.from_numpy(x)).detach().numpy().reshape(12, 4)
+    assert np.max(np.abs(got - ref)) <= 2.0 ** -40 * np.max(np.abs(ref))
+    assert {"values_p", "values"} <= set(model.ranges)  # both forms' sites were recorded
+
+
 def test_per_sequence_attention_uses_small_score_tensors(monkeypatch):
     """The per-sequence scores have T * heads columns whatever the batch (no tokens x tokens tensor)."""
     from hetensor.nn.tensors import PlainArray
