@@ -57,6 +57,23 @@ def plain_then_encrypted_gradients(model, ctx, x, target, loss, tokens=False):
     return plain
 
 
+def planned_training_refreshes(model, ctx, shape, target, loss):
+    """A training forward and the backward of ``loss`` planned on ghost tensors (hetensor.nn.plan):
+    the refreshed tensors as (module, site, level)."""
+    from hetensor.nn.autograd import backward_module
+    from hetensor.nn.plan import Recorder, _ghost_input
+    from hetensor.nn.run import Run
+    from hetensor.nn.tape import Tape
+
+    b, t, d = shape
+    model.zero_grad()  # the planned gradients would accumulate onto the last backward's
+    run = Run(model, "plan", ctx=ctx, batch=b, seq_len=t)
+    run.tape = Tape()
+    y = run.call(model, _ghost_input(ctx, b * t, d, Recorder()))
+    backward_module(model, loss.gradient(y, target, run), run)
+    return [(r["module"], r["site"], r["level"]) for r in run.bootstraps]
+
+
 def test_lora_gradients_and_adamw_step(ctx):
     torch.manual_seed(0)
     l1 = htt.LoRALinear(4, 6, rank=2, alpha=2.0)
@@ -232,12 +249,23 @@ def test_gk_attention_gradients_encrypted(ctx, form):
     loss = hnn.MSELoss()
     hnn.calibrate_training(model, x, target.reshape(2, 3, 4), loss, batch_size=2)
     params = list(model.lora_parameters())
+    # simulate mode (the levels, bootstraps and measured noise of ctx; plaintext adapters)
+    model.train()
+    model.backward(loss(model.simulate(x, ctx, rng=np.random.default_rng(0)).reshape(6, 4), target))
+    assert model.last_run.mode == "simulate" and model.last_run.bootstraps
+    simulated = [p.grad.copy() for p in params]
+    model.zero_grad()
     plain_grads = plain_then_encrypted_gradients(model, ctx, x, target, loss, tokens=True)
     assert len(params) == 8
     assert any(st["site"] == "values_p" for st in model.last_run.sites) == (form == "per-sequence")
     got = [bits(natural(p.grad, ctx) * p.scale, g) for p, g in zip(params, plain_grads)]
-    print("bits per adapter gradient:", " ".join(f"{b:.1f}" for b in got))
-    assert min(got) >= 10
+    sim = [bits(s, g) for s, g in zip(simulated, plain_grads)]
+    print("bits per adapter gradient: encrypted", " ".join(f"{b:.1f}" for b in got), "simulated",
+          " ".join(f"{b:.1f}" for b in sim))
+    assert min(got) >= 10 and min(sim) >= 10
+    # the plan of the same step (ghosts: no data) refreshes the same tensors at the same levels
+    refreshed = [(r["module"], r["site"], r["level"]) for r in model.last_run.bootstraps]
+    assert planned_training_refreshes(model, ctx, x.shape, target, loss) == refreshed
 
 
 @pytest.mark.slow
