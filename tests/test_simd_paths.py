@@ -19,8 +19,8 @@ def restore_simd():
     _core.set_simd_enabled(before)
 
 
-@pytest.mark.parametrize("log_n", [4, 10, 13])
-@pytest.mark.parametrize("bits", [40, 45, 49])
+@pytest.mark.parametrize("log_n", [4, 5, 10, 13])
+@pytest.mark.parametrize("bits", [40, 45, 49, 50, 55, 60, 61])   # FMA path below 2^50, 64-bit lanes from 2^50
 def test_ntt_paths_agree(restore_simd, log_n, bits):
     n = 1 << log_n
     q = _core.ntt_prime(bits, n)
@@ -33,6 +33,28 @@ def test_ntt_paths_agree(restore_simd, log_n, bits):
     np.testing.assert_array_equal(fast_f, _core.ntt_forward(a, q))
     np.testing.assert_array_equal(fast_i, _core.ntt_inverse(a, q))
     np.testing.assert_array_equal(_core.ntt_inverse(fast_f, q), a)
+
+
+@pytest.mark.parametrize("log_n", [4, 5, 7])
+@pytest.mark.parametrize("bits", [50, 59, 61])
+def test_wide_prime_ntt_against_python_integers(restore_simd, log_n, bits):
+    """The 64-bit-lane NTT (primes of 50 to 61 bits) evaluates the polynomial at
+    the odd powers of psi (Python integers), on extreme residues too: its Shoup
+    quotient may fall 2 short, so values near q test the lazy bounds."""
+    n = 1 << log_n
+    q = _core.ntt_prime(bits, n)
+    psi = int(_core.primitive_2n_root(q, n))
+    rng = np.random.default_rng(log_n * 7 + bits)
+    _core.set_simd_enabled(True)
+    for a in (np.full(n, q - 1, dtype=np.uint64), rng.integers(0, q, n, dtype=np.uint64),
+              rng.integers(q - 4, q, n, dtype=np.uint64)):
+        got = [int(v) for v in _core.ntt_forward(a, q)]
+        for k in range(n):   # output k is a(psi^(2 bitrev(k) + 1)), by Horner
+            x, acc = pow(psi, 2 * int(format(k, f"0{log_n}b")[::-1], 2) + 1, q), 0
+            for c in reversed(a.tolist()):
+                acc = (acc * x + c) % q
+            assert got[k] == acc
+        np.testing.assert_array_equal(_core.ntt_inverse(np.array(got, dtype=np.uint64), q), a)
 
 
 def test_seeded_computation_is_identical_on_both_paths(restore_simd):

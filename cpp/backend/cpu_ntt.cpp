@@ -4,6 +4,7 @@
 // the result is bit-identical to a stage-by-stage run (and to the GPU).
 #include "backend/cpu_ntt.hpp"
 
+#include "backend/cpu_ntt_avx2.hpp"
 #include "backend/cpu_ntt_fma.hpp"
 #include "backend/kernels/butterfly.hpp"
 #include "core/numth.hpp"
@@ -12,6 +13,7 @@ namespace ht::cpu {
 
 void ntt_forward(u64* a, const NttTables& tb) {
   if (fma_ntt_usable(tb)) return ntt_forward_fma(a, tb);
+  if (avx2_ntt_usable(tb)) return ntt_forward_avx2(a, tb);
   const u64 n = tb.n, q = tb.mod.value, two_q = 2 * q;
   const ShoupConst* w = tb.psi_rev.data();
   u64 m = 1, t = n >> 1;
@@ -55,6 +57,7 @@ void ntt_forward(u64* a, const NttTables& tb) {
 
 void ntt_inverse(u64* a, const NttTables& tb) {
   if (fma_ntt_usable(tb)) return ntt_inverse_fma(a, tb);
+  if (avx2_ntt_usable(tb)) return ntt_inverse_avx2(a, tb);
   const u64 n = tb.n, q = tb.mod.value, two_q = 2 * q;
   const ShoupConst* w = tb.ipsi_rev.data();
   u64 h = n >> 1, t = 1;
