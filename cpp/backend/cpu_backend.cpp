@@ -117,27 +117,40 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // One limb per thread: the digits are permuted into thread-local scratch
-  // (it stays in cache) and go through the CPU's dot product (FMA path where
-  // the prime allows, equal to the shared body bit for bit).
+  // One limb per thread, through the CPU's dot product (FMA path where the
+  // prime allows, equal to the shared body bit for bit). With a permutation
+  // the digits are gathered block by block into thread-local scratch that
+  // stays in L1/L2 (whole permuted limbs, terms x N words, did not: at
+  // N = 2^16 they were written out to memory and read back).
   void key_switch_inner(u64* const* out0, u64* const* out1, const u64* const* d, const u64* const* kb,
                         const u64* const* ka, int terms, const u32* perm, const Modulus* moduli, std::size_t count,
                         u64 n) override {
     if (terms < 1 || terms > 32) fail("key_switch_inner", "terms must be in [1, 32]");
     parallel_for(count, [&](std::size_t i) {
       const u64* const* di = d + i * terms;
-      const u64* permuted[32];
-      thread_local std::vector<u64> scratch;
-      if (perm != nullptr) {
-        if (scratch.size() < static_cast<std::size_t>(terms) * n) scratch.resize(static_cast<std::size_t>(terms) * n);
-        for (int j = 0; j < terms; ++j) {
-          u64* t = scratch.data() + static_cast<std::size_t>(j) * n;
-          for (u64 k = 0; k < n; ++k) t[k] = di[j][perm[k]];
-          permuted[j] = t;
-        }
-        di = permuted;
+      if (perm == nullptr) {
+        ht::cpu::dot_two(out0[i], out1[i], di, kb + i * terms, ka + i * terms, terms, n, moduli[i]);
+        return;
       }
-      ht::cpu::dot_two(out0[i], out1[i], di, kb + i * terms, ka + i * terms, terms, n, moduli[i]);
+      constexpr u64 kBlock = 1024;  // terms x 8 KiB of scratch
+      thread_local std::vector<u64> scratch;
+      if (scratch.size() < static_cast<std::size_t>(terms) * kBlock) scratch.resize(static_cast<std::size_t>(terms) * kBlock);
+      const u64* permuted[32];
+      const u64* kbi[32];
+      const u64* kai[32];
+      for (u64 k0 = 0; k0 < n; k0 += kBlock) {
+        const u64 len = std::min(kBlock, n - k0);
+        const u32* pk = perm + k0;
+        for (int j = 0; j < terms; ++j) {
+          u64* t = scratch.data() + static_cast<std::size_t>(j) * kBlock;
+          const u64* src = di[j];
+          for (u64 k = 0; k < len; ++k) t[k] = src[pk[k]];
+          permuted[j] = t;
+          kbi[j] = kb[i * terms + j] + k0;
+          kai[j] = ka[i * terms + j] + k0;
+        }
+        ht::cpu::dot_two(out0[i] + k0, out1[i] + k0, permuted, kbi, kai, terms, len, moduli[i]);
+      }
     });
   }
 
