@@ -9,7 +9,7 @@
 #include <mutex>
 
 #include "backend/cpu_ntt.hpp"
-#include "backend/cpu_ntt_fma.hpp"
+#include "backend/cpu_simd.hpp"
 #include "core/aes.hpp"
 #include "core/error.hpp"
 #include "core/numth.hpp"

@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-#include "backend/cpu_ntt_fma.hpp"
+#include "backend/cpu_simd.hpp"
 #include "backend/kernels/elementwise.hpp"
 
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -1,6 +1,6 @@
 #include "backend/cpu_dot.hpp"
 
-#include "backend/cpu_ntt_fma.hpp"
+#include "backend/cpu_simd.hpp"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>

@@ -5,14 +5,12 @@
 #include "backend/cpu_ntt.hpp"
 
 #include "backend/cpu_ntt_avx2.hpp"
-#include "backend/cpu_ntt_fma.hpp"
 #include "backend/kernels/butterfly.hpp"
 #include "core/numth.hpp"
 
 namespace ht::cpu {
 
 void ntt_forward(u64* a, const NttTables& tb) {
-  if (fma_ntt_usable(tb)) return ntt_forward_fma(a, tb);
   if (avx2_ntt_usable(tb)) return ntt_forward_avx2(a, tb);
   const u64 n = tb.n, q = tb.mod.value, two_q = 2 * q;
   const ShoupConst* w = tb.psi_rev.data();
@@ -56,7 +54,6 @@ void ntt_forward(u64* a, const NttTables& tb) {
 }
 
 void ntt_inverse(u64* a, const NttTables& tb) {
-  if (fma_ntt_usable(tb)) return ntt_inverse_fma(a, tb);
   if (avx2_ntt_usable(tb)) return ntt_inverse_avx2(a, tb);
   const u64 n = tb.n, q = tb.mod.value, two_q = 2 * q;
   const ShoupConst* w = tb.ipsi_rev.data();

@@ -6,7 +6,7 @@
 // floor(y * w' / 2^64) and y * w - quotient * q lies in [0, 4q).
 #include "backend/cpu_ntt_avx2.hpp"
 
-#include "backend/cpu_ntt_fma.hpp"
+#include "backend/cpu_simd.hpp"
 #include "core/numth.hpp"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -16,20 +16,12 @@
 
 namespace ht::cpu {
 
-namespace {
-bool cpu_has_avx2() {
+bool avx2_ntt_usable(const NttTables& t) {
 #ifdef HT_HAVE_X86
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
+  return t.mod.value < (u64(1) << 61) && t.n >= 16 && simd_enabled();
 #else
   return false;
 #endif
-}
-}  // namespace
-
-bool avx2_ntt_usable(const NttTables& t) {
-  static const bool has = cpu_has_avx2();
-  return has && t.mod.value >= (u64(1) << 50) && t.mod.value < (u64(1) << 61) && t.n >= 16 && simd_enabled();
 }
 
 #ifdef HT_HAVE_X86
@@ -38,22 +30,24 @@ bool avx2_ntt_usable(const NttTables& t) {
 
 namespace {
 
-// The modulus in every lane: q (its low half is what _mm256_mul_epu32 reads), q >> 32, 2q, 2q - 1, q - 1.
+// The modulus in every lane: q (its low half is what _mm256_mul_epu32 reads), q with its 32-bit halves
+// swapped, 2q, 2q - 1, q - 1.
 struct Q4 {
-  __m256i q, q_hi, two_q, two_q_m1, q_m1;
+  __m256i q, q_swap, two_q, two_q_m1, q_m1;
 };
-// A twiddle w and its Shoup quotient w' in every lane (or one per lane), with their high halves.
+// A twiddle w (also with its halves swapped) and its Shoup quotient w' (also w' >> 32), in every lane or one per lane.
 struct W4 {
-  __m256i w, w_hi, wq, wq_hi;
+  __m256i w, w_swap, wq, wq_hi;
 };
 
 HT_AVX2 Q4 make_q4(u64 q) {
-  return Q4{_mm256_set1_epi64x(static_cast<long long>(q)), _mm256_set1_epi64x(static_cast<long long>(q >> 32)),
+  return Q4{_mm256_set1_epi64x(static_cast<long long>(q)),
+            _mm256_set1_epi64x(static_cast<long long>((q >> 32) | (q << 32))),
             _mm256_set1_epi64x(static_cast<long long>(2 * q)), _mm256_set1_epi64x(static_cast<long long>(2 * q - 1)),
             _mm256_set1_epi64x(static_cast<long long>(q - 1))};
 }
 HT_AVX2 W4 make_w4(__m256i w, __m256i wq) {
-  return W4{w, _mm256_srli_epi64(w, 32), wq, _mm256_srli_epi64(wq, 32)};
+  return W4{w, _mm256_shuffle_epi32(w, 0xb1), wq, _mm256_srli_epi64(wq, 32)};
 }
 HT_AVX2 W4 bcast(const ShoupConst& c) {
   return make_w4(_mm256_set1_epi64x(static_cast<long long>(c.operand)),
@@ -72,17 +66,21 @@ HT_AVX2 __m256i csub(__m256i x, __m256i bound, __m256i sub) {
   return _mm256_sub_epi64(x, _mm256_and_si256(_mm256_cmpgt_epi64(x, bound), sub));
 }
 
+// x * y mod 2^64 (y_swap: y with its 32-bit halves swapped): the two cross
+// products' low halves come from one 32-bit multiply.
+HT_AVX2 __m256i mul_lo64(__m256i x, __m256i y, __m256i y_swap) {
+  const __m256i cross = _mm256_mullo_epi32(x, y_swap);
+  return _mm256_add_epi64(_mm256_mul_epu32(x, y),
+                          _mm256_slli_epi64(_mm256_add_epi64(cross, _mm256_srli_epi64(cross, 32)), 32));
+}
+
 // y * w mod q in [0, 2q) for y < 2^63.
 HT_AVX2 __m256i mul_shoup_lazy4(__m256i y, const W4& w, const Q4& c) {
   const __m256i y_hi = _mm256_srli_epi64(y, 32);
   __m256i qt = _mm256_mul_epu32(y_hi, w.wq_hi);
   qt = _mm256_add_epi64(qt, _mm256_srli_epi64(_mm256_mul_epu32(y_hi, w.wq), 32));
   qt = _mm256_add_epi64(qt, _mm256_srli_epi64(_mm256_mul_epu32(y, w.wq_hi), 32));
-  const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(y_hi, w.w), _mm256_mul_epu32(y, w.w_hi));
-  const __m256i prod = _mm256_add_epi64(_mm256_mul_epu32(y, w.w), _mm256_slli_epi64(cross, 32));
-  const __m256i qt_hi = _mm256_srli_epi64(qt, 32);
-  const __m256i cross_q = _mm256_add_epi64(_mm256_mul_epu32(qt_hi, c.q), _mm256_mul_epu32(qt, c.q_hi));
-  const __m256i sub = _mm256_add_epi64(_mm256_mul_epu32(qt, c.q), _mm256_slli_epi64(cross_q, 32));
+  const __m256i prod = mul_lo64(y, w.w, w.w_swap), sub = mul_lo64(qt, c.q, c.q_swap);
   return csub(_mm256_sub_epi64(prod, sub), c.two_q_m1, c.two_q);  // [0, 4q) -> [0, 2q)
 }
 

@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "backend/cpu_ntt.hpp"
-#include "backend/cpu_ntt_fma.hpp"
+#include "backend/cpu_ntt_avx2.hpp"
+#include "backend/cpu_simd.hpp"
 #include "backend/kernels/basis.hpp"
 #include "core/galois.hpp"
 #include "core/modarith.hpp"
@@ -36,7 +37,7 @@ u64 naive_pow(u64 b, u64 e, u64 q) {
   return r;
 }
 
-// NTT primes of 30, 45 (the FMA path, when the CPU has it) and 60 bits for ring degree n.
+// NTT primes of 30, 45 and 60 bits for ring degree n.
 std::vector<u64> test_primes(u64 n) {
   std::vector<u64> out;
   for (int bits : {30, 45, 60}) out.push_back(closest_ntt_prime(static_cast<double>(u64(1) << (bits - 1)) * 1.5, n, bits, out));
@@ -188,9 +189,9 @@ void check_ntt(bool simd) {
 
 TEST_CASE("ntt: portable path against naive evaluation, round trip and negacyclic products") { check_ntt(false); }
 
-TEST_CASE("ntt: run-time chosen path (FMA for primes < 2^50 where the CPU has it), same checks") {
+TEST_CASE("ntt: run-time chosen path (AVX2 where the CPU has it), same checks") {
   const u64 q45 = test_primes(16)[1];
-  std::printf("  the FMA path is %s\n", cpu::fma_ntt_usable(NttTables(q45, 16)) ? "used" : "not available here");
+  std::printf("  the AVX2 path is %s\n", cpu::avx2_ntt_usable(NttTables(q45, 16)) ? "used" : "not available here");
   check_ntt(true);
 }
 
