@@ -5,9 +5,10 @@ Batching: a batch of B sequences of T tokens is one (B*T, d) token matrix, so
 many inputs share the slots of each ciphertext. Token-wise layers (linear,
 LayerNorm, activations) need nothing more; attention scores each token
 against the T tokens of its own sequence only (rolled copies of the keys, see
-hetensor.nn.attention; the masks come from ``offset_mask``), or, while
-training, keeps the (B*T, B*T) score matrix with a block-diagonal 0/1 mask
-(``attention_mask``); pooling is a plaintext (B, B*T) averaging matrix.
+hetensor.nn.attention; the masks come from ``offset_mask``; forward and
+backward), or, for one sequence or ``per_sequence = False``, keeps the
+(B*T, B*T) score matrix with a block-diagonal 0/1 mask (``attention_mask``);
+pooling is a plaintext (B, B*T) averaging matrix.
 
 Bootstraps are placed as the forward goes (``Run.ready``): before an operation
 that needs ``need`` levels, a tensor with fewer left is scaled into the
