@@ -46,6 +46,16 @@ def bits(got, ref) -> float:
     return math.inf if err == 0.0 else -math.log2(err)
 
 
+def rel_bits(got, ref) -> float:
+    """Precision in bits of `got` relative to the largest magnitude of the float64 reference `ref`.
+
+    -log2(max |got - ref| / max |ref|); +inf when they are equal. For values of any scale
+    (gradients, losses, model outputs); broadcasts as numpy does.
+    """
+    err = float(np.max(np.abs(np.asarray(got) - np.asarray(ref))))
+    return math.inf if err == 0 else -math.log2(err / max(float(np.max(np.abs(ref))), 1e-300))
+
+
 def padded_rows(x: np.ndarray, slots: int) -> np.ndarray:
     """The slot layout of `x`: row-major, zero-padded to whole rows of `slots`."""
     flat = np.asarray(x).reshape(-1)

@@ -7,8 +7,6 @@ mode must agree to >= 30 bits. A second check compares with autograd on the
 exact ``hetensor.torch`` twin, within the approximations' own error.
 """
 
-import math
-
 import numpy as np
 import pytest
 
@@ -18,12 +16,7 @@ from hetensor import torch as htt  # noqa: E402
 from hetensor.nn import linear as linear_mod  # noqa: E402
 from hetensor.nn.run import Run  # noqa: E402
 from hetensor.nn.tensors import PlainArray  # noqa: E402
-
-
-def bits(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    err = float(np.max(np.abs(a - b)))
-    return math.inf if err == 0 else -math.log2(err / max(float(np.max(np.abs(b))), 1e-300))
+from conftest import rel_bits as bits  # noqa: E402
 
 
 class TorchArray(PlainArray):

@@ -7,8 +7,6 @@ the other misses; the contexts do not auto-make keys, so a key the plan
 missed fails the forward with MissingKeyError.
 """
 
-import math
-
 import numpy as np
 import pytest
 
@@ -17,13 +15,9 @@ import hetensor as ht  # noqa: E402
 import hetensor.nn as hnn  # noqa: E402
 from hetensor import torch as htt  # noqa: E402
 from hetensor.linalg.keypolicy import power_of_two_terms  # noqa: E402
+from conftest import rel_bits as bits  # noqa: E402
 
 PRESET = "toy-boot-insecure"
-
-
-def bits(a, b):
-    err = float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-    return math.inf if err == 0 else -math.log2(err / max(float(np.max(np.abs(b))), 1e-300))
 
 
 def small_model(seed=0):

@@ -6,8 +6,6 @@ CKKS noise of the products and bootstraps: each layer must agree to >= 12 bits
 max_depth = usable_levels - 1 = 3 levels, so layers bootstrap often.
 """
 
-import math
-
 import numpy as np
 import pytest
 
@@ -15,6 +13,7 @@ torch = pytest.importorskip("torch")
 import hetensor as ht  # noqa: E402
 import hetensor.nn as hnn  # noqa: E402
 from hetensor import torch as htt  # noqa: E402
+from conftest import rel_bits as bits  # noqa: E402
 
 PRESET = "toy-boot-insecure"
 
@@ -22,11 +21,6 @@ PRESET = "toy-boot-insecure"
 @pytest.fixture(scope="module")
 def ctx():
     return ht.Context.from_preset(PRESET, bootstrap=True, seed=11)
-
-
-def bits(a, b):
-    err = float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-    return math.inf if err == 0 else -math.log2(err / max(float(np.max(np.abs(b))), 1e-300))
 
 
 def run_both(tmodel, x, ctx, mask=None, **kw):

@@ -6,7 +6,6 @@ AdamW update must agree with it to >= 10 bits (CKKS noise through products,
 bootstraps and the optimizer's inverse square root).
 """
 
-import math
 import time
 from types import SimpleNamespace
 
@@ -18,6 +17,7 @@ import hetensor as ht  # noqa: E402
 import hetensor.nn as hnn  # noqa: E402
 import hetensor.optim as hopt  # noqa: E402
 from hetensor import torch as htt  # noqa: E402
+from conftest import rel_bits as bits  # noqa: E402
 
 PRESET = "toy-boot-insecure"
 
@@ -25,11 +25,6 @@ PRESET = "toy-boot-insecure"
 @pytest.fixture(scope="module")
 def ctx():
     return ht.Context.from_preset(PRESET, bootstrap=True, seed=5)
-
-
-def bits(a, b):
-    err = float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-    return math.inf if err == 0 else -math.log2(err / max(float(np.max(np.abs(b))), 1e-300))
 
 
 def natural(p, ctx):

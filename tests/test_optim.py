@@ -1,7 +1,5 @@
 """hetensor.optim against torch.optim on the same gradients (plain mode, float64)."""
 
-import math
-
 import numpy as np
 import pytest
 
@@ -9,11 +7,7 @@ torch = pytest.importorskip("torch")
 import hetensor.nn as hnn  # noqa: E402
 import hetensor.optim as hopt  # noqa: E402
 from hetensor import torch as htt  # noqa: E402
-
-
-def bits(a, b):
-    err = float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-    return math.inf if err == 0 else -math.log2(err / max(float(np.max(np.abs(b))), 1e-300))
+from conftest import rel_bits as bits  # noqa: E402
 
 
 def make_model(seed=0):

@@ -10,16 +10,12 @@ import numpy as np
 import pytest
 
 import hetensor as ht
+from conftest import rel_bits as bits
 
 
 @pytest.fixture(scope="module")
 def ctx():
     return ht.Context.from_preset("toy-insecure", seed=5)
-
-
-def bits(a, b):
-    err = float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-    return math.inf if err == 0 else -math.log2(err / max(float(np.max(np.abs(b))), 1e-300))
 
 
 def test_values_kept_bound_and_range_replaced(ctx):
