@@ -33,6 +33,14 @@ py::dict cost_dict(const la::Cost& c) {
   d["encodes"] = c.encodes;
   return d;
 }
+// A program step of `kind` reading registers a (and b); the caller fills the kind's fields.
+la::ProgramStep step(la::ProgramStep::Kind kind, int a, int b = -1) {
+  la::ProgramStep s;
+  s.kind = kind;
+  s.a = a;
+  s.b = b;
+  return s;
+}
 }  // namespace
 
 void register_linalg(py::module_& m) {
@@ -159,26 +167,19 @@ void register_linalg(py::module_& m) {
       .def("add_input", &la::Program::add_input)
       .def("map", [](la::Program& p, int src, std::shared_ptr<la::BlockMap> map, int inner_groups) {
         if (!map || map->level < 0) throw ht::InvalidArgument("cannot record a map step: the map is not encoded");
-        Step s;
-        s.kind = Step::Kind::map;
-        s.a = src;
+        Step s = step(Step::Kind::map, src);
         s.map = std::move(map);
         s.inner_groups = inner_groups;
         return p.add(std::move(s));
       }, py::arg("src"), py::arg("map"), py::arg("inner_groups") = 1)
       .def("rotate_sum", [](la::Program& p, int src, const std::vector<long>& steps) {
-        Step s;
-        s.kind = Step::Kind::rotate_sum;
-        s.a = src;
+        Step s = step(Step::Kind::rotate_sum, src);
         s.steps = steps;
         return p.add(std::move(s));
       }, py::arg("src"), py::arg("steps"))
       .def("bilinear", [parse_rounds](la::Program& p, int a, int b, const py::list& rounds, int outputs, bool chain_a,
                                       bool chain_b) {
-        Step s;
-        s.kind = Step::Kind::bilinear;
-        s.a = a;
-        s.b = b;
+        Step s = step(Step::Kind::bilinear, a, b);
         s.rounds = parse_rounds(rounds);
         s.outputs = outputs;
         s.chain_a = chain_a;
@@ -187,24 +188,16 @@ void register_linalg(py::module_& m) {
       }, py::arg("a"), py::arg("b"), py::arg("rounds"), py::arg("outputs"), py::arg("chain_a") = false,
          py::arg("chain_b") = false)
       .def("gather", [](la::Program& p, int src, const std::vector<int>& idx) {
-        Step s;
-        s.kind = Step::Kind::gather;
-        s.a = src;
+        Step s = step(Step::Kind::gather, src);
         s.idx = idx;
         return p.add(std::move(s));
       }, py::arg("src"), py::arg("idx"))
       .def("add", [](la::Program& p, int a, int b) {
-        Step s;
-        s.kind = Step::Kind::add;
-        s.a = a;
-        s.b = b;
-        return p.add(std::move(s));
+        return p.add(step(Step::Kind::add, a, b));
       }, py::arg("a"), py::arg("b"))
       .def("mul_values", [](la::Program& p, int src, const CArray& values) {
         if (values.ndim() != 2) throw ht::InvalidArgument("cannot record mul_values: values must be rows x count");
-        Step s;
-        s.kind = Step::Kind::mul_values;
-        s.a = src;
+        Step s = step(Step::Kind::mul_values, src);
         s.rows = static_cast<int>(values.shape(0));
         s.count = static_cast<ht::u64>(values.shape(1));
         s.values.assign(values.data(), values.data() + values.size());
