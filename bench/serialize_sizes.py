@@ -31,7 +31,10 @@ SEED = 32
 
 
 def expected_sizes(ctx: ht.Context, compressed: bool, galois: int) -> dict:
-    """Bytes of each part of a public context and of ciphertexts, from the format."""
+    """Bytes of each part of a public context and of ciphertexts, from the format.
+
+    A switching key made for level l has l // digit_size + 1 digits over the l + 1 + alpha
+    primes; a compact key (``ctx.compact_keys``) stores its a halves as seeds in both forms."""
     eng = ctx._engine
     n, L = ctx.ring_degree, ctx.max_level
     alpha = len(eng.p)
@@ -39,25 +42,32 @@ def expected_sizes(ctx: ht.Context, compressed: bool, galois: int) -> dict:
     name_len = len(ctx.name.encode())
     level_bits = len(lit.level_bits) if lit is not None else 0
     words = (L + 1 + alpha) * n
-    dnum = eng.dnum
-    digit_size = -(-(L + 1) // dnum)
-    digits = L // digit_size + 1
+    digit_size = -(-(L + 1) // eng.dnum)
     a_part = SEED if compressed else words * WORD
+
+    def switch_key(level: int, compact: bool) -> int:
+        key_words = (level + 1 + alpha) * n
+        seeded = compressed or compact
+        return 4 + 1 + 4 + (level // digit_size + 1) * (key_words * WORD + (SEED if seeded else key_words * WORD))
+
     params = 4 + name_len + 32 + 4 + 4 * level_bits + 8 + 1 + 4 + 8 * (L + 1) + 4 + 8 * alpha
-    switch_key = 4 + 1 + digits * (words * WORD + (SEED if compressed else words * WORD))
+    relin = switch_key(L, bool(eng.relin_key_compact))
+    levels = eng.galois_key_levels()
+    assert len(levels) == galois, f"{len(levels)} Galois keys, {galois} expected"
+    galois_bytes = sum(8 + switch_key(lv, ctx.compact_keys) for lv in levels.values())
     enc = 0
     if ctx._bootstrapper is not None and ctx._bootstrapper.params.encapsulation_h:
-        enc = 4 + 1 + 2 * n * WORD + (SEED if compressed else 2 * n * WORD) + switch_key
+        enc = 4 + 1 + 2 * n * WORD + (SEED if compressed else 2 * n * WORD) + switch_key(L, ctx.compact_keys)
     return {
         "public_key": 1 + words * WORD + a_part,
-        "relinearization_key": switch_key,
-        "rotation_key": 8 + switch_key,
+        "relinearization_key": relin,
+        "rotation_key": 8 + switch_key(L, ctx.compact_keys),  # one made for every level
         "galois_keys": galois,
+        "galois_key_bytes": galois_bytes,
         "encapsulation_keys": enc,
         "params": params,
         "secret_key": words * WORD,
-        "context_without_attrs": 48 + params + 1 + (1 + words * WORD + a_part) + switch_key + 4
-        + galois * (8 + switch_key) + 1 + enc,
+        "context_without_attrs": 48 + params + 1 + (1 + words * WORD + a_part) + relin + 4 + galois_bytes + 1 + enc,
         "ciphertext_top_level": 2 * (L + 1) * n * WORD,
         "ciphertext_top_level_seeded": (L + 1) * n * WORD + SEED,
         "ciphertext_level_0": 2 * n * WORD,
