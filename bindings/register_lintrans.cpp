@@ -20,6 +20,7 @@ void register_lintrans(py::module_& m) {
       .def_readonly("babies", &ht::LinearTransform::babies)
       .def_readonly("giants", &ht::LinearTransform::giants)
       .def_property_readonly("diagonals", &ht::LinearTransform::diagonals)
+      .def_property_readonly("device_bytes", &ht::LinearTransform::device_bytes)
       .def("rotation_steps", &ht::LinearTransform::rotation_steps);
   m.def("encode_linear_transform", [](ht::Engine& e, const py::dict& diagonals, int level, long n1, double input_scale,
                                       bool extended) {
@@ -36,5 +37,5 @@ void register_lintrans(py::module_& m) {
      py::arg("extended") = true);
   m.def("apply_linear_transform", [](ht::Engine& e, const ht::Ciphertext& ct, const ht::LinearTransform& lt) {
     return ht::apply_linear_transform(e.tables(), e.keys(), ct, lt);
-  }, py::call_guard<py::gil_scoped_release>());
+  }, py::arg("engine"), py::arg("ct"), py::arg("transform"), py::call_guard<py::gil_scoped_release>());
 }

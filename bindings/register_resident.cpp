@@ -19,6 +19,7 @@
 #include "backend/backend.hpp"
 #include "ckks/engine.hpp"
 #include "ckks/resident.hpp"
+#include "circuits/lintrans.hpp"
 
 #include "rows.hpp"
 
@@ -216,11 +217,15 @@ void register_resident(py::module_& m) {
   for (auto [name, op] : {std::pair<const char*, const char*>{"eval_chebyshev", "evaluate a polynomial on"},
                            {"eval_power", "evaluate a polynomial on"}, {"mod_raise", "bootstrap"},
                            {"switch_to_sparse", "bootstrap"}, {"switch_to_dense", "bootstrap"},
-                           {"mul_by_i", "multiply by i"}, {"apply_linear_transform", "apply a linear transform to"},
+                           {"mul_by_i", "multiply by i"},
                            {"linalg_apply_map", "run a matrix product on"}, {"linalg_bilinear", "run a matrix product on"},
                            {"linalg_rotate_sum", "sum the slots of"}, {"linalg_gather", "gather the rows of"},
                            {"linalg_zeros", "make zeros like"}})
     refuse_device(m, name, op);
+  // Linear transforms (circuits/lintrans): the diagonals uploaded once per device.
+  m.def("apply_linear_transform", [](ht::Engine& e, const DeviceCiphertext& ct, const ht::LinearTransform& lt) {
+    return ht::resident::apply_linear_transform(e.tables(), e.keys(), ct, lt);
+  }, py::arg("engine"), py::arg("ct"), py::arg("transform"), Release());
 
   py::object cls = m.attr("Engine");
   cls.attr("device_key_bytes") = py::cpp_function([](const Engine& e) { return e.keys().device_key_bytes(); },

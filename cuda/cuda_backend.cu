@@ -269,6 +269,11 @@ class CudaBackend final : public backend::Backend {
     HT_CUDA_CHECK(cudaMemcpyAsync(dst, src, words * sizeof(u64), cudaMemcpyDeviceToDevice, stream_));
   }
   void synchronize() override { HT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void zero(u64* dst, std::size_t words) override {
+    if (words == 0) return;
+    select();
+    HT_CUDA_CHECK(cudaMemsetAsync(dst, 0, words * sizeof(u64), stream_));
+  }
 
   void ntt_forward(u64* const* limbs, const NttTables* const* tables, std::size_t count) override {
     transform(limbs, tables, count, false);

@@ -78,6 +78,8 @@ class Backend {
   virtual void copy(u64* dst, const u64* src, std::size_t words) = 0;
   // Waits for every op issued so far (a no-op on the CPU).
   virtual void synchronize() = 0;
+  // Sets `words` words at dst to 0 (ordered with the ops).
+  virtual void zero(u64* dst, std::size_t words) = 0;
 
   // -- NTT over a limb list: natural -> bit-reversed (forward) and back ----
   // Residues in [0, q) in and out; tables[i] belongs to limbs[i], one n.

@@ -43,6 +43,9 @@ class CpuBackend final : public Backend {
     if (words) std::memcpy(dst, src, words * sizeof(u64));
   }
   void synchronize() override {}
+  void zero(u64* dst, std::size_t words) override {
+    if (words) std::memset(dst, 0, words * sizeof(u64));
+  }
 
   void ntt_forward(u64* const* limbs, const NttTables* const* tables, std::size_t count) override {
     parallel_for(count, [&](std::size_t i) { ht::cpu::ntt_forward(limbs[i], *tables[i]); });

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <set>
+#include <string>
 
 #include "backend/kernels/elementwise.hpp"
 #include "ckks/evaluator.hpp"
@@ -105,35 +106,138 @@ LinearTransform encode_linear_transform(const Encoder& encoder,
   return lt;
 }
 
+std::vector<const u64*> LinearTransform::diagonal_data(backend::Backend& be) const {
+  std::vector<const u64*> out;
+  if (be.device().kind == backend::DeviceKind::cpu) {
+    for (const auto& group : groups)
+      for (const auto& term : group) out.push_back(term.second.data.data());
+    return out;
+  }
+  std::lock_guard<std::mutex> lock(device->mutex);
+  auto it = device->copies.find(&be);
+  if (it == device->copies.end()) {
+    std::size_t words = 0;
+    for (const auto& group : groups)
+      for (const auto& term : group) words += term.second.data.size();
+    backend::DeviceBuffer copy = be.allocate(words);
+    std::size_t at = 0;
+    for (const auto& group : groups)
+      for (const auto& term : group) {
+        be.upload(copy.data() + at, term.second.data.data(), term.second.data.size());
+        at += term.second.data.size();
+      }
+    it = device->copies.emplace(&be, std::move(copy)).first;
+  }
+  const u64* at = it->second.data();
+  for (const auto& group : groups)
+    for (const auto& term : group) {
+      out.push_back(at);
+      at += term.second.data.size();
+    }
+  return out;
+}
+
+std::size_t LinearTransform::device_bytes() const {
+  std::lock_guard<std::mutex> lock(device->mutex);
+  std::size_t total = 0;
+  for (const auto& c : device->copies) total += c.second.size() * sizeof(u64);
+  return total;
+}
+
 namespace {
 
 // Prime index of limb e of an extended (Q_level + P) polynomial.
 int ext_prime_index(const Tables& ctx, int level, int e) { return e <= level ? e : ctx.p_index(e - level - 1); }
 
-// For every giant group g: out0[g] = sum_j pt_j * baby0[b_j] and out1[g] =
-// sum_j pt_j * baby1[b_j] over the extended limbs, lazily reduced: 128-bit
-// sums, one Barrett reduction per coefficient (products < 2^122, so 32 terms
-// stay below 2^127; longer sums fold). One pass over cache-sized chunks of
-// each limb takes every group, so a plaintext chunk is read once for both
-// parts and a baby's chunk stays in cache for every group that uses it (the
-// sums are the same integers as group by group, so the residues are too).
-void dot_groups(const Tables& ctx, int level, int ext, const LinearTransform& lt, const std::vector<Buffer>& baby0,
-                const std::vector<Buffer>& baby1, std::vector<Buffer>& out0, std::vector<Buffer>& out1) {
-  const u64 n = ctx.n();
-  parallel_for(static_cast<size_t>(ext), [&](size_t e) {
-    const Modulus& m = ctx.modulus(ext_prime_index(ctx, level, static_cast<int>(e)));
+// The state of one application: the backend, the moduli of the extended
+// limbs, the diagonals where the backend reads them, the rotation keys (held,
+// so a wider key replacing one meanwhile cannot free it) and a scratch
+// polynomial for automorphisms.
+struct Run {
+  backend::Backend& be;
+  const Tables& ctx;
+  const LinearTransform& lt;
+  bool host_dot;  // host memory: the cache-blocked product below (the same residues)
+  u64 n;
+  int level, qn, ext;
+  std::size_t q_words, ext_words;
+  std::vector<Modulus> moduli;        // extended limbs
+  std::vector<const u64*> diagonals;  // group by group
+  std::vector<std::shared_ptr<const SwitchKey>> held;
+  std::map<u64, KeyView> keys;
+  backend::DeviceBuffer scratch;
+
+  Run(backend::Backend& b, const Tables& c, const KeyChain& chain, const LinearTransform& t, bool host)
+      : be(b), ctx(c), lt(t), host_dot(host), n(c.n()), level(t.level), qn(t.level + 1),
+        ext(t.level + 1 + c.alpha()), q_words(static_cast<std::size_t>(qn) * n),
+        ext_words(static_cast<std::size_t>(ext) * n) {
+    for (int e = 0; e < ext; ++e) moduli.push_back(ctx.modulus(ext_prime_index(ctx, level, e)));
+    diagonals = lt.diagonal_data(be);
+    for (long step : lt.rotation_steps()) {
+      const u64 g = galois_element_for_step(step, n);
+      held.push_back(chain.galois_key(g));
+      keys.emplace(g, chain.device_key(held.back(), be));
+    }
+    scratch = be.allocate(ext_words);
+  }
+
+  const KeyView& key(u64 g) const { return keys.at(g); }
+
+  // dst[Q limbs] += P * phi(src), phi the automorphism perm (or none): the
+  // extended form of a Q ciphertext part (its P limbs are 0).
+  void add_p_times(const u64* src, const u32* perm, u64* dst) {
+    if (perm) {
+      be.automorphism(scratch.data(), src, perm, static_cast<std::size_t>(qn), n);
+      src = scratch.data();
+    }
+    mul_p_add(be, ctx, src, level, dst);
+  }
+  // dst += phi(src) over the first `count` extended limbs.
+  void add(const u64* src, const u32* perm, u64* dst, int count) {
+    if (perm) {
+      be.automorphism(scratch.data(), src, perm, static_cast<std::size_t>(count), n);
+      src = scratch.data();
+    }
+    be.elementwise(backend::Elementwise::add, dst, dst, src, moduli.data(), static_cast<std::size_t>(count), n);
+  }
+  backend::DeviceBuffer zeros(std::size_t words) {
+    backend::DeviceBuffer b = be.allocate(words);
+    be.zero(b.data(), words);
+    return b;
+  }
+
+  // For every giant group g over the first `count` limbs:
+  //   out0[g] = sum_j pt_j * baby0[b_j],  out1[g] = sum_j pt_j * baby1[b_j].
+  void dot(int count, const std::vector<backend::DeviceBuffer>& baby0, const std::vector<backend::DeviceBuffer>& baby1,
+           std::vector<backend::DeviceBuffer>& out0, std::vector<backend::DeviceBuffer>& out1);
+};
+
+// The host form of Run::dot, lazily reduced: 128-bit sums, one Barrett
+// reduction per coefficient (products < 2^122, so 32 terms stay below 2^127;
+// longer sums fold). One pass over cache-sized chunks of each limb takes every
+// group, so a plaintext chunk is read once for both parts and a baby's chunk
+// stays in cache for every group that uses it (the sums are the same integers
+// as group by group, so the residues are the backend's).
+void dot_groups_host(const Run& r, int count, const std::vector<backend::DeviceBuffer>& baby0,
+                     const std::vector<backend::DeviceBuffer>& baby1, std::vector<backend::DeviceBuffer>& out0,
+                     std::vector<backend::DeviceBuffer>& out1) {
+  const u64 n = r.n;
+  const LinearTransform& lt = r.lt;
+  parallel_for(static_cast<size_t>(count), [&](size_t e) {
+    const Modulus& m = r.moduli[e];
     constexpr u64 kChunk = 256;
     Acc128 s0[kChunk], s1[kChunk];
     const size_t off = e * n;
     for (u64 t0 = 0; t0 < n; t0 += kChunk) {
       const u64 len = std::min<u64>(kChunk, n - t0);
+      size_t di = 0;
       for (size_t g = 0; g < lt.groups.size(); ++g) {
         for (u64 t = 0; t < len; ++t) s0[t] = Acc128{}, s1[t] = Acc128{};
         int in_acc = 0;
         for (const auto& term : lt.groups[g]) {
           const u64* x0 = baby0[term.first].data() + off + t0;
           const u64* x1 = baby1[term.first].data() + off + t0;
-          const u64* p = term.second.data.data() + off + t0;
+          const u64* p = r.diagonals[di++] + off + t0;
           if (in_acc == 32) {
             for (u64 t = 0; t < len; ++t)
               s0[t] = Acc128{reduce_acc(s0[t], m), 0}, s1[t] = Acc128{reduce_acc(s1[t], m), 0};
@@ -153,116 +257,106 @@ void dot_groups(const Tables& ctx, int level, int ext, const LinearTransform& lt
   });
 }
 
-// dst[Q limbs] += P * src (optionally through the NTT-domain automorphism
-// perm): the extended form of a Q ciphertext part (its P limbs are 0).
-void add_p_times(const Tables& ctx, int level, const u64* src, const u32* perm, u64* dst) {
-  const u64 n = ctx.n();
-  parallel_for(static_cast<size_t>(level + 1), [&](size_t i) {
-    const u64 q = ctx.prime(static_cast<int>(i));
-    const ShoupConst& pm = ctx.p_mod(static_cast<int>(i));
-    const u64* x = src + i * n;
-    u64* o = dst + i * n;
-    if (perm) {
-      for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], mul_shoup(x[perm[k]], pm, q), q);
-    } else {
-      for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], mul_shoup(x[k], pm, q), q);
+// The backend form: one key-switching inner product per group and up to 32
+// terms, the plaintexts as the shared operand (d) and the two baby parts as
+// the key halves; longer groups add their partial sums.
+void Run::dot(int count, const std::vector<backend::DeviceBuffer>& baby0,
+              const std::vector<backend::DeviceBuffer>& baby1, std::vector<backend::DeviceBuffer>& out0,
+              std::vector<backend::DeviceBuffer>& out1) {
+  if (host_dot) return dot_groups_host(*this, count, baby0, baby1, out0, out1);
+  backend::DeviceBuffer part0, part1;
+  std::vector<u64*> o0(count), o1(count);
+  size_t di = 0;
+  for (size_t g = 0; g < lt.groups.size(); ++g) {
+    const auto& group = lt.groups[g];
+    for (size_t j0 = 0; j0 < group.size(); j0 += 32) {
+      const int terms = static_cast<int>(std::min<size_t>(32, group.size() - j0));
+      const bool first = j0 == 0;
+      if (!first && part0.size() == 0) {
+        part0 = be.allocate(ext_words);
+        part1 = be.allocate(ext_words);
+      }
+      std::vector<const u64*> d(static_cast<size_t>(count) * terms), kb(d.size()), ka(d.size());
+      for (int e = 0; e < count; ++e) {
+        const size_t off = static_cast<size_t>(e) * n;
+        o0[e] = (first ? out0[g].data() : part0.data()) + off;
+        o1[e] = (first ? out1[g].data() : part1.data()) + off;
+        for (int j = 0; j < terms; ++j) {
+          const size_t t = static_cast<size_t>(e) * terms + j;
+          d[t] = diagonals[di + j0 + j] + off;
+          kb[t] = baby0[group[j0 + j].first].data() + off;
+          ka[t] = baby1[group[j0 + j].first].data() + off;
+        }
+      }
+      be.key_switch_inner(o0.data(), o1.data(), d.data(), kb.data(), ka.data(), terms, nullptr, moduli.data(),
+                          static_cast<size_t>(count), n);
+      if (!first) {
+        add(part0.data(), nullptr, out0[g].data(), count);
+        add(part1.data(), nullptr, out1[g].data(), count);
+      }
     }
-  });
+    di += group.size();
+  }
 }
-
-void add_ext(const Tables& ctx, int level, int ext, const u64* src, u64* dst) {
-  const u64 n = ctx.n();
-  parallel_for(static_cast<size_t>(ext), [&](size_t e) {
-    const u64 q = ctx.prime(ext_prime_index(ctx, level, static_cast<int>(e)));
-    for (u64 k = 0; k < n; ++k) kernels::add_limb(dst + e * n, dst + e * n, src + e * n, q, k);
-  });
-}
-
-// dst += src through the NTT-domain automorphism perm, over the extended limbs.
-void add_ext_permuted(const Tables& ctx, int level, int ext, const u64* src, const u32* perm, u64* dst) {
-  const u64 n = ctx.n();
-  parallel_for(static_cast<size_t>(ext), [&](size_t e) {
-    const u64 q = ctx.prime(ext_prime_index(ctx, level, static_cast<int>(e)));
-    const u64* x = src + e * n;
-    u64* o = dst + e * n;
-    for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], x[perm[k]], q);
-  });
-}
-
-}  // namespace
-
-namespace {
 
 // Diagonals over Q only: the babies of the hoisted decomposition are brought
 // down to Q (one ModDown per baby and part), the plaintext products and giant
 // sums run on the level + 1 limbs of Q, and each giant rotation's key-switch
 // output and the total stay in Q*P (the Q parts enter it times P), ending in
 // one fused ModDown-rescale as below. The same result as the extended form.
-Ciphertext apply_q_diagonals(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,
-                             const LinearTransform& lt, double in_bound) {
-  const u64 n = ctx.n();
-  const int level = lt.level;
-  const int qn = level + 1;
-  const int ext = level + 1 + ctx.alpha();
-  const size_t ext_words = static_cast<size_t>(ext) * n, q_words = static_cast<size_t>(qn) * n;
-  Ciphertext out(n, ct.batch, 2, level - 1, 1.0, ctx.id(), false, false);
-  for (int b = 0; b < ct.batch; ++b) {
-    const u64* c0 = ct.poly(b, 0);
-    const u64* c1 = ct.poly(b, 1);
-    std::vector<Buffer> baby0, baby1;
-    {
-      const Decomposition dec = decompose(ctx, c1, level);
-      Buffer e0 = Buffer::uninitialized(ext_words), e1 = Buffer::uninitialized(ext_words);
-      for (long j : lt.babies) {
-        baby0.push_back(Buffer::uninitialized(q_words));
-        baby1.push_back(Buffer::uninitialized(q_words));
-        if (j == 0) {
-          std::memcpy(baby0.back().data(), c0, q_words * sizeof(u64));
-          std::memcpy(baby1.back().data(), c1, q_words * sizeof(u64));
-          continue;
-        }
-        const u64 g = galois_element_for_step(j, n);
-        const std::vector<u32>& perm = ctx.galois_perm(g);
-        inner_product(ctx, dec, *keys.galois_key(g), perm.data(), e0.data(), e1.data());
-        add_p_times(ctx, level, c0, perm.data(), e0.data());
-        mod_down(ctx, e0.data(), level, baby0.back().data(), false);
-        mod_down(ctx, e1.data(), level, baby1.back().data(), false);
-      }
-    }
-    Buffer total0(ext_words), total1(ext_words);
-    Buffer t0 = Buffer::uninitialized(ext_words), t1 = Buffer::uninitialized(ext_words);
-    std::vector<Buffer> sum0, sum1;
-    for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
-      sum0.push_back(Buffer::uninitialized(q_words));
-      sum1.push_back(Buffer::uninitialized(q_words));
-    }
-    dot_groups(ctx, level, qn, lt, baby0, baby1, sum0, sum1);  // over Q's limbs only
-    for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
-      const Buffer& acc0 = sum0[gi];
-      const Buffer& acc1 = sum1[gi];
-      const long step = lt.giants[gi];
-      if (normalize_step(step, ctx.slots()) == 0) {
-        add_p_times(ctx, level, acc0.data(), nullptr, total0.data());
-        add_p_times(ctx, level, acc1.data(), nullptr, total1.data());
+void apply_q_diagonals(Run& r, const u64* c0, const u64* c1, u64* o0, u64* o1) {
+  backend::Backend& be = r.be;
+  const Tables& ctx = r.ctx;
+  const LinearTransform& lt = r.lt;
+  const int level = r.level;
+  std::vector<backend::DeviceBuffer> baby0, baby1;
+  {
+    const Decomposition dec = decompose(be, ctx, c1, level);
+    backend::DeviceBuffer e0 = be.allocate(r.ext_words), e1 = be.allocate(r.ext_words);
+    for (long j : lt.babies) {
+      baby0.push_back(be.allocate(r.q_words));
+      baby1.push_back(be.allocate(r.q_words));
+      if (j == 0) {
+        be.copy(baby0.back().data(), c0, r.q_words);
+        be.copy(baby1.back().data(), c1, r.q_words);
         continue;
       }
-      const u64 g = galois_element_for_step(step, n);
-      const std::vector<u32>& perm = ctx.galois_perm(g);
-      const Decomposition dec = decompose(ctx, acc1.data(), level);
-      inner_product(ctx, dec, *keys.galois_key(g), perm.data(), t0.data(), t1.data());
-      add_p_times(ctx, level, acc0.data(), perm.data(), t0.data());
-      add_ext(ctx, level, ext, t0.data(), total0.data());
-      add_ext(ctx, level, ext, t1.data(), total1.data());
+      const u64 g = galois_element_for_step(j, r.n);
+      const u32* perm = ctx.galois_perm(g).data();
+      inner_product(be, ctx, dec, r.key(g), perm, e0.data(), e1.data());
+      r.add_p_times(c0, perm, e0.data());
+      mod_down(be, ctx, e0.data(), level, baby0.back().data(), false);
+      mod_down(be, ctx, e1.data(), level, baby1.back().data(), false);
     }
-    mod_down_rescale(ctx, total0.data(), level, out.poly(b, 0));
-    mod_down_rescale(ctx, total1.data(), level, out.poly(b, 1));
   }
-  out.scale = ctx.scale_at(out.level);
-  out.bound = in_bound * lt.norm_inf;
-  return out;
+  backend::DeviceBuffer total0 = r.zeros(r.ext_words), total1 = r.zeros(r.ext_words);
+  backend::DeviceBuffer t0 = be.allocate(r.ext_words), t1 = be.allocate(r.ext_words);
+  std::vector<backend::DeviceBuffer> sum0, sum1;
+  for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
+    sum0.push_back(be.allocate(r.q_words));
+    sum1.push_back(be.allocate(r.q_words));
+  }
+  r.dot(r.qn, baby0, baby1, sum0, sum1);  // over Q's limbs only
+  for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
+    const u64* acc0 = sum0[gi].data();
+    const u64* acc1 = sum1[gi].data();
+    const long step = lt.giants[gi];
+    if (normalize_step(step, ctx.slots()) == 0) {
+      r.add_p_times(acc0, nullptr, total0.data());
+      r.add_p_times(acc1, nullptr, total1.data());
+      continue;
+    }
+    const u64 g = galois_element_for_step(step, r.n);
+    const u32* perm = ctx.galois_perm(g).data();
+    const Decomposition dec = decompose(be, ctx, acc1, level);
+    inner_product(be, ctx, dec, r.key(g), perm, t0.data(), t1.data());
+    r.add_p_times(acc0, perm, t0.data());
+    r.add(t0.data(), nullptr, total0.data(), r.ext);
+    r.add(t1.data(), nullptr, total1.data(), r.ext);
+  }
+  mod_down_rescale(be, ctx, total0.data(), level, o0);
+  mod_down_rescale(be, ctx, total1.data(), level, o1);
 }
-
-}  // namespace
 
 // Double hoisting (Bossuat et al., Eurocrypt 2021, sec. 6): c1 is decomposed
 // once; every baby rotation stays in the extended basis Q*P (no ModDown);
@@ -272,84 +366,130 @@ Ciphertext apply_q_diagonals(const Tables& ctx, const KeyChain& keys, const Ciph
 // in one fused step. Per transform: 1 + n2 ModUps, n2 ModDowns and one fused
 // ModDown-rescale, against 1 + n2 ModUps and 2 (n1 + n2) ModDowns plus a
 // rescale before.
-Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const Ciphertext& in,
-                                  const LinearTransform& lt) {
-  const char* op = "apply a linear transform";
-  if (in.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context");
-  if (in.size != 2) fail(op, "relinearize the ciphertext first");
-  if (in.level < lt.level)
-    fail(op, "the ciphertext is at level " + std::to_string(in.level) + " but the transform was encoded for level " +
-                 std::to_string(lt.level) + "; encode it for a lower level");
-  require_rotation_keys(keys, lt.rotation_steps());
-  const Ciphertext ct = in.level == lt.level ? in : level_to(ctx, in, lt.level);
-  if (std::fabs(ct.scale / lt.input_scale - 1) > 1e-9)
-    fail(op, "the ciphertext's scale differs from the one the transform was encoded for");
-  if (!lt.extended) return apply_q_diagonals(ctx, keys, ct, lt, in.bound);
-  const u64 n = ctx.n();
-  const int level = lt.level;
-  const int ext = level + 1 + ctx.alpha();
-  const size_t ext_words = static_cast<size_t>(ext) * n;
-  Ciphertext out(n, ct.batch, 2, level - 1, 1.0, ctx.id(), false, false);
-  for (int b = 0; b < ct.batch; ++b) {
-    const u64* c0 = ct.poly(b, 0);
-    const u64* c1 = ct.poly(b, 1);
-    // Babies in Q*P: (P phi_j(c0) + ks0, ks1), phi_0 = identity (no key switch).
-    std::vector<Buffer> baby0, baby1;
-    {
-      const Decomposition dec = decompose(ctx, c1, level);
-      for (long j : lt.babies) {
-        baby0.emplace_back(ext_words, false, j == 0);
-        baby1.emplace_back(ext_words, false, j == 0);
-        u64* e0 = baby0.back().data();
-        u64* e1 = baby1.back().data();
-        if (j == 0) {
-          add_p_times(ctx, level, c0, nullptr, e0);
-          add_p_times(ctx, level, c1, nullptr, e1);
-          continue;
-        }
-        const u64 g = galois_element_for_step(j, n);
-        const std::vector<u32>& perm = ctx.galois_perm(g);
-        inner_product(ctx, dec, *keys.galois_key(g), perm.data(), e0, e1);
-        add_p_times(ctx, level, c0, perm.data(), e0);
-      }
-    }
-    Buffer total0(ext_words), total1(ext_words);
-    std::vector<Buffer> sum0, sum1;  // per giant group, in Q*P
-    for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
-      sum0.push_back(Buffer::uninitialized(ext_words));
-      sum1.push_back(Buffer::uninitialized(ext_words));
-    }
-    dot_groups(ctx, level, ext, lt, baby0, baby1, sum0, sum1);
-    baby0.clear();
-    baby1.clear();
-    for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
-      Buffer& acc0 = sum0[gi];
-      Buffer& acc1 = sum1[gi];
-      const long step = lt.giants[gi];
-      if (normalize_step(step, ctx.slots()) == 0) {
-        add_ext(ctx, level, ext, acc0.data(), total0.data());
-        add_ext(ctx, level, ext, acc1.data(), total1.data());
+void apply_extended(Run& r, const u64* c0, const u64* c1, u64* o0, u64* o1) {
+  backend::Backend& be = r.be;
+  const Tables& ctx = r.ctx;
+  const LinearTransform& lt = r.lt;
+  const int level = r.level;
+  // Babies in Q*P: (P phi_j(c0) + ks0, ks1), phi_0 = identity (no key switch).
+  std::vector<backend::DeviceBuffer> baby0, baby1;
+  {
+    const Decomposition dec = decompose(be, ctx, c1, level);
+    for (long j : lt.babies) {
+      baby0.push_back(j == 0 ? r.zeros(r.ext_words) : be.allocate(r.ext_words));
+      baby1.push_back(j == 0 ? r.zeros(r.ext_words) : be.allocate(r.ext_words));
+      u64* e0 = baby0.back().data();
+      u64* e1 = baby1.back().data();
+      if (j == 0) {
+        r.add_p_times(c0, nullptr, e0);
+        r.add_p_times(c1, nullptr, e1);
         continue;
       }
-      // The giant rotation: the c0 part is rotated in Q*P as it is (an
-      // automorphism commutes with the final division by P); only the c1
-      // part goes down to Q for its key switch, whose output stays in Q*P.
-      Buffer a1 = Buffer::uninitialized(static_cast<size_t>(level + 1) * n);
-      mod_down(ctx, acc1.data(), level, a1.data(), false);
-      const u64 g = galois_element_for_step(step, n);
-      const std::vector<u32>& perm = ctx.galois_perm(g);
-      add_ext_permuted(ctx, level, ext, acc0.data(), perm.data(), total0.data());
-      const Decomposition dec = decompose(ctx, a1.data(), level);
-      inner_product(ctx, dec, *keys.galois_key(g), perm.data(), acc0.data(), acc1.data());
-      add_ext(ctx, level, ext, acc0.data(), total0.data());
-      add_ext(ctx, level, ext, acc1.data(), total1.data());
+      const u64 g = galois_element_for_step(j, r.n);
+      const u32* perm = ctx.galois_perm(g).data();
+      inner_product(be, ctx, dec, r.key(g), perm, e0, e1);
+      r.add_p_times(c0, perm, e0);
     }
-    mod_down_rescale(ctx, total0.data(), level, out.poly(b, 0));
-    mod_down_rescale(ctx, total1.data(), level, out.poly(b, 1));
   }
+  backend::DeviceBuffer total0 = r.zeros(r.ext_words), total1 = r.zeros(r.ext_words);
+  std::vector<backend::DeviceBuffer> sum0, sum1;  // per giant group, in Q*P
+  for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
+    sum0.push_back(be.allocate(r.ext_words));
+    sum1.push_back(be.allocate(r.ext_words));
+  }
+  r.dot(r.ext, baby0, baby1, sum0, sum1);
+  baby0.clear();
+  baby1.clear();
+  backend::DeviceBuffer a1 = be.allocate(r.q_words);
+  for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
+    u64* acc0 = sum0[gi].data();
+    u64* acc1 = sum1[gi].data();
+    const long step = lt.giants[gi];
+    if (normalize_step(step, ctx.slots()) == 0) {
+      r.add(acc0, nullptr, total0.data(), r.ext);
+      r.add(acc1, nullptr, total1.data(), r.ext);
+      continue;
+    }
+    // The giant rotation: the c0 part is rotated in Q*P as it is (an
+    // automorphism commutes with the final division by P); only the c1
+    // part goes down to Q for its key switch, whose output stays in Q*P.
+    mod_down(be, ctx, acc1, level, a1.data(), false);
+    const u64 g = galois_element_for_step(step, r.n);
+    const u32* perm = ctx.galois_perm(g).data();
+    r.add(acc0, perm, total0.data(), r.ext);
+    const Decomposition dec = decompose(be, ctx, a1.data(), level);
+    inner_product(be, ctx, dec, r.key(g), perm, acc0, acc1);
+    r.add(acc0, nullptr, total0.data(), r.ext);
+    r.add(acc1, nullptr, total1.data(), r.ext);
+  }
+  mod_down_rescale(be, ctx, total0.data(), level, o0);
+  mod_down_rescale(be, ctx, total1.data(), level, o1);
+}
+
+void apply_poly(Run& r, const u64* c0, const u64* c1, u64* o0, u64* o1) {
+  if (r.lt.extended) apply_extended(r, c0, c1, o0, o1);
+  else apply_q_diagonals(r, c0, c1, o0, o1);
+}
+
+const char* kOp = "apply a linear transform";
+
+void check_input(const Tables& ctx, const KeyChain& keys, u64 context_id, int size, int level,
+                 const LinearTransform& lt) {
+  if (context_id != ctx.id()) fail(kOp, "the ciphertext belongs to another context");
+  if (&keys.tables() != &ctx) fail(kOp, "the keys belong to another context");
+  if (size != 2) fail(kOp, "relinearize the ciphertext first");
+  if (lt.level < 1 || lt.level > ctx.max_level() || lt.groups.size() != lt.giants.size())
+    fail(kOp, "the transform was not encoded for this context");
+  if (level < lt.level)
+    fail(kOp, "the ciphertext is at level " + std::to_string(level) + " but the transform was encoded for level " +
+                  std::to_string(lt.level) + "; encode it for a lower level");
+  require_rotation_keys(keys, lt.rotation_steps());
+}
+
+void check_scale(double scale, const LinearTransform& lt) {
+  if (std::fabs(scale / lt.input_scale - 1) > 1e-9)
+    fail(kOp, "the ciphertext's scale differs from the one the transform was encoded for");
+}
+
+}  // namespace
+
+Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const Ciphertext& in,
+                                  const LinearTransform& lt) {
+  check_input(ctx, keys, in.context_id, in.size, in.level, lt);
+  const Ciphertext ct = in.level == lt.level ? in : level_to(ctx, in, lt.level);
+  check_scale(ct.scale, lt);
+  Ciphertext out(ctx.n(), ct.batch, 2, lt.level - 1, 1.0, ctx.id(), false, false);
+  Run r(backend::cpu(), ctx, keys, lt, true);
+  for (int b = 0; b < ct.batch; ++b) apply_poly(r, ct.poly(b, 0), ct.poly(b, 1), out.poly(b, 0), out.poly(b, 1));
   out.scale = ctx.scale_at(out.level);
   out.bound = in.bound * lt.norm_inf;
   return out;
 }
 
+namespace resident {
+
+DeviceCiphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& in,
+                                        const LinearTransform& lt) {
+  check_input(ctx, keys, in.context_id, in.size, in.level, lt);
+  DeviceCiphertext lowered;
+  if (in.level != lt.level) lowered = level_to(ctx, in, lt.level);
+  const DeviceCiphertext& ct = in.level == lt.level ? in : lowered;
+  check_scale(ct.scale, lt);
+  backend::Backend& be = ct.backend();
+  DeviceCiphertext out;
+  out.data = be.allocate(static_cast<size_t>(ct.batch) * 2 * lt.level * ctx.n());
+  out.n = ctx.n();
+  out.batch = ct.batch;
+  out.size = 2;
+  out.level = lt.level - 1;
+  out.context_id = ctx.id();
+  // The backend's own product (the one a GPU runs), also on the CPU backend.
+  Run r(be, ctx, keys, lt, false);
+  for (int b = 0; b < ct.batch; ++b) apply_poly(r, ct.poly(b, 0), ct.poly(b, 1), out.poly(b, 0), out.poly(b, 1));
+  out.scale = ctx.scale_at(out.level);
+  out.bound = in.bound * lt.norm_inf;
+  return out;
+}
+
+}  // namespace resident
 }  // namespace ht

@@ -5,15 +5,29 @@
 // with the baby rotations rot_j(x) hoisted (one decomposition) and the
 // diagonals encoded once, pre-rotated. Cost: |babies| + |giants| - 2 key
 // switches, |diagonals| plaintext products, one level.
+// The sequence is written once over backend::Backend: host ciphertexts run it
+// on the CPU backend, device-resident ones (ckks/resident) on theirs, with the
+// diagonals uploaded once per device; the results agree word for word.
 #pragma once
 #include <complex>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <vector>
 
+#include "backend/backend.hpp"
 #include "ckks/encoder.hpp"
 #include "ckks/keys.hpp"
+#include "ckks/resident.hpp"
 
 namespace ht {
+
+// Copies of a transform's diagonals in device memory, one per backend,
+// shared by the copies of the transform (its plaintexts never change).
+struct DeviceDiagonals {
+  std::mutex mutex;
+  std::map<const backend::Backend*, backend::DeviceBuffer> copies;
+};
 
 struct LinearTransform {
   int level = 0;          // the level the diagonals are encoded for
@@ -27,6 +41,13 @@ struct LinearTransform {
   std::vector<std::vector<std::pair<int, Plaintext>>> groups;
   std::vector<long> rotation_steps() const;       // keys needed (nonzero babies and giants)
   int diagonals() const;
+  // The diagonal plaintexts, group by group in order, in the memory of `be`:
+  // the plaintexts themselves on the CPU; on a device, one copy uploaded on
+  // first use and kept for the transform's lifetime.
+  std::vector<const u64*> diagonal_data(backend::Backend& be) const;
+  // Bytes of the copies held in device memory (all devices).
+  std::size_t device_bytes() const;
+  std::shared_ptr<DeviceDiagonals> device = std::make_shared<DeviceDiagonals>();
 };
 
 // diagonals: step d in [0, slots) -> slots values. n1 = 0 chooses the baby
@@ -44,5 +65,12 @@ LinearTransform encode_linear_transform(const Encoder& encoder,
 // One level: input at the transform's level or above (brought down first).
 Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,
                                   const LinearTransform& lt);
+
+namespace resident {
+// The same on a device-resident ciphertext, on its backend: one level, the
+// host's result word for word.
+DeviceCiphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct,
+                                        const LinearTransform& lt);
+}  // namespace resident
 
 }  // namespace ht
