@@ -157,7 +157,9 @@ struct Run {
   backend::Backend& be;
   const Tables& ctx;
   const LinearTransform& lt;
-  bool host_dot;  // host memory: the cache-blocked product below (the same residues)
+  // Host memory: the CPU's fused loops (the cache-blocked product below, the
+  // permuted sums in one pass); the same residues as the backend sequences.
+  bool host;
   u64 n;
   int level, qn, ext;
   std::size_t q_words, ext_words;
@@ -167,8 +169,8 @@ struct Run {
   std::map<u64, KeyView> keys;
   backend::DeviceBuffer scratch;
 
-  Run(backend::Backend& b, const Tables& c, const KeyChain& chain, const LinearTransform& t, bool host)
-      : be(b), ctx(c), lt(t), host_dot(host), n(c.n()), level(t.level), qn(t.level + 1),
+  Run(backend::Backend& b, const Tables& c, const KeyChain& chain, const LinearTransform& t, bool host_loops)
+      : be(b), ctx(c), lt(t), host(host_loops), n(c.n()), level(t.level), qn(t.level + 1),
         ext(t.level + 1 + c.alpha()), q_words(static_cast<std::size_t>(qn) * n),
         ext_words(static_cast<std::size_t>(ext) * n) {
     for (int e = 0; e < ext; ++e) moduli.push_back(ctx.modulus(ext_prime_index(ctx, level, e)));
@@ -186,6 +188,16 @@ struct Run {
   // dst[Q limbs] += P * phi(src), phi the automorphism perm (or none): the
   // extended form of a Q ciphertext part (its P limbs are 0).
   void add_p_times(const u64* src, const u32* perm, u64* dst) {
+    if (perm && host) {
+      parallel_for(static_cast<size_t>(qn), [&](size_t i) {
+        const u64 q = moduli[i].value;
+        const ShoupConst& pm = ctx.p_mod(static_cast<int>(i));
+        const u64* x = src + i * n;
+        u64* o = dst + i * n;
+        for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], mul_shoup(x[perm[k]], pm, q), q);
+      });
+      return;
+    }
     if (perm) {
       be.automorphism(scratch.data(), src, perm, static_cast<std::size_t>(qn), n);
       src = scratch.data();
@@ -194,6 +206,15 @@ struct Run {
   }
   // dst += phi(src) over the first `count` extended limbs.
   void add(const u64* src, const u32* perm, u64* dst, int count) {
+    if (perm && host) {
+      parallel_for(static_cast<size_t>(count), [&](size_t e) {
+        const u64 q = moduli[e].value;
+        const u64* x = src + e * n;
+        u64* o = dst + e * n;
+        for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], x[perm[k]], q);
+      });
+      return;
+    }
     if (perm) {
       be.automorphism(scratch.data(), src, perm, static_cast<std::size_t>(count), n);
       src = scratch.data();
@@ -263,7 +284,7 @@ void dot_groups_host(const Run& r, int count, const std::vector<backend::DeviceB
 void Run::dot(int count, const std::vector<backend::DeviceBuffer>& baby0,
               const std::vector<backend::DeviceBuffer>& baby1, std::vector<backend::DeviceBuffer>& out0,
               std::vector<backend::DeviceBuffer>& out1) {
-  if (host_dot) return dot_groups_host(*this, count, baby0, baby1, out0, out1);
+  if (host) return dot_groups_host(*this, count, baby0, baby1, out0, out1);
   backend::DeviceBuffer part0, part1;
   std::vector<u64*> o0(count), o1(count);
   size_t di = 0;
