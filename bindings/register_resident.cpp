@@ -20,6 +20,9 @@
 #include "ckks/engine.hpp"
 #include "ckks/resident.hpp"
 #include "circuits/lintrans.hpp"
+#include "circuits/polyeval.hpp"
+#include "boot/encapsulation.hpp"
+#include "boot/modraise.hpp"
 
 #include "rows.hpp"
 
@@ -214,14 +217,42 @@ void register_resident(py::module_& m) {
   }, py::arg("ct"), py::arg("device"));
   m.def("device_download", &ht::resident::download, py::arg("ct"), Release());
 
-  for (auto [name, op] : {std::pair<const char*, const char*>{"eval_chebyshev", "evaluate a polynomial on"},
-                           {"eval_power", "evaluate a polynomial on"}, {"mod_raise", "bootstrap"},
-                           {"switch_to_sparse", "bootstrap"}, {"switch_to_dense", "bootstrap"},
-                           {"mul_by_i", "multiply by i"},
-                           {"linalg_apply_map", "run a matrix product on"}, {"linalg_bilinear", "run a matrix product on"},
+  for (auto [name, op] : {std::pair<const char*, const char*>{"linalg_apply_map", "run a matrix product on"},
+                           {"linalg_bilinear", "run a matrix product on"},
                            {"linalg_rotate_sum", "sum the slots of"}, {"linalg_gather", "gather the rows of"},
                            {"linalg_zeros", "make zeros like"}})
     refuse_device(m, name, op);
+  // Bootstrapping's steps (boot/): ModRaise, the encapsulation switches, i.
+  m.def("mod_raise", [](Engine& e, const DeviceCiphertext& ct) { return ht::resident::mod_raise(e.tables(), ct); },
+        py::arg("engine"), py::arg("ct"), Release());
+  m.def("switch_to_sparse", [](Engine& e, const DeviceCiphertext& ct) {
+    return ht::resident::switch_to_sparse(e.tables(), e.keys(), ct);
+  }, py::arg("engine"), py::arg("ct"), Release());
+  m.def("switch_to_dense", [](Engine& e, const DeviceCiphertext& ct) {
+    return ht::resident::switch_to_dense(e.tables(), e.keys(), ct);
+  }, py::arg("engine"), py::arg("ct"), Release());
+  m.def("mul_by_i", [](Engine& e, const DeviceCiphertext& ct, bool negative) {
+    return ht::resident::mul_by_i(e.tables(), ct, negative);
+  }, py::arg("engine"), py::arg("ct"), py::arg("negative") = false, Release());
+  // Polynomials (circuits/polyeval): the host's plan, run with backend calls.
+  m.def("eval_chebyshev", [](Engine& e, const DeviceCiphertext& ct, const ht::ChebyshevPoly& p, double out_scale) {
+    ht::PolyEvalStats st;
+    DeviceCiphertext out;
+    {
+      py::gil_scoped_release rel;
+      out = ht::resident::eval_chebyshev_at_scale(e.tables(), e.keys(), ct, p, out_scale, &st);
+    }
+    return py::make_tuple(std::move(out), st);
+  }, py::arg("engine"), py::arg("ct"), py::arg("poly"), py::arg("out_scale") = 0.0);
+  m.def("eval_power", [](Engine& e, const DeviceCiphertext& ct, const std::vector<double>& coeffs) {
+    ht::PolyEvalStats st;
+    DeviceCiphertext out;
+    {
+      py::gil_scoped_release rel;
+      out = ht::resident::eval_power(e.tables(), e.keys(), ct, coeffs, &st);
+    }
+    return py::make_tuple(std::move(out), st);
+  }, py::arg("engine"), py::arg("ct"), py::arg("power_coeffs"));
   // Linear transforms (circuits/lintrans): the diagonals uploaded once per device.
   m.def("apply_linear_transform", [](ht::Engine& e, const DeviceCiphertext& ct, const ht::LinearTransform& lt) {
     return ht::resident::apply_linear_transform(e.tables(), e.keys(), ct, lt);

@@ -81,4 +81,88 @@ Ciphertext switch_to_dense(const Tables& ctx, const KeyChain& keys, const Cipher
   return out;
 }
 
+namespace resident {
+
+namespace {
+void require(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct, const char* op) {
+  if (ct.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context");
+  if (ct.size != 2) fail(op, "relinearize the ciphertext first");
+  if (!keys.has_encapsulation()) fail(op, "no encapsulation keys; create the context with bootstrap=True");
+}
+}  // namespace
+
+DeviceCiphertext switch_to_sparse(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct) {
+  require(ctx, keys, ct, "switch to the sparse secret");
+  if (ct.level != 0) fail("switch to the sparse secret", "the ciphertext must be at level 0");
+  backend::Backend& be = ct.backend();
+  const u64 n = ctx.n();
+  const int p0i = ctx.p_index(0);
+  const u64 q0 = ctx.prime(0), p0 = ctx.prime(p0i);
+  const Modulus moduli[2] = {ctx.modulus(0), ctx.modulus(p0i)};
+  const u64 mq[1] = {q0};
+  const u64* const host_key = keys.to_sparse_key().data();
+  backend::DeviceBuffer key_copy;
+  const u64* key = host_key;
+  if (be.device().kind != backend::DeviceKind::cpu) {
+    key_copy = be.allocate(4 * n);
+    be.upload(key_copy.data(), host_key, 4 * n);
+    key = key_copy.data();
+  }
+  const ShoupConst p0_inv = make_shoup(inv_mod(p0 % q0, q0), q0);
+  DeviceCiphertext out = copy(ct);
+  backend::DeviceBuffer d = be.allocate(2 * n), e = be.allocate(4 * n), lift = be.allocate(n);
+  u64* const dq = d.data();
+  u64* const dp = d.data() + n;
+  const NttTables* tq = &ctx.ntt(0);
+  const NttTables* tp = &ctx.ntt(p0i);
+  for (int b = 0; b < ct.batch; ++b) {
+    // Digit: c1 modulo q_0 (NTT) and its centered lift to p_0 (NTT).
+    be.copy(dq, ct.poly(b, 1), n);
+    be.ntt_inverse(const_cast<u64* const*>(&dq), &tq, 1);
+    const u64* src = dq;
+    be.centered_reduce(const_cast<u64* const*>(&dp), &src, q0, &moduli[1], 1, n);
+    be.copy(dq, ct.poly(b, 1), n);
+    be.ntt_forward(const_cast<u64* const*>(&dp), &tp, 1);
+    // (e0, e1) = d * (b, a) over (q_0, p_0), then ModDown by p_0:
+    // (x_q0 - [x]_p0) / p_0 with the centered residue.
+    be.elementwise(backend::Elementwise::mul, e.data(), dq, key, moduli, 2, n);
+    be.elementwise(backend::Elementwise::mul, e.data() + 2 * n, dq, key + 2 * n, moduli, 2, n);
+    for (int part = 0; part < 2; ++part) {
+      u64* x = e.data() + static_cast<size_t>(2 * part) * n;
+      u64* l = lift.data();
+      be.copy(l, x + n, n);
+      be.ntt_inverse(&l, &tp, 1);
+      const u64* ls = l;
+      be.centered_reduce(&l, &ls, p0, &moduli[0], 1, n);
+      be.ntt_forward(&l, &tq, 1);
+      const u64* xs = x;
+      be.sub_mul_const(&x, &xs, &ls, &p0_inv, mq, 1, n);
+    }
+    u64* c0 = out.poly(b, 0);
+    be.elementwise(backend::Elementwise::add, c0, c0, e.data(), moduli, 1, n);
+    be.copy(out.poly(b, 1), e.data() + 2 * n, n);
+  }
+  return out;
+}
+
+DeviceCiphertext switch_to_dense(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct) {
+  require(ctx, keys, ct, "switch to the dense secret");
+  backend::Backend& be = ct.backend();
+  const u64 n = ctx.n();
+  const int level = ct.level;
+  DeviceCiphertext out = copy(ct);
+  const auto held = keys.encapsulation();
+  const KeyView key = keys.device_key(std::shared_ptr<const SwitchKey>(held, &held->to_dense), be);
+  const size_t ext_words = static_cast<size_t>(level + 1 + ctx.alpha()) * n;
+  backend::DeviceBuffer e0 = be.allocate(ext_words), e1 = be.allocate(ext_words);
+  for (int b = 0; b < ct.batch; ++b) {
+    const Decomposition dec = decompose(be, ctx, ct.poly(b, 1), level);
+    inner_product(be, ctx, dec, key, nullptr, e0.data(), e1.data());
+    mod_down(be, ctx, e0.data(), level, out.poly(b, 0), true);
+    mod_down(be, ctx, e1.data(), level, out.poly(b, 1), false);
+  }
+  return out;
+}
+
+}  // namespace resident
 }  // namespace ht

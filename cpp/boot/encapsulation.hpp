@@ -6,6 +6,7 @@
 #pragma once
 #include "ckks/ciphertext.hpp"
 #include "ckks/keys.hpp"
+#include "ckks/resident.hpp"
 
 namespace ht {
 
@@ -13,5 +14,13 @@ namespace ht {
 Ciphertext switch_to_sparse(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct);
 // At any level: the same message under s instead of s'.
 Ciphertext switch_to_dense(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct);
+
+// The same on device-resident ciphertexts, as backend calls (the host's result
+// word for word). The s -> s' key (4N words) is uploaded per call on a GPU;
+// the s' -> s key is a switching key kept on the device like the others.
+namespace resident {
+DeviceCiphertext switch_to_sparse(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct);
+DeviceCiphertext switch_to_dense(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct);
+}  // namespace resident
 
 }  // namespace ht

@@ -57,4 +57,77 @@ Ciphertext mul_by_i(const Tables& ctx, const Ciphertext& ct, bool negative) {
   return out;
 }
 
+namespace resident {
+
+DeviceCiphertext mod_raise(const Tables& ctx, const DeviceCiphertext& ct) {
+  if (ct.context_id != ctx.id()) fail("bootstrap", "the ciphertext belongs to another context");
+  if (ct.size != 2) fail("bootstrap", "relinearize the ciphertext first");
+  backend::Backend& be = ct.backend();
+  const u64 n = ctx.n();
+  const int L = ctx.max_level();
+  const size_t polys = static_cast<size_t>(ct.batch) * 2;
+  DeviceCiphertext out;
+  out.data = be.allocate(polys * (L + 1) * n);
+  out.n = n;
+  out.batch = ct.batch;
+  out.size = 2;
+  out.level = L;
+  out.scale = ct.scale;
+  out.context_id = ctx.id();
+  // q_0's limb of every polynomial in the coefficient domain ...
+  backend::DeviceBuffer coef = be.allocate(polys * n);
+  std::vector<u64*> c(polys);
+  std::vector<const NttTables*> t0(polys, &ctx.ntt(0));
+  for (size_t p = 0; p < polys; ++p) {
+    c[p] = coef.data() + p * n;
+    be.copy(c[p], ct.poly(static_cast<int>(p / 2), static_cast<int>(p % 2)), n);
+  }
+  be.ntt_inverse(c.data(), t0.data(), polys);
+  // ... lifted (centered) to every prime of Q_L, back in the NTT domain.
+  std::vector<u64*> o;
+  std::vector<const u64*> in;
+  std::vector<Modulus> moduli;
+  std::vector<const NttTables*> tables;
+  for (size_t p = 0; p < polys; ++p)
+    for (int i = 0; i <= L; ++i) {
+      o.push_back(out.poly(static_cast<int>(p / 2), static_cast<int>(p % 2)) + static_cast<size_t>(i) * n);
+      in.push_back(c[p]);
+      moduli.push_back(ctx.modulus(i));
+      tables.push_back(&ctx.ntt(i));
+    }
+  be.centered_reduce(o.data(), in.data(), ctx.prime(0), moduli.data(), o.size(), n);
+  be.ntt_forward(o.data(), tables.data(), o.size());
+  out.bound = 0;
+  return out;
+}
+
+DeviceCiphertext mul_by_i(const Tables& ctx, const DeviceCiphertext& ct, bool negative) {
+  if (ct.context_id != ctx.id()) fail("multiply by i", "the ciphertext belongs to another context");
+  const u64 n = ctx.n();
+  DeviceCiphertext out = copy(ct);
+  // Each limb's two halves times +-I_q and -+I_q (see the host form).
+  std::vector<u64*> o;
+  std::vector<const u64*> in;
+  std::vector<ShoupConst> w;
+  std::vector<u64> q;
+  for (int b = 0; b < ct.batch; ++b)
+    for (int k = 0; k < ct.size; ++k)
+      for (int i = 0; i < ct.limbs(); ++i) {
+        const NttTables& t = ctx.ntt(i);
+        const u64 qi = t.mod.value;
+        u64 root = pow_mod(t.psi, n / 2, qi);
+        if (negative) root = qi - root;
+        u64* x = out.poly(b, k) + static_cast<size_t>(i) * n;
+        for (int half = 0; half < 2; ++half) {
+          o.push_back(x + half * (n / 2));
+          in.push_back(o.back());
+          w.push_back(make_shoup(half == 0 ? root : qi - root, qi));
+          q.push_back(qi);
+        }
+      }
+  ct.backend().mul_const(o.data(), in.data(), w.data(), q.data(), o.size(), n / 2);
+  return out;
+}
+
+}  // namespace resident
 }  // namespace ht

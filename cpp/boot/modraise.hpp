@@ -4,6 +4,7 @@
 // set by the secret's Hamming weight), which EvalMod removes.
 #pragma once
 #include "ckks/ciphertext.hpp"
+#include "ckks/resident.hpp"
 #include "ckks/tables.hpp"
 
 namespace ht {
@@ -14,5 +15,12 @@ Ciphertext mod_raise(const Tables& ctx, const Ciphertext& ct);
 
 // Multiplies every slot by i (the monomial X^(N/2)) or by -i: exact, no level.
 Ciphertext mul_by_i(const Tables& ctx, const Ciphertext& ct, bool negative);
+
+// The same on device-resident ciphertexts, as backend calls (the host's result
+// word for word).
+namespace resident {
+DeviceCiphertext mod_raise(const Tables& ctx, const DeviceCiphertext& ct);
+DeviceCiphertext mul_by_i(const Tables& ctx, const DeviceCiphertext& ct, bool negative);
+}  // namespace resident
 
 }  // namespace ht

@@ -107,11 +107,119 @@ void tensor_acc(const Tables& ctx, Ciphertext& acc, const Ciphertext& a, const C
   });
 }
 
-// A zero size-3 accumulator grows from size 2 when its first product arrives.
 // Relinearization fused with the rescale: the evaluator's relinearize_rescale.
 Ciphertext relin_rescale(const Tables& ctx, const KeyChain& keys, const Ciphertext& a) {
   return relinearize_rescale(ctx, keys, a);
 }
+Ciphertext relin(const Tables& ctx, const KeyChain& keys, const Ciphertext& a) { return relinearize(ctx, keys, a); }
+Ciphertext divide(const Tables& ctx, const Ciphertext& a) { return rescale(ctx, a); }
+Ciphertext zero_like(const Tables& ctx, const Ciphertext&, int size, int level, double scale, int batch) {
+  return Ciphertext(ctx.n(), batch, size, level, scale, ctx.id());
+}
+Ciphertext clone(const Ciphertext& a) { return a; }
+
+// ---- the same kernels on device-resident batches: backend calls only ------------
+// (the same residues: every step is an exact modular operation)
+
+void axpy(const Tables& ctx, DeviceCiphertext& acc, const DeviceCiphertext& x, long double c) {
+  const long double rc = std::nearbyint(c);
+  if (rc == 0) return;
+  const int limbs = acc.limbs();
+  const u64 n = ctx.n();
+  std::vector<u64*> out;
+  std::vector<const u64*> in;
+  std::vector<ShoupConst> w;
+  std::vector<u64> q;
+  for (int b = 0; b < acc.batch; ++b)
+    for (int k = 0; k < x.size; ++k)
+      for (int i = 0; i < limbs; ++i) {
+        out.push_back(acc.poly(b, k) + static_cast<size_t>(i) * n);
+        in.push_back(x.poly(b, k) + static_cast<size_t>(i) * n);
+        q.push_back(ctx.prime(i));
+        w.push_back(shoup(residue(rc, q.back()), q.back()));
+      }
+  acc.backend().mul_const_add(out.data(), in.data(), w.data(), q.data(), out.size(), n);
+}
+
+void add_const(const Tables& ctx, DeviceCiphertext& acc, long double v) {
+  const long double rv = std::nearbyint(v);
+  if (rv == 0) return;
+  const int limbs = acc.limbs();
+  const u64 n = ctx.n();
+  std::vector<u64*> out;
+  std::vector<const u64*> in;
+  std::vector<u64> c, q;
+  for (int b = 0; b < acc.batch; ++b)
+    for (int i = 0; i < limbs; ++i) {
+      out.push_back(acc.poly(b, 0) + static_cast<size_t>(i) * n);
+      in.push_back(out.back());
+      q.push_back(ctx.prime(i));
+      c.push_back(residue(rv, q.back()));
+    }
+  acc.backend().add_const(out.data(), in.data(), c.data(), q.data(), out.size(), n);
+}
+
+// acc (size 3) += k * (a (x) b): the three products of each batch element into
+// a scratch batch, then one multiply-add by k over them.
+void tensor_acc(const Tables& ctx, DeviceCiphertext& acc, const DeviceCiphertext& a, const DeviceCiphertext& b,
+                u64 k) {
+  backend::Backend& be = acc.backend();
+  const int limbs = acc.limbs();
+  const u64 n = ctx.n();
+  const size_t words = static_cast<size_t>(limbs) * n;
+  const bool same = &a == &b;
+  std::vector<Modulus> moduli;
+  for (int i = 0; i < limbs; ++i) moduli.push_back(ctx.modulus(i));
+  backend::DeviceBuffer t = be.allocate(static_cast<size_t>(acc.batch) * 4 * words);
+  std::vector<u64*> out;
+  std::vector<const u64*> in;
+  std::vector<ShoupConst> w;
+  std::vector<u64> q;
+  for (int bb = 0; bb < acc.batch; ++bb) {
+    u64* p = t.data() + static_cast<size_t>(bb) * 4 * words;
+    const u64 *x0 = a.poly(bb, 0), *x1 = a.poly(bb, 1), *y0 = b.poly(bb, 0), *y1 = b.poly(bb, 1);
+    be.elementwise(backend::Elementwise::mul, p, x0, y0, moduli.data(), limbs, n);
+    be.elementwise(backend::Elementwise::mul, p + words, x0, y1, moduli.data(), limbs, n);
+    if (same) {
+      be.elementwise(backend::Elementwise::add, p + words, p + words, p + words, moduli.data(), limbs, n);
+    } else {
+      be.elementwise(backend::Elementwise::mul, p + 3 * words, x1, y0, moduli.data(), limbs, n);
+      be.elementwise(backend::Elementwise::add, p + words, p + words, p + 3 * words, moduli.data(), limbs, n);
+    }
+    be.elementwise(backend::Elementwise::mul, p + 2 * words, x1, y1, moduli.data(), limbs, n);
+    for (int part = 0; part < 3; ++part)
+      for (int i = 0; i < limbs; ++i) {
+        out.push_back(acc.poly(bb, part) + static_cast<size_t>(i) * n);
+        in.push_back(p + part * words + static_cast<size_t>(i) * n);
+        q.push_back(ctx.prime(i));
+        w.push_back(shoup(k % q.back(), q.back()));
+      }
+  }
+  be.mul_const_add(out.data(), in.data(), w.data(), q.data(), out.size(), n);
+}
+
+DeviceCiphertext relin_rescale(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a) {
+  return resident::relinearize_rescale(ctx, keys, a);
+}
+DeviceCiphertext relin(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a) {
+  return resident::relinearize(ctx, keys, a);
+}
+DeviceCiphertext divide(const Tables& ctx, const DeviceCiphertext& a) { return resident::rescale(ctx, a); }
+DeviceCiphertext zero_like(const Tables& ctx, const DeviceCiphertext& like, int size, int level, double scale,
+                           int batch) {
+  backend::Backend& be = like.backend();
+  DeviceCiphertext out;
+  out.data = be.allocate(static_cast<size_t>(batch) * size * (level + 1) * ctx.n());
+  be.zero(out.data.data(), out.data.size());
+  out.n = ctx.n();
+  out.batch = batch;
+  out.size = size;
+  out.level = level;
+  out.scale = scale;
+  out.context_id = ctx.id();
+  return out;
+}
+DeviceCiphertext clone(const DeviceCiphertext& a) { return resident::copy(a); }
 
 // ---- the plan: Chebyshev division into pieces ----------------------------------
 
@@ -215,12 +323,16 @@ class Planner {
 
 // ---- execution ------------------------------------------------------------------
 
+// Written once over the ciphertext type: host Ciphertext (the kernels above)
+// or DeviceCiphertext (backend calls), so both evaluate the same plan.
+template <class Ciphertext>
 class Run {
  public:
-  Run(const Tables& ctx, const KeyChain& keys, PolyEvalStats& st) : ctx_(ctx), keys_(keys), st_(st) {}
+  Run(const Tables& ctx, const KeyChain& keys, PolyEvalStats& st, const Ciphertext& like)
+      : ctx_(ctx), keys_(keys), st_(st), like_(like) {}
 
   Ciphertext zero(int size, int level, double scale, int batch) const {
-    return Ciphertext(ctx_.n(), batch, size, level, scale, ctx_.id());
+    return zero_like(ctx_, like_, size, level, scale, batch);
   }
 
   void set_t1(Ciphertext leaf_t1) { t1_leaf_ = std::move(leaf_t1); }
@@ -279,7 +391,7 @@ class Run {
     double bound = 0;
     for (double v : n.c) bound += std::fabs(v);
     acc.bound = std::max(bound, 1e-300);
-    Ciphertext out = three ? relin_rescale(ctx_, keys_, acc) : rescale(ctx_, acc);
+    Ciphertext out = three ? relin_rescale(ctx_, keys_, acc) : divide(ctx_, acc);
     if (three) ++st_.relinearizations;
     ++st_.rescales;
     out.scale = sigma_out;
@@ -314,6 +426,7 @@ class Run {
   const Tables& ctx_;
   const KeyChain& keys_;
   PolyEvalStats& st_;
+  const Ciphertext& like_;
   Ciphertext t1_leaf_, t1_prod_;
   std::map<int, Ciphertext> powers_;
 };
@@ -330,15 +443,9 @@ std::string fmt(double v) {
   return os.str();
 }
 
-}  // namespace
-
-Ciphertext eval_chebyshev(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct, const ChebyshevPoly& p,
-                          PolyEvalStats* stats) {
-  return eval_chebyshev_at_scale(ctx, keys, ct, p, 0.0, stats);
-}
-
-Ciphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct0,
-                                   const ChebyshevPoly& p, double out_scale, PolyEvalStats* stats) {
+template <class Ciphertext>
+Ciphertext evaluate(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct0, const ChebyshevPoly& p,
+                    double out_scale, PolyEvalStats* stats) {
   if (ct0.context_id != ctx.id()) fail(kOp, "the ciphertext belongs to another context; encrypt it with this one");
   if (ct0.size < 2 || ct0.size > 3) fail(kOp, "the ciphertext has " + std::to_string(ct0.size) + " polynomials");
   if (!std::isfinite(p.a) || !std::isfinite(p.b) || !(p.a < p.b))
@@ -349,8 +456,9 @@ Ciphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, cons
     if (!std::isfinite(v)) fail(kOp, "a coefficient is not finite");
     norm1 += std::fabs(v);
   }
-  const Ciphertext relin = ct0.size == 3 ? relinearize(ctx, keys, ct0) : Ciphertext();
-  const Ciphertext& x = ct0.size == 3 ? relin : ct0;
+  if (&keys.tables() != &ctx) fail(kOp, "the keys belong to another context");
+  const Ciphertext relinearized = ct0.size == 3 ? relin(ctx, keys, ct0) : Ciphertext();
+  const Ciphertext& x = ct0.size == 3 ? relinearized : ct0;
   PolyEvalStats local;
   PolyEvalStats& st = stats ? *stats : local;
   st = PolyEvalStats{};
@@ -367,7 +475,7 @@ Ciphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, cons
   const int L = x.level;
   if (d == 0) {
     const double s = out_scale > 0 ? out_scale : ctx.scale_at(L);
-    Ciphertext out(ctx.n(), x.batch, 2, L, s, ctx.id());
+    Ciphertext out = zero_like(ctx, x, 2, L, s, x.batch);
     add_const(ctx, out, static_cast<long double>(c[0]) * s);
     out.bound = std::max(std::fabs(c[0]), 1e-300);
     return out;
@@ -389,24 +497,24 @@ Ciphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, cons
     fail(kOp, os.str());
   }
 
-  Run run(ctx, keys, st);
+  Run<Ciphertext> run(ctx, keys, st, x);
   {
-    Ciphertext t1(ctx.n(), x.batch, 2, L, sigma1, ctx.id());
+    Ciphertext t1 = zero_like(ctx, x, 2, L, sigma1, x.batch);
     axpy(ctx, t1, x, m);
     add_const(ctx, t1, static_cast<long double>(m) * beta / alpha * x.scale);
     t1.bound = 1.0;
-    if (free) run.set_t1_prod(t1);
+    if (free) run.set_t1_prod(clone(t1));
     run.set_t1(std::move(t1));
   }
   const int Lc = free ? L : L - 1;
   if (!free && d >= 2) {
     // y at the canonical scale of level L - 1: one scalar product and rescale.
     const double S = ctx.scale_at(L - 1) * static_cast<double>(ctx.prime(L));
-    Ciphertext acc(ctx.n(), x.batch, 2, L, S, ctx.id());
+    Ciphertext acc = zero_like(ctx, x, 2, L, S, x.batch);
     axpy(ctx, acc, x, static_cast<long double>(alpha) * S / x.scale);
     add_const(ctx, acc, static_cast<long double>(beta) * S);
     acc.bound = 1.0;
-    Ciphertext y = rescale(ctx, acc);
+    Ciphertext y = divide(ctx, acc);
     ++st.scalar_products;
     ++st.rescales;
     y.scale = ctx.scale_at(L - 1);
@@ -456,10 +564,37 @@ Ciphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, cons
   return out;
 }
 
+}  // namespace
+
+Ciphertext eval_chebyshev(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct, const ChebyshevPoly& p,
+                          PolyEvalStats* stats) {
+  return evaluate(ctx, keys, ct, p, 0.0, stats);
+}
+
+Ciphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,
+                                   const ChebyshevPoly& p, double out_scale, PolyEvalStats* stats) {
+  return evaluate(ctx, keys, ct, p, out_scale, stats);
+}
+
 Ciphertext eval_power(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,
                       const std::vector<double>& power_coeffs, PolyEvalStats* stats) {
   if (power_coeffs.empty()) fail(kOp, "the polynomial has no coefficients");
   return eval_chebyshev(ctx, keys, ct, chebyshev_from_power(power_coeffs), stats);
 }
+
+namespace resident {
+
+DeviceCiphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct,
+                                         const ChebyshevPoly& p, double out_scale, PolyEvalStats* stats) {
+  return evaluate(ctx, keys, ct, p, out_scale, stats);
+}
+
+DeviceCiphertext eval_power(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct,
+                            const std::vector<double>& power_coeffs, PolyEvalStats* stats) {
+  if (power_coeffs.empty()) fail(kOp, "the polynomial has no coefficients");
+  return evaluate(ctx, keys, ct, chebyshev_from_power(power_coeffs), 0.0, stats);
+}
+
+}  // namespace resident
 
 }  // namespace ht

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "ckks/ciphertext.hpp"
+#include "ckks/resident.hpp"
 #include "ckks/tables.hpp"
 #include "ckks/keys.hpp"
 #include "circuits/chebyshev.hpp"
@@ -56,5 +57,15 @@ Ciphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, cons
 // [-1, 1]: ceil(log2(d + 1)) levels, accurate for |x| <= 1.
 Ciphertext eval_power(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,
                       const std::vector<double>& power_coeffs, PolyEvalStats* stats = nullptr);
+
+namespace resident {
+// The same on a device-resident ciphertext, on its backend (the same plan and
+// levels; the host's result word for word).
+DeviceCiphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct,
+                                         const ChebyshevPoly& p, double out_scale = 0.0,
+                                         PolyEvalStats* stats = nullptr);
+DeviceCiphertext eval_power(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct,
+                            const std::vector<double>& power_coeffs, PolyEvalStats* stats = nullptr);
+}  // namespace resident
 
 }  // namespace ht

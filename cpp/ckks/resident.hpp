@@ -68,6 +68,8 @@ DeviceCiphertext mul_scalar(const Tables& ctx, const DeviceCiphertext& a, double
 // Key switching (resident_switch.cpp), the keys read where the backend is
 // (KeyChain::device_key: uploaded once per device and kept with the chain).
 DeviceCiphertext relinearize(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a);  // no level
+// Size 3 at level l -> size 2 at l - 1: relinearization and rescale in one ModDown.
+DeviceCiphertext relinearize_rescale(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a);
 // Relinearized and rescaled product: consumes one level.
 DeviceCiphertext multiply(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a,
                           const DeviceCiphertext& b);

@@ -27,21 +27,6 @@ void check_rotatable(const Tables& ctx, const DeviceCiphertext& a, const char* o
   if (a.size != 2) fail(op, "relinearize the ciphertext first (it has " + std::to_string(a.size) + " polynomials)");
 }
 
-// Relinearization and rescale in one ModDown: size 3 at level l -> size 2 at l - 1.
-DeviceCiphertext relinearize_rescale(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a) {
-  backend::Backend& be = a.backend();
-  const int level = a.level;
-  auto out = empty_like<DeviceCiphertext>(be, ctx.n(), a.batch, 2, level - 1,
-                                          a.scale / static_cast<double>(ctx.prime(level)), ctx.id());
-  const auto held = keys.relin_key_ptr();
-  const KeyView key = keys.device_key(held, be);
-  for (int b = 0; b < a.batch; ++b)
-    relinearize_rescale_poly(be, ctx, key, a.poly(b, 0), a.poly(b, 1), a.poly(b, 2), level, out.poly(b, 0),
-                             out.poly(b, 1));
-  out.bound = a.bound;
-  return out;
-}
-
 std::vector<DeviceCiphertext> apply_galois(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a,
                                            const std::vector<u64>& elts) {
   backend::Backend& be = a.backend();
@@ -89,6 +74,25 @@ DeviceCiphertext relinearize(const Tables& ctx, const KeyChain& keys, const Devi
   for (int b = 0; b < a.batch; ++b)
     relinearize_poly(be, ctx, key, a.poly(b, 0), a.poly(b, 1), a.poly(b, 2), a.level, out.poly(b, 0),
                      out.poly(b, 1));
+  out.bound = a.bound;
+  return out;
+}
+
+// Relinearization and rescale in one ModDown: size 3 at level l -> size 2 at l - 1.
+DeviceCiphertext relinearize_rescale(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a) {
+  check_ct(ctx, a, "relinearize");
+  check_keys(ctx, keys, "relinearize");
+  if (a.size != 3) fail("relinearize", "relinearize_rescale takes a size-3 ciphertext");
+  if (a.level < 1) fail("relinearize", "the ciphertext is at level 0; no prime is left to divide by");
+  backend::Backend& be = a.backend();
+  const int level = a.level;
+  auto out = empty_like<DeviceCiphertext>(be, ctx.n(), a.batch, 2, level - 1,
+                                          a.scale / static_cast<double>(ctx.prime(level)), ctx.id());
+  const auto held = keys.relin_key_ptr();
+  const KeyView key = keys.device_key(held, be);
+  for (int b = 0; b < a.batch; ++b)
+    relinearize_rescale_poly(be, ctx, key, a.poly(b, 0), a.poly(b, 1), a.poly(b, 2), level, out.poly(b, 0),
+                             out.poly(b, 1));
   out.bound = a.bound;
   return out;
 }
