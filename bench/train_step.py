@@ -50,7 +50,7 @@ def plan_step(layer: Any, ctx: Any, n_tokens: int, mask: Any, opt: Any) -> Dict[
     from hetensor.linalg import runmode as rm
     from hetensor.nn.autograd import backward_module, parameters
     from hetensor.nn.backward import Ops
-    from hetensor.nn.plan import GhostArray, Recorder, _ghost_input
+    from hetensor.nn.plan import GhostArray, Recorder, _ghost_input, trace_modules
     from hetensor.nn.run import Run
     from hetensor.nn.tape import Tape
 
@@ -59,16 +59,7 @@ def plan_step(layer: Any, ctx: Any, n_tokens: int, mask: Any, opt: Any) -> Dict[
     x = _ghost_input(ctx, n_tokens, d, rec)
     run = Run(layer, "plan", ctx=ctx, batch=1, seq_len=n_tokens, key_mask=mask)
     run.tape = Tape()
-    call = run.call
-
-    def traced(module: Any, v: Any) -> Any:
-        rec.where.append(run.name_of(module))
-        try:
-            return call(module, v)
-        finally:
-            rec.where.pop()
-
-    run.call = traced  # type: ignore[method-assign]
+    trace_modules(run, rec)
     phases: Dict[str, List[Dict[str, Any]]] = {}
     y = run.call(layer, x)
     phases["forward"] = list(rec.ops)

@@ -29,7 +29,7 @@ def plan_step(model: Any, ctx: Any, x: np.ndarray, y: np.ndarray, loss: Any, opt
     from hetensor.linalg import runmode as rm
     from hetensor.nn.autograd import backward_module, parameters
     from hetensor.nn.backward import Ops
-    from hetensor.nn.plan import GhostArray, Recorder, _ghost_input
+    from hetensor.nn.plan import GhostArray, Recorder, _ghost_input, trace_modules
     from hetensor.nn.run import Run
     from hetensor.nn.tape import Tape
 
@@ -37,16 +37,7 @@ def plan_step(model: Any, ctx: Any, x: np.ndarray, y: np.ndarray, loss: Any, opt
     rec = Recorder()
     run = Run(model, "plan", ctx=ctx, batch=batch, seq_len=seq_len)
     run.tape = Tape()
-    call = run.call
-
-    def traced(module: Any, v: Any) -> Any:
-        rec.where.append(run.name_of(module))
-        try:
-            return call(module, v)
-        finally:
-            rec.where.pop()
-
-    run.call = traced  # type: ignore[method-assign]
+    trace_modules(run, rec)
     marks = {}
     out = run.call(model, _ghost_input(ctx, batch * seq_len, d, rec))
     marks["forward"] = (0, len(rec.ops), len(run.bootstraps), run.circuits)

@@ -212,6 +212,20 @@ class ForwardPlan:
                 f"{self.output_level}")
 
 
+def trace_modules(run: Any, rec: Recorder) -> None:
+    """Make ``run`` attribute each recorded operation to the innermost module running it."""
+    call = run.call
+
+    def traced(module: Any, v: Any) -> Any:
+        rec.where.append(run.name_of(module))
+        try:
+            return call(module, v)
+        finally:
+            rec.where.pop()
+
+    run.call = traced
+
+
 def _ghost_input(ctx: Any, n_tokens: int, d: int, rec: Recorder) -> GhostArray:
     from ..linalg.keys import ghost
 
@@ -232,16 +246,7 @@ def plan_forward(model: Any, ctx: Any, shape: Tuple[int, int, int], *, mask: Any
         rec = Recorder()
         x = _ghost_input(ctx, batch * seq_len, d, rec)
         run = Run(model, "plan", ctx=ctx, batch=batch, seq_len=seq_len, key_mask=mask, force=force)
-        call = run.call
-
-        def traced(module: Any, v: Any) -> Any:  # ops are attributed to the innermost module
-            rec.where.append(run.name_of(module))
-            try:
-                return call(module, v)
-            finally:
-                rec.where.pop()
-
-        run.call = traced  # type: ignore[method-assign]
+        trace_modules(run, rec)
         y = run.call(model, x)
     finally:
         set_key_policy(ctx, old)
