@@ -177,6 +177,20 @@ class GaussianKernelAttention(_Attention):
         lo = -float(2.0 ** math.ceil(math.log2(-lo)))  # a power of two: fewer distinct fits
         return fits.exp_steps(lo, 0.25, int(self.max_depth))
 
+    def _exp(self, z: Any, run: Any, site: str, last_levels: int, last_site: str) -> tuple:
+        """exp(z) as p(z / 2^k)^(2^k): (z refreshed for p, the result refreshed to ``last_levels``,
+        the squarings' inputs, which the backward differentiates exactly). One calibrated range
+        ("scores") serves the dense and the per-sequence forms."""
+        p, squarings = self.exp_steps()
+        z = run.ready(z, p.depth, self, "scores")
+        e = z.polyval(p)
+        chain = []
+        for _ in range(squarings):  # exp(z / 2^j) <= exp(1/4) < 1.5 at every step
+            e = run.ready(e, 1, self, site, bound=1.5)
+            chain.append(e)
+            e = (e * e).assume_bound(1.5)
+        return z, run.ready(e, last_levels, self, last_site, bound=1.5), chain
+
     def weights(self, q: Any, k: Any, run: Any, head: int) -> Any:
         n, c = run.n_tokens, 1.0 / (2.0 * math.sqrt(self.head_dim))
         q, k = run.ready_many([(q, 3, "q"), (k, 3, "k")], self)
@@ -188,15 +202,7 @@ class GaussianKernelAttention(_Attention):
         if run.calibrating:
             run.record(self, "scores", z)
             return type(z)(np.exp(z.numpy()) * run.attention_mask())
-        p, squarings = self.exp_steps()
-        z = run.ready(z, p.depth, self, "scores")
-        e = z.polyval(p)
-        chain = []
-        for _ in range(squarings):  # exp(z / 2^j) <= exp(1/4) < 1.5 at every step
-            e = run.ready(e, 1, self, "exp", bound=1.5)
-            chain.append(e)
-            e = (e * e).assume_bound(1.5)
-        e = run.ready(e, 1, self, "exp", bound=1.5)
+        z, e, chain = self._exp(z, run, "exp", 1, "exp")
         run.save(self, head, z=z, chain=chain)  # the backward differentiates p(z)^(2^k) exactly
         return e * run.attention_mask()  # a plaintext in e's own packing
 
@@ -215,15 +221,8 @@ class GaussianKernelAttention(_Attention):
         if run.calibrating:
             run.record(self, "scores", z)
             return run.ready(type(z)(np.exp(z.numpy()) * mask), 3, self, "weights_p")
-        p, squarings = self.exp_steps()
-        z = run.ready(z, p.depth, self, "scores")  # one calibrated range for both forms
-        e = z.polyval(p)
-        chain = []
-        for _ in range(squarings):  # exp(z / 2^j) <= exp(1/4) < 1.5 at every step
-            e = run.ready(e, 1, self, "exp_p", bound=1.5)
-            chain.append(e)
-            e = (e * e).assume_bound(1.5)
-        e = run.ready(e, 3 + _training(run), self, "weights_p", bound=1.5)  # the mask, the spread, the values
+        # the last refresh leaves levels for the mask, the spread and the values
+        z, e, chain = self._exp(z, run, "exp_p", 3 + _training(run), "weights_p")
         run.save(self, "packed_scores", diffs=diffs, z=z, chain=chain)  # d_o = q - K_o; p(z)^(2^k)
         return e * mask
 
