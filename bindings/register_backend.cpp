@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/cpu_switch.hpp"
 #include "core/error.hpp"
 #include "core/galois.hpp"
 #include "core/numth.hpp"
@@ -340,6 +341,9 @@ void register_backend(py::module_& m) {
   m.def("backend_mul_const_add", &mul_const_add, py::arg("device"), py::arg("out"), py::arg("a"), py::arg("w"),
         py::arg("primes"));
   m.def("backend_add_const", &add_const, py::arg("device"), py::arg("a"), py::arg("c"), py::arg("primes"));
+  // Tests only: the CPU backend runs key switches as the GPU's fused passes
+  // (backend/cpu_switch.hpp), process-wide; returns the previous setting.
+  m.def("backend_set_fused_key_switch", &ht::backend::set_cpu_fused_switch, py::arg("on"));
   m.def("cuda_kernel_times", &kernel_times, py::arg("primes"), py::arg("log_n"), py::arg("repeat") = 20,
         py::arg("device") = 0);
 }

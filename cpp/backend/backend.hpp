@@ -15,6 +15,7 @@
 #include <string>
 #include <utility>
 
+#include "backend/switch.hpp"
 #include "core/ntt_tables.hpp"
 #include "core/rns_view.hpp"
 
@@ -130,6 +131,12 @@ class Backend {
   // out[i] += a[i] * w[i] mod q[i] (P * c added in the extended basis).
   virtual void mul_const_add(u64* const* out, const u64* const* a, const ShoupConst* w, const u64* q,
                              std::size_t count, u64 n) = 0;
+  // Whole key switches (backend/switch.hpp): every job's decomposition and
+  // every target's inner product and ModDown, in one call. The default (and
+  // the CPU backend's) runs backend/switch_sequence's coarse ops; the CUDA
+  // backend runs the fused passes of backend/switch_fused.hpp over all jobs
+  // at once, with the constants resident. Keys and data in this backend's memory.
+  virtual void key_switch(const SwitchConstants& c, const SwitchJob* jobs, std::size_t count, bool rescale);
   // out[i][k] = a[i][k] + c[i] mod q[i], c[i] < q[i]: a constant polynomial
   // (the same value at every NTT point) added to every limb; out may alias a.
   virtual void add_const(u64* const* out, const u64* const* a, const u64* c, const u64* q, std::size_t count,

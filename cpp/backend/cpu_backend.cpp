@@ -12,11 +12,13 @@
 #include "backend/backend.hpp"
 #include "backend/cpu_basis.hpp"
 #include "backend/cpu_dot.hpp"
+#include "backend/cpu_switch.hpp"
 #include "backend/cpu_ntt.hpp"
 #include "backend/kernels/automorphism.hpp"
 #include "backend/kernels/basis.hpp"
 #include "backend/kernels/elementwise.hpp"
 #include "backend/kernels/keyswitch.hpp"
+#include "backend/switch_sequence.hpp"
 #include "core/error.hpp"
 #include "runtime/allocator.hpp"
 #include "runtime/parallel.hpp"
@@ -182,6 +184,12 @@ class CpuBackend final : public Backend {
     parallel_for(count, [&](std::size_t i) {
       for (u64 k = 0; k < n; ++k) kernels::add_const_limb(out[i], a[i], c[i], q[i], k);
     });
+  }
+
+  // The coarse-op sequence; the fused passes (the GPU's) when a test asks.
+  void key_switch(const SwitchConstants& c, const SwitchJob* jobs, std::size_t count, bool rescale) override {
+    if (cpu_fused_switch()) cpu_fused_key_switch(*this, c, jobs, count, rescale);
+    else key_switch_sequence(*this, c, jobs, count, rescale);
   }
 };
 

@@ -100,14 +100,7 @@ DeviceCiphertext switch_to_sparse(const Tables& ctx, const KeyChain& keys, const
   const u64 q0 = ctx.prime(0), p0 = ctx.prime(p0i);
   const Modulus moduli[2] = {ctx.modulus(0), ctx.modulus(p0i)};
   const u64 mq[1] = {q0};
-  const u64* const host_key = keys.to_sparse_key().data();
-  backend::DeviceBuffer key_copy;
-  const u64* key = host_key;
-  if (be.device().kind != backend::DeviceKind::cpu) {
-    key_copy = be.allocate(4 * n);
-    be.upload(key_copy.data(), host_key, 4 * n);
-    key = key_copy.data();
-  }
+  const u64* const key = keys.device_sparse_key(be);  // resident after the first use on a device
   const ShoupConst p0_inv = make_shoup(inv_mod(p0 % q0, q0), q0);
   DeviceCiphertext out = copy(ct);
   backend::DeviceBuffer d = be.allocate(2 * n), e = be.allocate(4 * n), lift = be.allocate(n);

@@ -1,6 +1,7 @@
-// Switching keys in backend memory (KeyChain::device_key): uploaded once per
-// key and device and kept with the chain; copies of keys the chain no longer
-// holds (a key replaced by a wider one) are dropped at the next upload.
+// Switching keys in backend memory (KeyChain::device_key, and the sparse-
+// secret key of bootstrapping, device_sparse_key): uploaded once per key and
+// device and kept with the chain; copies of keys the chain no longer holds (a
+// key replaced by a wider one) are dropped at the next upload.
 #include <vector>
 
 #include "ckks/keys.hpp"
@@ -45,10 +46,27 @@ KeyView KeyChain::device_key(const std::shared_ptr<const SwitchKey>& key, backen
   return KeyView{it->second.host.get(), it->second.data.data(), false};
 }
 
+const u64* KeyChain::device_sparse_key(backend::Backend& be) const {
+  const std::shared_ptr<const EncapsulationKeys> enc = encapsulation();
+  if (!enc) fail("switch to the sparse secret", "no encapsulation keys; create the context with bootstrap=True");
+  if (be.device().kind == backend::DeviceKind::cpu) return enc->to_sparse.data();
+  std::lock_guard<std::mutex> lock(device_mutex_);
+  const auto id = std::make_pair(static_cast<const backend::Backend*>(&be), enc.get());
+  auto it = device_sparse_.find(id);
+  if (it == device_sparse_.end()) {
+    const size_t words = enc->to_sparse.size();
+    SparseCopy copy{enc, be.allocate(words)};
+    be.upload(copy.data.data(), enc->to_sparse.data(), words);
+    it = device_sparse_.emplace(id, std::move(copy)).first;
+  }
+  return it->second.data.data();
+}
+
 size_t KeyChain::device_key_bytes() const {
   std::lock_guard<std::mutex> lock(device_mutex_);
   size_t total = 0;
   for (const auto& e : device_keys_) total += e.second.data.size() * sizeof(u64);
+  for (const auto& e : device_sparse_) total += e.second.data.size() * sizeof(u64);
   return total;
 }
 

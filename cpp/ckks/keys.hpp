@@ -138,6 +138,9 @@ class KeyChain {
   // regenerate a_j, and a per-use host expansion would cross the bus at every
   // key switch. The caller holds `key` while it uses the view.
   KeyView device_key(const std::shared_ptr<const SwitchKey>& key, backend::Backend& be) const;
+  // The sparse-secret key (to_sparse_key, [2][2][N]) where `be` reads it:
+  // host memory on the CPU, else uploaded once per device and kept.
+  const u64* device_sparse_key(backend::Backend& be) const;
   // Bytes of key copies held in backend memory (all devices).
   size_t device_key_bytes() const;
 
@@ -184,6 +187,11 @@ class KeyChain {
   };
   mutable std::mutex device_mutex_;
   mutable std::map<std::pair<const backend::Backend*, const SwitchKey*>, DeviceCopy> device_keys_;
+  struct SparseCopy {
+    std::shared_ptr<const EncapsulationKeys> host;
+    backend::DeviceBuffer data;
+  };
+  mutable std::map<std::pair<const backend::Backend*, const EncapsulationKeys*>, SparseCopy> device_sparse_;
 };
 
 // Adds a small polynomial (coefficients in Z, |c| < 2^62) to every limb of

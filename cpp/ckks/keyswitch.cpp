@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/switch_sequence.hpp"
 #include "core/error.hpp"
 #include "runtime/parallel.hpp"
 
@@ -16,18 +17,10 @@ inline int ext_prime(const Tables& ctx, int level, int e) {
   return e <= level ? e : ctx.p_index(e - level - 1);
 }
 
-// Limbs base, base + n, ... with the NTT tables of the primes prime_of(0..count-1).
-template <class PrimeOf>
-void ntt_limbs(backend::Backend& be, const Tables& ctx, u64* base, std::size_t count, u64 n, bool inverse,
-               PrimeOf prime_of) {
-  std::vector<u64*> limbs(count);
-  std::vector<const NttTables*> tables(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    limbs[i] = base + i * n;
-    tables[i] = &ctx.ntt(prime_of(static_cast<int>(i)));
-  }
-  if (inverse) be.ntt_inverse(limbs.data(), tables.data(), count);
-  else be.ntt_forward(limbs.data(), tables.data(), count);
+}  // namespace
+
+backend::SwitchKeyRef switch_key(const KeyView& key) {
+  return backend::SwitchKeyRef{key.data, key.key->level, key.key->limbs()};
 }
 
 void check_key_level(const KeyView& key, int level) {
@@ -38,71 +31,37 @@ void check_key_level(const KeyView& key, int level) {
                           "ctx.generate_conjugation_key()");
 }
 
-}  // namespace
-
 Decomposition decompose(backend::Backend& be, const Tables& ctx, const u64* d_ntt, int level) {
-  const u64 n = ctx.n();
-  const int alpha = ctx.alpha();
-  Decomposition dec;
-  dec.level = level;
-  dec.alpha = alpha;
-  dec.digits = ctx.num_digits(level);
-  const int el = dec.ext_limbs();
-  dec.ext = be.allocate(static_cast<size_t>(dec.digits) * el * n);
-
-  backend::DeviceBuffer coef = be.allocate(static_cast<size_t>(level + 1) * n);
-  be.copy(coef.data(), d_ntt, coef.size());
-  ntt_limbs(be, ctx, coef.data(), level + 1, n, true, [](int i) { return i; });
-
-  for (int j = 0; j < dec.digits; ++j) {
-    u64* ext = dec.ext.data() + static_cast<size_t>(j) * el * n;
-    const int db = ctx.digit_begin(j), de = ctx.digit_end(j, level);
-    std::vector<const u64*> src;
-    std::vector<u64*> dst;
-    std::vector<const NttTables*> tables;
-    for (int i = db; i < de; ++i) src.push_back(coef.data() + static_cast<size_t>(i) * n);
-    // The digit's own limbs are its NTT values as they are.
-    be.copy(ext + static_cast<size_t>(db) * n, d_ntt + static_cast<size_t>(db) * n, static_cast<size_t>(de - db) * n);
-    for (int e = 0; e < el; ++e) {
-      if (e >= db && e < de) continue;
-      dst.push_back(ext + static_cast<size_t>(e) * n);
-      tables.push_back(&ctx.ntt(ext_prime(ctx, level, e)));
-    }
-    // Centered digits: with [0, D) representatives the mean D/2 of every
-    // coefficient times the key's error is a fixed, data-independent error.
-    be.basis_convert(ctx.modup(level, j).view(), src.data(), dst.data(), n, true);
-    be.ntt_forward(dst.data(), tables.data(), dst.size());
-  }
-  return dec;
+  return backend::decompose(be, ctx.switch_constants(level), d_ntt);
 }
 
 void inner_product(backend::Backend& be, const Tables& ctx, const Decomposition& dec, const KeyView& key,
                    const u32* perm, u64* out0, u64* out1) {
   const u64 n = ctx.n();
-  const int L = ctx.max_level(), level = dec.level, el = dec.ext_limbs(), terms = dec.digits;
+  const int level = dec.level, el = dec.ext_limbs(), terms = dec.digits;
   check_key_level(key, level);
   if (key.compact && be.device().kind != backend::DeviceKind::cpu)
     fail("key switch", "a compact key must be expanded for a device (KeyChain::device_key does)");
+  const backend::SwitchConstants& c = ctx.switch_constants(level);
   // Pointer lists: limb e, digit j at e * terms + j.
+  std::vector<const u64*> kb(static_cast<size_t>(el) * terms), ka(kb.size());
+  if (!key.compact) {
+    backend::key_pointers(c, switch_key(key), kb.data(), ka.data());
+    backend::inner_product(be, c, dec, kb.data(), ka.data(), perm, out0, out1);
+    return;
+  }
+  const int L = ctx.max_level();
   std::vector<u64*> o0(el), o1(el);
-  std::vector<const u64*> d(static_cast<size_t>(el) * terms), kb(d.size()), ka(d.size());
-  std::vector<Modulus> moduli(el);
+  std::vector<const u64*> d(kb.size());
   for (int e = 0; e < el; ++e) {
-    const int pi = ext_prime(ctx, level, e);
-    const size_t key_limb = key.key->limb_of(pi, L);
+    const size_t key_limb = key.key->limb_of(ext_prime(ctx, level, e), L);
     o0[e] = out0 + static_cast<size_t>(e) * n;
     o1[e] = out1 + static_cast<size_t>(e) * n;
-    moduli[e] = ctx.modulus(pi);
     for (int j = 0; j < terms; ++j) {
       const size_t t = static_cast<size_t>(e) * terms + j;
       d[t] = dec.digit(j, n) + static_cast<size_t>(e) * n;
       kb[t] = key.b(j, key_limb);
-      ka[t] = key.compact ? nullptr : key.a(j, key_limb);
     }
-  }
-  if (!key.compact) {
-    be.key_switch_inner(o0.data(), o1.data(), d.data(), kb.data(), ka.data(), terms, perm, moduli.data(), el, n);
-    return;
   }
   // A compact key's a_j limbs are regenerated on the host a few limbs at a
   // time (they stay in cache for the product) and never stored whole.
@@ -120,76 +79,33 @@ void inner_product(backend::Backend& be, const Tables& ctx, const Decomposition&
     });
     const size_t at = static_cast<size_t>(e0) * terms;
     be.key_switch_inner(o0.data() + e0, o1.data() + e0, d.data() + at, kb.data() + at, ka.data() + at, terms, perm,
-                        moduli.data() + e0, count, n);
+                        c.moduli.data() + e0, count, n);
   }
 }
 
 void mod_down(backend::Backend& be, const Tables& ctx, const u64* ext, int level, u64* out, bool accumulate) {
-  const u64 n = ctx.n();
-  const int alpha = ctx.alpha();
-  // The P part to the coefficient domain.
-  backend::DeviceBuffer pcoef = be.allocate(static_cast<size_t>(alpha) * n);
-  be.copy(pcoef.data(), ext + static_cast<size_t>(level + 1) * n, pcoef.size());
-  ntt_limbs(be, ctx, pcoef.data(), alpha, n, true, [&](int k) { return ctx.p_index(k); });
-  // Convert to Q_level; then, limb by limb, back to NTT and (x - conv) * P^-1.
-  backend::DeviceBuffer conv = be.allocate(static_cast<size_t>(level + 1) * n);
-  std::vector<const u64*> src, x;
-  std::vector<u64*> dst, o;
-  std::vector<const NttTables*> tables;
-  std::vector<ShoupConst> pinv;
-  for (int k = 0; k < alpha; ++k) src.push_back(pcoef.data() + static_cast<size_t>(k) * n);
-  for (int i = 0; i <= level; ++i) {
-    dst.push_back(conv.data() + static_cast<size_t>(i) * n);
-    x.push_back(ext + static_cast<size_t>(i) * n);
-    o.push_back(out + static_cast<size_t>(i) * n);
-    tables.push_back(&ctx.ntt(i));
-    pinv.push_back(ctx.p_inv(i));
-  }
-  be.basis_convert(ctx.moddown(level).view(), src.data(), dst.data(), n, true);
-  be.ntt_sub_mul_const(o.data(), x.data(), dst.data(), pinv.data(), tables.data(), level + 1, n, accumulate);
+  backend::mod_down(be, ctx.switch_constants(level), ext, out, accumulate);
 }
 
 void mod_down_rescale(backend::Backend& be, const Tables& ctx, const u64* ext, int level, u64* out) {
-  const u64 n = ctx.n();
-  const int alpha = ctx.alpha();
-  // q_level and P limbs are contiguous in ext: limbs level .. level + alpha.
-  backend::DeviceBuffer src = be.allocate(static_cast<size_t>(alpha + 1) * n);
-  be.copy(src.data(), ext + static_cast<size_t>(level) * n, src.size());
-  ntt_limbs(be, ctx, src.data(), alpha + 1, n, true, [&](int k) { return k == 0 ? level : ctx.p_index(k - 1); });
-  backend::DeviceBuffer conv = be.allocate(static_cast<size_t>(level) * n);
-  std::vector<const u64*> s, x;
-  std::vector<u64*> d, o;
-  std::vector<const NttTables*> tables;
-  std::vector<ShoupConst> inv;
-  for (int k = 0; k <= alpha; ++k) s.push_back(src.data() + static_cast<size_t>(k) * n);
-  for (int i = 0; i < level; ++i) {
-    d.push_back(conv.data() + static_cast<size_t>(i) * n);
-    x.push_back(ext + static_cast<size_t>(i) * n);
-    o.push_back(out + static_cast<size_t>(i) * n);
-    tables.push_back(&ctx.ntt(i));
-    inv.push_back(ctx.pq_inv(level, i));
-  }
-  be.basis_convert(ctx.moddown_rescale(level).view(), s.data(), d.data(), n, true);
-  be.ntt_sub_mul_const(o.data(), x.data(), d.data(), inv.data(), tables.data(), level, n, false);
+  backend::mod_down_rescale(be, ctx.switch_constants(level), ext, out);
 }
 
 void mul_p_add(backend::Backend& be, const Tables& ctx, const u64* c, int level, u64* ext) {
-  const u64 n = ctx.n();
-  std::vector<u64*> o(level + 1);
-  std::vector<const u64*> a(level + 1);
-  std::vector<ShoupConst> w(level + 1);
-  std::vector<u64> q(level + 1);
-  for (int i = 0; i <= level; ++i) {
-    o[i] = ext + static_cast<size_t>(i) * n;
-    a[i] = c + static_cast<size_t>(i) * n;
-    w[i] = ctx.p_mod(i);
-    q[i] = ctx.prime(i);
-  }
-  be.mul_const_add(o.data(), a.data(), w.data(), q.data(), level + 1, n);
+  backend::mul_p_add(be, ctx.switch_constants(level), c, ext);
 }
 
+// Whole switches go through Backend::key_switch (the CPU: the same pieces
+// as below; CUDA: the fused passes). A compact key (host only) is read
+// through the pieces, which regenerate its a_j.
 void relinearize_poly(backend::Backend& be, const Tables& ctx, const KeyView& key, const u64* c0, const u64* c1,
                       const u64* c2, int level, u64* o0, u64* o1) {
+  check_key_level(key, level);
+  if (!key.compact) {
+    const backend::SwitchJob job{c2, {backend::SwitchTarget{switch_key(key), nullptr, 0, c0, c1, o0, o1}}};
+    be.key_switch(ctx.switch_constants(level), &job, 1, false);
+    return;
+  }
   const size_t words = static_cast<size_t>(level + 1) * ctx.n();
   const size_t ext_words = static_cast<size_t>(level + 1 + ctx.alpha()) * ctx.n();
   if (o0 != c0) be.copy(o0, c0, words);
@@ -205,6 +121,12 @@ void relinearize_poly(backend::Backend& be, const Tables& ctx, const KeyView& ke
 // saves the rescale's NTTs.
 void relinearize_rescale_poly(backend::Backend& be, const Tables& ctx, const KeyView& key, const u64* c0,
                               const u64* c1, const u64* c2, int level, u64* o0, u64* o1) {
+  check_key_level(key, level);
+  if (!key.compact) {
+    const backend::SwitchJob job{c2, {backend::SwitchTarget{switch_key(key), nullptr, 0, c0, c1, o0, o1}}};
+    be.key_switch(ctx.switch_constants(level), &job, 1, true);
+    return;
+  }
   const size_t ext_words = static_cast<size_t>(level + 1 + ctx.alpha()) * ctx.n();
   backend::DeviceBuffer e0 = be.allocate(ext_words), e1 = be.allocate(ext_words);
   {
@@ -217,9 +139,24 @@ void relinearize_rescale_poly(backend::Backend& be, const Tables& ctx, const Key
   mod_down_rescale(be, ctx, e1.data(), level, o1);
 }
 
+static backend::SwitchTarget galois_target(const GaloisTarget& t, const u64* c0) {
+  return backend::SwitchTarget{switch_key(t.key), t.perm, t.galois_elt, c0, nullptr, t.o0, t.o1};
+}
+
 void galois_hoisted(backend::Backend& be, const Tables& ctx, const u64* c0, const u64* c1, int level,
                     const std::vector<GaloisTarget>& targets) {
   const u64 n = ctx.n();
+  bool compact = false;
+  for (const GaloisTarget& t : targets) {
+    check_key_level(t.key, level);
+    compact = compact || t.key.compact;
+  }
+  if (!compact) {
+    backend::SwitchJob job{c1, {}};
+    for (const GaloisTarget& t : targets) job.targets.push_back(galois_target(t, c0));
+    be.key_switch(ctx.switch_constants(level), &job, 1, false);
+    return;
+  }
   const size_t ext_words = static_cast<size_t>(level + 1 + ctx.alpha()) * n;
   backend::DeviceBuffer e0 = be.allocate(ext_words), e1 = be.allocate(ext_words);
   const Decomposition dec = decompose(be, ctx, c1, level);

@@ -1,12 +1,10 @@
-// Hybrid key switching (Han-Ki 2020; Kim et al. 2021 for the hoisted form),
-// written once as a sequence of backend::Backend calls: the host evaluator
-// runs it on the CPU backend over host memory, the device-resident evaluator
-// (ckks/resident) on any backend over that backend's memory.
-//  decompose: INTT, split the primes of Q_level into dnum digits, ModUp each
-//             digit to Q_level + P by fast basis conversion, NTT.
-//  inner_product: sum_j ext_j * key_j over Q_level + P, optionally through an
-//             automorphism (hoisting: decompose once, rotate many times).
-//  mod_down:  divide by P with rounding and return to Q_level.
+// Hybrid key switching (Han-Ki 2020; Kim et al. 2021 for the hoisted form)
+// over a Tables context: the pieces (backend/switch_sequence over
+// Tables::switch_constants, plus compact keys, whose a_j are regenerated on
+// the host) and whole switches, which go through Backend::key_switch (the CPU:
+// the same pieces; CUDA: fused passes with resident constants). The host
+// evaluator runs them on the CPU backend over host memory, the
+// device-resident evaluator (ckks/resident) on any backend over its memory.
 // Adds noise of the order of dnum * N * sigma * (digit / P) + rounding; the
 // presets keep P >= the largest digit. Every pointer is in the memory of the
 // backend `be` (host memory for backend::cpu()).
@@ -14,21 +12,20 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/switch_sequence.hpp"
 #include "ckks/keys.hpp"
 #include "ckks/tables.hpp"
 
 namespace ht {
 
-struct Decomposition {
-  backend::DeviceBuffer ext;  // [digits][level + 1 + alpha][N], NTT domain, in the backend's memory
-  int level = 0;
-  int digits = 0;
-  int ext_limbs() const { return level + 1 + alpha; }
-  int alpha = 0;
-  const u64* digit(int j, u64 n) const { return ext.data() + static_cast<size_t>(j) * ext_limbs() * n; }
-};
+using Decomposition = backend::Decomposition;
 
 Decomposition decompose(backend::Backend& be, const Tables& ctx, const u64* d_ntt, int level);
+
+// Throws when `key` does not serve `level` (a trimmed bootstrapping key).
+void check_key_level(const KeyView& key, int level);
+// The key as Backend::key_switch reads it (not for a compact key).
+backend::SwitchKeyRef switch_key(const KeyView& key);
 
 // out0, out1: [level + 1 + alpha][N]. `perm` (nullable, host memory) permutes
 // the decomposition's NTT values first (a Galois automorphism).
@@ -61,6 +58,7 @@ struct GaloisTarget {
   const u32* perm;  // host memory: the NTT-domain permutation of the element
   u64* o0;
   u64* o1;
+  u64 galois_elt = 0;  // the element of perm (lets a device keep perm resident)
 };
 void galois_hoisted(backend::Backend& be, const Tables& ctx, const u64* c0, const u64* c1, int level,
                     const std::vector<GaloisTarget>& targets);

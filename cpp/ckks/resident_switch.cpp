@@ -1,8 +1,9 @@
 // Key switching on device-resident ciphertexts: relinearization (with the
 // fused rescale of multiply), rotations (hoisted and composed) and
-// conjugation. Each runs ckks/keyswitch's one sequence of backend calls, as
-// the host evaluator does, with the keys where the backend reads them
-// (KeyChain::device_key), so the results are the host's bit for bit.
+// conjugation. A batch of ciphertexts (and all the rotations of a hoisted
+// call) is one Backend::key_switch call, with the keys where the backend
+// reads them (KeyChain::device_key); the CPU backend runs it as the host
+// evaluator's sequence, so the results are the host's bit for bit.
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -27,26 +28,69 @@ void check_rotatable(const Tables& ctx, const DeviceCiphertext& a, const char* o
   if (a.size != 2) fail(op, "relinearize the ciphertext first (it has " + std::to_string(a.size) + " polynomials)");
 }
 
+// Every ciphertext of a batch is one job of one Backend::key_switch call, so
+// a device runs the whole batch (and all of its rotations) in one set of
+// passes. A compact key (host memory only) goes ciphertext by ciphertext.
 std::vector<DeviceCiphertext> apply_galois(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a,
                                            const std::vector<u64>& elts) {
   backend::Backend& be = a.backend();
   std::vector<DeviceCiphertext> outs;
   std::vector<std::shared_ptr<const SwitchKey>> held;  // a wider key may replace one meanwhile
   std::vector<KeyView> views;
+  bool compact = false;
   for (u64 g : elts) {
     outs.push_back(empty_like<DeviceCiphertext>(be, ctx.n(), a.batch, 2, a.level, a.scale, ctx.id()));
     outs.back().bound = a.bound;
     held.push_back(keys.galois_key(g));
     views.push_back(keys.device_key(held.back(), be));
+    check_key_level(views.back(), a.level);
+    compact = compact || views.back().compact;
+  }
+  if (!compact) {
+    std::vector<backend::SwitchJob> jobs(a.batch);
+    for (int b = 0; b < a.batch; ++b) {
+      jobs[b].d = a.poly(b, 1);
+      for (size_t r = 0; r < elts.size(); ++r)
+        jobs[b].targets.push_back(backend::SwitchTarget{switch_key(views[r]), ctx.galois_perm(elts[r]).data(),
+                                                        elts[r], a.poly(b, 0), nullptr, outs[r].poly(b, 0),
+                                                        outs[r].poly(b, 1)});
+    }
+    be.key_switch(ctx.switch_constants(a.level), jobs.data(), jobs.size(), false);
+    return outs;
   }
   for (int b = 0; b < a.batch; ++b) {
     std::vector<GaloisTarget> targets;
     for (size_t r = 0; r < elts.size(); ++r)
       targets.push_back(GaloisTarget{views[r], ctx.galois_perm(elts[r]).data(), outs[r].poly(b, 0),
-                                     outs[r].poly(b, 1)});
+                                     outs[r].poly(b, 1), elts[r]});
     galois_hoisted(be, ctx, a.poly(b, 0), a.poly(b, 1), a.level, targets);
   }
   return outs;
+}
+
+// Relinearization of every ciphertext of `a` into `out` (rescaling: out one level down).
+void relinearize_batch(const Tables& ctx, const KeyView& key, const DeviceCiphertext& a, DeviceCiphertext& out,
+                       bool rescale) {
+  backend::Backend& be = a.backend();
+  check_key_level(key, a.level);
+  if (key.compact) {
+    for (int b = 0; b < a.batch; ++b) {
+      if (rescale)
+        relinearize_rescale_poly(be, ctx, key, a.poly(b, 0), a.poly(b, 1), a.poly(b, 2), a.level, out.poly(b, 0),
+                                 out.poly(b, 1));
+      else
+        relinearize_poly(be, ctx, key, a.poly(b, 0), a.poly(b, 1), a.poly(b, 2), a.level, out.poly(b, 0),
+                         out.poly(b, 1));
+    }
+    return;
+  }
+  std::vector<backend::SwitchJob> jobs(a.batch);
+  for (int b = 0; b < a.batch; ++b) {
+    jobs[b].d = a.poly(b, 2);
+    jobs[b].targets.push_back(backend::SwitchTarget{switch_key(key), nullptr, 0, a.poly(b, 0), a.poly(b, 1),
+                                                    out.poly(b, 0), out.poly(b, 1)});
+  }
+  be.key_switch(ctx.switch_constants(a.level), jobs.data(), jobs.size(), rescale);
 }
 
 std::vector<DeviceCiphertext> rotations(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a,
@@ -71,9 +115,7 @@ DeviceCiphertext relinearize(const Tables& ctx, const KeyChain& keys, const Devi
   auto out = empty_like<DeviceCiphertext>(be, ctx.n(), a.batch, 2, a.level, a.scale, ctx.id());
   const auto held = keys.relin_key_ptr();
   const KeyView key = keys.device_key(held, be);
-  for (int b = 0; b < a.batch; ++b)
-    relinearize_poly(be, ctx, key, a.poly(b, 0), a.poly(b, 1), a.poly(b, 2), a.level, out.poly(b, 0),
-                     out.poly(b, 1));
+  relinearize_batch(ctx, key, a, out, false);
   out.bound = a.bound;
   return out;
 }
@@ -90,9 +132,7 @@ DeviceCiphertext relinearize_rescale(const Tables& ctx, const KeyChain& keys, co
                                           a.scale / static_cast<double>(ctx.prime(level)), ctx.id());
   const auto held = keys.relin_key_ptr();
   const KeyView key = keys.device_key(held, be);
-  for (int b = 0; b < a.batch; ++b)
-    relinearize_rescale_poly(be, ctx, key, a.poly(b, 0), a.poly(b, 1), a.poly(b, 2), level, out.poly(b, 0),
-                             out.poly(b, 1));
+  relinearize_batch(ctx, key, a, out, true);
   out.bound = a.bound;
   return out;
 }

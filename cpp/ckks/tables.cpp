@@ -9,6 +9,7 @@ namespace ht {
 
 namespace {
 std::atomic<u64> next_context_id{1};
+std::atomic<u64> next_switch_serial{1};
 }
 
 Tables::Tables(const ParamsLiteral& literal) : params_(literal), id_(next_context_id++) {
@@ -53,6 +54,33 @@ Tables::Tables(const ParamsLiteral& literal) : params_(literal), id_(next_contex
     for (int i = 0; i < l; ++i) {
       const u64 pq = static_cast<u64>((u128(p_mod_[i].operand) * (all[l] % all[i])) % all[i]);
       pq_inv_[l].push_back(make_shoup(inv_mod(pq, all[i]), all[i]));
+    }
+  }
+
+  switch_.resize(L + 1);
+  for (int l = 0; l <= L; ++l) {
+    backend::SwitchConstants& c = switch_[l];
+    c.serial = next_switch_serial++;
+    c.n = n;
+    c.level = l;
+    c.alpha = alpha();
+    c.digits = num_digits(l);
+    for (int d = 0; d < c.digits; ++d) {
+      c.digit_begin.push_back(digit_begin(d));
+      c.digit_end.push_back(digit_end(d, l));
+      c.modup.push_back(modup_[l][d].view());
+    }
+    for (int e = 0; e < c.ext_limbs(); ++e) {
+      const int prime = e <= l ? e : p_index(e - l - 1);
+      c.tables.push_back(&ntt_[prime]);
+      c.moduli.push_back(ntt_[prime].mod);
+    }
+    c.moddown = moddown_[l].view();
+    c.p_inv.assign(p_inv_.begin(), p_inv_.begin() + l + 1);
+    c.p_mod.assign(p_mod_.begin(), p_mod_.begin() + l + 1);
+    if (l >= 1) {
+      c.moddown_rescale = moddown_rescale_[l].view();
+      c.pq_inv = pq_inv_[l];
     }
   }
 }

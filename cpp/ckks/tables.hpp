@@ -14,6 +14,7 @@
 #include <mutex>
 #include <vector>
 
+#include "backend/switch.hpp"
 #include "ckks/params.hpp"
 #include "core/ntt_tables.hpp"
 #include "core/rns.hpp"
@@ -60,6 +61,10 @@ class Tables {
   const BasisConverter& moddown_rescale(int level) const { return moddown_rescale_[level]; }
   const ShoupConst& pq_inv(int level, int i) const { return pq_inv_[level][i]; }
 
+  // The key-switching constants at `level` in backend terms (views of the
+  // tables above), the form Backend::key_switch takes.
+  const backend::SwitchConstants& switch_constants(int level) const { return switch_[level]; }
+
   // Permutation of NTT values for the automorphism X -> X^g (cached).
   const std::vector<u32>& galois_perm(u64 galois_elt) const;
 
@@ -74,6 +79,7 @@ class Tables {
   std::vector<ShoupConst> p_inv_, p_mod_;
   std::vector<BasisConverter> moddown_rescale_;
   std::vector<std::vector<ShoupConst>> pq_inv_;
+  std::vector<backend::SwitchConstants> switch_;
   mutable std::mutex perm_mutex_;
   mutable std::map<u64, std::vector<u32>> perms_;
 };

@@ -15,14 +15,16 @@ namespace ht::kernels {
 //  - Exact = true: the overflow count v = round(sum_i y_i / b_i) is estimated
 //    in floating point and removed, giving the centered representative of x
 //    in (-B/2, B/2]. ModDown uses it so the division by P rounds.
-template <int W, bool Exact>
-HT_HD void basis_convert_block(const BasisConvView& v, const u64* const* src, u64* const* dst, u64* y, u64 k0) {
+// Src(i) and Dst(j) give the i-th source and j-th destination limb (any
+// layout: pointer lists below, strided limbs in kernels/switch.hpp).
+template <int W, bool Exact, class Src, class Dst>
+HT_HD void basis_convert_at(const BasisConvView& v, const Src& src, const Dst& dst, u64* y, u64 k0) {
   u64 over[W];
   double frac[W];
   for (int w = 0; w < W; ++w) frac[w] = 0;
   for (int i = 0; i < v.nsrc; ++i) {
     for (int w = 0; w < W; ++w) {
-      const u64 yi = mul_shoup(src[i][k0 + w], v.qhat_inv[i], v.src_q[i]);
+      const u64 yi = mul_shoup(src(i)[k0 + w], v.qhat_inv[i], v.src_q[i]);
       y[i * W + w] = yi;
       if (Exact) frac[w] += static_cast<double>(yi) * v.src_inv[i];
     }
@@ -38,9 +40,23 @@ HT_HD void basis_convert_block(const BasisConvView& v, const u64* const* src, u6
     const Modulus& m = v.dst_mod[j];
     for (int w = 0; w < W; ++w) {
       if (Exact) acc[w].mul_add(over[w], v.neg_prod_mod[j]);  // subtracts v * B
-      dst[j][k0 + w] = barrett_reduce_128(acc[w].hi, acc[w].lo, m);
+      dst(j)[k0 + w] = barrett_reduce_128(acc[w].hi, acc[w].lo, m);
     }
   }
+}
+
+struct SrcList {
+  const u64* const* p;
+  HT_HD const u64* operator()(int i) const { return p[i]; }
+};
+struct DstList {
+  u64* const* p;
+  HT_HD u64* operator()(int j) const { return p[j]; }
+};
+
+template <int W, bool Exact>
+HT_HD void basis_convert_block(const BasisConvView& v, const u64* const* src, u64* const* dst, u64* y, u64 k0) {
+  basis_convert_at<W, Exact>(v, SrcList{src}, DstList{dst}, y, k0);
 }
 
 // Centered lift of x in [0, p) to the prime q: x if x <= p/2, else x - p.
