@@ -1,5 +1,6 @@
 """The C++ unit tests of the core arithmetic (tests/cpp: modular arithmetic, NTT, RNS basis
-conversion, automorphisms against 128-bit integer references), built with CMake into
+conversion, automorphisms against 128-bit integer references; the buffer pool's reuse of cached
+pages), built with CMake into
 build/cpp-tests (incremental after the first build) and run through ctest."""
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "cpp-tests"
 CASES = ["modarith: add", "modarith: Barrett", "numth:", "ntt: portable", "ntt: run-time", "ntt: both CPU paths",
          "rns: basis conversion", "galois: the NTT permutation"]
+if sys.platform.startswith("linux"):
+    CASES.append("allocator: large requests reuse cached pages")
 
 
 def _tool(name: str) -> str:

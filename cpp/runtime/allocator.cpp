@@ -8,6 +8,7 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <iterator>
@@ -20,17 +21,25 @@ namespace ht {
 namespace {
 
 // Blocks of at least 4 MiB (a ciphertext part from N = 2^13 up) are mappings
-// of their own, aligned to 2 MiB and advised as transparent huge pages: a
-// block that was returned to the system faults back in 2 MiB at a time
-// instead of 4 KiB (at N = 2^16 a bootstrap refaults about 1.3 GB per call
-// under its cache cap: 320,000 faults and ~1 s of system time in 4 KiB pages).
-// Whether a block is mapped follows from its capacity alone.
+// of their own, 2 MiB-aligned, a whole number of 2 MiB pages, advised as
+// transparent huge pages. A request that no cached block fits is served from
+// the cached blocks themselves: the largest cached blocks are moved (mremap,
+// page tables only) side by side into one new range and any excess split
+// off, so fresh pages -- which the kernel zeroes on first touch, 2.5 s of an
+// n16-boot bootstrap -- are needed only when the cache as a whole is too
+// small; resident memory then never exceeds the most ever in use at once.
 constexpr std::size_t kMapMin = std::size_t(4) << 20;
 constexpr std::size_t kHuge = std::size_t(2) << 20;
 
+#if defined(__linux__)
+bool is_mapped(std::size_t size) { return size >= kMapMin; }
+#else
+bool is_mapped(std::size_t) { return false; }  // heap blocks only: no splitting
+#endif
+
 void* raw_allocate(std::size_t size) {
 #if defined(__linux__)
-  if (size >= kMapMin) {
+  if (is_mapped(size)) {
     void* raw = mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return nullptr;
     const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(raw);
@@ -47,7 +56,7 @@ void* raw_allocate(std::size_t size) {
 
 void raw_free(void* block, std::size_t capacity) {
 #if defined(__linux__)
-  if (capacity >= kMapMin) {
+  if (is_mapped(capacity)) {
     munmap(block, capacity);
     return;
   }
@@ -69,7 +78,57 @@ Pool& pool() {
   static Pool* p = new Pool();  // never destroyed: buffers may outlive static teardown
   return *p;
 }
-std::size_t rounded(std::size_t bytes) { return ((bytes + 4095) / 4096) * 4096; }
+// Mapped blocks are whole 2 MiB pages, so they split and join on page boundaries.
+std::size_t rounded(std::size_t bytes) {
+  const std::size_t unit = is_mapped(bytes) ? kHuge : 4096;
+  return ((bytes + unit - 1) / unit) * unit;
+}
+
+#if defined(__linux__)
+// Under the pool's lock, no cached block >= size (a multiple of kHuge): moves
+// the largest cached mapped blocks into one fresh range of `size` bytes; the
+// rest of it (if the cache held less) faults in fresh. Null if no block moved.
+void* gather_cached(Pool& p, std::size_t size) {
+  std::vector<std::pair<std::size_t, void*>> parts;
+  std::size_t got = 0;
+  for (auto it = p.free_blocks.end(); it != p.free_blocks.begin() && got < size;) {
+    --it;
+    if (!is_mapped(it->first)) break;  // ordered by capacity: the rest are heap blocks
+    parts.emplace_back(it->first, it->second);
+    got += it->first;
+  }
+  if (parts.empty()) return nullptr;
+  void* target = raw_allocate(size);
+  if (!target) return nullptr;
+  for (auto& part : parts) {
+    auto range = p.free_blocks.equal_range(part.first);
+    for (auto it = range.first; it != range.second; ++it)
+      if (it->second == part.second) {
+        p.free_blocks.erase(it);
+        break;
+      }
+    p.cached -= part.first;
+  }
+  std::size_t off = 0;
+  for (auto& part : parts) {
+    char* src = static_cast<char*>(part.second);
+    const std::size_t take = std::min(part.first, size - off);
+    void* moved = mremap(src, take, take, MREMAP_MAYMOVE | MREMAP_FIXED, static_cast<char*>(target) + off);
+    if (moved == MAP_FAILED) {
+      munmap(src, take);  // that part of the target stays fresh
+    }
+    const std::size_t excess = part.first - take;  // only the last part has one
+    if (excess >= kMapMin) {
+      p.free_blocks.emplace(excess, src + take);
+      p.cached += excess;
+    } else if (excess) {
+      munmap(src + take, excess);
+    }
+    off += take;
+  }
+  return target;
+}
+#endif
 }  // namespace
 
 void* pool_allocate(std::size_t bytes) {
@@ -81,7 +140,25 @@ void* pool_allocate(std::size_t bytes) {
     // sizes one limb apart, and exact matching made it miss (fresh pages, each
     // zeroed by the kernel on first touch: 11% of a bootstrap at N = 2^16).
     auto it = p.free_blocks.lower_bound(size);
-    if (it != p.free_blocks.end() && it->first <= size + size / 4) {
+    if (is_mapped(size)) {
+      // Any larger cached mapping serves: its excess is split off and stays cached.
+      if (it != p.free_blocks.end()) {
+        char* block = static_cast<char*>(it->second);
+        const std::size_t cap = it->first;
+        p.free_blocks.erase(it);
+        p.cached -= cap;
+        if (cap - size >= kMapMin) {
+          p.free_blocks.emplace(cap - size, block + size);
+          p.cached += cap - size;
+        } else if (cap != size) {
+          p.capacity.emplace(block, cap);  // an excess under 4 MiB goes along with the block
+        }
+        return block;
+      }
+#if defined(__linux__)
+      if (void* block = gather_cached(p, size)) return block;
+#endif
+    } else if (it != p.free_blocks.end() && it->first <= size + size / 4 && !is_mapped(it->first)) {
       void* block = it->second;
       const std::size_t cap = it->first;
       p.free_blocks.erase(it);

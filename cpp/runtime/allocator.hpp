@@ -2,6 +2,9 @@
 // so hot paths do not pay for fresh pages (page faults and kernel zeroing
 // dominated the profile of a multiply at N = 2^16 without it). 64-byte
 // alignment; the cache is capped and can be emptied with release_cached().
+// Blocks of 4 MiB and more are whole 2 MiB pages: a larger cached block is
+// split to serve a request, and a request larger than every cached block is
+// made of cached blocks moved together (allocator.cpp).
 #pragma once
 #include <cstddef>
 

@@ -155,10 +155,14 @@ NOISE_BOUND = 2.0 ** -18
 EARLY_RATIO_EXTRA = 1
 
 #: The core's buffer cache is capped at this while a bootstrap runs
-#: (hetensor.memory.capped): the transforms' large Q*P buffers would otherwise
-#: keep up to its default 1 GiB cached on top of the working set. n16-boot,
-#: keygen + one bootstrap: peak RSS 8.8 GB uncapped, 8.2 GB at 128 MiB.
-BOOT_CACHE_LIMIT = 128 << 20
+#: (hetensor.memory.capped). The cache no longer adds to the peak: a request
+#: that no cached buffer fits is built from the cached buffers' pages before
+#: any fresh page is mapped. A cap of 128 MiB (the peak's guard before that)
+#: sent most buffers back to the system, and their fresh pages cost 2.5 s of
+#: kernel zeroing per n16-boot bootstrap; at 1 GiB the working set stays
+#: mapped from one bootstrap to the next (peak RSS, keygen + three
+#: bootstraps: 7.64 GB).
+BOOT_CACHE_LIMIT = 1 << 30
 
 #: The two orders of the circuit: "stc_first" (SlotToCoeff on the input's last
 #: levels, then ModRaise, CoeffToSlot, EvalMod; the default) and "classic"

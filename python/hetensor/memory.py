@@ -63,9 +63,11 @@ def release_cached() -> None:
 def capped(limit_bytes: int) -> Iterator[None]:
     """Cap the cache at ``limit_bytes`` (if it is higher) while the block runs.
 
-    Bootstrapping runs under ``capped(hetensor.boot.BOOT_CACHE_LIMIT)``: its
-    large buffers would otherwise stay cached on top of its working set (the
-    peak RSS of an n16-boot bootstrap drops by about 0.6 GB). Nested and
+    Bootstrapping runs under ``capped(hetensor.boot.BOOT_CACHE_LIMIT)``. A
+    lower cap gives freed buffers back to the system sooner, and buffers made
+    later need fresh pages, which the kernel zeroes (a request that no cached
+    buffer fits is built from the cached buffers' pages, so the cache itself
+    does not raise the peak). Nested and
     concurrent blocks share one cap, the first one's; the previous cap comes
     back when the last block leaves (a cap set inside such a block is then
     overwritten).

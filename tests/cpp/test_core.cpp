@@ -2,8 +2,9 @@
 // 128-bit integers: modular arithmetic (Barrett, Shoup, 128-bit sums), number
 // theory, the negacyclic NTT (evaluation at odd powers of psi, round trip,
 // products against the schoolbook negacyclic convolution, both CPU paths),
-// RNS basis conversion against the CRT, and Galois automorphisms (the NTT
-// permutation against X -> X^g on coefficients). No Python involved.
+// RNS basis conversion against the CRT, Galois automorphisms (the NTT
+// permutation against X -> X^g on coefficients) and the buffer pool's reuse
+// of cached pages. No Python involved.
 #include <algorithm>
 #include <random>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "core/ntt_tables.hpp"
 #include "core/numth.hpp"
 #include "core/rns.hpp"
+#include "runtime/allocator.hpp"
 #include "check.hpp"
 
 using namespace ht;
@@ -297,6 +299,49 @@ TEST_CASE("galois: the NTT permutation equals X -> X^g on coefficients (rotation
     }
   }
 }
+
+#if defined(__linux__)
+// A request larger than every cached block is made of the cached blocks'
+// pages (moved, largest first), so it needs no fresh pages; a smaller one
+// splits a cached block and the rest stays cached.
+TEST_CASE("allocator: large requests reuse cached pages (gathered or split), never fresh ones while the cache holds enough") {
+  constexpr std::size_t mib = std::size_t(1) << 20;
+  const std::size_t limit = pool_cache_limit();
+  pool_release_cached();
+  pool_set_cache_limit(std::size_t(1) << 30);
+  auto fill = [](void* p, std::size_t bytes, u64 v) { std::fill_n(static_cast<u64*>(p), bytes / 8, v); };
+  auto word = [](void* p, std::size_t byte) { return static_cast<u64*>(p)[byte / 8]; };
+  void* a = pool_allocate(6 * mib);
+  void* b = pool_allocate(10 * mib);
+  fill(a, 6 * mib, 1);
+  fill(b, 10 * mib, 2);
+  pool_free(a, 6 * mib);
+  pool_free(b, 10 * mib);
+  CHECK_EQ(pool_cached_bytes(), 16 * mib);
+  void* c = pool_allocate(16 * mib);  // gathered: b's pages, then a's
+  CHECK_EQ(pool_cached_bytes(), std::size_t(0));
+  CHECK_EQ(word(c, 0), u64(2));
+  CHECK_EQ(word(c, 10 * mib - 8), u64(2));
+  CHECK_EQ(word(c, 10 * mib), u64(1));
+  CHECK_EQ(word(c, 16 * mib - 8), u64(1));
+  fill(c, 16 * mib, 3);
+  pool_free(c, 16 * mib);
+  void* d = pool_allocate(5 * mib);  // 6 MiB (whole 2 MiB pages) split off; 10 MiB stay cached
+  CHECK_EQ(pool_cached_bytes(), 10 * mib);
+  CHECK_EQ(word(d, 0), u64(3));
+  void* e = pool_allocate(14 * mib);  // the 10 cached MiB, then 4 fresh (zeroed) MiB
+  CHECK_EQ(pool_cached_bytes(), std::size_t(0));
+  CHECK_EQ(word(e, 10 * mib - 8), u64(3));
+  CHECK_EQ(word(e, 10 * mib), u64(0));
+  CHECK_EQ(word(e, 14 * mib - 8), u64(0));
+  pool_free(d, 5 * mib);
+  pool_free(e, 14 * mib);
+  CHECK_EQ(pool_cached_bytes(), 20 * mib);
+  pool_release_cached();
+  CHECK_EQ(pool_cached_bytes(), std::size_t(0));
+  pool_set_cache_limit(limit);
+}
+#endif
 
 int main(int argc, char** argv) {
   const std::string filter = argc > 1 ? argv[1] : "";
