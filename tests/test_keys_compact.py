@@ -72,7 +72,7 @@ def test_aes_inputs_are_checked():
 def pair():
     """The same seeded toy-boot context with expanded and with compact keys."""
     full = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=5, compact_keys=False)
-    compact = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=5)  # compact by default
+    compact = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=5, compact_keys=True)
     assert compact.compact_keys and not ht.Context.from_preset("toy-insecure", seed=1).compact_keys
     return full, compact
 
@@ -208,3 +208,18 @@ def test_relinearization_key_is_compact_and_a_loaded_context_stays_compact(pair)
     assert bits(back.decrypt(back.encrypt(x).rotate(step)), np.roll(x, -step)) >= 25
     expanded = ht.from_bytes(full.to_bytes(include_secret_key=True), allow_insecure=True)
     assert not expanded.compact_keys
+
+
+def test_default_bootstrapping_keys_are_compact_except_the_relinearization_key(pair):
+    """compact_keys=None with bootstrap=True: rotation keys compact, the
+    relinearization key (every multiply) expanded (that both forms give the
+    same products word for word is the test above)."""
+    full, compact = pair
+    default = ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=5)
+    assert default.compact_keys and not default._engine.relin_key_compact
+    assert default._engine.relin_key_bytes() == full._engine.relin_key_bytes()
+    assert default.key_bytes() == compact.key_bytes() + compact._engine.relin_key_bytes()
+    x = np.random.default_rng(13).uniform(-1, 1, full.slots)
+    y = default.encrypt(x)
+    assert bits(default.decrypt(y * y), x * x) >= 25
+    assert bits(default.decrypt(y.bootstrap()), x) >= 20
