@@ -146,10 +146,21 @@ class CpuBackend final : public Backend {
       for (u64 k0 = 0; k0 < n; k0 += kBlock) {
         const u64 len = std::min(kBlock, n - k0);
         const u32* pk = perm + k0;
+        // A Galois permutation in the NTT's bit-reversed order takes each
+        // aligned run of 1024 outputs from one aligned run of 1024 inputs, so
+        // the next block's sources are prefetched a line per 8 words gathered
+        // (the hardware prefetcher loses the jump from run to run: the gather
+        // took 2.4x as long). A hint only: any permutation gives the same words.
+        const u64 next = k0 + kBlock < n ? perm[k0 + kBlock] & ~(kBlock - 1) : 0;
         for (int j = 0; j < terms; ++j) {
           u64* t = scratch.data() + static_cast<std::size_t>(j) * kBlock;
           const u64* src = di[j];
-          for (u64 k = 0; k < len; ++k) t[k] = src[pk[k]];
+          u64 k = 0;
+          for (; k + 8 <= len; k += 8) {
+            __builtin_prefetch(src + next + k);
+            for (u64 l = 0; l < 8; ++l) t[k + l] = src[pk[k + l]];
+          }
+          for (; k < len; ++k) t[k] = src[pk[k]];
           permuted[j] = t;
           kbi[j] = kb[i * terms + j] + k0;
           kai[j] = ka[i * terms + j] + k0;
