@@ -138,6 +138,20 @@ def test_key_switch_dot_and_sub_mul_const(device, rng, primes):
         assert [int(v) for v in got[i]] == [(int(x) - int(y)) * w[i] % p for x, y in zip(a[i], b[i])]
 
 
+@pytest.mark.parametrize("terms", [1, 2, 3, 4, 6, 7, 8, 9, 32])
+def test_key_switch_dot_every_term_count_on_60_bit_primes(terms, rng, primes):
+    """The CPU's fixed-count paths (1..8 terms) and the general one (more), at
+    the largest residues (q - 1 in every third row) and random ones."""
+    q = primes[2]
+    d, kb, ka = (residues(rng, [q] * terms) for _ in range(3))
+    for a in (d, kb, ka):
+        a[::3] = q - 1
+    o0, o1 = _core.backend_key_switch_dot("cpu", d, kb, ka, q)
+    for k in range(0, N, 7):
+        assert int(o0[k]) == sum(int(d[j, k]) * int(kb[j, k]) for j in range(terms)) % q
+        assert int(o1[k]) == sum(int(d[j, k]) * int(ka[j, k]) for j in range(terms)) % q
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("galois_elt", [0, 5, 2 * N - 1])
 def test_key_switch_inner_over_limbs_through_a_permutation(device, galois_elt, rng, primes):
