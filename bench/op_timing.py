@@ -215,7 +215,7 @@ class Timings:
         boot = getattr(ctx, "_bootstrapper", None)
         if boot is None or not all(sig in self.times for sig, _ in todo if sig[0] == "bootstrap"):
             return False
-        boot.cts = boot.stc = None
+        boot.release_transforms()
         return True
 
     def run(self, ctx: Any, todo: List[Tuple[Tuple, Dict[str, Any]]], budget: float,

@@ -4,6 +4,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
+
 #include "ckks/engine.hpp"
 #include "circuits/lintrans.hpp"
 #include "core/error.hpp"
@@ -12,7 +14,8 @@ namespace py = pybind11;
 using CArray = py::array_t<std::complex<double>, py::array::c_style | py::array::forcecast>;
 
 void register_lintrans(py::module_& m) {
-  py::class_<ht::LinearTransform>(m, "LinearTransform")
+  // Held by shared_ptr: a bootstrap plan (boot/executor) shares the encoded diagonals with Python.
+  py::class_<ht::LinearTransform, std::shared_ptr<ht::LinearTransform>>(m, "LinearTransform")
       .def_readonly("level", &ht::LinearTransform::level)
       .def_readonly("extended", &ht::LinearTransform::extended)
       .def_readonly("n1", &ht::LinearTransform::n1)

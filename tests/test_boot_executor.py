@@ -136,3 +136,32 @@ def test_the_error_bound_is_the_python_formula(bctx, stc_first):
     boot = bctx._bootstrapper
     for b in (0.0, 0.25, 1.0, 3.0, 8.0):
         assert boot.error_bound(b, stc_first) == ref.error_bound(boot, b, stc_first)
+
+
+def test_the_executor_refuses_bad_plans_and_inputs(bctx):
+    boot = bctx._bootstrapper
+    eng = bctx._engine
+    with pytest.raises(ValueError, match="needs the CoeffToSlot and SlotToCoeff transforms"):
+        _core.BootExecutor(_core.BootPlan())
+    plan = boot._plan(True)
+    plan.arcsine_degree = 0
+    with pytest.raises(ValueError, match="stc_first order needs an arcsine"):
+        _core.BootExecutor(plan)
+    plan = boot._plan(False)
+    plan.input_scale = float("nan")
+    with pytest.raises(ValueError, match="must be positive"):
+        _core.BootExecutor(plan)
+    ex = boot.executor(True)
+    x = bctx.encrypt(np.full(bctx.slots, 0.5)).level_to(3)
+    with pytest.raises(ValueError, match="one bound per ciphertext"):
+        ex.bootstrap_many(eng, [x._ct, x._ct], [1.0])
+    with pytest.raises(ValueError, match="all be host ones or all resident"):
+        ex.bootstrap_many(eng, [resident(x, "cpu")._ct, x._ct], [1.0, 1.0])
+    with pytest.raises(ValueError, match="one bound per ciphertext"):
+        boot.bootstrap_many([x._ct], [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"ciphertext 1 may reach \|x\| = 9"):
+        boot.bootstrap_many([x._ct, (x * 18.0)._ct], [1.0, 9.0])
+    low = bctx.encrypt(np.full(bctx.slots, 0.5)).level_to(2)
+    with pytest.raises(ValueError, match="is at level 2, below the 3 levels SlotToCoeff uses"):
+        ex.bootstrap(eng, low._ct, 1.0)
+    assert bits(bctx.decrypt(bctx.bootstrap(x)), np.full(bctx.slots, 0.5)) >= 20  # the refusals changed nothing

@@ -3,9 +3,9 @@
 ModRaise, the sparse-secret encapsulation switches and the multiplication by i
 run as backend calls (boot/modraise, boot/encapsulation), the linear transforms
 and polynomials as in tests/test_resident_lintrans.py and
-test_resident_polyeval.py, so the whole circuit (still driven step by step from
-hetensor/boot.py) runs on the ciphertext's device and must equal the host's
-bootstrap word for word; each result also decrypts against float64. "cpu"
+test_resident_polyeval.py, so the whole circuit (one call of the bootstrap
+executor, cpp/boot/executor) runs on the ciphertext's device and must equal
+the host's bootstrap word for word; each result also decrypts against float64. "cpu"
 puts the residues in the CPU backend's memory; "cuda:0" runs the same cases
 where a GPU is present and skips cleanly elsewhere.
 """

@@ -375,6 +375,44 @@ def switch_to_dense(engine: Engine, ct: Ciphertext) -> Ciphertext: ...
 @overload
 def switch_to_dense(engine: Engine, ct: DeviceCiphertext) -> DeviceCiphertext: ...
 
+# A whole bootstrap in one call (cpp/boot/executor; planned in hetensor/boot.py).
+class BootPlan:
+    stc_first: bool
+    stc_levels: int
+    double_angles: int
+    arcsine_degree: int
+    encapsulation: bool
+    input_scale: float
+    headroom: float
+    cts: List[LinearTransform]
+    stc: List[LinearTransform]
+    cos_poly: ChebyshevPoly
+    even_poly: Optional[ChebyshevPoly]
+    even_shift: float
+    even_span: float
+    arcsine: ChebyshevPoly
+    arcsine_half: ChebyshevPoly
+    eval_mod_scale: float
+    stc_input_scale: float
+    output_level: int
+    premultiplier: int
+    message_ratio: float
+    noise_bound: float
+    def __init__(self) -> None: ...
+
+def boot_error_bound(bound: float, message_ratio: float, arcsine_degree: int, noise_bound: float) -> float: ...
+
+class BootExecutor:
+    def __init__(self, plan: BootPlan) -> None: ...
+    @property
+    def stc_first(self) -> bool: ...
+    @property
+    def refreshes(self) -> int: ...
+    def error_bound(self, bound: float) -> float: ...
+    def bootstrap(self, engine: Engine, ct: _Ct, bound: float, real_values: bool = False) -> _Ct: ...
+    def bootstrap_pair(self, engine: Engine, a: _Ct, b: _Ct, bound_a: float, bound_b: float) -> Tuple[_Ct, _Ct]: ...
+    def bootstrap_many(self, engine: Engine, cts: List[_Ct], bounds: Sequence[float]) -> List[_Ct]: ...
+
 # -- serialization (bindings/register_serialize.cpp) --
 FORMAT_HEADER_BYTES: int
 FORMAT_VERSION: int

@@ -1,10 +1,13 @@
 """CKKS bootstrapping: ModRaise -> CoeffToSlot -> EvalMod -> SlotToCoeff.
 
 The circuit (Cheon-Han-Kim-Kim-Song 2018, with the Chen-Chillotti-Song
-factorised DFT and the Han-Ki cosine/double-angle EvalMod) is composed here
-from C++ primitives, each a heavy call: ``mod_raise``, diagonal linear
-transforms (BSGS, hoisted rotations), ``eval_chebyshev``, conjugation and
-multiplication by i.
+factorised DFT and the Han-Ki cosine/double-angle EvalMod) is planned here:
+the DFT factors encoded as diagonal linear transforms, the Chebyshev
+polynomials of EvalMod, the scales each step reads its input at and the error
+model. The plan of each order goes into a ``_core.BootExecutor``
+(cpp/boot/executor), which runs a whole bootstrap (one ciphertext, a
+complex-packed pair, or a list) in one C++ call, on host ciphertexts or on
+device-resident ones over their backend.
 
 Slots and coefficients. With N = 2n, the slots of a polynomial t are
 z = V (t_lo + i t_hi) / scale with V[j, k] = zeta^(5^j k). V factors as
@@ -346,6 +349,7 @@ class Bootstrapper:
         self.stc_input_scale = scale * 2 * math.pi * s_in / q0
         self.stc_level = stc_level
         self._stc: Optional[list] = None  # the classic order's SlotToCoeff (property stc)
+        self._executors: Dict[bool, object] = {}  # stc_first -> _core.BootExecutor (executor())
         # SlotToCoeff first (bootstrap(..., stc_first=True)): the same matrices at
         # the bottom of the chain, before ModRaise, and the arcsine landing
         # where the slots read canonically at stc_level.
@@ -366,10 +370,7 @@ class Bootstrapper:
         self.arcsine_half = _core.chebyshev_from_power([c / 2 for c in taylor])
         # Only the transforms of the context's order are encoded now: at
         # n16-boot the classic SlotToCoeff's diagonals over Q*P are ~1 GiB.
-        if order == "stc_first":
-            self.stc_low()
-        else:
-            _ = self.stc
+        self.executor(order == "stc_first")
 
     @property
     def stc(self) -> list:
@@ -379,9 +380,44 @@ class Bootstrapper:
                                            self.stc_level, self.stc_input_scale)
         return self._stc
 
-    @stc.setter
-    def stc(self, value: Optional[list]) -> None:
-        self._stc = value
+    def executor(self, stc_first: bool):
+        """The ``_core.BootExecutor`` of one order (its plan made, and its
+        SlotToCoeff encoded, on first use)."""
+        ex = self._executors.get(stc_first)
+        if ex is None:
+            ex = self._executors[stc_first] = _core.BootExecutor(self._plan(stc_first))
+        return ex
+
+    def _plan(self, stc_first: bool):
+        """What the executor of one order runs (see cpp/boot/executor.hpp)."""
+        p = _core.BootPlan()
+        p.stc_first = stc_first
+        p.stc_levels = self.params.stc_levels
+        p.double_angles = self.params.double_angles
+        p.arcsine_degree = self.params.arcsine_degree
+        p.encapsulation = bool(self.params.encapsulation_h)
+        p.input_scale = self.input_scale
+        p.headroom = self.headroom
+        p.cts = self.cts
+        p.stc = self.stc_low() if stc_first else self.stc
+        p.cos_poly = self.poly
+        p.even_poly = self.even_poly
+        p.even_shift, p.even_span = _even_shift_and_span(self.params)
+        p.arcsine, p.arcsine_half = self.arcsine_poly, self.arcsine_half
+        p.eval_mod_scale = self.early_eval_mod_scale if stc_first else self.eval_mod_scale
+        p.stc_input_scale = self.stc_input_scale
+        p.output_level = self.early_output_level if stc_first else self.output_level
+        p.premultiplier = self.early_premultiplier if stc_first else self.premultiplier
+        p.message_ratio = self.early_message_ratio if stc_first else self.message_ratio
+        p.noise_bound = NOISE_BOUND
+        return p
+
+    def release_transforms(self) -> None:
+        """Free the encoded transforms (GBs at n16-boot) and the executors that
+        hold them; bootstrapping is unavailable afterwards (benchmarks that are
+        done with it)."""
+        self._executors.clear()
+        self.cts, self._stc, self._stc_low = [], None, None
 
     @property
     def contract(self) -> BootstrapContract:
@@ -483,10 +519,8 @@ class Bootstrapper:
         (2 pi u)^2 / 6 bare, 3 (2 pi u)^4 / 40 after the arcsine, with a margin.
         Measured against it in tests/test_boot_chain.py and
         tests/test_boot_stc_first.py."""
-        b = float(bound)
-        w = 2 * math.pi * b / (self.early_message_ratio if self.resolve(stc_first) else self.message_ratio)
-        bend = {0: w * w / 6, 3: 3 * w ** 4 / 40, 5: 5 * w ** 6 / 112}[self.params.arcsine_degree]
-        return max(b, 1.0) * NOISE_BOUND + 1.5 * b * bend  # 1.5: higher-order terms, q0 != 2^60
+        ratio = self.early_message_ratio if self.resolve(stc_first) else self.message_ratio
+        return float(_core.boot_error_bound(float(bound), ratio, self.params.arcsine_degree, NOISE_BOUND))
 
     def check_input(self, bound: float, what: str = "the values") -> None:
         """The contract: |x| <= MAX_INPUT_BOUND (by the tracked bound)."""
@@ -496,56 +530,6 @@ class Bootstrapper:
                 f"accepts |x| <= {MAX_INPUT_BOUND:g} (its error is about 2^-25 for |x| <= 1 and grows like "
                 f"|x|^5 beyond; the message ratio is 2^{math.log2(self.message_ratio):.0f}); multiply by a "
                 f"constant below 1 first (or normalise earlier)")
-
-    def _eval_mod(self, ct, half: bool = False, out_scale: Optional[float] = None, even: bool = False):
-        eng = self.ctx._engine
-        if even and self.even_poly is not None:
-            c, span = _even_shift_and_span(self.params)
-            u = eng.add_scalar(ct.with_scale(ct.scale * span, float(ct.bound) / span), -c / span)
-            z = eng.add_scalar(eng.mul_scalar(eng.square(u), 2.0), -1.0)  # T_2(u): one level
-            y, _ = _core.eval_chebyshev(eng, z, self.even_poly)
-        else:
-            y, _ = _core.eval_chebyshev(eng, ct, self.poly)
-        r = self.params.double_angles
-        for k in range(r):
-            last_half = half and k == r - 1 and not self.params.arcsine_degree
-            if last_half:  # cos(2a) / 2 = cos(a)^2 - 1/2
-                y = eng.add_scalar(eng.square(y), -0.5)
-            else:          # cos(2a) = 2cos(a)^2 - 1
-                y = eng.add_scalar(eng.mul_scalar(eng.square(y), 2.0), -1.0)
-        if self.params.arcsine_degree:  # arcsin(sin(2 pi u)) = 2 pi u: undo the sine's bend
-            poly = self.arcsine_half if half else self.arcsine_poly
-            y, _ = _core.eval_chebyshev(eng, y, poly, self.eval_mod_scale if out_scale is None else out_scale)
-        return y
-
-    def _to_level0(self, ct, multiplier: Optional[int] = None):
-        """The input at level 0 times the message ratio's integer pre-multiplier
-        (or ``multiplier``)."""
-        eng = self.ctx._engine
-        multiplier = self.premultiplier if multiplier is None else multiplier
-        if ct.level > 0:
-            ct = eng.level_to(ct, 0)
-        s0 = self.ctx.scale_at(0)
-        if abs(ct.scale / s0 - 1) > 1e-9:
-            raise ValueError(f"cannot bootstrap: the ciphertext is at level 0 with scale 2^{math.log2(ct.scale):.3f}, "
-                             f"not the level's canonical 2^{math.log2(s0):.3f}; bootstrap it before it reaches "
-                             f"level 0 (level_to(0) aligns the scale)")
-        if multiplier > 1:
-            ct = eng.mul_scalar(ct, float(multiplier))
-        return ct
-
-    def _real_pair(self, a, b):
-        """``2 (Re a + i Re b)`` of two ciphertexts at one level and scale: one
-        conjugation, no level.
-
-        The slots of a real tensor carry imaginary noise that nothing tracks, and
-        steep functions amplify it (a polynomial multiplies it by its derivative:
-        about 2^21 for 1/sqrt near 2^-15, as in AdamW). Packed as ``a + i b``,
-        a's imaginary part would land in b's real part and b's in a's:
-        ``(a + i b) + conj(a - i b)`` keeps the real parts only."""
-        eng = self.ctx._engine
-        ib = _core.mul_by_i(eng, b, False)
-        return eng.add(eng.add(a, ib), eng.conjugate(eng.sub(a, ib)))
 
     def stc_low(self) -> list:
         """SlotToCoeff's transforms encoded from level stc_levels down to 0, over
@@ -557,67 +541,10 @@ class Bootstrapper:
                                                self.ctx.scale_at(lv), extended=False)
         return self._stc_low
 
-    def _to_coefficients(self, ct, bound: float, multiplier: Optional[int] = None):
-        """SlotToCoeff first: a ciphertext at level >= stc_levels (values z) to
-        one at level 0 whose packed coefficients are s_0 BR(z), pre-multiplied
-        like _to_level0. Its slots are not z any more (they can exceed q0 / s0,
-        the coefficients cannot), so the tracked bound stays the message's."""
-        eng = self.ctx._engine
-        lv = self.params.stc_levels
-        if ct.level < lv:
-            raise ValueError(self.level_error(ct.level))
-        if ct.level > lv:
-            ct = eng.level_to(ct, lv)
-        elif abs(ct.scale / self.ctx.scale_at(lv) - 1) > 1e-9:
-            raise ValueError(f"cannot bootstrap: the ciphertext is at level {lv} with scale 2^{math.log2(ct.scale):.3f}, "
-                             f"not the level's canonical 2^{math.log2(self.ctx.scale_at(lv)):.3f}")
-        for lt in self.stc_low():
-            ct = _core.apply_linear_transform(eng, ct, lt).with_scale(self.ctx.scale_at(lt.level - 1), bound)
-        multiplier = self.early_premultiplier if multiplier is None else multiplier
-        if multiplier > 1:
-            ct = eng.mul_scalar(ct, float(multiplier))
-        return ct
-
-    def _refresh(self, ct, half: bool, early: bool = False, real_values: bool = False):
-        """ModRaise, CoeffToSlot, EvalMod, SlotToCoeff of a level-0 ciphertext
-        (values z, or z / 2 with half=True); the output bound is set by the caller.
-        early=True: ``ct`` came from _to_coefficients, so EvalMod's output,
-        read at the canonical scale of early_output_level, is already z.
-        real_values (with early): the slots hold real values, so the imaginary
-        half of CoeffToSlot's output is 0 + q0 I and its EvalMod is skipped
-        (it would return Im z = 0): one EvalMod instead of two."""
+    def _run(self, method: str, stc_first: bool, *args):
+        """One call of the order's executor, under the boot cache cap."""
         with memory.capped(BOOT_CACHE_LIMIT):
-            return self._refresh_capped(ct, half, early, real_values)
-
-    def _refresh_capped(self, ct, half: bool, early: bool, real_values: bool):
-        eng = self.ctx._engine
-        if self.params.encapsulation_h:
-            # ModRaise under the sparse s' (small |I|), then straight back to s.
-            raised = _core.switch_to_dense(eng, _core.mod_raise(eng, _core.switch_to_sparse(eng, ct)))
-        else:
-            raised = _core.mod_raise(eng, ct)
-        raised = raised.with_scale(self.input_scale / self.headroom, 0.0)
-        a = raised
-        for k, lt in enumerate(self.cts):
-            if k > 0 and k == len(self.cts) - 1 and self.headroom > 1:
-                # The values carry 2^h since the first transform; the last one removes it.
-                a = a.with_scale(a.scale * self.headroom, float(a.bound) / self.headroom)
-            a = _core.apply_linear_transform(eng, a, lt)
-        conj = eng.conjugate(a)
-        real = eng.add(a, conj)                                          # BR t_lo / (K q0)
-        imag = _core.mul_by_i(eng, eng.sub(a, conj), True)               # BR t_hi / (K q0)
-        em_scale = self.early_eval_mod_scale if early else None
-        if early and real_values and not half:
-            w = self._eval_mod(real, False, em_scale, True)
-            return w.with_scale(self.ctx.scale_at(self.early_output_level), 0.0)
-        real, imag = self._eval_mod(real, half, em_scale, early), self._eval_mod(imag, half, em_scale, early)
-        w = eng.add(real, _core.mul_by_i(eng, imag, False))
-        if early:
-            return w.with_scale(self.ctx.scale_at(self.early_output_level), 0.0)
-        w = w.with_scale(self.stc_input_scale, 0.0)
-        for lt in self.stc:
-            w = _core.apply_linear_transform(eng, w, lt)
-        return w
+            return getattr(self.executor(stc_first), method)(self.ctx._engine, *args)
 
     def level_error(self, level: int, what: str = "the ciphertext") -> str:
         """Why a ciphertext at ``level`` cannot be bootstrapped in the stc_first order."""
@@ -652,12 +579,7 @@ class Bootstrapper:
         stc_first = self.resolve(stc_first)
         self.check_input(b)
         self._check_early(stc_first)
-        ct = ct.with_scale(ct.scale, b)
-        if stc_first:
-            w = self._refresh(self._to_coefficients(ct, b), half=False, early=True, real_values=real_values)
-            return w.with_scale(w.scale, b + self.error_bound(b, True))
-        w = self._refresh(self._to_level0(ct), half=False)
-        return w.with_scale(w.scale, b + self.error_bound(b, False))
+        return self._run("bootstrap", stc_first, ct, b, bool(real_values))
 
     def bootstrap_pair(self, a, b, bound_a: Optional[float] = None, bound_b: Optional[float] = None,
                        stc_first: Optional[bool] = None):
@@ -668,41 +590,33 @@ class Bootstrapper:
         the other's values. Costs one bootstrap and two conjugations; the packing's
         factor 2 is taken out of the integer pre-multiplier (two separate
         bootstraps where it is odd)."""
-        eng = self.ctx._engine
         ba = float(a.bound) if bound_a is None else min(float(bound_a), float(a.bound))
         bb = float(b.bound) if bound_b is None else min(float(bound_b), float(b.bound))
         self.check_input(ba, "the first values")
         self.check_input(bb, "the second values")
-        if a.batch != b.batch:
-            raise ValueError(f"cannot bootstrap a pair: batch sizes differ ({a.batch} and {b.batch} ciphertexts)")
         stc_first = self.resolve(stc_first)
         self._check_early(stc_first)
-        a, b = a.with_scale(a.scale, ba), b.with_scale(b.scale, bb)
-        multiplier = self.early_premultiplier if stc_first else self.premultiplier
-        if multiplier % 2:
-            return (self.bootstrap(a, ba, stc_first, real_values=True),
-                    self.bootstrap(b, bb, stc_first, real_values=True))
-        if stc_first:
-            lv = max(self.params.stc_levels, min(a.level, b.level))
-            a, b = (c if c.level <= lv else eng.level_to(c, lv) for c in (a, b))
-            z = self._to_coefficients(self._real_pair(a, b), 2.0 * max(ba, bb), multiplier // 2)
-            w = self._refresh(z, half=True, early=True)
-        else:
-            z = self._real_pair(self._to_level0(a, 1), self._to_level0(b, 1))
-            if multiplier > 2:
-                z = eng.mul_scalar(z, float(multiplier // 2))
-            w = self._refresh(z, half=True)                              # (Re a + i Re b) / 2
-        conj = eng.conjugate(w)
-        re = eng.add(w, conj)                                            # Re(a + i b) = a
-        im = _core.mul_by_i(eng, eng.sub(w, conj), True)                 # Im(a + i b) = b
-        return (re.with_scale(re.scale, ba + self.error_bound(ba, stc_first)),
-                im.with_scale(im.scale, bb + self.error_bound(bb, stc_first)))
+        return self._run("bootstrap_pair", stc_first, a, b, ba, bb)
+
+    def bootstrap_many(self, cts: list, bounds: List[float], stc_first: Optional[bool] = None) -> list:
+        """Real ciphertexts paired in order into complex-packed bootstraps (the
+        last one alone when their count is odd), all in one C++ call; each
+        result as :meth:`bootstrap_pair` (or :meth:`bootstrap` with
+        ``real_values``) returns it. ``bounds``: one per ciphertext."""
+        if len(bounds) != len(cts):
+            raise ValueError(f"bootstrap_many needs one bound per ciphertext ({len(cts)}), got {len(bounds)}")
+        bs = [min(float(b), float(c.bound)) for b, c in zip(bounds, cts)]
+        for k, b in enumerate(bs):
+            self.check_input(b, f"the values of ciphertext {k}")
+        stc_first = self.resolve(stc_first)
+        self._check_early(stc_first)
+        return self._run("bootstrap_many", stc_first, list(cts), bs)
 
 
 def bootstrap_tensors(ctx, tensors: list, stc_first: Optional[bool] = None) -> list:
     """Context.bootstrap_many: the ciphertexts of the real tensors, two per
-    complex-packed bootstrap (one pair at a time, so memory stays that of one
-    bootstrap); complex tensors alone. Each result keeps its tensor's range,
+    complex-packed bootstrap, in one executor call (one pair at a time, so
+    memory stays that of one bootstrap); complex tensors alone. Each result keeps its tensor's range,
     widened by the bootstrap's error."""
     boot, eng = ctx._bootstrapper, ctx._engine
     stc_first = boot.resolve(stc_first)
@@ -724,12 +638,8 @@ def bootstrap_tensors(ctx, tensors: list, stc_first: Optional[bool] = None) -> l
         ct = tensors[u[0]]._ct
         return ct if ct.batch == 1 else _core.linalg_gather(eng, ct, [u[1]])
 
-    fresh = {}
-    for a, b in zip(units[0::2], units[1::2]):
-        fresh[a], fresh[b] = boot.bootstrap_pair(piece(a), piece(b), bounds[a[0]], bounds[b[0]], stc_first)
-    if len(units) % 2:
-        u = units[-1]
-        fresh[u] = boot.bootstrap(piece(u), bounds[u[0]], stc_first, real_values=True)
+    refreshed = boot.bootstrap_many([piece(u) for u in units], [bounds[u[0]] for u in units], stc_first)
+    fresh = dict(zip(units, refreshed))
     for i, b in bounds.items():
         t = tensors[i]
         parts = [fresh[(i, k)] for k in range(t.num_ciphertexts)]
