@@ -30,7 +30,7 @@ if grep -q "available True" "$OUT/device.txt"; then STATUS[device]=ok; else STAT
 
 echo "== GPU tests =="
 if "$PY" -m pytest -q -m gpu -rs tests/test_backend.py tests/test_cuda.py tests/test_device.py tests/test_bench_gpu.py \
-     tests/test_resident.py tests/test_resident_keyswitch.py \
+     tests/test_resident.py tests/test_resident_keyswitch.py tests/test_fused_switch.py \
      > "$OUT/tests.log" 2>&1; then STATUS[tests]=ok; else STATUS[tests]=FAILED; fi
 tail -n 3 "$OUT/tests.log"
 # a GPU test that skipped on a machine with a GPU is a failure of this check

@@ -51,7 +51,9 @@ std::unique_ptr<backend::Backend> make_backend(int device);
 // of `repeat` launches after one warm-up) over tables.size() limbs of one n,
 // data resident on the device: ntt_forward, ntt_inverse, add, mul,
 // automorphism, basis_convert (modup of one limb-digit to the rest),
-// key_switch_dot (2 terms), sub_mul_const.
+// key_switch_dot (2 terms), sub_mul_const, and key_switch: one whole fused
+// rotation key switch (one digit of tables.size() - 1 primes, the last as P;
+// present when that digit has at most 64 primes).
 std::map<std::string, double> time_kernels(int device, const std::vector<NttTables>& tables, int repeat);
 
 }  // namespace ht::cuda

@@ -2,13 +2,22 @@
 // one device: memory from the device's stream-ordered pool (cudaMallocAsync
 // on the backend's stream, released to the pool, not to the driver), every op
 // a grid-stride launch of the shared HT_HD bodies on that stream, NTT twiddle
-// tables uploaded once per prime and kept resident. Data pointers are device
-// pointers; constants and pointer lists come from the host and are staged in
-// small per-call pool arrays. Ops are stream-ordered (asynchronous to the
-// host); download() and synchronize() wait. Results are bit-identical to the CPU backend
-// (tests/test_backend.py compares them where a GPU exists; none was lent while
-// this was written, so it is compiled, not yet run).
+// tables uploaded once per prime and kept resident. Whole key switches
+// (key_switch) run as the fused passes of backend/switch_fused.hpp over every
+// ciphertext and rotation of the call, with the level's switching constants
+// and the Galois permutations resident; keys are read from their base
+// pointers. Data pointers are device pointers; the coarse ops' constants and
+// pointer lists, and a key switch's job and target lists, come from the host
+// and are staged in small per-call pool arrays. Ops are stream-ordered
+// (asynchronous to the host); download() and synchronize() wait. Results
+// are meant to be bit-identical to the CPU backend: tests/test_backend.py,
+// test_fused_switch.py and test_resident*.py compare them where a GPU exists.
+// No GPU was lent while this was written: it is compiled (sm_80, sm_90), not
+// yet run; the fused passes' arithmetic is checked on the CPU
+// (backend/cpu_switch.cpp runs the same bodies).
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +32,9 @@
 #include "backend/kernels/elementwise.hpp"
 #include "backend/kernels/keyswitch.hpp"
 #include "backend/kernels/ntt.hpp"
+#include "backend/kernels/switch.hpp"
+#include "backend/switch_fused.hpp"
+#include "backend/switch_sequence.hpp"
 #include "core/error.hpp"
 #include "core/numth.hpp"
 #include "core/rns.hpp"
@@ -212,6 +224,77 @@ struct InnerBody {  // key_switch_inner: one thread per (limb, coefficient)
   }
 };
 
+// The NTT stages over a kernels::LimbGrid (the fused key switch's limb sets):
+// one thread per (limb, butterfly); a skipped limb's threads do nothing.
+struct GridForward {
+  kernels::LimbGrid g;
+  const NttView* views;  // [ext limbs]
+  u64 m, t;
+  __device__ void operator()(u64 idx) const {
+    const u64 half = g.n >> 1, l = idx / half;
+    int table = 0;
+    if (u64* a = g.limb(l, table)) kernels::ntt_forward_butterfly(a, views[table], m, t, idx - l * half);
+  }
+};
+
+struct GridInverse {
+  kernels::LimbGrid g;
+  const NttView* views;
+  u64 h, t;
+  __device__ void operator()(u64 idx) const {
+    const u64 half = g.n >> 1, l = idx / half;
+    int table = 0;
+    if (u64* a = g.limb(l, table)) kernels::ntt_inverse_butterfly(a, views[table], h, t, idx - l * half);
+  }
+};
+
+template <bool Inverse>
+struct GridFinish {
+  kernels::LimbGrid g;
+  const NttView* views;
+  __device__ void operator()(u64 idx) const {
+    const u64 l = idx / g.n;
+    int table = 0;
+    u64* a = g.limb(l, table);
+    if (a == nullptr) return;
+    if constexpr (Inverse) kernels::ntt_inverse_finish(a, views[table], idx - l * g.n);
+    else kernels::ntt_forward_finish(a, views[table], idx - l * g.n);
+  }
+};
+
+// The launcher of backend/switch_fused.hpp on one stream.
+struct GpuLaunch {
+  cudaStream_t stream;
+  const NttView* views;  // device, [ext limbs] of the switch's level
+  template <class Body>
+  void for_each(u64 count, const Body& body) {
+    ht::cuda::for_each(count, body, stream);
+  }
+  void ntt(const kernels::LimbGrid& g, u64 limbs, bool inverse) {
+    if (limbs == 0) return;
+    const u64 n = g.n, butterflies = limbs * (n >> 1);
+    if (!inverse) {
+      u64 t = n;
+      for (u64 m = 1; m < n; m <<= 1) {
+        t >>= 1;
+        ht::cuda::for_each(butterflies, GridForward{g, views, m, t}, stream);
+      }
+      ht::cuda::for_each(limbs * n, GridFinish<false>{g, views}, stream);
+    } else {
+      u64 t = 1;
+      for (u64 h = n >> 1; h >= 1; h >>= 1) {
+        ht::cuda::for_each(butterflies, GridInverse{g, views, h, t}, stream);
+        t <<= 1;
+      }
+      ht::cuda::for_each(limbs * n, GridFinish<true>{g, views}, stream);
+    }
+  }
+};
+
+// Scratch of one fused key-switch launch group at most (more jobs than fit
+// run in several groups; one job always runs).
+constexpr u64 kSwitchScratchWords = u64(1) << 27;  // 1 GiB
+
 // -- the backend ------------------------------------------------------------------------------
 
 class CudaBackend final : public backend::Backend {
@@ -233,6 +316,8 @@ class CudaBackend final : public backend::Backend {
   }
   ~CudaBackend() override {
     tables_.clear();
+    switches_.clear();
+    perms_.clear();
     if (stream_ != nullptr) {
       (void)cudaStreamSynchronize(stream_);
       (void)cudaStreamDestroy(stream_);
@@ -435,6 +520,33 @@ class CudaBackend final : public backend::Backend {
     for_each(count * n, AddConstBody{po.data(), pa.data(), pc.data(), pq.data(), n}, stream_);
   }
 
+  // The fused passes of backend/switch_fused.hpp over every job and target,
+  // the level's constants and NTT views resident (first use of the level),
+  // Galois permutations resident by element, keys read from their base
+  // pointers: per call, only the job and target lists are staged.
+  void key_switch(const backend::SwitchConstants& c, const backend::SwitchJob* jobs, std::size_t count,
+                  bool rescale) override {
+    backend::check_switch(c, jobs, count, rescale);
+    if (count == 0) return;
+    int widest = c.alpha + 1;
+    for (int j = 0; j < c.digits; ++j) widest = std::max(widest, c.digit_end[j] - c.digit_begin[j]);
+    if (widest > kernels::kMaxSwitchSources) fail("key switch", "at most 64 limbs per digit on CUDA");
+    select();
+    const ResidentSwitch& rc = resident_switch(c);
+    for (std::size_t j0 = 0; j0 < count;) {
+      u64 words = backend::fused::scratch_words(c, jobs[j0].targets.size(), rescale);
+      std::size_t j1 = j0 + 1;
+      while (j1 < count) {
+        const u64 more = backend::fused::scratch_words(c, jobs[j1].targets.size(), rescale);
+        if (words + more > kSwitchScratchWords) break;
+        words += more;
+        ++j1;
+      }
+      switch_group(c, rc, jobs + j0, j1 - j0, rescale, words);
+      j0 = j1;
+    }
+  }
+
  private:
   // One prime's twiddles on the device, uploaded on first use.
   struct Resident {
@@ -443,6 +555,7 @@ class CudaBackend final : public backend::Backend {
   };
 
   void select() const { HT_CUDA_CHECK(cudaSetDevice(device_)); }
+
 
   // Constants and pointer lists of one call, copied in stream order into
   // pool memory that goes back to the pool in stream order.
@@ -469,6 +582,104 @@ class CudaBackend final : public backend::Backend {
   template <class T>
   Staged<T> staged(const T* host, std::size_t count) {
     return Staged<T>(host, count, stream_);
+  }
+
+  // A level's switching constants on the device (kernels::SwitchConstView)
+  // and the NTT views of its ext limbs, uploaded once per SwitchConstants.
+  struct ResidentSwitch {
+    std::vector<DeviceBuffer<u64>> store;
+    kernels::SwitchConstView view{};
+    const NttView* views = nullptr;
+  };
+
+  template <class T>
+  static const T* keep(std::vector<DeviceBuffer<u64>>& store, const T* host, std::size_t count) {
+    if (count == 0) return nullptr;
+    std::vector<u64> words((count * sizeof(T) + sizeof(u64) - 1) / sizeof(u64), 0);
+    std::memcpy(words.data(), host, count * sizeof(T));
+    store.emplace_back(words.data(), words.size());
+    return reinterpret_cast<const T*>(store.back().data());
+  }
+
+  static kernels::BasisConvView keep_view(std::vector<DeviceBuffer<u64>>& store, const kernels::BasisConvView& v) {
+    const std::size_t ns = static_cast<std::size_t>(v.nsrc), nd = static_cast<std::size_t>(v.ndst);
+    if (ns == 0) return kernels::BasisConvView{};
+    return kernels::BasisConvView{v.nsrc,          v.ndst,           keep(store, v.src_q, ns),
+                                  keep(store, v.qhat_inv, ns),     keep(store, v.qhat_mod, ns * nd),
+                                  keep(store, v.dst_mod, nd),      keep(store, v.src_inv, ns),
+                                  keep(store, v.neg_prod_mod, nd)};
+  }
+
+  const ResidentSwitch& resident_switch(const backend::SwitchConstants& c) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = switches_.find(c.serial);
+      if (it != switches_.end()) return it->second;
+    }
+    std::vector<NttView> views(c.tables.size());
+    for (std::size_t e = 0; e < views.size(); ++e) views[e] = resident(*c.tables[e]);
+    ResidentSwitch r;
+    std::vector<kernels::BasisConvView> modup(c.modup.size());
+    for (std::size_t j = 0; j < modup.size(); ++j) modup[j] = keep_view(r.store, c.modup[j]);
+    r.view = kernels::SwitchConstView{c.n,
+                                      c.level,
+                                      c.alpha,
+                                      c.digits,
+                                      keep(r.store, c.digit_begin.data(), c.digit_begin.size()),
+                                      keep(r.store, c.digit_end.data(), c.digit_end.size()),
+                                      keep(r.store, c.moduli.data(), c.moduli.size()),
+                                      keep(r.store, modup.data(), modup.size()),
+                                      keep_view(r.store, c.moddown),
+                                      keep(r.store, c.p_inv.data(), c.p_inv.size()),
+                                      keep(r.store, c.p_mod.data(), c.p_mod.size()),
+                                      keep_view(r.store, c.moddown_rescale),
+                                      keep(r.store, c.pq_inv.data(), c.pq_inv.size())};
+    r.views = keep(r.store, views.data(), views.size());
+    HT_CUDA_CHECK(cudaDeviceSynchronize());  // the uploads ran on the legacy stream
+    std::lock_guard<std::mutex> lock(mutex_);
+    return switches_.emplace(c.serial, std::move(r)).first->second;  // a racing twin keeps the first
+  }
+
+  // perm (host, n entries) on the device: resident by (n, galois_elt), or
+  // staged into `held` for this call when the element is not given.
+  const u32* device_perm(const u32* perm, u64 galois_elt, u64 n, std::vector<std::unique_ptr<Staged<u32>>>& held) {
+    if (perm == nullptr) return nullptr;
+    const auto key = std::make_pair(n, galois_elt);
+    if (galois_elt != 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = perms_.find(key);
+      if (it != perms_.end()) return it->second.data();
+    }
+    for (u64 k = 0; k < n; ++k)  // an out-of-range index would poison the CUDA context
+      if (perm[k] >= n) fail("key switch", "permutation entry " + std::to_string(perm[k]) + " is not < n");
+    if (galois_elt == 0) {
+      held.push_back(std::make_unique<Staged<u32>>(perm, n, stream_));
+      return held.back()->data();
+    }
+    DeviceBuffer<u32> copy(perm, n);
+    HT_CUDA_CHECK(cudaDeviceSynchronize());
+    std::lock_guard<std::mutex> lock(mutex_);
+    return perms_.emplace(key, std::move(copy)).first->second.data();
+  }
+
+  void switch_group(const backend::SwitchConstants& c, const ResidentSwitch& rc, const backend::SwitchJob* jobs,
+                    std::size_t count, bool rescale, u64 words) {
+    std::vector<const u64*> d(count);
+    std::vector<kernels::SwitchTargetView> targets;
+    std::vector<std::unique_ptr<Staged<u32>>> held;
+    for (std::size_t j = 0; j < count; ++j) {
+      d[j] = jobs[j].d;
+      for (const backend::SwitchTarget& t : jobs[j].targets)
+        targets.push_back(backend::fused::target_view(t, j, device_perm(t.perm, t.galois_elt, c.n, held)));
+    }
+    backend::DeviceBuffer block = allocate(words);
+    auto pd = staged(d.data(), d.size());
+    auto pt = staged(targets.data(), targets.size());
+    kernels::SwitchScratch s = backend::fused::carve(c, block.data(), count, targets.size(), rescale);
+    s.d = pd.data();
+    s.targets = pt.data();
+    GpuLaunch launch{stream_, rc.views};
+    backend::fused::run(launch, rc.view, s, count, targets.size());
   }
 
   const NttView& resident(const NttTables& t) {
@@ -523,6 +734,8 @@ class CudaBackend final : public backend::Backend {
   cudaStream_t stream_ = nullptr;
   std::mutex mutex_;
   std::map<std::pair<u64, u64>, Resident> tables_;
+  std::map<u64, ResidentSwitch> switches_;                 // by SwitchConstants::serial
+  std::map<std::pair<u64, u64>, DeviceBuffer<u32>> perms_;  // by (n, galois element)
 };
 
 }  // namespace
@@ -559,6 +772,37 @@ std::map<std::string, double> time_kernels(int device, const std::vector<NttTabl
   for (u64 k = 0; k < n; ++k) perm[k] = static_cast<u32>((k * 5) % n);
   const u64* d2[2] = {ca[0], ca[1]};
   const u64* k2[2] = {cb[0], cb[1]};
+  // A whole fused key switch (one digit over the first limbs - 1 primes, the
+  // last prime as P, one Galois target): constants as Tables builds them.
+  const int level = static_cast<int>(limbs) - 2;
+  std::vector<u64> qs_q(qs.begin(), qs.end() - 1), p1{qs.back()}, qs_p(qs.begin() + 1, qs.end());
+  const BasisConverter up(qs_q, p1), down(p1, qs_q);
+  backend::SwitchConstants sc;
+  sc.serial = ~u64(0);  // this timing backend's own
+  sc.n = n;
+  sc.level = level;
+  sc.alpha = 1;
+  sc.digits = 1;
+  sc.digit_begin = {0};
+  sc.digit_end = {level + 1};
+  sc.modup = {up.view()};
+  sc.moddown = down.view();
+  for (std::size_t i = 0; i < limbs; ++i) {
+    sc.tables.push_back(&tables[i]);
+    sc.moduli.push_back(mods[i]);
+  }
+  for (int i = 0; i <= level; ++i) {
+    const u64 pm = qs.back() % qs[i];
+    sc.p_inv.push_back(make_shoup(inv_mod(pm, qs[i]), qs[i]));
+    sc.p_mod.push_back(make_shoup(pm, qs[i]));
+  }
+  auto key = be.allocate(2 * limbs * n);  // [1 digit][b, a][limbs][n]: any residues below each prime
+  be.upload(key.data(), host.data(), host.size());
+  be.upload(key.data() + limbs * n, host.data(), host.size());
+  const backend::SwitchKeyRef kref{key.data(), level, static_cast<int>(limbs)};
+  const backend::SwitchJob job{a.data(), {backend::SwitchTarget{kref, perm.data(), 5, b.data(), nullptr, c.data(),
+                                                                e.data()}}};
+  const bool fits = level + 1 <= kernels::kMaxSwitchSources;
   std::map<std::string, std::function<void()>> ops{
       {"ntt_forward", [&] { be.ntt_forward(la.data(), tp.data(), limbs); }},
       {"ntt_inverse", [&] { be.ntt_inverse(la.data(), tp.data(), limbs); }},
@@ -569,6 +813,7 @@ std::map<std::string, double> time_kernels(int device, const std::vector<NttTabl
       {"key_switch_dot", [&] { be.key_switch_dot(lc[0], le[0], d2, k2, k2, 2, n, mods[0]); }},
       {"sub_mul_const", [&] { be.sub_mul_const(le.data(), ca.data(), cb.data(), inv.data(), qs.data(), limbs, n); }},
   };
+  if (fits) ops["key_switch"] = [&] { be.key_switch(sc, &job, 1, false); };
   cudaEvent_t start, stop;
   HT_CUDA_CHECK(cudaEventCreate(&start));
   HT_CUDA_CHECK(cudaEventCreate(&stop));

@@ -62,8 +62,9 @@ def switches(ctx: ht.Context, X: ht.CipherTensor, Y: ht.CipherTensor) -> dict:
     return out
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("which", ["toy", "dnum3"])
-def test_fused_switch_equals_the_sequence_word_for_word(which, ctx3, rng):
+def test_fused_switch_equals_the_sequence_word_for_word(which, device, ctx3, rng):
     ctx = ctx3 if which == "dnum3" else ht.Context.from_preset("toy-insecure", rotations=STEPS, seed=3,
                                                                conjugation=True)
     x, y = rng.uniform(-1, 1, (2, ctx.slots)), rng.uniform(-1, 1, (2, ctx.slots))
@@ -72,8 +73,9 @@ def test_fused_switch_equals_the_sequence_word_for_word(which, ctx3, rng):
         want = {k: limbs(v) for k, v in switches(ctx, X, Y).items()}
     with fused(True):
         host = switches(ctx, X, Y)
-        dev = switches(ctx, resident(X, "cpu"), resident(Y, "cpu"))
+        dev = switches(ctx, resident(X, device), resident(Y, device))
     assert set(want) == set(host) == set(dev)
+    assert all(str(v.device) == device for v in dev.values())
     for name in want:
         assert np.array_equal(limbs(host[name]), want[name]), name
         assert np.array_equal(limbs(dev[name]), want[name]), name

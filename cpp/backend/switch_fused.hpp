@@ -80,7 +80,6 @@ inline u64 scratch_words(const SwitchConstants& c, u64 targets, bool rescale) {
 // scratch_words(...) summed over the jobs.
 inline SwitchScratch carve(const SwitchConstants& c, u64* block, u64 jobs, u64 targets, bool rescale) {
   const u64 n = c.n, el = static_cast<u64>(c.ext_limbs()), nq = static_cast<u64>(c.level + 1);
-  const u64 nout = rescale ? nq - 1 : nq;
   SwitchScratch s{};
   s.coef = block;
   s.ext = s.coef + jobs * nq * n;

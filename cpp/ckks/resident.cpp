@@ -44,9 +44,9 @@ void check_scales(double a, double b, const char* op) {
                  "); rescale the product first");
 }
 
-std::vector<Modulus> moduli(const Tables& ctx, int limbs) {
-  std::vector<Modulus> m(limbs);
-  for (int i = 0; i < limbs; ++i) m[i] = ctx.modulus(i);
+std::vector<Modulus> moduli(const Tables& ctx, int limbs, int polys = 1) {
+  std::vector<Modulus> m(static_cast<size_t>(limbs) * polys);
+  for (size_t j = 0; j < m.size(); ++j) m[j] = ctx.modulus(static_cast<int>(j % limbs));
   return m;
 }
 
@@ -104,8 +104,16 @@ DeviceCiphertext add_or_sub(const Tables& ctx, const DeviceCiphertext& a0, const
   const int size = std::max(a.size, b.size);
   backend::Backend& be = a.backend();
   auto out = empty_like<DeviceCiphertext>(be, ctx.n(), a.batch, size, level, a.scale, ctx.id());
-  const auto m = moduli(ctx, level + 1);
   const size_t words = static_cast<size_t>(level + 1) * ctx.n();
+  if (a.size == b.size) {  // the whole batch is one launch
+    const auto all = moduli(ctx, level + 1, a.batch * size);
+    be.elementwise(subtract ? backend::Elementwise::sub : backend::Elementwise::add, out.data.data(), a.data.data(),
+                   b.data.data(), all.data(), all.size(), ctx.n());
+    out.bound = a.bound + b.bound;
+    check_value_bound(ctx, out.level, out.scale, out.bound, op);
+    return out;
+  }
+  const auto m = moduli(ctx, level + 1);
   for (int bb = 0; bb < a.batch; ++bb)
     for (int k = 0; k < size; ++k) {
       const bool has_a = k < a.size, has_b = k < b.size;
@@ -154,11 +162,9 @@ DeviceCiphertext sub(const Tables& ctx, const DeviceCiphertext& a, const DeviceC
 DeviceCiphertext negate(const Tables& ctx, const DeviceCiphertext& a) {
   check_ct(ctx, a, "negate");
   auto out = empty_like<DeviceCiphertext>(a.backend(), a.n, a.batch, a.size, a.level, a.scale, ctx.id());
-  const auto m = moduli(ctx, a.limbs());
-  for (int b = 0; b < a.batch; ++b)
-    for (int k = 0; k < a.size; ++k)
-      a.backend().elementwise(backend::Elementwise::neg, out.poly(b, k), a.poly(b, k), a.poly(b, k), m.data(),
-                              a.limbs(), a.n);
+  const auto m = moduli(ctx, a.limbs(), a.batch * a.size);  // the whole batch is one launch
+  a.backend().elementwise(backend::Elementwise::neg, out.data.data(), a.data.data(), a.data.data(), m.data(),
+                          m.size(), a.n);
   out.bound = a.bound;
   return out;
 }

@@ -76,7 +76,7 @@ std::vector<Ciphertext> apply_galois(const Tables& ctx, const KeyChain& keys, co
     std::vector<GaloisTarget> targets;
     for (size_t r = 0; r < elts.size(); ++r)
       targets.push_back(GaloisTarget{host_view(*held[r]), ctx.galois_perm(elts[r]).data(), outs[r].poly(b, 0),
-                                     outs[r].poly(b, 1)});
+                                     outs[r].poly(b, 1), elts[r]});
     galois_hoisted(backend::cpu(), ctx, a.poly(b, 0), a.poly(b, 1), a.level, targets);
   }
   return outs;
