@@ -775,7 +775,7 @@ std::map<std::string, double> time_kernels(int device, const std::vector<NttTabl
   // A whole fused key switch (one digit over the first limbs - 1 primes, the
   // last prime as P, one Galois target): constants as Tables builds them.
   const int level = static_cast<int>(limbs) - 2;
-  std::vector<u64> qs_q(qs.begin(), qs.end() - 1), p1{qs.back()}, qs_p(qs.begin() + 1, qs.end());
+  std::vector<u64> qs_q(qs.begin(), qs.end() - 1), p1{qs.back()};
   const BasisConverter up(qs_q, p1), down(p1, qs_q);
   backend::SwitchConstants sc;
   sc.serial = ~u64(0);  // this timing backend's own
