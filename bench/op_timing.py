@@ -6,8 +6,11 @@ level, ciphertext count). Operations with one :func:`signature` cost the same,
 so each distinct one is run once, encrypted, at its real shape and level on a
 real context (:func:`time_op`: wall and process CPU seconds, and its bits
 against the float64 result), and a plan's time is the sum over its operations.
-Used by bench/nn_minilm.py and bench/train_step.py; as a script it lists the
-timed operations of their JSON, costliest first:
+Used by bench/nn_minilm.py and bench/train_step.py, which write their JSON
+(:func:`write_json`, atomically) after every timed operation, so a run that is
+stopped or killed resumes from it (:meth:`Timings.reuse` with ``resume``: the
+operations timed there are not timed again). As a script it lists the timed
+operations of their JSON, costliest first:
 
     python bench/op_timing.py bench/results-nn-minilm-n16-boot.json
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import tempfile
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
@@ -170,6 +175,23 @@ def time_op(ctx: Any, op: Dict[str, Any], rng: np.random.Generator) -> Tuple[flo
     raise ValueError(f"unknown op kind {k}")
 
 
+def write_json(path: str, obj: Any) -> None:
+    """Write ``obj`` to ``path`` atomically (a temporary file in the same folder, then a rename),
+    so a kill during the write leaves the previous file whole."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def distinct(ops: Iterable[Dict[str, Any]]) -> List[Tuple[Tuple, Dict[str, Any]]]:
     """(signature, first operation) of each distinct operation, the costly kinds first."""
     sigs: Dict[Tuple, Dict[str, Any]] = {}
@@ -185,29 +207,41 @@ class Timings:
         self.times: Dict[Tuple, Tuple[float, float]] = {}
         self.cpu: Dict[Tuple, float] = {}
         self.reused: Set[Tuple] = set()
+        self.source: Dict[Tuple, str] = {}  # where a reused timing was measured
+        self.resumed: Set[Tuple] = set()  # timed by the interrupted run this one continues
 
-    def reuse(self, path: str, todo: List[Tuple[Tuple, Dict[str, Any]]]) -> int:
+    def reuse(self, path: str, todo: List[Tuple[Tuple, Dict[str, Any]]], resume: bool = False) -> int:
         """Take the operations of ``todo`` timed in ``path`` (a JSON of nn_minilm.py or train_step.py at the
-        same preset): by signature, bootstraps by ciphertext count. Returns how many."""
+        same preset): by signature, bootstraps by ciphertext count. Returns how many. ``resume``: ``path`` is
+        an earlier, interrupted run of this same bench, whose own timings stay this run's (not marked reused)."""
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no timings to reuse at {path}: give the JSON of an earlier run")
         with open(path) as f:
             old = json.load(f).get("ops", [])
         by_sig = {o["sig"]: o for o in old if "sig" in o}
         boots = {int(o["cts"]): o for o in old if o["kind"] == "bootstrap"}
         n = 0
         for sig, _ in todo:
-            o = by_sig.get(repr(sig)) or (boots.get(int(sig[2])) if sig[0] == "bootstrap" else None)
+            o = by_sig.get(repr(sig))
+            if o is None and sig[0] == "bootstrap" and not resume:  # another bench's bootstrap of as many
+                o = boots.get(int(sig[2]))
             if o is not None and sig not in self.times:
                 self.times[sig] = (float(o["seconds"]), float(o["bits"]))
                 if o.get("cpu_seconds") is not None:
                     self.cpu[sig] = float(o["cpu_seconds"])
-                self.reused.add(sig)
+                if not resume or o.get("reused"):
+                    self.reused.add(sig)
+                    self.source[sig] = (o.get("source") or path) if resume else path
+                else:
+                    self.resumed.add(sig)
                 n += 1
         return n
 
     def ops_json(self) -> List[Dict[str, Any]]:
         """The JSON rows that :meth:`reuse` reads back."""
         return [dict(kind=s[0], level=s[1], cts=s[2], seconds=v[0], cpu_seconds=self.cpu.get(s), bits=v[1],
-                     sig=repr(s), reused=s in self.reused) for s, v in self.times.items()]
+                     sig=repr(s), reused=s in self.reused, source=self.source.get(s))
+                for s, v in self.times.items()]
 
     def drop_boot_transforms(self, ctx: Any, todo: List[Tuple[Tuple, Dict[str, Any]]]) -> bool:
         """When no bootstrap of ``todo`` is left to time, free the bootstrapping transforms (GBs at

@@ -177,6 +177,12 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
     ap.add_argument("--reuse", default=None, action="append",
                     help="a JSON of bench/nn_minilm.py or of this script at the same preset: its timed operations "
                          "(by signature; bootstraps by ciphertext count) are not timed again (repeatable)")
+    ap.add_argument("--no-boot-keys", action="store_true",
+                    help="with --time: no bootstrapping keys (saves their memory and time) when every bootstrap "
+                         "of the step is reused or resumed; one that is not is listed as not timed")
+    ap.add_argument("--resume", action="store_true",
+                    help="with --time: continue an interrupted run from --json (written after every timed "
+                         "operation): what it timed is not timed again")
     args = ap.parse_args(argv)
 
     import hetensor as ht
@@ -186,8 +192,10 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import nn_minilm
-    from op_timing import classify, distinct, signature
+    from op_timing import classify, distinct, signature, write_json
 
+    if args.resume and not (args.time and args.json):
+        raise ValueError("--resume continues a timing run: give --time and the run's --json")
     if args.threads:
         ht.set_num_threads(args.threads)
     if args.small:  # a check of the script: no weights or tokenizer needed (they are optional packages)
@@ -202,8 +210,9 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
         x = M.embed(w, ids)
     t0 = time.perf_counter()
     if ctx is None:
-        ctx = ht.Context.from_preset(args.preset, bootstrap=True) if args.time else planning_context(args.preset)
-    print(f"{'context' if args.time else 'planning context (no bootstrapping keys)'} {args.preset}: "
+        real = args.time and not args.no_boot_keys
+        ctx = ht.Context.from_preset(args.preset, bootstrap=True) if real else planning_context(args.preset)
+    print(f"{'context' if args.time and not args.no_boot_keys else 'planning context (no bootstrapping keys)'} {args.preset}: "
           f"{time.perf_counter() - t0:.1f} s", flush=True)
     depth = ctx.usable_levels - 1
     record: Dict[str, Any] = dict(preset=args.preset, tokens=args.tokens, small=args.small, kinds={})
@@ -266,15 +275,14 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
     if args.time and plans:
         time_plans(ctx, plans, record, args)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(record, f, indent=1, default=str)
+        write_json(args.json, record)
     return record
 
 
 def time_plans(ctx: Any, plans: Dict[str, Any], record: Dict[str, Any], args: Any) -> None:
     """Time each distinct operation of the planned steps (bootstraps first, then the bootstrapping transforms
     are freed, then the costly kinds first), and sum per kind, phase and class."""
-    from op_timing import Timings, distinct, signature
+    from op_timing import Timings, distinct, signature, write_json
 
     from hetensor.linalg.keypolicy import keys_for_steps
 
@@ -288,18 +296,19 @@ def time_plans(ctx: Any, plans: Dict[str, Any], record: Dict[str, Any], args: An
     todo = distinct(all_ops)
     counts = collections.Counter(signature(o) for o in all_ops)
     tm = Timings()
+    if args.resume and os.path.exists(args.json):
+        print(f"resumed: {tm.reuse(args.json, todo, resume=True)} operations already timed in {args.json}", flush=True)
     for path in args.reuse or []:
         print(f"reused {tm.reuse(path, todo)} timed operations from {path}", flush=True)
     ctx.auto_keys = True  # a replayed operand's layout may differ from the plan's in a way that needs a key
     errors: Dict[Tuple, str] = {}
 
-    def dump() -> None:  # what is timed so far survives a kill (the OOM killer, a deadline)
+    def dump() -> None:  # what is timed so far survives a kill (the OOM killer, a deadline): --resume
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(dict(record, ops=tm.ops_json(), errors={repr(s): e for s, e in errors.items()}), f,
-                          indent=1, default=str)
+            write_json(args.json, dict(record, ops=tm.ops_json(), errors={repr(s): e for s, e in errors.items()}))
 
-    print(f"{len(todo)} distinct operations ({len(tm.reused)} reused), timing the rest within {args.budget:.0f} s",
+    print(f"{len(todo)} distinct operations ({len(tm.reused)} reused, {len(tm.resumed)} timed before the resume), "
+          f"timing the rest within {args.budget:.0f} s",
           flush=True)
     boots = [t for t in todo if t[0][0] == "bootstrap"]
     spent = tm.run(ctx, boots, args.budget, counts.__getitem__, dump, errors=errors)
@@ -337,7 +346,7 @@ def time_plans(ctx: Any, plans: Dict[str, Any], record: Dict[str, Any], args: An
     record["ratios"] = ratios
     record["ops"] = tm.ops_json()
     record["errors"] = {repr(s): e for s, e in errors.items()}
-    record["timed_now"] = len(tm.times) - len(tm.reused)
+    record["timed_now"] = len(tm.times) - len(tm.reused) - len(tm.resumed)
 
 
 if __name__ == "__main__":

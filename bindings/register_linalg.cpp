@@ -51,6 +51,16 @@ void register_linalg(py::module_& m) {
       .def_property_readonly("diagonals", [](const la::BlockMap& b) { return b.plan.diagonals(); })
       .def_property_readonly("norm_inf", [](const la::BlockMap& b) { return b.plan.norm_inf; })
       .def_property_readonly("level", [](const la::BlockMap& b) { return b.level; })
+      .def_property_readonly("babies", [](const la::BlockMap& b) { return b.plan.babies; })
+      .def_property_readonly("giants", [](const la::BlockMap& b) {
+        std::vector<std::vector<std::pair<long, long>>> g;  // per output: (giant step, terms)
+        for (auto& o : b.plan.outputs) {
+          g.emplace_back();
+          for (auto& x : o) g.back().push_back({x.step, static_cast<long>(x.terms.size())});
+        }
+        return g;
+      })
+      .def_readwrite("work_bytes", &la::BlockMap::work_bytes)
       .def_property_readonly("cached", &la::BlockMap::cached)
       .def_property_readonly("nbytes", &la::BlockMap::bytes)
       .def("rotation_steps", [](const la::BlockMap& b) { return b.plan.rotation_steps(); })

@@ -10,6 +10,7 @@ import math
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -55,6 +56,37 @@ def test_train_step_time_covers_the_plan_and_reuse_times_nothing_again(tmp_path)
     assert again["timed_now"] == 0
     assert all(o["reused"] for o in again["ops"])
     assert math.isclose(again["kinds"]["gk"]["cpu_seconds"], k["cpu_seconds"], rel_tol=1e-12)
+
+
+def test_train_step_resumes_after_a_kill(tmp_path):
+    """A timing run killed (SIGKILL) after some operations resumes with --resume from its JSON (written
+    atomically after every operation): what it had timed is kept as its own, the rest is timed, the step
+    is complete. Holds wherever the kill lands (even after the run's end)."""
+    out = tmp_path / "killed.json"
+    args = ["--preset", "toy-boot-insecure", "--small", "--tokens", "8", "--kinds", "gk", "--time", "--json", str(out)]
+    code = f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import train_step; train_step.main({args!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        while proc.poll() is None:
+            if out.exists() and len(json.loads(out.read_text()).get("ops", [])) >= 3:
+                proc.kill()
+                break
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    before = {o["sig"]: o for o in json.loads(out.read_text())["ops"]}
+    assert len(before) >= 3
+    rec = _run(tmp_path, "killed", "--resume")
+    k = rec["kinds"]["gk"]
+    assert k["complete"] and not rec["errors"]
+    ops = {o["sig"]: o for o in rec["ops"]}
+    assert set(before) <= set(ops)
+    for s, o in before.items():  # kept as they were, still this run's own timings
+        assert ops[s]["cpu_seconds"] == o["cpu_seconds"] and not ops[s]["reused"]
+    assert rec["timed_now"] == len(ops) - len(before)
+    assert all(o["bits"] >= 20.0 for o in rec["ops"])
 
 
 def test_train_step_refuses_an_unknown_kind(tmp_path):

@@ -65,6 +65,10 @@ struct BlockMap {
   // -> (chunk, row). Empty when streamed (encoded on the fly at every use).
   std::vector<Plaintext> chunks;
   std::vector<std::pair<int, int>> where;
+  // Bytes of ciphertexts that apply may hold at once (0: no bound). Beyond it, apply makes the
+  // baby rotations in chunks and holds the giant groups' accumulators of a few outputs at a time
+  // (the same result bit for bit; an input read by several output groups is rotated once per group).
+  size_t work_bytes = 0;
   bool cached() const { return !chunks.empty(); }
   size_t bytes() const;
 };

@@ -88,11 +88,13 @@ def _move(ctx, ct, sizes_in, src_ct, src_slot, shape, like):
         if ct.level < 1:
             raise ValueError("moving elements between slots needs one level and the tensor is at level 0; "
                              "bootstrap it or select before the last multiplication")
+        from .linalg.cache import workspace
         from .linalg.keypolicy import ensure
 
         plan = _plan(slots, ct.batch, src_ct, src_slot)
         ensure(ctx, _steps(slots, plan), "move elements between slots")  # auto_keys, key policy
         enc = plan.encoded(ctx._engine, int(ct.level), False)
+        enc.work_bytes = workspace(ctx)
         out, _ = _core.linalg_apply_map(ctx._engine, ct, enc, 1)
     return type(like)._wrap(ctx, out, shape, like._complex, like._torch)._carry_from(like)
 

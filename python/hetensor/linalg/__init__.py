@@ -26,7 +26,7 @@ Modules, each importing only those above it:
 from __future__ import annotations
 
 from ..layout import Layout
-from .cache import clear_cache, set_plaintext_budget
+from .cache import clear_cache, set_plaintext_budget, set_workspace_budget
 from .ccmm import PreparedMatrix, candidates as _ccmm_candidates, prepare, suggest_layout
 from .cost import MatmulCost, last_cost
 from .keypolicy import auto_keys, key_bytes, key_policy, power_of_two_terms, set_auto_keys, set_key_policy
@@ -40,5 +40,5 @@ __all__ = [
     "Layout", "MatmulCost", "PlainMatrix", "PreparedMatrix", "align", "auto_keys", "broadcast_to", "clear_cache",
     "encrypt_matrix", "key_bytes", "key_policy", "last_cost", "layout_of", "lora", "mask_padding", "materialize_transpose",
     "matmul", "plain_rows", "power_of_two_terms", "prepare", "prepare_lora", "relayout", "roll_rows", "rotation_steps_for", "set_auto_keys",
-    "set_key_policy", "set_plaintext_budget", "suggest_layout", "tensor_sum", "to_matrix", "transpose",
+    "set_key_policy", "set_plaintext_budget", "set_workspace_budget", "suggest_layout", "tensor_sum", "to_matrix", "transpose",
 ]

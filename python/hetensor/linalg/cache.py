@@ -1,9 +1,13 @@
-"""Per-context caches: plans (no keys, no encoding) and encoded diagonals, with a byte budget.
+"""Per-context caches: plans (no keys, no encoding) and encoded diagonals, with a byte budget;
+and the working-memory bound of a map's evaluation.
 
 Plans are pure functions of shapes, layouts and levels, so they are kept for
 the context's lifetime. Encoded diagonals are kept while the context's budget
 allows (default: a quarter of the memory available when the context first
 needs one, at most 4 GiB); beyond it a map is streamed (encoded at every use).
+A map's evaluation holds its baby-step rotations at once while they fit the
+context's workspace budget (same default); beyond it they are made in chunks
+(cpp/linalg/blockmap.hpp: the same result bit for bit).
 """
 
 from __future__ import annotations
@@ -37,17 +41,18 @@ def available_memory() -> int:
         return 8 << 30
 
 
-def default_budget() -> int:
-    """A quarter of the available memory, at most 4 GiB; the environment variable
-    HETENSOR_PLAINTEXT_BUDGET (bytes) overrides it (test suites, small machines)."""
-    env = os.environ.get("HETENSOR_PLAINTEXT_BUDGET")
+def default_budget(var: str = "HETENSOR_PLAINTEXT_BUDGET") -> int:
+    """A quarter of the available memory, at most 4 GiB; the environment variable ``var``
+    (bytes: HETENSOR_PLAINTEXT_BUDGET, HETENSOR_WORKSPACE_BUDGET) overrides it (test suites,
+    small machines)."""
+    env = os.environ.get(var)
     if env:
         try:
             value = int(env)
         except ValueError:
-            raise ValueError(f"HETENSOR_PLAINTEXT_BUDGET must be a number of bytes, got {env!r}") from None
+            raise ValueError(f"{var} must be a number of bytes, got {env!r}") from None
         if value < 0:
-            raise ValueError("HETENSOR_PLAINTEXT_BUDGET must be >= 0")
+            raise ValueError(f"{var} must be >= 0")
         return value
     return int(min(MAX_DEFAULT_BUDGET, available_memory() // 4))
 
@@ -57,8 +62,8 @@ def cache(ctx) -> Dict[str, Any]:
     with _lock:
         c = _caches.get(ctx)
         if c is None:
-            c = {"plans": {}, "maps": {}, "bytes": 0, "budget": None, "weights": {}, "keys": "exact",
-                 "auto_keys": False}
+            c = {"plans": {}, "maps": {}, "bytes": 0, "budget": None, "workspace": None, "weights": {},
+                 "keys": "exact", "auto_keys": False}
             _caches[ctx] = c
         return c
 
@@ -78,6 +83,26 @@ def set_plaintext_budget(ctx, nbytes: int) -> None:
     if nbytes < 0:
         raise ValueError("the plaintext budget must be >= 0 bytes")
     cache(ctx)["budget"] = nbytes
+
+
+def workspace(ctx) -> int:
+    """Bytes of ciphertexts one map evaluation of ``ctx`` may hold at once."""
+    c = cache(ctx)
+    if c["workspace"] is None:
+        c["workspace"] = default_budget("HETENSOR_WORKSPACE_BUDGET")
+    return int(c["workspace"])
+
+
+def set_workspace_budget(ctx, nbytes: int) -> None:
+    """Bytes of ciphertexts one linear map of a product may hold at once (default: a quarter
+    of the available memory, at most 4 GiB; the environment variable HETENSOR_WORKSPACE_BUDGET
+    overrides the default; 0: no bound). A map whose baby-step rotations do not fit makes them
+    in chunks and sums a few outputs at a time: the same result, more decompositions and
+    possibly some rotations made twice (reported in the cost)."""
+    nbytes = int(nbytes)
+    if nbytes < 0:
+        raise ValueError("the workspace budget must be >= 0 bytes (0: no bound)")
+    cache(ctx)["workspace"] = nbytes
 
 
 def clear_cache(ctx) -> None:
@@ -110,6 +135,7 @@ def encode(ctx, plan, level: int, owner_bytes: list = None):
     need = encoded_bytes(ctx, plan, level)
     keep = c["bytes"] + need <= budget(ctx)
     m = plan.encoded(ctx._engine, int(level), bool(keep))
+    m.work_bytes = workspace(ctx)
     if keep:
         c["bytes"] += int(m.nbytes)
         if owner_bytes is not None:
@@ -125,6 +151,7 @@ def encoded(ctx, key, plan, level: int):
     if m is None:
         m = encode(ctx, plan, level)
         maps[k] = m
+    m.work_bytes = workspace(ctx)  # the budget now (it may have changed since the map was encoded)
     return m
 
 

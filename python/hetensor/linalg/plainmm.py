@@ -19,7 +19,7 @@ from .. import _core
 from .._convert import to_numpy
 from ..layout import Layout
 from . import runmode as rm
-from .cache import budget, cache, encode, encoded_bytes
+from .cache import budget, cache, encode, encoded_bytes, workspace
 from .cost import MatmulCost
 from .moves import make, to_matrix
 
@@ -133,6 +133,7 @@ class PlainMatrix:
             else:
                 m = encode(ctx, plan, level, self._bytes)
             self._maps[key] = m
+        m.work_bytes = workspace(self.context)
         return m
 
 
