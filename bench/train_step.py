@@ -54,6 +54,10 @@ def plan_step(layer: Any, ctx: Any, n_tokens: int, mask: Any, opt: Any) -> Dict[
     from hetensor.nn.run import Run
     from hetensor.nn.tape import Tape
 
+    # a fresh step: a gradient left by an earlier plan would be accumulated into, and the ops on it
+    # recorded by that plan's Recorder (its ghosts'), not this one's (the AdamW ops went missing)
+    for p in parameters(layer):
+        p.zero_grad()
     rec = Recorder()
     d = layer.attn.d_model
     x = _ghost_input(ctx, n_tokens, d, rec)
@@ -101,6 +105,10 @@ def plan_step(layer: Any, ctx: Any, n_tokens: int, mask: Any, opt: Any) -> Dict[
             Ops(run, p.module, "opt.").ready([(new, top, p.name + ".fresh", 1.0)])
     rec.where.pop()
     phases["optimizer"] = rec.ops[n1:]
+    recorded = sum(o["cts"] for o in rec.ops if o["kind"] == "bootstrap")
+    if recorded != run.circuits:
+        raise RuntimeError(f"internal: the plan recorded {recorded} bootstrap circuits but the step ran "
+                           f"{run.circuits}: some operations went to another Recorder")
     phases["_bootstraps"] = list(run.bootstraps)  # type: ignore[assignment]
     phases["_circuits"] = run.circuits  # type: ignore[assignment]
     phases["_steps"] = sorted(rec.steps)  # type: ignore[assignment]

@@ -50,12 +50,43 @@ def test_train_step_time_covers_the_plan_and_reuse_times_nothing_again(tmp_path)
     assert math.isclose(sum(k["phases"][p]["cpu_seconds"] for p in ("forward", "backward", "optimizer")), cpu,
                         rel_tol=1e-9, abs_tol=1e-12)
     assert set(k["phases"]["optimizer"]["classes"]) <= {"bootstraps", "AdamW (element-wise, inverse sqrt)"}
+    # every bootstrap circuit the step runs is a recorded (so timed) operation
+    assert sum(k[p]["bootstrap_circuits"] for p in ("forward", "backward", "optimizer")) == k["bootstrap_circuits"]
     assert "loss" in k["phases"]["backward"]["classes"]
     # a second run reuses every timing: nothing is timed again, and the sums are the same
     again = _run(tmp_path, "again", "--reuse", str(tmp_path / "first.json"))
     assert again["timed_now"] == 0
     assert all(o["reused"] for o in again["ops"])
     assert math.isclose(again["kinds"]["gk"]["cpu_seconds"], k["cpu_seconds"], rel_tol=1e-12)
+
+
+def test_a_second_plan_of_the_step_records_every_operation():
+    """Planning the step again on the same layer (as --time does when it changes the key policy) records
+    the same operations: no gradient left by the first plan is accumulated into (whose ghosts would record
+    the AdamW operations into the first plan's Recorder), and the recorded bootstraps are the step's."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import numpy as np
+    import train_step as T
+    import nn_minilm
+    import hetensor.nn as hnn
+    import hetensor.optim as hopt
+
+    ctx = T.planning_context("toy-boot-insecure")
+    g = np.random.default_rng(0)
+    x, mask = g.normal(0.0, 1.0, (2, 8, 16)), np.ones((2, 8))
+    mask[1, 6:] = 0.0
+    depth = ctx.usable_levels - 1
+    layer = nn_minilm._small_layer("gk")
+    layer.calibrate(x, mask=mask, max_depth=depth)
+    opt_for = lambda ps: hopt.AdamW(ps, lr=1e-3, eps=1e-4, weight_decay=0.01, max_depth=depth)  # noqa: E731
+    hnn.calibrate_training(layer, x, g.normal(0.0, 1.0, x.shape), hnn.MSELoss(), batch_size=1, mask=mask,
+                           optimizer=opt_for)
+    hnn.encrypt_adapters(layer, ctx)
+    plans = [T.plan_step(layer, ctx, 8, mask[:1], opt_for(layer.lora_parameters())) for _ in range(2)]
+    for ph in plans:
+        assert sum(o["cts"] for p in T.PHASES for o in ph[p] if o["kind"] == "bootstrap") == ph["_circuits"]
+    assert [len(plans[1][p]) for p in T.PHASES] == [len(plans[0][p]) for p in T.PHASES]
+    assert plans[1]["_circuits"] == plans[0]["_circuits"] and plans[0]["optimizer"]
 
 
 def test_train_step_resumes_after_a_kill(tmp_path):
