@@ -16,6 +16,7 @@ void register_boot(py::module_& m);
 void register_circuits(py::module_& m);
 void register_serialize(py::module_& m);
 void register_resident(py::module_& m);
+void register_linalg_resident(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "hetensor C++ core: CKKS over RNS polynomials";
@@ -32,4 +33,5 @@ PYBIND11_MODULE(_core, m) {
   register_circuits(m);
   register_serialize(m);
   register_resident(m);  // after register_context: adds Engine overloads
+  register_linalg_resident(m);  // after register_resident: DeviceCiphertext overloads
 }

@@ -1,12 +1,14 @@
 // Packed matrix products (cpp/linalg): block linear maps, sums of rotated
-// products, regrouping of ciphertext batches. Policy (layouts, algorithm
-// choice) lives in python/hetensor/linalg.py.
+// products, regrouping of ciphertext batches, on host ciphertexts and (in
+// register_linalg_resident, after the resident types) on device-resident
+// ones. Policy (layouts, algorithm choice) lives in python/hetensor/linalg.
 #include <pybind11/complex.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include "ckks/engine.hpp"
+#include "ckks/resident.hpp"
 #include "core/error.hpp"
 #include "linalg/batch.hpp"
 #include "linalg/blockmap.hpp"
@@ -40,6 +42,23 @@ la::ProgramStep step(la::ProgramStep::Kind kind, int a, int b = -1) {
   s.a = a;
   s.b = b;
   return s;
+}
+std::vector<la::BilinearRound> parse_rounds(const py::list& rounds) {
+  std::vector<la::BilinearRound> rs;
+  for (auto item : rounds) {
+    auto tup = py::cast<py::tuple>(item);
+    la::BilinearRound r;
+    r.a_step = py::cast<long>(tup[0]);
+    r.b_step = py::cast<long>(tup[1]);
+    if (tup.size() > 3) r.outer = py::cast<long>(tup[3]);
+    LArray t = py::cast<LArray>(tup[2]);
+    if (t.size() % 3) throw ht::InvalidArgument("product terms come as (out, a, b) triples");
+    for (py::ssize_t k = 0; k < t.size() / 3; ++k)
+      r.terms.push_back({static_cast<int>(t.data()[3 * k]), static_cast<int>(t.data()[3 * k + 1]),
+                         static_cast<int>(t.data()[3 * k + 2])});
+    rs.push_back(std::move(r));
+  }
+  return rs;
 }
 }  // namespace
 
@@ -111,24 +130,7 @@ void register_linalg(py::module_& m) {
     return py::make_tuple(std::move(out), cost_dict(c));
   }, py::arg("engine"), py::arg("ct"), py::arg("map"), py::arg("inner_groups") = 1);
 
-  auto parse_rounds = [](const py::list& rounds) {
-    std::vector<la::BilinearRound> rs;
-    for (auto item : rounds) {
-      auto tup = py::cast<py::tuple>(item);
-      la::BilinearRound r;
-      r.a_step = py::cast<long>(tup[0]);
-      r.b_step = py::cast<long>(tup[1]);
-      if (tup.size() > 3) r.outer = py::cast<long>(tup[3]);
-      LArray t = py::cast<LArray>(tup[2]);
-      if (t.size() % 3) throw ht::InvalidArgument("product terms come as (out, a, b) triples");
-      for (py::ssize_t k = 0; k < t.size() / 3; ++k)
-        r.terms.push_back({static_cast<int>(t.data()[3 * k]), static_cast<int>(t.data()[3 * k + 1]),
-                           static_cast<int>(t.data()[3 * k + 2])});
-      rs.push_back(std::move(r));
-    }
-    return rs;
-  };
-  m.def("linalg_bilinear", [parse_rounds](ht::Engine& e, const ht::Ciphertext& a, const ht::Ciphertext& b,
+  m.def("linalg_bilinear", [](ht::Engine& e, const ht::Ciphertext& a, const ht::Ciphertext& b,
                                           const py::list& rounds, int outputs, bool chain_a, bool chain_b) {
     std::vector<la::BilinearRound> rs = parse_rounds(rounds);
     la::Cost c;
@@ -140,7 +142,7 @@ void register_linalg(py::module_& m) {
     return py::make_tuple(std::move(out), cost_dict(c));
   }, py::arg("engine"), py::arg("a"), py::arg("b"), py::arg("rounds"), py::arg("outputs"), py::arg("chain_a") = false,
      py::arg("chain_b") = false);
-  m.def("linalg_bilinear_steps", [parse_rounds](long slots, const py::list& rounds, bool chain_a, bool chain_b) {
+  m.def("linalg_bilinear_steps", [](long slots, const py::list& rounds, bool chain_a, bool chain_b) {
     return la::bilinear_steps(slots, parse_rounds(rounds), chain_a, chain_b);
   });
 
@@ -187,7 +189,7 @@ void register_linalg(py::module_& m) {
         s.steps = steps;
         return p.add(std::move(s));
       }, py::arg("src"), py::arg("steps"))
-      .def("bilinear", [parse_rounds](la::Program& p, int a, int b, const py::list& rounds, int outputs, bool chain_a,
+      .def("bilinear", [](la::Program& p, int a, int b, const py::list& rounds, int outputs, bool chain_a,
                                       bool chain_b) {
         Step s = step(Step::Kind::bilinear, a, b);
         s.rounds = parse_rounds(rounds);
@@ -225,4 +227,76 @@ void register_linalg(py::module_& m) {
         for (const auto& c : costs) counts.append(cost_dict(c));
         return py::make_tuple(std::move(out), counts);
       }, py::arg("engine"), py::arg("inputs"), py::arg("outputs"));
+}
+
+// The same calls on device-resident ciphertexts (overloads; registered after
+// register_resident so the signatures name DeviceCiphertext).
+void register_linalg_resident(py::module_& m) {
+  using ht::DeviceCiphertext;
+  m.def("linalg_apply_map", [](ht::Engine& e, const DeviceCiphertext& ct, const la::BlockMap& map, int inner_groups) {
+    la::Cost c;
+    DeviceCiphertext out;
+    {
+      py::gil_scoped_release r;
+      out = la::apply_block_map(e.tables(), e.keys(), e.encoder(), ct, map, inner_groups, &c);
+    }
+    return py::make_tuple(std::move(out), cost_dict(c));
+  }, py::arg("engine"), py::arg("ct"), py::arg("map"), py::arg("inner_groups") = 1);
+  m.def("linalg_bilinear", [](ht::Engine& e, const DeviceCiphertext& a, const DeviceCiphertext& b,
+                              const py::list& rounds, int outputs, bool chain_a, bool chain_b) {
+    std::vector<la::BilinearRound> rs = parse_rounds(rounds);
+    la::Cost c;
+    DeviceCiphertext out;
+    {
+      py::gil_scoped_release r;
+      out = la::bilinear_sum(e.tables(), e.keys(), a, b, rs, outputs, &c, chain_a, chain_b);
+    }
+    return py::make_tuple(std::move(out), cost_dict(c));
+  }, py::arg("engine"), py::arg("a"), py::arg("b"), py::arg("rounds"), py::arg("outputs"), py::arg("chain_a") = false,
+     py::arg("chain_b") = false);
+  m.def("linalg_rotate_sum", [](ht::Engine& e, const DeviceCiphertext& ct, const std::vector<long>& steps) {
+    la::Cost c;
+    DeviceCiphertext out;
+    {
+      py::gil_scoped_release r;
+      out = la::rotate_sum(e.tables(), e.keys(), ct, steps, &c);
+    }
+    return py::make_tuple(std::move(out), cost_dict(c));
+  });
+  m.def("linalg_gather", [](ht::Engine& e, const DeviceCiphertext& ct, const std::vector<int>& idx) {
+    return la::gather(e.tables(), ct, idx);
+  }, py::call_guard<py::gil_scoped_release>());
+  m.def("linalg_assemble", [](ht::Engine& e, const std::vector<std::pair<const DeviceCiphertext*, int>>& items) {
+    return la::assemble(e.tables(), items);
+  });
+  m.def("linalg_zeros", [](ht::Engine& e, const DeviceCiphertext& like, int count) {
+    if (count < 1 || count > (1 << 16)) throw ht::InvalidArgument("linalg_zeros: count must be in [1, 65536]");
+    DeviceCiphertext out;
+    out.n = e.tables().n();
+    out.batch = count;
+    out.size = 2;
+    out.level = like.level;
+    out.scale = like.scale;
+    out.context_id = e.tables().id();
+    const std::size_t words = static_cast<std::size_t>(count) * 2 * out.limbs() * out.n;
+    out.data = like.backend().allocate(words);
+    like.backend().zero(out.data.data(), words);
+    return out;
+  });
+  py::object cls = m.attr("LinalgProgram");
+  cls.attr("run") = py::cpp_function(
+      [](const la::Program& p, ht::Engine& e, const std::vector<const DeviceCiphertext*>& inputs,
+         const std::vector<int>& outputs) {
+        std::vector<la::Cost> costs;
+        std::vector<DeviceCiphertext> out;
+        {
+          py::gil_scoped_release r;
+          out = p.run(e, inputs, outputs, &costs);
+        }
+        py::list counts;
+        for (const auto& c : costs) counts.append(cost_dict(c));
+        return py::make_tuple(std::move(out), counts);
+      },
+      py::name("run"), py::is_method(cls), py::sibling(py::getattr(cls, "run", py::none())), py::arg("engine"),
+      py::arg("inputs"), py::arg("outputs"));
 }

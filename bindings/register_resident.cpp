@@ -158,21 +158,6 @@ py::array host_limbs(py::object self) {
 }
 
 
-[[noreturn]] void host_only(const std::string& op, const DeviceCiphertext& ct) {
-  PyErr_SetString(PyExc_NotImplementedError, ht::resident::unsupported_message(op, ct.device()).c_str());
-  throw py::error_already_set();
-}
-
-// Module functions that take host ciphertexts only: a device-resident one
-// gets NotImplementedError saying how to come back, not pybind's "incompatible
-// function arguments".
-void refuse_device(py::module_& m, const char* name, const char* op) {
-  const std::string what = op;
-  m.attr(name) = py::cpp_function(
-      [what](py::object, const DeviceCiphertext& ct, py::args) { host_only(what, ct); }, py::name(name),
-      py::scope(m), py::sibling(py::getattr(m, name, py::none())));
-}
-
 }  // namespace
 
 void register_resident(py::module_& m) {
@@ -217,11 +202,6 @@ void register_resident(py::module_& m) {
   }, py::arg("ct"), py::arg("device"));
   m.def("device_download", &ht::resident::download, py::arg("ct"), Release());
 
-  for (auto [name, op] : {std::pair<const char*, const char*>{"linalg_apply_map", "run a matrix product on"},
-                           {"linalg_bilinear", "run a matrix product on"},
-                           {"linalg_rotate_sum", "sum the slots of"}, {"linalg_gather", "gather the rows of"},
-                           {"linalg_zeros", "make zeros like"}})
-    refuse_device(m, name, op);
   // Bootstrapping's steps (boot/): ModRaise, the encapsulation switches, i.
   m.def("mod_raise", [](Engine& e, const DeviceCiphertext& ct) { return ht::resident::mod_raise(e.tables(), ct); },
         py::arg("engine"), py::arg("ct"), Release());

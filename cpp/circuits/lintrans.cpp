@@ -6,12 +6,9 @@
 #include <set>
 #include <string>
 
-#include "backend/kernels/elementwise.hpp"
 #include "ckks/evaluator.hpp"
-#include "ckks/keyswitch.hpp"
 #include "core/error.hpp"
 #include "core/galois.hpp"
-#include "runtime/parallel.hpp"
 
 namespace ht {
 
@@ -113,343 +110,59 @@ std::vector<const u64*> LinearTransform::diagonal_data(backend::Backend& be) con
       for (const auto& term : group) out.push_back(term.second.data.data());
     return out;
   }
-  std::lock_guard<std::mutex> lock(device->mutex);
-  auto it = device->copies.find(&be);
-  if (it == device->copies.end()) {
-    std::size_t words = 0;
-    for (const auto& group : groups)
-      for (const auto& term : group) words += term.second.data.size();
-    backend::DeviceBuffer copy = be.allocate(words);
-    std::size_t at = 0;
-    for (const auto& group : groups)
-      for (const auto& term : group) {
-        be.upload(copy.data() + at, term.second.data.data(), term.second.data.size());
-        at += term.second.data.size();
-      }
-    it = device->copies.emplace(&be, std::move(copy)).first;
-  }
-  const u64* at = it->second.data();
+  std::vector<std::pair<const u64*, std::size_t>> parts;
   for (const auto& group : groups)
-    for (const auto& term : group) {
-      out.push_back(at);
-      at += term.second.data.size();
-    }
+    for (const auto& term : group) parts.push_back({term.second.data.data(), term.second.data.size()});
+  const u64* at = device->get(be, parts);
+  for (const auto& p : parts) {
+    out.push_back(at);
+    at += p.second;
+  }
   return out;
 }
 
-std::size_t LinearTransform::device_bytes() const {
-  std::lock_guard<std::mutex> lock(device->mutex);
-  std::size_t total = 0;
-  for (const auto& c : device->copies) total += c.second.size() * sizeof(u64);
-  return total;
+std::size_t LinearTransform::device_bytes() const { return device->bytes(); }
+
+bsgs::Plan LinearTransform::plan() const {
+  bsgs::Plan p;
+  p.slots = 0;
+  p.n1 = n1;
+  p.babies = {babies};
+  p.outputs.resize(1);
+  long id = 0;
+  for (size_t g = 0; g < giants.size(); ++g) {
+    bsgs::Giant giant{giants[g], {}};
+    for (const auto& term : groups[g]) giant.terms.push_back({0, term.first, id++});
+    p.outputs[0].push_back(std::move(giant));
+  }
+  return p;
 }
 
 namespace {
 
-// Prime index of limb e of an extended (Q_level + P) polynomial.
-int ext_prime_index(const Tables& ctx, int level, int e) { return e <= level ? e : ctx.p_index(e - level - 1); }
-
-// The state of one application: the backend, the moduli of the extended
-// limbs, the diagonals where the backend reads them, the rotation keys (held,
-// so a wider key replacing one meanwhile cannot free it) and a scratch
-// polynomial for automorphisms.
-struct Run {
-  backend::Backend& be;
-  const Tables& ctx;
-  const LinearTransform& lt;
-  // Host memory: the CPU's fused loops (the cache-blocked product below, the
-  // permuted sums in one pass); the same residues as the backend sequences.
-  bool host;
-  u64 n;
-  int level, qn, ext;
-  std::size_t q_words, ext_words;
-  std::vector<Modulus> moduli;        // extended limbs
-  std::vector<const u64*> diagonals;  // group by group
-  std::vector<std::shared_ptr<const SwitchKey>> held;
-  std::map<u64, KeyView> keys;
-  backend::DeviceBuffer scratch;
-
-  Run(backend::Backend& b, const Tables& c, const KeyChain& chain, const LinearTransform& t, bool host_loops)
-      : be(b), ctx(c), lt(t), host(host_loops), n(c.n()), level(t.level), qn(t.level + 1),
-        ext(t.level + 1 + c.alpha()), q_words(static_cast<std::size_t>(qn) * n),
-        ext_words(static_cast<std::size_t>(ext) * n) {
-    for (int e = 0; e < ext; ++e) moduli.push_back(ctx.modulus(ext_prime_index(ctx, level, e)));
-    diagonals = lt.diagonal_data(be);
-    for (long step : lt.rotation_steps()) {
-      const u64 g = galois_element_for_step(step, n);
-      held.push_back(chain.galois_key(g));
-      keys.emplace(g, chain.device_key(held.back(), be));
-    }
-    scratch = be.allocate(ext_words);
+// A transform's diagonals, all giants at once (they are always encoded).
+struct TransformDiagonals : bsgs::DiagonalStore {
+  std::vector<const u64*> all;
+  std::vector<std::size_t> start;  // per giant: index of its first term; one past the end last
+  TransformDiagonals(const LinearTransform& lt, backend::Backend& be) : all(lt.diagonal_data(be)) {
+    start.push_back(0);
+    for (const auto& g : lt.groups) start.push_back(start.back() + g.size());
   }
-
-  const KeyView& key(u64 g) const { return keys.at(g); }
-
-  // dst[Q limbs] += P * phi(src), phi the automorphism perm (or none): the
-  // extended form of a Q ciphertext part (its P limbs are 0).
-  void add_p_times(const u64* src, const u32* perm, u64* dst) {
-    if (perm && host) {
-      parallel_for(static_cast<size_t>(qn), [&](size_t i) {
-        const u64 q = moduli[i].value;
-        const ShoupConst& pm = ctx.p_mod(static_cast<int>(i));
-        const u64* x = src + i * n;
-        u64* o = dst + i * n;
-        for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], mul_shoup(x[perm[k]], pm, q), q);
-      });
-      return;
-    }
-    if (perm) {
-      be.automorphism(scratch.data(), src, perm, static_cast<std::size_t>(qn), n);
-      src = scratch.data();
-    }
-    mul_p_add(be, ctx, src, level, dst);
+  std::vector<const u64*> fetch(backend::Backend&, int, int g0, int g1) override {
+    return {all.begin() + static_cast<long>(start[g0]), all.begin() + static_cast<long>(start[g1])};
   }
-  // dst += phi(src) over the first `count` extended limbs.
-  void add(const u64* src, const u32* perm, u64* dst, int count) {
-    if (perm && host) {
-      parallel_for(static_cast<size_t>(count), [&](size_t e) {
-        const u64 q = moduli[e].value;
-        const u64* x = src + e * n;
-        u64* o = dst + e * n;
-        for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], x[perm[k]], q);
-      });
-      return;
-    }
-    if (perm) {
-      be.automorphism(scratch.data(), src, perm, static_cast<std::size_t>(count), n);
-      src = scratch.data();
-    }
-    be.elementwise(backend::Elementwise::add, dst, dst, src, moduli.data(), static_cast<std::size_t>(count), n);
-  }
-  backend::DeviceBuffer zeros(std::size_t words) {
-    backend::DeviceBuffer b = be.allocate(words);
-    be.zero(b.data(), words);
-    return b;
-  }
-
-  // For every giant group g over the first `count` limbs:
-  //   out0[g] = sum_j pt_j * baby0[b_j],  out1[g] = sum_j pt_j * baby1[b_j].
-  void dot(int count, const std::vector<backend::DeviceBuffer>& baby0, const std::vector<backend::DeviceBuffer>& baby1,
-           std::vector<backend::DeviceBuffer>& out0, std::vector<backend::DeviceBuffer>& out1);
 };
 
-// The host form of Run::dot, lazily reduced: 128-bit sums, one Barrett
-// reduction per coefficient (products < 2^122, so 32 terms stay below 2^127;
-// longer sums fold). One pass over cache-sized chunks of each limb takes every
-// group, so a plaintext chunk is read once for both parts and a baby's chunk
-// stays in cache for every group that uses it (the sums are the same integers
-// as group by group, so the residues are the backend's).
-void dot_groups_host(const Run& r, int count, const std::vector<backend::DeviceBuffer>& baby0,
-                     const std::vector<backend::DeviceBuffer>& baby1, std::vector<backend::DeviceBuffer>& out0,
-                     std::vector<backend::DeviceBuffer>& out1) {
-  const u64 n = r.n;
-  const LinearTransform& lt = r.lt;
-  parallel_for(static_cast<size_t>(count), [&](size_t e) {
-    const Modulus& m = r.moduli[e];
-    constexpr u64 kChunk = 256;
-    Acc128 s0[kChunk], s1[kChunk];
-    const size_t off = e * n;
-    for (u64 t0 = 0; t0 < n; t0 += kChunk) {
-      const u64 len = std::min<u64>(kChunk, n - t0);
-      size_t di = 0;
-      for (size_t g = 0; g < lt.groups.size(); ++g) {
-        for (u64 t = 0; t < len; ++t) s0[t] = Acc128{}, s1[t] = Acc128{};
-        int in_acc = 0;
-        for (const auto& term : lt.groups[g]) {
-          const u64* x0 = baby0[term.first].data() + off + t0;
-          const u64* x1 = baby1[term.first].data() + off + t0;
-          const u64* p = r.diagonals[di++] + off + t0;
-          if (in_acc == 32) {
-            for (u64 t = 0; t < len; ++t)
-              s0[t] = Acc128{reduce_acc(s0[t], m), 0}, s1[t] = Acc128{reduce_acc(s1[t], m), 0};
-            in_acc = 1;
-          }
-          for (u64 t = 0; t < len; ++t) {
-            s0[t].mul_add(x0[t], p[t]);
-            s1[t].mul_add(x1[t], p[t]);
-          }
-          ++in_acc;
-        }
-        u64* o0 = out0[g].data() + off + t0;
-        u64* o1 = out1[g].data() + off + t0;
-        for (u64 t = 0; t < len; ++t) o0[t] = reduce_acc(s0[t], m), o1[t] = reduce_acc(s1[t], m);
-      }
-    }
-  });
-}
-
-// The backend form: one key-switching inner product per group and up to 32
-// terms, the plaintexts as the shared operand (d) and the two baby parts as
-// the key halves; longer groups add their partial sums.
-void Run::dot(int count, const std::vector<backend::DeviceBuffer>& baby0,
-              const std::vector<backend::DeviceBuffer>& baby1, std::vector<backend::DeviceBuffer>& out0,
-              std::vector<backend::DeviceBuffer>& out1) {
-  if (host) return dot_groups_host(*this, count, baby0, baby1, out0, out1);
-  backend::DeviceBuffer part0, part1;
-  std::vector<u64*> o0(count), o1(count);
-  size_t di = 0;
-  for (size_t g = 0; g < lt.groups.size(); ++g) {
-    const auto& group = lt.groups[g];
-    for (size_t j0 = 0; j0 < group.size(); j0 += 32) {
-      const int terms = static_cast<int>(std::min<size_t>(32, group.size() - j0));
-      const bool first = j0 == 0;
-      if (!first && part0.size() == 0) {
-        part0 = be.allocate(ext_words);
-        part1 = be.allocate(ext_words);
-      }
-      std::vector<const u64*> d(static_cast<size_t>(count) * terms), kb(d.size()), ka(d.size());
-      for (int e = 0; e < count; ++e) {
-        const size_t off = static_cast<size_t>(e) * n;
-        o0[e] = (first ? out0[g].data() : part0.data()) + off;
-        o1[e] = (first ? out1[g].data() : part1.data()) + off;
-        for (int j = 0; j < terms; ++j) {
-          const size_t t = static_cast<size_t>(e) * terms + j;
-          d[t] = diagonals[di + j0 + j] + off;
-          kb[t] = baby0[group[j0 + j].first].data() + off;
-          ka[t] = baby1[group[j0 + j].first].data() + off;
-        }
-      }
-      be.key_switch_inner(o0.data(), o1.data(), d.data(), kb.data(), ka.data(), terms, nullptr, moduli.data(),
-                          static_cast<size_t>(count), n);
-      if (!first) {
-        add(part0.data(), nullptr, out0[g].data(), count);
-        add(part1.data(), nullptr, out1[g].data(), count);
-      }
-    }
-    di += group.size();
-  }
-}
-
-// Diagonals over Q only: the babies of the hoisted decomposition are brought
-// down to Q (one ModDown per baby and part), the plaintext products and giant
-// sums run on the level + 1 limbs of Q, and each giant rotation's key-switch
-// output and the total stay in Q*P (the Q parts enter it times P), ending in
-// one fused ModDown-rescale as below. The same result as the extended form.
-void apply_q_diagonals(Run& r, const u64* c0, const u64* c1, u64* o0, u64* o1) {
-  backend::Backend& be = r.be;
-  const Tables& ctx = r.ctx;
-  const LinearTransform& lt = r.lt;
-  const int level = r.level;
-  std::vector<backend::DeviceBuffer> baby0, baby1;
-  {
-    const Decomposition dec = decompose(be, ctx, c1, level);
-    backend::DeviceBuffer e0 = be.allocate(r.ext_words), e1 = be.allocate(r.ext_words);
-    for (long j : lt.babies) {
-      baby0.push_back(be.allocate(r.q_words));
-      baby1.push_back(be.allocate(r.q_words));
-      if (j == 0) {
-        be.copy(baby0.back().data(), c0, r.q_words);
-        be.copy(baby1.back().data(), c1, r.q_words);
-        continue;
-      }
-      const u64 g = galois_element_for_step(j, r.n);
-      const u32* perm = ctx.galois_perm(g).data();
-      inner_product(be, ctx, dec, r.key(g), perm, e0.data(), e1.data());
-      r.add_p_times(c0, perm, e0.data());
-      mod_down(be, ctx, e0.data(), level, baby0.back().data(), false);
-      mod_down(be, ctx, e1.data(), level, baby1.back().data(), false);
-    }
-  }
-  backend::DeviceBuffer total0 = r.zeros(r.ext_words), total1 = r.zeros(r.ext_words);
-  backend::DeviceBuffer t0 = be.allocate(r.ext_words), t1 = be.allocate(r.ext_words);
-  std::vector<backend::DeviceBuffer> sum0, sum1;
-  for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
-    sum0.push_back(be.allocate(r.q_words));
-    sum1.push_back(be.allocate(r.q_words));
-  }
-  r.dot(r.qn, baby0, baby1, sum0, sum1);  // over Q's limbs only
-  for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
-    const u64* acc0 = sum0[gi].data();
-    const u64* acc1 = sum1[gi].data();
-    const long step = lt.giants[gi];
-    if (normalize_step(step, ctx.slots()) == 0) {
-      r.add_p_times(acc0, nullptr, total0.data());
-      r.add_p_times(acc1, nullptr, total1.data());
-      continue;
-    }
-    const u64 g = galois_element_for_step(step, r.n);
-    const u32* perm = ctx.galois_perm(g).data();
-    const Decomposition dec = decompose(be, ctx, acc1, level);
-    inner_product(be, ctx, dec, r.key(g), perm, t0.data(), t1.data());
-    r.add_p_times(acc0, perm, t0.data());
-    r.add(t0.data(), nullptr, total0.data(), r.ext);
-    r.add(t1.data(), nullptr, total1.data(), r.ext);
-  }
-  mod_down_rescale(be, ctx, total0.data(), level, o0);
-  mod_down_rescale(be, ctx, total1.data(), level, o1);
-}
-
-// Double hoisting (Bossuat et al., Eurocrypt 2021, sec. 6): c1 is decomposed
-// once; every baby rotation stays in the extended basis Q*P (no ModDown);
-// each giant group's sum of plaintext products is taken there and
-// rotated by its giant step: the c1 part is brought down once for its key
-// switch, the c0 part rotates in Q*P; the total is divided by P and rescaled
-// in one fused step. Per transform: 1 + n2 ModUps, n2 ModDowns and one fused
-// ModDown-rescale, against 1 + n2 ModUps and 2 (n1 + n2) ModDowns plus a
-// rescale before.
-void apply_extended(Run& r, const u64* c0, const u64* c1, u64* o0, u64* o1) {
-  backend::Backend& be = r.be;
-  const Tables& ctx = r.ctx;
-  const LinearTransform& lt = r.lt;
-  const int level = r.level;
-  // Babies in Q*P: (P phi_j(c0) + ks0, ks1), phi_0 = identity (no key switch).
-  std::vector<backend::DeviceBuffer> baby0, baby1;
-  {
-    const Decomposition dec = decompose(be, ctx, c1, level);
-    for (long j : lt.babies) {
-      baby0.push_back(j == 0 ? r.zeros(r.ext_words) : be.allocate(r.ext_words));
-      baby1.push_back(j == 0 ? r.zeros(r.ext_words) : be.allocate(r.ext_words));
-      u64* e0 = baby0.back().data();
-      u64* e1 = baby1.back().data();
-      if (j == 0) {
-        r.add_p_times(c0, nullptr, e0);
-        r.add_p_times(c1, nullptr, e1);
-        continue;
-      }
-      const u64 g = galois_element_for_step(j, r.n);
-      const u32* perm = ctx.galois_perm(g).data();
-      inner_product(be, ctx, dec, r.key(g), perm, e0, e1);
-      r.add_p_times(c0, perm, e0);
-    }
-  }
-  backend::DeviceBuffer total0 = r.zeros(r.ext_words), total1 = r.zeros(r.ext_words);
-  std::vector<backend::DeviceBuffer> sum0, sum1;  // per giant group, in Q*P
-  for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
-    sum0.push_back(be.allocate(r.ext_words));
-    sum1.push_back(be.allocate(r.ext_words));
-  }
-  r.dot(r.ext, baby0, baby1, sum0, sum1);
-  baby0.clear();
-  baby1.clear();
-  backend::DeviceBuffer a1 = be.allocate(r.q_words);
-  for (size_t gi = 0; gi < lt.giants.size(); ++gi) {
-    u64* acc0 = sum0[gi].data();
-    u64* acc1 = sum1[gi].data();
-    const long step = lt.giants[gi];
-    if (normalize_step(step, ctx.slots()) == 0) {
-      r.add(acc0, nullptr, total0.data(), r.ext);
-      r.add(acc1, nullptr, total1.data(), r.ext);
-      continue;
-    }
-    // The giant rotation: the c0 part is rotated in Q*P as it is (an
-    // automorphism commutes with the final division by P); only the c1
-    // part goes down to Q for its key switch, whose output stays in Q*P.
-    mod_down(be, ctx, acc1, level, a1.data(), false);
-    const u64 g = galois_element_for_step(step, r.n);
-    const u32* perm = ctx.galois_perm(g).data();
-    r.add(acc0, perm, total0.data(), r.ext);
-    const Decomposition dec = decompose(be, ctx, a1.data(), level);
-    inner_product(be, ctx, dec, r.key(g), perm, acc0, acc1);
-    r.add(acc0, nullptr, total0.data(), r.ext);
-    r.add(acc1, nullptr, total1.data(), r.ext);
-  }
-  mod_down_rescale(be, ctx, total0.data(), level, o0);
-  mod_down_rescale(be, ctx, total1.data(), level, o1);
-}
-
-void apply_poly(Run& r, const u64* c0, const u64* c1, u64* o0, u64* o1) {
-  if (r.lt.extended) apply_extended(r, c0, c1, o0, o1);
-  else apply_q_diagonals(r, c0, c1, o0, o1);
+// One batch item at a time (the babies of one ciphertext are what is held).
+template <class Ct>
+void run_transform(backend::Backend& be, const Tables& ctx, const KeyChain& keys, const LinearTransform& lt,
+                   const Ct& ct, Ct& out, bool host) {
+  bsgs::Plan plan = lt.plan();
+  plan.slots = static_cast<long>(ctx.slots());
+  TransformDiagonals diagonals(lt, be);
+  for (int b = 0; b < ct.batch; ++b)
+    bsgs::apply(be, ctx, keys, plan, diagonals, lt.level, lt.extended, host, {{ct.poly(b, 0), ct.poly(b, 1)}},
+                {{out.poly(b, 0), out.poly(b, 1)}});
 }
 
 const char* kOp = "apply a linear transform";
@@ -480,8 +193,7 @@ Ciphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys, const
   const Ciphertext ct = in.level == lt.level ? in : level_to(ctx, in, lt.level);
   check_scale(ct.scale, lt);
   Ciphertext out(ctx.n(), ct.batch, 2, lt.level - 1, 1.0, ctx.id(), false, false);
-  Run r(backend::cpu(), ctx, keys, lt, true);
-  for (int b = 0; b < ct.batch; ++b) apply_poly(r, ct.poly(b, 0), ct.poly(b, 1), out.poly(b, 0), out.poly(b, 1));
+  run_transform(backend::cpu(), ctx, keys, lt, ct, out, true);
   out.scale = ctx.scale_at(out.level);
   out.bound = in.bound * lt.norm_inf;
   return out;
@@ -505,8 +217,7 @@ DeviceCiphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys,
   out.level = lt.level - 1;
   out.context_id = ctx.id();
   // The backend's own product (the one a GPU runs), also on the CPU backend.
-  Run r(be, ctx, keys, lt, false);
-  for (int b = 0; b < ct.batch; ++b) apply_poly(r, ct.poly(b, 0), ct.poly(b, 1), out.poly(b, 0), out.poly(b, 1));
+  run_transform(be, ctx, keys, lt, ct, out, false);
   out.scale = ctx.scale_at(out.level);
   out.bound = in.bound * lt.norm_inf;
   return out;

@@ -1,13 +1,12 @@
 // Linear maps on the slot vector, given by their nonzero generalized
 // diagonals: y[i] = sum_d diag_d[i] * x[(i + d) mod slots].
-// Evaluated by baby-step giant-step (Halevi-Shoup 2014; Bossuat et al. 2021):
-//   y = sum_g rot_g( sum_j rot_{-g}(diag_{g+j}) * rot_j(x) )
-// with the baby rotations rot_j(x) hoisted (one decomposition) and the
-// diagonals encoded once, pre-rotated. Cost: |babies| + |giants| - 2 key
-// switches, |diagonals| plaintext products, one level.
-// The sequence is written once over backend::Backend: host ciphertexts run it
-// on the CPU backend, device-resident ones (ckks/resident) on theirs, with the
-// diagonals uploaded once per device; the results agree word for word.
+// Evaluated by the baby-step giant-step engine (circuits/bsgs, one input and
+// one output): y = sum_g rot_g( sum_j rot_{-g}(diag_{g+j}) * rot_j(x) ) with
+// the baby rotations hoisted and the diagonals encoded once, pre-rotated.
+// Cost: |babies| + |giants| - 2 key switches, |diagonals| plaintext
+// products, one level. Host ciphertexts run it on the CPU backend,
+// device-resident ones (ckks/resident) on theirs, with the diagonals uploaded
+// once per device; the results agree word for word.
 #pragma once
 #include <complex>
 #include <map>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "circuits/bsgs.hpp"
 #include "ckks/encoder.hpp"
 #include "ckks/keys.hpp"
 #include "ckks/resident.hpp"
@@ -24,10 +24,7 @@ namespace ht {
 
 // Copies of a transform's diagonals in device memory, one per backend,
 // shared by the copies of the transform (its plaintexts never change).
-struct DeviceDiagonals {
-  std::mutex mutex;
-  std::map<const backend::Backend*, backend::DeviceBuffer> copies;
-};
+using DeviceDiagonals = bsgs::DeviceCopies;
 
 struct LinearTransform {
   int level = 0;          // the level the diagonals are encoded for
@@ -47,6 +44,8 @@ struct LinearTransform {
   std::vector<const u64*> diagonal_data(backend::Backend& be) const;
   // Bytes of the copies held in device memory (all devices).
   std::size_t device_bytes() const;
+  // The engine's plan (one input, one output; diagonal ids in group order).
+  bsgs::Plan plan() const;
   std::shared_ptr<DeviceDiagonals> device = std::make_shared<DeviceDiagonals>();
 };
 

@@ -8,6 +8,22 @@
 
 namespace ht::linalg {
 
+namespace {
+template <class Ct>
+void check_items(const Tables& ctx, const std::vector<std::pair<const Ct*, int>>& items) {
+  const char* op = "regroup ciphertexts";
+  if (items.empty()) fail(op, "no ciphertexts given");
+  const Ct& f = *items.front().first;
+  for (auto& it : items) {
+    const Ct& c = *it.first;
+    if (c.context_id != ctx.id()) fail(op, "a ciphertext belongs to another context");
+    if (it.second < 0 || it.second >= c.batch) fail(op, "ciphertext index out of range");
+    if (c.level != f.level || c.size != f.size) fail(op, "ciphertexts differ in level or size; bring them to one level first");
+    if (std::fabs(c.scale / f.scale - 1.0) > 1e-9) fail(op, "ciphertexts differ in scale");
+  }
+}
+}  // namespace
+
 Ciphertext gather(const Tables& ctx, const Ciphertext& ct, const std::vector<int>& idx) {
   std::vector<std::pair<const Ciphertext*, int>> items;
   for (int i : idx) items.push_back({&ct, i});
@@ -15,16 +31,8 @@ Ciphertext gather(const Tables& ctx, const Ciphertext& ct, const std::vector<int
 }
 
 Ciphertext assemble(const Tables& ctx, const std::vector<std::pair<const Ciphertext*, int>>& items) {
-  const char* op = "regroup ciphertexts";
-  if (items.empty()) fail(op, "no ciphertexts given");
+  check_items(ctx, items);
   const Ciphertext& f = *items.front().first;
-  for (auto& it : items) {
-    const Ciphertext& c = *it.first;
-    if (c.context_id != ctx.id()) fail(op, "a ciphertext belongs to another context");
-    if (it.second < 0 || it.second >= c.batch) fail(op, "ciphertext index out of range");
-    if (c.level != f.level || c.size != f.size) fail(op, "ciphertexts differ in level or size; bring them to one level first");
-    if (std::fabs(c.scale / f.scale - 1.0) > 1e-9) fail(op, "ciphertexts differ in scale");
-  }
   Ciphertext out(ctx.n(), static_cast<int>(items.size()), f.size, f.level, f.scale, ctx.id(), false, false);
   const size_t words = static_cast<size_t>(f.size) * f.limbs() * ctx.n();
   double bound = 0;
@@ -32,6 +40,37 @@ Ciphertext assemble(const Tables& ctx, const std::vector<std::pair<const Ciphert
   parallel_for(items.size(), [&](size_t k) {
     std::memcpy(out.poly(static_cast<int>(k), 0), items[k].first->poly(items[k].second, 0), words * sizeof(u64));
   });
+  out.bound = bound;
+  return out;
+}
+
+DeviceCiphertext gather(const Tables& ctx, const DeviceCiphertext& ct, const std::vector<int>& idx) {
+  std::vector<std::pair<const DeviceCiphertext*, int>> items;
+  for (int i : idx) items.push_back({&ct, i});
+  return assemble(ctx, items);
+}
+
+DeviceCiphertext assemble(const Tables& ctx, const std::vector<std::pair<const DeviceCiphertext*, int>>& items) {
+  check_items(ctx, items);
+  const DeviceCiphertext& f = *items.front().first;
+  backend::Backend& be = f.backend();
+  for (auto& it : items)
+    if (it.first->data.owner() != &be)
+      fail("regroup ciphertexts", "the ciphertexts live on different devices; move them to one with .to(device)");
+  DeviceCiphertext out;
+  out.n = ctx.n();
+  out.batch = static_cast<int>(items.size());
+  out.size = f.size;
+  out.level = f.level;
+  out.scale = f.scale;
+  out.context_id = ctx.id();
+  const size_t words = static_cast<size_t>(f.size) * f.limbs() * ctx.n();
+  out.data = be.allocate(words * items.size());
+  double bound = 0;
+  for (size_t k = 0; k < items.size(); ++k) {
+    be.copy(out.poly(static_cast<int>(k), 0), items[k].first->poly(items[k].second, 0), words);
+    bound = std::max(bound, items[k].first->bound);
+  }
   out.bound = bound;
   return out;
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ckks/ciphertext.hpp"
+#include "ckks/resident.hpp"
 #include "ckks/tables.hpp"
 
 namespace ht::linalg {
@@ -13,6 +14,9 @@ namespace ht::linalg {
 Ciphertext gather(const Tables& ctx, const Ciphertext& ct, const std::vector<int>& idx);
 // A batch made of items (batch, item); all at one level, size and scale.
 Ciphertext assemble(const Tables& ctx, const std::vector<std::pair<const Ciphertext*, int>>& items);
+// The same on a device-resident batch (device-to-device copies).
+DeviceCiphertext gather(const Tables& ctx, const DeviceCiphertext& ct, const std::vector<int>& idx);
+DeviceCiphertext assemble(const Tables& ctx, const std::vector<std::pair<const DeviceCiphertext*, int>>& items);
 // A batch of `count` zero ciphertexts shaped like `like`.
 Ciphertext zeros_like(const Tables& ctx, const Ciphertext& like, int count);
 

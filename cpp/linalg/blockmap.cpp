@@ -16,22 +16,6 @@
 
 namespace ht::linalg {
 
-long MapPlan::diagonals() const {
-  long c = 0;
-  for (auto& o : outputs)
-    for (auto& g : o) c += static_cast<long>(g.terms.size());
-  return c;
-}
-
-std::vector<long> MapPlan::rotation_steps() const {
-  std::set<long> s;
-  for (auto& b : babies)
-    for (long x : b) if (x) s.insert(x);
-  for (auto& o : outputs)
-    for (auto& g : o) if (g.step) s.insert(g.step);
-  return {s.begin(), s.end()};
-}
-
 Cost MapPlan::predicted(long groups) const {
   Cost c;
   for (auto& b : babies) {
@@ -103,9 +87,6 @@ MapPlan plan_map(long slots, int in_cts, int out_cts, const std::vector<std::arr
     d[2] = ((d[2] % slots) + slots) % slots;
   }
   MapPlan p;
-  p.slots = slots;
-  p.in_cts = in_cts;
-  p.out_cts = out_cts;
   if (n1 <= 0) {
     double best = 1e300;
     std::vector<std::vector<long>> b(in_cts), g(out_cts);
@@ -115,22 +96,7 @@ MapPlan plan_map(long slots, int in_cts, int out_cts, const std::vector<std::arr
     }
   }
   if (n1 <= 0 || n1 > slots) fail(op, "the baby step must be in [1, slots]");
-  p.n1 = n1;
-  std::vector<std::set<long>> bset(in_cts);
-  for (auto& d : diags) bset[d[1]].insert(d[2] % n1);
-  p.babies.resize(in_cts);
-  for (int i = 0; i < in_cts; ++i) p.babies[i].assign(bset[i].begin(), bset[i].end());
-  std::vector<std::map<long, std::vector<MapPlan::Term>>> by_giant(out_cts);
-  for (size_t id = 0; id < diags.size(); ++id) {
-    const auto& d = diags[id];
-    const long baby = d[2] % n1, giant = d[2] - baby;
-    const auto& bs = p.babies[d[1]];
-    const int bi = static_cast<int>(std::lower_bound(bs.begin(), bs.end(), baby) - bs.begin());
-    by_giant[d[0]][giant].push_back({static_cast<int>(d[1]), bi, static_cast<long>(id)});
-  }
-  p.outputs.resize(out_cts);
-  for (int o = 0; o < out_cts; ++o)
-    for (auto& kv : by_giant[o]) p.outputs[o].push_back({kv.first, std::move(kv.second)});
+  static_cast<bsgs::Plan&>(p) = bsgs::make_plan(slots, in_cts, out_cts, diags, n1);
   return p;
 }
 
@@ -198,141 +164,88 @@ void encode_block_map(const Encoder& encoder, BlockMap& map, int level, bool cac
 }
 
 namespace {
-// acc (+)= sum_t pts[t] row rows[t] (.) xs[t], both polynomials of every batch item: a lazily
-// reduced dot product (backend key_switch_dot) in chunks of 32 terms so 128-bit sums cannot
-// overflow. `overwrite`: acc's data is not read (the first sum writes it).
-void dot_into(const Tables& ctx, Ciphertext& acc, const std::vector<const Plaintext*>& pts,
-              const std::vector<int>& rows, const std::vector<const Ciphertext*>& xs, bool overwrite) {
-  const int limbs = acc.level + 1;
-  const u64 n = ctx.n();
-  parallel_for(static_cast<size_t>(acc.batch) * limbs, [&](size_t idx) {
-    const int i = static_cast<int>(idx % limbs);
-    const int b = static_cast<int>(idx / limbs);
-    const Modulus& m = ctx.modulus(i);
-    u64* o0 = acc.limb(b, 0, i);
-    u64* o1 = acc.limb(b, 1, i);
-    std::vector<const u64*> d, x0, x1;
-    std::vector<u64> t0, t1;
-    constexpr size_t kTerms = 32;
-    for (size_t s0 = 0; s0 < pts.size(); s0 += kTerms) {
-      const size_t e = std::min(pts.size(), s0 + kTerms);
-      d.clear(); x0.clear(); x1.clear();
-      for (size_t t = s0; t < e; ++t) {
-        d.push_back(pts[t]->limb(rows[t], 0, i));
-        x0.push_back(xs[t]->limb(b, 0, i));
-        x1.push_back(xs[t]->limb(b, 1, i));
-      }
-      if (s0 == 0 && overwrite) {
-        backend::cpu().key_switch_dot(o0, o1, d.data(), x0.data(), x1.data(), static_cast<int>(d.size()), n, m);
-      } else {
-        t0.resize(n); t1.resize(n);
-        backend::cpu().key_switch_dot(t0.data(), t1.data(), d.data(), x0.data(), x1.data(), static_cast<int>(d.size()), n, m);
-        for (u64 k = 0; k < n; ++k) {
-          o0[k] = add_mod(o0[k], t0[k], m.value);
-          o1[k] = add_mod(o1[k], t1[k], m.value);
+
+// The diagonals of a block map for the engine: the cached chunks (in host
+// memory, or their copy on the device), or the terms of one giant encoded
+// when the engine reaches it (streamed; uploaded for a device).
+struct MapDiagonals : bsgs::DiagonalStore {
+  const BlockMap& map;
+  const Encoder& encoder;
+  Cost& cost;
+  std::vector<Plaintext> local;
+  backend::DeviceBuffer uploaded;
+  MapDiagonals(const BlockMap& m, const Encoder& e, Cost& c) : map(m), encoder(e), cost(c) {}
+
+  int window() const override { return map.cached() ? 0 : 1; }
+
+  std::vector<const u64*> fetch(backend::Backend& be, int o, int g0, int g1) override {
+    std::vector<std::pair<const MapPlan::Term*, long>> terms;  // (term, its giant's step)
+    for (int k = g0; k < g1; ++k)
+      for (const auto& t : map.plan.outputs[o][k].terms) terms.push_back({&t, map.plan.outputs[o][k].step});
+    return diagonals(be, terms);
+  }
+
+  // Streamed maps encode only the terms asked for (a bounded application
+  // reads a giant a chunk of babies at a time: each term is encoded once).
+  std::vector<const u64*> fetch_terms(backend::Backend& be, int o, int k, const std::vector<int>& idx) override {
+    const auto& giant = map.plan.outputs[o][k];
+    std::vector<std::pair<const MapPlan::Term*, long>> terms;
+    for (int t : idx) terms.push_back({&giant.terms[t], giant.step});
+    return diagonals(be, terms);
+  }
+
+  std::vector<const u64*> diagonals(backend::Backend& be, const std::vector<std::pair<const MapPlan::Term*, long>>& terms) {
+    const bool device = be.device().kind != backend::DeviceKind::cpu;
+    std::vector<const u64*> out;
+    if (map.cached()) {
+      std::vector<const u64*> base(map.chunks.size());
+      if (device) {
+        std::vector<std::pair<const u64*, std::size_t>> parts;
+        for (const auto& c : map.chunks) parts.push_back({c.data.data(), c.data.size()});
+        const u64* at = map.device->get(be, parts);
+        for (size_t c = 0; c < map.chunks.size(); ++c) {
+          base[c] = at;
+          at += map.chunks[c].data.size();
         }
+      } else {
+        for (size_t c = 0; c < map.chunks.size(); ++c) base[c] = map.chunks[c].data.data();
       }
-    }
-  });
-}
-
-// The plaintexts of `terms` of a giant group at `step`: rows of the cached chunks, or encoded
-// now into `local` (streamed maps; counted in c.encodes).
-void term_plaintexts(const Encoder& encoder, const BlockMap& map, const std::vector<const MapPlan::Term*>& terms,
-                     long step, int level, std::vector<Plaintext>& local, std::vector<const Plaintext*>& pts,
-                     std::vector<int>& rows, Cost& c) {
-  pts.assign(terms.size(), nullptr);
-  rows.assign(terms.size(), 0);
-  local.clear();
-  if (map.cached()) {
-    for (size_t k = 0; k < terms.size(); ++k) {
-      const auto w = map.where[terms[k]->diag];
-      pts[k] = &map.chunks[w.first];
-      rows[k] = w.second;
-    }
-    return;
-  }
-  local.reserve((terms.size() + kChunk - 1) / kChunk);
-  for (size_t s = 0; s < terms.size(); s += kChunk) {
-    std::vector<std::pair<long, long>> part;
-    for (size_t k = s; k < std::min(terms.size(), s + kChunk); ++k) part.push_back({terms[k]->diag, step});
-    local.push_back(encode_terms(encoder, map, part, level));
-    c.encodes += static_cast<long>(part.size());
-  }
-  for (size_t k = 0; k < terms.size(); ++k) {
-    pts[k] = &local[k / kChunk];
-    rows[k] = static_cast<int>(k % kChunk);
-  }
-}
-
-// total += rot(acc, step) (acc consumed).
-void add_giant(const Tables& ctx, const KeyChain& keys, Ciphertext& total, Ciphertext&& acc, long step, Cost& c) {
-  const int limbs = total.level + 1;
-  const u64 n = ctx.n();
-  acc.bound = 0;
-  const Ciphertext moved = step == 0 ? std::move(acc) : rotate(ctx, keys, acc, step);
-  if (step) c.rotations += total.batch;
-  parallel_for(static_cast<size_t>(total.batch) * 2 * limbs, [&](size_t idx) {
-    const int i = static_cast<int>(idx % limbs);
-    const u64 q = ctx.prime(i);
-    u64* o2 = total.data.data() + idx * n;
-    const u64* x = moved.data.data() + idx * n;
-    for (u64 s = 0; s < n; ++s) kernels::add_limb(o2, o2, x, q, s);
-  });
-}
-
-// Baby rotations `steps` of input xi (one decomposition), with their counts.
-std::vector<Ciphertext> babies_of(const Tables& ctx, const KeyChain& keys, const Ciphertext& xi,
-                                  const std::vector<long>& steps, Cost& c) {
-  const long nz = static_cast<long>(std::count_if(steps.begin(), steps.end(), [](long s) { return s != 0; }));
-  c.rotations += nz * xi.batch;
-  if (nz > 1) c.hoisted += (nz - 1) * xi.batch;
-  if (nz) c.decompositions += xi.batch;
-  return rotate_hoisted(ctx, keys, xi, steps);
-}
-
-// Groups of outputs whose accumulators (one per giant group) are held at once, at most `cap`
-// per group where possible: outputs that read the same inputs go together, so an input's baby
-// rotations are made for as few groups as possible.
-std::vector<std::vector<int>> output_groups(const MapPlan& p, size_t cap) {
-  std::vector<std::vector<int>> reads(p.out_cts);
-  for (int o = 0; o < p.out_cts; ++o) {
-    std::set<int> s;
-    for (auto& g : p.outputs[o])
-      for (auto& t : g.terms) s.insert(t.in);
-    reads[o].assign(s.begin(), s.end());
-  }
-  std::vector<int> order(p.out_cts);
-  for (int o = 0; o < p.out_cts; ++o) order[o] = o;
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return reads[a] < reads[b]; });
-  std::vector<std::vector<int>> groups;
-  size_t held = 0;
-  for (size_t k = 0; k < order.size();) {
-    size_t e = k, accs = 0;  // the class of outputs reading the same inputs
-    while (e < order.size() && reads[order[e]] == reads[order[k]]) accs += p.outputs[order[e++]].size();
-    if (accs <= cap) {  // the whole class: with the group being filled, or a new one
-      if (groups.empty() || held + accs > cap) { groups.emplace_back(); held = 0; }
-      groups.back().insert(groups.back().end(), order.begin() + k, order.begin() + e);
-      held += accs;
-    } else {  // split the class into near-equal parts (their babies are made once per part)
-      const size_t parts = (accs + cap - 1) / cap, count = e - k;
-      for (size_t j = 0; j < parts; ++j) {
-        const size_t a = k + j * count / parts, b = k + (j + 1) * count / parts;
-        if (a < b) groups.emplace_back(order.begin() + a, order.begin() + b);
+      for (const auto& tk : terms) {
+        const auto w = map.where[tk.first->diag];
+        const Plaintext& chunk = map.chunks[w.first];
+        out.push_back(base[w.first] + static_cast<size_t>(w.second) * chunk.limbs() * chunk.n);
       }
-      held = cap + 1;  // nothing joins a split class's last part
+      return out;
     }
-    k = e;
+    local.clear();
+    for (size_t s = 0; s < terms.size(); s += kChunk) {
+      std::vector<std::pair<long, long>> part;
+      for (size_t t = s; t < std::min(terms.size(), s + kChunk); ++t) part.push_back({terms[t].first->diag, terms[t].second});
+      local.push_back(encode_terms(encoder, map, part, map.level));
+      cost.encodes += static_cast<long>(part.size());
+      for (size_t r = 0; r < part.size(); ++r) out.push_back(local.back().poly(static_cast<int>(r), 0));
+    }
+    if (!device) return out;
+    std::size_t words = 0;
+    for (const auto& pt : local) words += pt.data.size();
+    uploaded = be.allocate(std::max<std::size_t>(words, 1));
+    std::size_t at = 0;
+    std::vector<const u64*> moved;
+    for (const auto& pt : local) {
+      be.upload(uploaded.data() + at, pt.data.data(), pt.data.size());
+      for (int r = 0; r < pt.batch; ++r) moved.push_back(uploaded.data() + at + static_cast<size_t>(r) * pt.limbs() * pt.n);
+      at += pt.data.size();
+    }
+    return moved;
   }
-  return groups;
-}
-}  // namespace
+};
 
-Ciphertext apply_block_map(const Tables& ctx, const KeyChain& keys, const Encoder& encoder, const Ciphertext& in,
-                           const BlockMap& map, int inner_groups, Cost* cost) {
+template <class Ct>
+void check_map_input(const Tables& ctx, const KeyChain& keys, const Ct& in, const BlockMap& map, int inner_groups) {
   const char* op = "apply a block linear map";
   const MapPlan& p = map.plan;
   if (in.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context");
+  if (&keys.tables() != &ctx) fail(op, "the keys belong to another context");
   if (in.size != 2) fail(op, "relinearize the ciphertext first");
   if (map.level < 1) fail(op, "the map is not encoded yet");
   if (p.slots != static_cast<long>(ctx.slots())) fail(op, "the map was planned for another context");
@@ -343,119 +256,69 @@ Ciphertext apply_block_map(const Tables& ctx, const KeyChain& keys, const Encode
     fail(op, "the ciphertext is at level " + std::to_string(in.level) + " but the map was encoded for level " +
                  std::to_string(map.level));
   require_rotation_keys(keys, p.rotation_steps());
-  const Ciphertext ct = in.level == map.level ? in : level_to(ctx, in, map.level);
-  const int G = inner_groups, H = in.batch / (p.in_cts * G), HG = H * G;
-  const int level = map.level;
-  const u64 n = ctx.n();
-  const double pscale = plain_mul_scale(ctx, level);
-  Cost c;
-  auto input = [&](int i) {  // input i of every group: a batch of H * G ciphertexts
-    std::vector<int> idx;
-    for (int h = 0; h < H; ++h)
-      for (int g = 0; g < G; ++g) idx.push_back((h * p.in_cts + i) * G + g);
-    return gather(ctx, ct, idx);
-  };
-  auto finish = [&](Ciphertext& total) {
-    total.bound = 0;
-    Ciphertext r = rescale(ctx, total);
-    r.scale = ctx.scale_at(r.level);
-    r.bound = in.bound * p.norm_inf;
-    c.rescales += HG;
-    return r;
-  };
-  const size_t ct_bytes = sizeof(u64) * 2 * static_cast<size_t>(level + 1) * n * HG;
-  size_t babies = 0;
-  for (auto& b : p.babies) babies += b.size();
-  std::vector<Ciphertext> outs(p.out_cts);
-  std::vector<Plaintext> local;
-  std::vector<const Plaintext*> pts;
-  std::vector<int> rows;
-  std::vector<const Ciphertext*> xs;
-  std::vector<const MapPlan::Term*> terms;
-  if (map.work_bytes == 0 || (babies + 3) * ct_bytes <= map.work_bytes) {
-    // Every input's baby rotations at once (hoisted), then each output giant group by giant group.
-    std::vector<std::vector<Ciphertext>> baby(p.in_cts);
-    for (int i = 0; i < p.in_cts; ++i)
-      if (!p.babies[i].empty()) baby[i] = babies_of(ctx, keys, input(i), p.babies[i], c);
-    for (int o = 0; o < p.out_cts; ++o) {
-      Ciphertext total(n, HG, 2, level, ct.scale * pscale, ctx.id());
-      for (const auto& giant : p.outputs[o]) {
-        terms.clear(); xs.clear();
-        for (auto& t : giant.terms) { terms.push_back(&t); xs.push_back(&baby[t.in][t.baby]); }
-        term_plaintexts(encoder, map, terms, giant.step, level, local, pts, rows, c);
-        Ciphertext acc(n, HG, 2, level, ct.scale * pscale, ctx.id(), false, false);
-        dot_into(ctx, acc, pts, rows, xs, true);
-        c.plain_mults += static_cast<long>(giant.terms.size()) * HG;
-        add_giant(ctx, keys, total, std::move(acc), giant.step, c);
-      }
-      outs[o] = finish(total);
-    }
-  } else {
-    // Within map.work_bytes: the outputs in groups whose giant-group accumulators are held at
-    // once; for each group, each input's baby rotations in chunks (one decomposition per chunk),
-    // each chunk added into the accumulators of the terms that read it. The same rotations,
-    // products and sums as above (a baby of an input read by several groups is made again for each).
-    const size_t cap = std::max<size_t>(2, map.work_bytes / ct_bytes);
-    constexpr size_t kMinChunk = 32;
-    const size_t acc_cap = cap > 2 * kMinChunk ? cap - kMinChunk : cap / 2;
-    for (const auto& group : output_groups(p, acc_cap)) {
-      std::vector<std::vector<Ciphertext>> accs(group.size());
-      std::vector<std::vector<bool>> written(group.size());
-      std::vector<std::set<int>> need(p.in_cts);  // baby indices of each input this group reads
-      size_t held = 0;
-      for (size_t k = 0; k < group.size(); ++k) {
-        const auto& giants = p.outputs[group[k]];
-        for (size_t g = 0; g < giants.size(); ++g)
-          accs[k].emplace_back(n, HG, 2, level, ct.scale * pscale, ctx.id(), false, false);
-        written[k].assign(giants.size(), false);
-        held += giants.size();
-        for (auto& giant : giants)
-          for (auto& t : giant.terms) need[t.in].insert(t.baby);
-      }
-      const size_t chunk = std::max<size_t>(1, cap > held + 2 ? cap - held - 2 : 1);
-      for (int i = 0; i < p.in_cts; ++i) {
-        if (need[i].empty()) continue;
-        const Ciphertext xi = input(i);
-        const std::vector<int> ids(need[i].begin(), need[i].end());
-        std::vector<int> pos(p.babies[i].size(), -1);  // baby index -> position in the chunk
-        for (size_t s = 0; s < ids.size(); s += chunk) {
-          const size_t e = std::min(ids.size(), s + chunk);
-          std::vector<long> steps;
-          for (size_t k = s; k < e; ++k) { pos[ids[k]] = static_cast<int>(k - s); steps.push_back(p.babies[i][ids[k]]); }
-          const std::vector<Ciphertext> rot = babies_of(ctx, keys, xi, steps, c);
-          for (size_t k = 0; k < group.size(); ++k) {
-            const auto& giants = p.outputs[group[k]];
-            for (size_t g = 0; g < giants.size(); ++g) {
-              terms.clear(); xs.clear();
-              for (auto& t : giants[g].terms)
-                if (t.in == i && pos[t.baby] >= 0) { terms.push_back(&t); xs.push_back(&rot[pos[t.baby]]); }
-              if (terms.empty()) continue;
-              term_plaintexts(encoder, map, terms, giants[g].step, level, local, pts, rows, c);
-              dot_into(ctx, accs[k][g], pts, rows, xs, !written[k][g]);
-              written[k][g] = true;
-              c.plain_mults += static_cast<long>(terms.size()) * HG;
-            }
-          }
-          for (size_t k = s; k < e; ++k) pos[ids[k]] = -1;
-        }
-      }
-      for (size_t k = 0; k < group.size(); ++k) {
-        const auto& giants = p.outputs[group[k]];
-        Ciphertext total(n, HG, 2, level, ct.scale * pscale, ctx.id());
-        for (size_t g = 0; g < giants.size(); ++g) add_giant(ctx, keys, total, std::move(accs[k][g]), giants[g].step, c);
-        outs[group[k]] = finish(total);
-      }
-    }
-  }
-  // Interleave: output ct (h, o, g) = outs[o] item h * G + g.
-  std::vector<std::pair<const Ciphertext*, int>> order;
+}
+
+// ct at the map's level; out: H * O * G items at level - 1.
+template <class Ct>
+void run_map(backend::Backend& be, const Tables& ctx, const KeyChain& keys, const Encoder& encoder, const Ct& ct,
+             const BlockMap& map, int G, Ct& out, Cost* cost, bool host) {
+  const MapPlan& p = map.plan;
+  const int I = p.in_cts, O = p.out_cts, H = ct.batch / (I * G);
+  std::vector<bsgs::Operand> in;
+  std::vector<bsgs::Output> outs;
   for (int h = 0; h < H; ++h)
-    for (int o = 0; o < p.out_cts; ++o)
-      for (int g = 0; g < G; ++g) order.push_back({&outs[o], h * G + g});
-  Ciphertext result = assemble(ctx, order);
-  result.bound = in.bound * p.norm_inf;
+    for (int g = 0; g < G; ++g) {
+      for (int i = 0; i < I; ++i) {
+        const int b = (h * I + i) * G + g;
+        in.push_back({ct.poly(b, 0), ct.poly(b, 1)});
+      }
+      for (int o = 0; o < O; ++o) {
+        const int b = (h * O + o) * G + g;
+        outs.push_back({out.poly(b, 0), out.poly(b, 1)});
+      }
+    }
+  Cost c = p.predicted(static_cast<long>(H) * G);
+  MapDiagonals diagonals(map, encoder, c);
+  // Within map.work_bytes the engine may make babies in chunks: its own counts.
+  const bsgs::Counts k = bsgs::apply(be, ctx, keys, p, diagonals, map.level, false, host, in, outs, map.work_bytes);
+  c.rotations = k.rotations;
+  c.hoisted = k.hoisted;
+  c.decompositions = k.decompositions;
+  out.scale = ctx.scale_at(map.level - 1);
+  out.bound = ct.bound * p.norm_inf;
   if (cost) cost->add(c);
-  return result;
+}
+
+}  // namespace
+
+Ciphertext apply_block_map(const Tables& ctx, const KeyChain& keys, const Encoder& encoder, const Ciphertext& in,
+                           const BlockMap& map, int inner_groups, Cost* cost) {
+  check_map_input(ctx, keys, in, map, inner_groups);
+  const Ciphertext ct = in.level == map.level ? in : level_to(ctx, in, map.level);
+  const MapPlan& p = map.plan;
+  Ciphertext out(ctx.n(), in.batch / p.in_cts * p.out_cts, 2, map.level - 1, 1.0, ctx.id(), false, false);
+  run_map(backend::cpu(), ctx, keys, encoder, ct, map, inner_groups, out, cost, true);
+  return out;
+}
+
+DeviceCiphertext apply_block_map(const Tables& ctx, const KeyChain& keys, const Encoder& encoder,
+                                 const DeviceCiphertext& in, const BlockMap& map, int inner_groups, Cost* cost) {
+  check_map_input(ctx, keys, in, map, inner_groups);
+  DeviceCiphertext lowered;
+  if (in.level != map.level) lowered = resident::level_to(ctx, in, map.level);
+  const DeviceCiphertext& ct = in.level == map.level ? in : lowered;
+  const MapPlan& p = map.plan;
+  backend::Backend& be = ct.backend();
+  DeviceCiphertext out;
+  out.n = ctx.n();
+  out.batch = in.batch / p.in_cts * p.out_cts;
+  out.size = 2;
+  out.level = map.level - 1;
+  out.context_id = ctx.id();
+  out.data = be.allocate(static_cast<size_t>(out.batch) * 2 * out.limbs() * ctx.n());
+  // The backend's own product (the one a GPU runs), also on the CPU backend.
+  run_map(be, ctx, keys, encoder, ct, map, inner_groups, out, cost, false);
+  return out;
 }
 
 // -- sources ------------------------------------------------------------------

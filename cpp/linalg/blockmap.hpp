@@ -1,5 +1,6 @@
-// Block linear maps between batches of ciphertexts (Halevi-Shoup diagonals,
-// baby-step giant-step with hoisted baby rotations; Bossuat et al. 2021):
+// Block linear maps between batches of ciphertexts, run by the one
+// baby-step giant-step engine (circuits/bsgs; Halevi-Shoup diagonals, hoisted
+// baby rotations, Bossuat et al. 2021):
 //   out_o = sum_i sum_d diag_{o,i,d} (.) rot(in_i, d)
 // for I inputs and O outputs per group. The batch is indexed
 //   ct(h, i, g) = (h * I + i) * G + g          (outputs: (h * O + o) * G + g)
@@ -17,8 +18,10 @@
 #include <memory>
 #include <vector>
 
+#include "circuits/bsgs.hpp"
 #include "ckks/encoder.hpp"
 #include "ckks/keys.hpp"
+#include "ckks/resident.hpp"
 #include "linalg/cost.hpp"
 
 namespace ht::linalg {
@@ -32,25 +35,12 @@ struct DiagSource {
   virtual void values(long id, cplx* out) const = 0;
 };
 
-struct MapPlan {
-  long slots = 0;
-  int in_cts = 0, out_cts = 0;
-  long n1 = 1;
+// The engine's plan (circuits/bsgs) with the map's norm and its counts.
+struct MapPlan : bsgs::Plan {
+  using Term = bsgs::Term;
+  using Giant = bsgs::Giant;
   double norm_inf = 0;  // max over output slots of sum |coefficients|: |out| <= norm_inf * |in|
-  struct Term {
-    int in;
-    int baby;   // index into babies[in]
-    long diag;  // diagonal id of the source
-  };
-  struct Giant {
-    long step;
-    std::vector<Term> terms;
-  };
-  std::vector<std::vector<long>> babies;   // per input: distinct baby steps (0 included when used)
-  std::vector<std::vector<Giant>> outputs;  // per output: its giant groups
-  long diagonals() const;
-  std::vector<long> rotation_steps() const;  // nonzero steps, normalized to [0, slots)
-  Cost predicted(long groups) const;         // counts for `groups` groups
+  Cost predicted(long groups) const;  // counts for `groups` groups
 };
 
 // diags[id] = {out, in, step}; n1 <= 0 picks the baby step that minimises
@@ -71,6 +61,8 @@ struct BlockMap {
   size_t work_bytes = 0;
   bool cached() const { return !chunks.empty(); }
   size_t bytes() const;
+  // The chunks' copies in device memory (one per backend, made on first use).
+  std::shared_ptr<bsgs::DeviceCopies> device = std::make_shared<bsgs::DeviceCopies>();
 };
 
 BlockMap make_block_map(MapPlan plan, std::shared_ptr<const DiagSource> source);
@@ -79,9 +71,16 @@ BlockMap make_block_map(MapPlan plan, std::shared_ptr<const DiagSource> source);
 void encode_block_map(const Encoder& encoder, BlockMap& map, int level, bool cache);
 
 // in: batch H * I * G with G = `inner_groups`; out: batch H * O * G, one level
-// below the map's level (the input is brought down to it first).
+// below the map's level (the input is brought down to it first). The
+// engine's diagonals over Q (circuits/bsgs): babies brought down to Q, every
+// giant's key switch kept in Q*P, one fused ModDown-rescale per output.
 Ciphertext apply_block_map(const Tables& ctx, const KeyChain& keys, const Encoder& encoder, const Ciphertext& in,
                            const BlockMap& map, int inner_groups, Cost* cost);
+// The same on a device-resident batch, on its backend (cached diagonals
+// uploaded once per device, streamed ones per use): the host's result word
+// for word.
+DeviceCiphertext apply_block_map(const Tables& ctx, const KeyChain& keys, const Encoder& encoder,
+                                 const DeviceCiphertext& in, const BlockMap& map, int inner_groups, Cost* cost);
 
 // Diagonal sources.
 // Entries out[oc][os] += coef * in[ic][is]; grouped by (oc, ic, (is - os) mod slots).

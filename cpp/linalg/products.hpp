@@ -7,12 +7,14 @@
 // degree 2, relinearized once and rotated by `outer` (a giant step: with
 // rot(x, u) (x) rot(y, v) = rot(rot(x, u - w) (x) rot(y, v - w), w), a loop over
 // t = g T + b needs T distinct rotations of one operand instead of n). One
-// rescale per output at the end: the sum consumes exactly one level.
+// rescale per output at the end: the sum consumes exactly one level. Host and
+// device-resident batches run one sequence (the device's as backend calls).
 #pragma once
 #include <vector>
 
 #include "ckks/ciphertext.hpp"
 #include "ckks/keys.hpp"
+#include "ckks/resident.hpp"
 #include "linalg/cost.hpp"
 
 namespace ht::linalg {
@@ -32,6 +34,9 @@ struct BilinearRound {
 Ciphertext bilinear_sum(const Tables& ctx, const KeyChain& keys, const Ciphertext& A, const Ciphertext& B,
                         const std::vector<BilinearRound>& rounds, int outputs, Cost* cost, bool chain_a = false,
                         bool chain_b = false);
+DeviceCiphertext bilinear_sum(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& A,
+                              const DeviceCiphertext& B, const std::vector<BilinearRound>& rounds, int outputs,
+                              Cost* cost, bool chain_a = false, bool chain_b = false);
 // The rotation steps bilinear_sum will use, in its order of work.
 std::vector<long> bilinear_steps(long slots, const std::vector<BilinearRound>& rounds, bool chain_a, bool chain_b);
 
@@ -39,5 +44,7 @@ std::vector<long> bilinear_steps(long slots, const std::vector<BilinearRound>& r
 // doubling). No level.
 Ciphertext rotate_sum(const Tables& ctx, const KeyChain& keys, const Ciphertext& x, const std::vector<long>& steps,
                       Cost* cost);
+DeviceCiphertext rotate_sum(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& x,
+                            const std::vector<long>& steps, Cost* cost);
 
 }  // namespace ht::linalg

@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "linalg/batch.hpp"
+#include "linalg/ctops.hpp"
 
 namespace ht::linalg {
 
@@ -32,12 +33,38 @@ int Program::add(ProgramStep step) {
   return steps_.back().out;
 }
 
+namespace {
+Ciphertext mul_values(Engine& engine, const Ciphertext& a, const ProgramStep& s) {
+  return engine.mul_values(a, s.values.data(), s.rows, s.count);
+}
+DeviceCiphertext mul_values(Engine& engine, const DeviceCiphertext& a, const ProgramStep& s) {
+  const Plaintext p = engine.plain_for_mul(a.context_id, a.level, s.values.data(), s.rows, s.count);
+  return resident::mul_plain(engine.tables(), a, resident::upload(p, a.backend()));
+}
+Ciphertext take(const Ciphertext& c) { return c; }
+DeviceCiphertext take(const DeviceCiphertext& c) { return resident::copy(c); }
+}  // namespace
+
 std::vector<Ciphertext> Program::run(Engine& engine, const std::vector<const Ciphertext*>& inputs,
                                      const std::vector<int>& outputs, std::vector<Cost>* costs) const {
+  return run_impl(engine, inputs, outputs, costs);
+}
+
+std::vector<DeviceCiphertext> Program::run(Engine& engine, const std::vector<const DeviceCiphertext*>& inputs,
+                                           const std::vector<int>& outputs, std::vector<Cost>* costs) const {
+  for (const DeviceCiphertext* c : inputs)
+    if (c != nullptr && inputs.front() != nullptr && c->data.owner() != inputs.front()->data.owner())
+      fail("run a linalg program", "the inputs live on different devices; move them to one with .to(device)");
+  return run_impl(engine, inputs, outputs, costs);
+}
+
+template <class Ct>
+std::vector<Ct> Program::run_impl(Engine& engine, const std::vector<const Ct*>& inputs,
+                                  const std::vector<int>& outputs, std::vector<Cost>* costs) const {
   const char* op = "run a linalg program";
   if (inputs.size() != input_regs_.size())
     fail(op, "it has " + std::to_string(input_regs_.size()) + " inputs, got " + std::to_string(inputs.size()));
-  for (const Ciphertext* c : inputs)
+  for (const Ct* c : inputs)
     if (c == nullptr) fail(op, "an input is missing");
   std::vector<int> last_read(registers_, -1);
   for (size_t i = 0; i < steps_.size(); ++i) {
@@ -52,15 +79,15 @@ std::vector<Ciphertext> Program::run(Engine& engine, const std::vector<const Cip
   }
   const Tables& ctx = engine.tables();
   const KeyChain& keys = engine.keys();
-  std::vector<Ciphertext> held(registers_);
-  std::vector<const Ciphertext*> reg(registers_, nullptr);
+  std::vector<Ct> held(registers_);
+  std::vector<const Ct*> reg(registers_, nullptr);
   for (size_t i = 0; i < inputs.size(); ++i) reg[input_regs_[i]] = inputs[i];
   if (costs) costs->assign(steps_.size(), Cost{});
   for (size_t i = 0; i < steps_.size(); ++i) {
     const ProgramStep& s = steps_[i];
     Cost* c = costs ? &(*costs)[i] : nullptr;
     Cost scratch;
-    const Ciphertext& a = *reg[s.a];
+    const Ct& a = *reg[s.a];
     switch (s.kind) {
       case ProgramStep::Kind::map:
         held[s.out] = apply_block_map(ctx, keys, engine.encoder(), a, *s.map, s.inner_groups, c ? c : &scratch);
@@ -76,25 +103,25 @@ std::vector<Ciphertext> Program::run(Engine& engine, const std::vector<const Cip
         held[s.out] = gather(ctx, a, s.idx);
         break;
       case ProgramStep::Kind::add:
-        held[s.out] = ht::add(ctx, a, *reg[s.b]);
+        held[s.out] = ops::add(ctx, a, *reg[s.b]);
         break;
       case ProgramStep::Kind::mul_values:
-        held[s.out] = engine.mul_values(a, s.values.data(), s.rows, s.count);
+        held[s.out] = mul_values(engine, a, s);
         break;
     }
     reg[s.out] = &held[s.out];
     // Free what no later step reads (inputs belong to the caller).
     for (int r : {s.a, s.b})
       if (r >= 0 && !is_input[r] && last_read[r] == static_cast<int>(i) && !keep[r]) {
-        held[r] = Ciphertext();
+        held[r] = Ct();
         reg[r] = nullptr;
       }
   }
-  std::vector<Ciphertext> out;
+  std::vector<Ct> out;
   out.reserve(outputs.size());
   for (int r : outputs) {
     if (reg[r] == nullptr) fail(op, "an output register was freed");
-    out.push_back(is_input[r] ? *reg[r] : held[r]);
+    out.push_back(take(*reg[r]));
   }
   return out;
 }

@@ -6,6 +6,7 @@
 // here without returning to Python between steps. A register is freed after
 // its last read unless it is an output, so the peak memory is that of the
 // step-by-step run. Each step has the level effect of the function it calls.
+// Host ciphertexts and device-resident ones (one backend) run the same steps.
 #pragma once
 #include <complex>
 #include <memory>
@@ -49,9 +50,16 @@ class Program {
   // counts of each step. Engine: tables, keys and encoder of the context.
   std::vector<Ciphertext> run(Engine& engine, const std::vector<const Ciphertext*>& inputs,
                               const std::vector<int>& outputs, std::vector<Cost>* costs) const;
+  // The same on device-resident inputs (all on one device), on their backend:
+  // the host's results word for word.
+  std::vector<DeviceCiphertext> run(Engine& engine, const std::vector<const DeviceCiphertext*>& inputs,
+                                    const std::vector<int>& outputs, std::vector<Cost>* costs) const;
 
  private:
   void check_reads(const ProgramStep& s) const;
+  template <class Ct>
+  std::vector<Ct> run_impl(Engine& engine, const std::vector<const Ct*>& inputs, const std::vector<int>& outputs,
+                           std::vector<Cost>* costs) const;
   std::vector<int> input_regs_;
   int registers_ = 0;
   std::vector<ProgramStep> steps_;

@@ -17,7 +17,9 @@ Operations marked ``one_call`` (the matrix products) do not run them step by
 step: the real run records them into a :class:`hetensor._core.LinalgProgram`
 (registers instead of ciphertexts, with the levels and batch sizes the plan
 predicts) and executes the whole circuit in one C++ call at the end, with no
-return to Python between its steps.
+return to Python between its steps. Host ciphertexts and device-resident ones
+(``x.to(device)``) run the same steps, the latter on their backend; the
+operands of one product must live in one place.
 """
 
 from __future__ import annotations
@@ -110,15 +112,19 @@ class _Recorder:
         self.inputs: list = []  # the input ciphertexts, in register order (kept alive until the run)
         self.index: dict = {}
         self.costs: list = []  # per step: (MatmulCost or None, rotation steps)
+        self.where: Optional[str] = None  # "host" or the device of the inputs (one place per program)
 
     def reg(self, ct) -> int:
         if isinstance(ct, Register):
             return ct.reg
         r = self.index.get(id(ct))
         if r is None:
-            if not isinstance(ct, _core.Ciphertext):
-                raise NotImplementedError("matrix products run on host ciphertexts in this version; bring the "
-                                          "operands to the host with x.to('cpu') first")
+            where = _where(ct)
+            if self.where is None:
+                self.where = where
+            elif where != self.where:
+                raise ValueError(f"the operands of a matrix product live in different places ({self.where} and "
+                                 f"{where}); bring them to one device with x.to(device) first")
             r = self.program.add_input()
             self.index[id(ct)] = r
             self.inputs.append(ct)
@@ -152,6 +158,15 @@ class _Recorder:
                 seen.add(id(cost))
                 cost.seconds += elapsed
         return result
+
+
+def _where(ct) -> str:
+    """"host" for a host ciphertext, the device ("cpu", "cuda:0") of a device-resident one."""
+    if isinstance(ct, _core.Ciphertext):
+        return "host"
+    if isinstance(ct, _core.DeviceCiphertext):
+        return f"{ct.device} memory"
+    raise TypeError(f"internal: a linalg program input is a {type(ct).__name__}, not a ciphertext")
 
 
 def _recorder() -> Optional[_Recorder]:
