@@ -2,8 +2,7 @@
 // DevicePlaintext types, upload/download, DLPack export of the residues
 // (zero-copy, the capsule keeps the ciphertext alive), and Engine overloads so
 // that the Python CipherTensor calls the same Engine methods whichever storage
-// its ciphertexts have. Operations that run on host ciphertexts only raise
-// NotImplementedError saying how to bring the data back.
+// its ciphertexts have.
 #include <pybind11/complex.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>

@@ -82,14 +82,6 @@ def test_host_and_device_memory_do_not_mix(toy_ctx, pair, device):
         dX * Y
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_host_only_circuits_say_how_to_come_back(toy_ctx, pair, device):
-    _, _, X, _ = pair
-    dX = resident(X, device)
-    with pytest.raises(NotImplementedError, match=r"matrix product.*to\('cpu'\)"):
-        _core.linalg_apply_map(toy_ctx._engine, dX._ct, None)
-
-
 def test_to_moves_and_keeps_metadata(toy_ctx, rng):
     torch = pytest.importorskip("torch")
     v = torch.tensor(rng.uniform(-1, 1, 40), dtype=torch.float32)

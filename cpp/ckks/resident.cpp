@@ -356,11 +356,4 @@ DeviceCiphertext mul_scalar(const Tables& ctx, const DeviceCiphertext& a, double
   return out;
 }
 
-std::string unsupported_message(const std::string& op, const std::string& device) {
-  return "cannot " + op + " a ciphertext that lives on " + device + " (backend memory): this operation runs on "
-         "host ciphertexts only in this version; bring the tensor back with x.to('cpu') (a copy). On the device: "
-         "add, subtract, negate, plaintext and scalar sums and products, multiply, square, relinearize, rescale, "
-         "level changes, rotations, conjugation, linear transforms, polynomials and bootstrapping's steps.";
-}
-
 }  // namespace ht::resident

@@ -81,9 +81,5 @@ std::vector<DeviceCiphertext> rotate_hoisted(const Tables& ctx, const KeyChain& 
                                              const std::vector<long>& steps);
 DeviceCiphertext conjugate(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a);  // no level
 
-// What to say about an operation that runs on host ciphertexts only
-// (the bindings raise it as NotImplementedError).
-std::string unsupported_message(const std::string& op, const std::string& device);
-
 }  // namespace resident
 }  // namespace ht
