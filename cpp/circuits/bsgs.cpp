@@ -203,7 +203,7 @@ struct Run {
     be.copy(a1.data(), x1, q_words);
     for (u64 g : composed.at(step)) {
       galois_hoisted(be, ctx, a0.data(), a1.data(), level,
-                     {GaloisTarget{keys.at(g), ctx.galois_perm(g).data(), r0.data(), r1.data()}});
+                     {GaloisTarget{keys.at(g), ctx.galois_perm(g).data(), r0.data(), r1.data(), g}});
       std::swap(a0, r0);
       std::swap(a1, r1);
     }
