@@ -224,3 +224,10 @@ def test_operands_in_two_places_are_refused(ctx, rng, device):
         la.matmul(resident(x, device), w)
     with pytest.raises(ValueError, match=r"different places.*x\.to\(device\)"):
         products.lora(x, resident(a, device), b)
+
+
+def test_a_resident_tensor_serializes_as_its_host_copy(ctx, rng):
+    x = ctx.encrypt(rng.uniform(-1, 1, 12))
+    dx = resident(x, "cpu")
+    back = ht.from_bytes(dx.to_bytes(), ctx)
+    assert isinstance(back._ct, _core.Ciphertext) and np.array_equal(back.limbs(), x.limbs())

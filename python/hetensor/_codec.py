@@ -38,7 +38,10 @@ def write(data: bytes, file: Any) -> None:
 
 
 def tensor_bytes(t: Any, compress: bool) -> bytes:
-    return bytes(_core.serialize_ciphertext(t._ctx._engine, t._ct, _tensor_attrs(t), bool(compress)))
+    ct = t._ct
+    if isinstance(ct, _core.DeviceCiphertext):  # the bytes are host memory: the residues come back first
+        ct = _core.device_download(ct)
+    return bytes(_core.serialize_ciphertext(t._ctx._engine, ct, _tensor_attrs(t), bool(compress)))
 
 
 def plain_bytes(p: Any) -> bytes:

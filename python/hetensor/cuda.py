@@ -2,9 +2,8 @@
 
 ``device="cuda:N"`` arguments (``Context.from_preset``, ``CipherTensor.to``)
 are parsed here. A ciphertext moved to a GPU lives in that device's memory
-pool and the backend runs its operations there (add, subtract, negate,
-multiply by a plaintext, rescale, level changes); the others run on host
-ciphertexts and raise NotImplementedError on a device-resident one. A CUDA
+pool and the backend runs its operations there (arithmetic, rotations,
+polynomials, bootstrapping, the matrix products). A CUDA
 device is refused with the reason where no CUDA backend was compiled or no
 such GPU exists.
 """

@@ -165,10 +165,10 @@ class CipherTensor:
         """This tensor with its ciphertexts on ``device`` (``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or a ``torch.device``): a copy of the residues when they
         move, ``self`` when they are there already. On a GPU the ciphertexts
-        stay in device memory between operations (add, subtract, negate,
-        multiply by a plaintext, rescale and level changes run there; the
-        others raise NotImplementedError saying to come back with
-        ``.to("cpu")``); ``decrypt`` copies them back. CUDA devices raise
+        stay in device memory between operations (arithmetic, rotations,
+        polynomials, bootstrapping and the matrix products run there; the
+        operands of one operation must live in one place); ``decrypt`` copies
+        them back. CUDA devices raise
         RuntimeError where no CUDA backend or GPU exists
         (:func:`hetensor.cuda.parse_device`). :attr:`result_device` is kept."""
         from . import cuda
