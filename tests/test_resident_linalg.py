@@ -115,6 +115,36 @@ def test_composed_rotations_in_the_engine_match_the_host(device):
     assert bits(c.decrypt(X._like(want, True)).real, _reference(diags, x).real) >= 20
 
 
+@pytest.mark.parametrize("device", [None] + DEVICES)
+def test_a_block_map_within_a_workspace_is_the_same_ciphertext(ctx, device):
+    """A block map over two groups evaluated within a workspace (BlockMap.work_bytes:
+    below one baby, a few babies, most of them): its babies made a chunk at a time and
+    the giant sums added chunk by chunk, yet the unbounded host ciphertext word for word,
+    on the host or resident, cached or streamed; every diagonal multiplied and encoded
+    once, more decompositions."""
+    rng = np.random.default_rng(17)
+    n, eng, level = ctx.slots, ctx._engine, 3
+    diags = _diagonals(rng, n, list(range(44)) + [64, 65, 300, n - 1, n - 40])
+    bm = _as_block_map(n, diags, 16)
+    ctx.generate_rotation_keys(bm.rotation_steps())
+    x = rng.uniform(-1, 1, (2, n)) + 1j * rng.uniform(-1, 1, (2, n))
+    X = ctx.encrypt(x).level_to(level)
+    ct = X._ct if device is None else resident(X, device)._ct
+    unit = 2 * (level + 1) * ctx.ring_degree * 8  # one baby of one group
+    for cache in (True, False):
+        m = bm.encoded(eng, level, cache)
+        m.work_bytes = 0
+        want, c0 = _core.linalg_apply_map(eng, X._ct, m, 1)
+        assert bits(ctx.decrypt(X._like(want, True)), _reference(diags, x)) >= 20
+        for wb in (1, 8 * unit, 40 * unit):
+            m.work_bytes = wb
+            got, c = _core.linalg_apply_map(eng, ct, m, 1)
+            _same(want, got, device)
+            assert c["plain_mults"] == c0["plain_mults"] == 2 * len(diags)
+            assert c["encodes"] == c0["encodes"] == (0 if cache else len(diags))
+            assert c["decompositions"] > c0["decompositions"] and c["rotations"] == c0["rotations"]
+
+
 def _operands(ctx, rng):
     m, d, r, p = 8, 24, 2, 16
     X = rng.uniform(-1, 1, (m, d))

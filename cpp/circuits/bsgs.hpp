@@ -105,7 +105,7 @@ struct Counts {
 // chunk's products added into the giant sums of the terms that read it: the
 // same residues word for word (the sums are exact mod q), more decompositions,
 // and a baby made again for each output group that reads its input. The
-// bound stops at one output's giant sums plus one baby of one group.
+// least it holds: one output's giant sums and one baby, of every group.
 Counts apply(backend::Backend& be, const Tables& ctx, const KeyChain& keys, const Plan& plan, DiagonalStore& diagonals,
              int level, bool extended, bool host_loops, const std::vector<Operand>& in, const std::vector<Output>& out,
              std::size_t work_bytes = 0);

@@ -194,7 +194,9 @@ struct MapDiagonals : bsgs::DiagonalStore {
     return diagonals(be, terms);
   }
 
-  std::vector<const u64*> diagonals(backend::Backend& be, const std::vector<std::pair<const MapPlan::Term*, long>>& terms) {
+  // The terms' plaintexts (term, its giant's step) in the memory of `be`.
+  std::vector<const u64*> diagonals(backend::Backend& be,
+                                    const std::vector<std::pair<const MapPlan::Term*, long>>& terms) {
     const bool device = be.device().kind != backend::DeviceKind::cpu;
     std::vector<const u64*> out;
     if (map.cached()) {
@@ -220,7 +222,8 @@ struct MapDiagonals : bsgs::DiagonalStore {
     local.clear();
     for (size_t s = 0; s < terms.size(); s += kChunk) {
       std::vector<std::pair<long, long>> part;
-      for (size_t t = s; t < std::min(terms.size(), s + kChunk); ++t) part.push_back({terms[t].first->diag, terms[t].second});
+      for (size_t t = s; t < std::min(terms.size(), s + kChunk); ++t)
+        part.push_back({terms[t].first->diag, terms[t].second});
       local.push_back(encode_terms(encoder, map, part, map.level));
       cost.encodes += static_cast<long>(part.size());
       for (size_t r = 0; r < part.size(); ++r) out.push_back(local.back().poly(static_cast<int>(r), 0));
