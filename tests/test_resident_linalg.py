@@ -136,7 +136,7 @@ def test_a_block_map_within_a_workspace_is_the_same_ciphertext(ctx, device):
         m.work_bytes = 0
         want, c0 = _core.linalg_apply_map(eng, X._ct, m, 1)
         assert bits(ctx.decrypt(X._like(want, True)), _reference(diags, x)) >= 20
-        for wb in (1, 8 * unit, 40 * unit):
+        for wb in (1, 8 * unit, 30 * unit):
             m.work_bytes = wb
             got, c = _core.linalg_apply_map(eng, ct, m, 1)
             _same(want, got, device)
