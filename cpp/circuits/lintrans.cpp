@@ -148,6 +148,11 @@ struct TransformDiagonals : bsgs::DiagonalStore {
     start.push_back(0);
     for (const auto& g : lt.groups) start.push_back(start.back() + g.size());
   }
+  // One giant sum at a time: a bootstrap transform has up to ~16 giants of
+  // two Q*P polynomials each, and holding them all at once raised the n16-boot
+  // keygen + bootstrap peak past 8 GB; the sums are added into the total in
+  // the same order either way, so the result is the same words.
+  int window() const override { return 1; }
   std::vector<const u64*> fetch(backend::Backend&, int, int g0, int g1) override {
     return {all.begin() + static_cast<long>(start[g0]), all.begin() + static_cast<long>(start[g1])};
   }
