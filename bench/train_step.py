@@ -118,6 +118,19 @@ def plan_step(layer: Any, ctx: Any, n_tokens: int, mask: Any, opt: Any) -> Dict[
 PHASES = ("forward", "backward", "optimizer")
 
 
+def parse_shard(text: str) -> Tuple[int, int]:
+    """``K/N`` of --shard as (K, N); ``""`` is the whole run (0, 1)."""
+    if not text:
+        return 0, 1
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: give K/N with integers, e.g. 0/2 and 1/2 for two processes") from None
+    if not 0 <= k < n:
+        raise ValueError(f"--shard {text!r}: K must be in 0..N-1 (0-based), e.g. 0/2 and 1/2")
+    return k, n
+
+
 def choose_key_policy(ctx: Any, steps: Any, budget: int) -> Tuple[str, Dict[str, int]]:
     """The first of ``exact``, ``few``, ``power-of-two`` (fastest first) whose new rotation keys for
     ``steps`` fit ``budget`` bytes, else the one with the fewest new bytes (as hetensor.nn.plan.choose_policy)."""
@@ -191,6 +204,13 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
     ap.add_argument("--resume", action="store_true",
                     help="with --time: continue an interrupted run from --json (written after every timed "
                          "operation): what it timed is not timed again")
+    ap.add_argument("--shard", default="",
+                    help="K/N with --time: time only every N-th operation left to time, from the K-th (0-based), "
+                         "so that N processes (each with its own --json, a copy of the run's) share the work; "
+                         "then one run with --resume and --merge on each shard's JSON sums the step")
+    ap.add_argument("--merge", default=None, action="append",
+                    help="with --resume: a shard's JSON (see --shard) whose own timings count as this run's "
+                         "(repeatable)")
     args = ap.parse_args(argv)
 
     import hetensor as ht
@@ -204,6 +224,9 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
 
     if args.resume and not (args.time and args.json):
         raise ValueError("--resume continues a timing run: give --time and the run's --json")
+    if args.merge and not args.resume:
+        raise ValueError("--merge adds shards' timings to a resumed run: give --resume too")
+    parse_shard(args.shard)  # a bad --shard fails before the minutes of setup
     if args.threads:
         ht.set_num_threads(args.threads)
     if args.small:  # a check of the script: no weights or tokenizer needed (they are optional packages)
@@ -306,8 +329,18 @@ def time_plans(ctx: Any, plans: Dict[str, Any], record: Dict[str, Any], args: An
     tm = Timings()
     if args.resume and os.path.exists(args.json):
         print(f"resumed: {tm.reuse(args.json, todo, resume=True)} operations already timed in {args.json}", flush=True)
+    for path in args.merge or []:
+        print(f"merged: {tm.reuse(path, todo, resume=True)} operations timed by the shard {path}", flush=True)
     for path in args.reuse or []:
         print(f"reused {tm.reuse(path, todo)} timed operations from {path}", flush=True)
+    k, n = parse_shard(args.shard)
+    if n > 1:  # every n-th of what is left, costliest kinds first, so the shards' costs stay alike
+        left = [t for t in todo if t[0] not in tm.times]
+        mine = {sig for sig, _ in left[k::n]}
+        todo_run = [t for t in todo if t[0] in tm.times or t[0] in mine]
+        print(f"shard {k}/{n}: {len(mine)} of the {len(left)} operations left to time", flush=True)
+    else:
+        todo_run = todo
     ctx.auto_keys = True  # a replayed operand's layout may differ from the plan's in a way that needs a key
     errors: Dict[Tuple, str] = {}
 
@@ -318,11 +351,11 @@ def time_plans(ctx: Any, plans: Dict[str, Any], record: Dict[str, Any], args: An
     print(f"{len(todo)} distinct operations ({len(tm.reused)} reused, {len(tm.resumed)} timed before the resume), "
           f"timing the rest within {args.budget:.0f} s",
           flush=True)
-    boots = [t for t in todo if t[0][0] == "bootstrap"]
+    boots = [t for t in todo_run if t[0][0] == "bootstrap"]
     spent = tm.run(ctx, boots, args.budget, counts.__getitem__, dump, errors=errors)
-    if tm.drop_boot_transforms(ctx, todo):
+    if tm.drop_boot_transforms(ctx, todo_run):
         print("every bootstrap timed or reused: dropped the bootstrapping transforms for the timing pass", flush=True)
-    tm.run(ctx, [t for t in todo if t[0][0] != "bootstrap"], args.budget - spent, counts.__getitem__, dump,
+    tm.run(ctx, [t for t in todo_run if t[0][0] != "bootstrap"], args.budget - spent, counts.__getitem__, dump,
            errors=errors)
     kinds = list(plans)
     for kind in kinds:

@@ -125,3 +125,38 @@ def test_train_step_refuses_an_unknown_kind(tmp_path):
             "train_step.main(['--preset', 'toy-boot-insecure', '--small', '--tokens', '8', '--kinds', 'relu'])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode != 0 and "unknown kind 'relu'" in done.stderr
+
+
+def test_train_step_shards_split_the_timing_and_merge_into_one_step(tmp_path):
+    """Two --shard processes time disjoint halves of the step's operations; a --resume run with --merge on
+    both times nothing more, keeps their timings as its own (not reused) and sums a complete step."""
+    halves = [_run(tmp_path, f"shard{k}", "--shard", f"{k}/2") for k in range(2)]
+    own = [{o["sig"] for o in h["ops"]} for h in halves]
+    assert own[0] and own[1] and not own[0] & own[1], "the shards must time disjoint, non-empty halves"
+    for h in halves:
+        assert not h["kinds"]["gk"]["complete"]  # each shard alone leaves the other's half untimed
+    merged = _run(tmp_path, "merged", "--resume", "--no-boot-keys", "--merge", str(tmp_path / "shard0.json"),
+                  "--merge", str(tmp_path / "shard1.json"))
+    k = merged["kinds"]["gk"]
+    assert merged["timed_now"] == 0 and k["complete"] and not merged["errors"]
+    ops = {o["sig"]: o for o in merged["ops"]}
+    assert set(ops) == own[0] | own[1] and not any(o["reused"] for o in ops.values())
+    for h in halves:
+        for o in h["ops"]:
+            assert ops[o["sig"]]["cpu_seconds"] == o["cpu_seconds"] and o["bits"] >= 20.0
+
+
+@pytest.mark.parametrize("shard, why", [("2/2", "K must be in 0..N-1"), ("a/2", "give K/N with integers")])
+def test_train_step_refuses_a_bad_shard(shard, why):
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import train_step; "
+            f"train_step.main(['--preset', 'toy-boot-insecure', '--small', '--tokens', '8', '--shard', {shard!r}])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode != 0 and why in done.stderr, done.stderr[-2000:]
+
+
+def test_train_step_merge_needs_resume(tmp_path):
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import train_step; "
+            "train_step.main(['--preset', 'toy-boot-insecure', '--small', '--tokens', '8', '--time', "
+            f"'--json', {str(tmp_path / 'x.json')!r}, '--merge', {str(tmp_path / 'y.json')!r}])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode != 0 and "give --resume too" in done.stderr, done.stderr[-2000:]
