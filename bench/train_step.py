@@ -12,7 +12,7 @@ plan of an n16-boot step needs no heavy key generation. Output: the counts
 per phase (forward, backward, optimizer) and kind, and the ops as JSON for
 composing a time from per-operation timings (bench/nn_minilm.py measures those).
 
-    python bench/train_step.py --preset n16-boot --kinds gk --json bench/results-train-step-plan-n16-boot.json
+    python bench/train_step.py --preset n16-boot --kinds gk --json plan-n16-boot.json
     python bench/train_step.py --preset n12-boot9-insecure --small --kinds gk,softmax,full-softmax   # a quick check
 
 Kinds: ``gk``, ``softmax`` (LoRA rank 2 on q, k, v), ``full-softmax``, ``full-gk`` (the q, k, v
@@ -208,6 +208,9 @@ def main(argv: Any = None, ctx: Any = None) -> Dict[str, Any]:
                     help="K/N with --time: time only every N-th operation left to time, from the K-th (0-based), "
                          "so that N processes (each with its own --json, a copy of the run's) share the work; "
                          "then one run with --resume and --merge on each shard's JSON sums the step")
+    ap.add_argument("--only", default="",
+                    help="with --time: time only the operations of these kinds (comma-separated, e.g. bootstrap, "
+                         "or ccmm,cpmm); the rest are listed as not timed")
     ap.add_argument("--merge", default=None, action="append",
                     help="with --resume: a shard's JSON (see --shard) whose own timings count as this run's "
                          "(repeatable)")
@@ -341,6 +344,12 @@ def time_plans(ctx: Any, plans: Dict[str, Any], record: Dict[str, Any], args: An
         print(f"shard {k}/{n}: {len(mine)} of the {len(left)} operations left to time", flush=True)
     else:
         todo_run = todo
+    if args.only:
+        kinds, planned = set(args.only.split(",")), {sig[0] for sig, _ in todo}
+        if not kinds <= planned:
+            raise ValueError(f"--only {args.only!r}: no operation of kind {sorted(kinds - planned)} in the plan; "
+                             f"its kinds are {sorted(planned)}")
+        todo_run = [t for t in todo_run if t[0][0] in kinds]
     ctx.auto_keys = True  # a replayed operand's layout may differ from the plan's in a way that needs a key
     errors: Dict[Tuple, str] = {}
 

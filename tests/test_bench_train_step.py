@@ -160,3 +160,17 @@ def test_train_step_merge_needs_resume(tmp_path):
             f"'--json', {str(tmp_path / 'x.json')!r}, '--merge', {str(tmp_path / 'y.json')!r}])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode != 0 and "give --resume too" in done.stderr, done.stderr[-2000:]
+
+
+def test_train_step_only_times_the_kinds_asked(tmp_path):
+    """--only bootstrap times the step's bootstraps and nothing else (the rest is listed as not timed)."""
+    rec = _run(tmp_path, "boots", "--only", "bootstrap")
+    k = rec["kinds"]["gk"]
+    assert rec["ops"] and {o["kind"] for o in rec["ops"]} == {"bootstrap"}
+    assert all(o["bits"] >= 20.0 for o in rec["ops"])
+    assert not k["complete"] and "bootstraps" not in k["not_timed"] and "CCMM" in k["not_timed"]
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import train_step; "
+            "train_step.main(['--preset', 'toy-boot-insecure', '--small', '--tokens', '8', '--kinds', 'gk', "
+            f"'--time', '--json', {str(tmp_path / 'x.json')!r}, '--only', 'bootstrapp'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode != 0 and "no operation of kind ['bootstrapp']" in done.stderr, done.stderr[-2000:]
