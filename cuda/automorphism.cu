@@ -7,24 +7,9 @@
 #include "core/error.hpp"
 #include "cuda_api.hpp"
 #include "device_buffer.cuh"
-#include "launch.cuh"
+#include "limb_bodies.cuh"
 
 namespace ht::cuda {
-namespace {
-
-struct AutomorphismBody {
-  u64* out;
-  const u64* in;
-  const u32* perm;  // [n]
-  u64 n;
-  __device__ void operator()(u64 idx) const {
-    const u64 limb = idx / n, off = limb * n;
-    kernels::automorphism_ntt(out + off, in + off, perm, idx - off);
-  }
-};
-
-}  // namespace
-
 void automorphism_ntt(u64* out, const u64* in, const u32* perm, std::size_t limbs, u64 n) {
   const u64 count = limbs * n;
   if (count == 0) return;

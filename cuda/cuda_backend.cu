@@ -42,6 +42,7 @@
 #include "cuda_stream.cuh"
 #include "device_buffer.cuh"
 #include "launch.cuh"
+#include "limb_bodies.cuh"
 
 namespace ht::cuda {
 namespace {
@@ -50,67 +51,7 @@ using kernels::NttView;
 
 constexpr int kMaxConvertSources = 64;  // scratch per thread of basis_convert
 
-// -- kernel bodies over limb lists --------------------------------------------------------
-
-struct ForwardStage {
-  u64* const* limbs;
-  const NttView* views;
-  u64 n, m, t;
-  __device__ void operator()(u64 idx) const {
-    const u64 half = n >> 1, i = idx / half;
-    kernels::ntt_forward_butterfly(limbs[i], views[i], m, t, idx - i * half);
-  }
-};
-
-struct InverseStage {
-  u64* const* limbs;
-  const NttView* views;
-  u64 n, h, t;
-  __device__ void operator()(u64 idx) const {
-    const u64 half = n >> 1, i = idx / half;
-    kernels::ntt_inverse_butterfly(limbs[i], views[i], h, t, idx - i * half);
-  }
-};
-
-template <bool Inverse>
-struct Finish {
-  u64* const* limbs;
-  const NttView* views;
-  u64 n;
-  __device__ void operator()(u64 idx) const {
-    const u64 i = idx / n;
-    if constexpr (Inverse) kernels::ntt_inverse_finish(limbs[i], views[i], idx - i * n);
-    else kernels::ntt_forward_finish(limbs[i], views[i], idx - i * n);
-  }
-};
-
-template <backend::Elementwise Op>
-struct ElementwiseBody {
-  u64* out;
-  const u64* a;
-  const u64* b;
-  const Modulus* moduli;
-  u64 n;
-  __device__ void operator()(u64 idx) const {
-    const u64 limb = idx / n, off = limb * n, k = idx - off;
-    if constexpr (Op == backend::Elementwise::add) kernels::add_limb(out + off, a + off, b + off, moduli[limb].value, k);
-    else if constexpr (Op == backend::Elementwise::sub) kernels::sub_limb(out + off, a + off, b + off, moduli[limb].value, k);
-    else if constexpr (Op == backend::Elementwise::mul) kernels::mul_limb(out + off, a + off, b + off, moduli[limb], k);
-    else kernels::neg_limb(out + off, a + off, moduli[limb].value, k);
-  }
-};
-
-struct MulConstBody {
-  u64* const* out;
-  const u64* const* a;
-  const ShoupConst* w;
-  const u64* q;
-  u64 n;
-  __device__ void operator()(u64 idx) const {
-    const u64 i = idx / n;
-    kernels::mul_const_limb(out[i], a[i], w[i], q[i], idx - i * n);
-  }
-};
+// -- kernel bodies over limb lists (the common index maps are in limb_bodies.cuh) ----------
 
 struct CenteredBody {
   u64* const* out;
@@ -121,17 +62,6 @@ struct CenteredBody {
   __device__ void operator()(u64 idx) const {
     const u64 i = idx / n, k = idx - i * n;
     out[i][k] = kernels::centered_mod(in[i][k], p, moduli[i]);
-  }
-};
-
-struct AutomorphismBody {
-  u64* out;
-  const u64* in;
-  const u32* perm;
-  u64 n;
-  __device__ void operator()(u64 idx) const {
-    const u64 off = (idx / n) * n;
-    kernels::automorphism_ntt(out + off, in + off, perm, idx - off);
   }
 };
 
@@ -157,19 +87,6 @@ struct DotBody {
   __device__ void operator()(u64 k) const { kernels::key_switch_dot(out0, out1, d, kb, ka, terms, m, k); }
 };
 
-struct SubMulBody {
-  u64* const* out;
-  const u64* const* a;
-  const u64* const* b;
-  const ShoupConst* inv;
-  const u64* q;
-  u64 n;
-  __device__ void operator()(u64 idx) const {
-    const u64 i = idx / n;
-    kernels::sub_mul_const(out[i], a[i], b[i], inv[i], q[i], idx - i * n);
-  }
-};
-
 template <bool Accumulate>
 struct SubMulTablesBody {  // the ModDown tail after the NTT of conv (ntt_sub_mul_const)
   u64* const* out;
@@ -182,30 +99,6 @@ struct SubMulTablesBody {  // the ModDown tail after the NTT of conv (ntt_sub_mu
     const u64 i = idx / n, k = idx - i * n;
     if constexpr (Accumulate) kernels::sub_mul_const_add(out[i], x[i], conv[i], inv[i], views[i].q, k);
     else kernels::sub_mul_const(out[i], x[i], conv[i], inv[i], views[i].q, k);
-  }
-};
-
-struct MulConstAddBody {
-  u64* const* out;
-  const u64* const* a;
-  const ShoupConst* w;
-  const u64* q;
-  u64 n;
-  __device__ void operator()(u64 idx) const {
-    const u64 i = idx / n;
-    kernels::mul_const_add_limb(out[i], a[i], w[i], q[i], idx - i * n);
-  }
-};
-
-struct AddConstBody {
-  u64* const* out;
-  const u64* const* a;
-  const u64* c;
-  const u64* q;
-  u64 n;
-  __device__ void operator()(u64 idx) const {
-    const u64 i = idx / n;
-    kernels::add_const_limb(out[i], a[i], c[i], q[i], idx - i * n);
   }
 };
 
@@ -225,44 +118,6 @@ struct InnerBody {  // key_switch_inner: one thread per (limb, coefficient)
   }
 };
 
-// The NTT stages over a kernels::LimbGrid (the fused key switch's limb sets):
-// one thread per (limb, butterfly); a skipped limb's threads do nothing.
-struct GridForward {
-  kernels::LimbGrid g;
-  const NttView* views;  // [ext limbs]
-  u64 m, t;
-  __device__ void operator()(u64 idx) const {
-    const u64 half = g.n >> 1, l = idx / half;
-    int table = 0;
-    if (u64* a = g.limb(l, table)) kernels::ntt_forward_butterfly(a, views[table], m, t, idx - l * half);
-  }
-};
-
-struct GridInverse {
-  kernels::LimbGrid g;
-  const NttView* views;
-  u64 h, t;
-  __device__ void operator()(u64 idx) const {
-    const u64 half = g.n >> 1, l = idx / half;
-    int table = 0;
-    if (u64* a = g.limb(l, table)) kernels::ntt_inverse_butterfly(a, views[table], h, t, idx - l * half);
-  }
-};
-
-template <bool Inverse>
-struct GridFinish {
-  kernels::LimbGrid g;
-  const NttView* views;
-  __device__ void operator()(u64 idx) const {
-    const u64 l = idx / g.n;
-    int table = 0;
-    u64* a = g.limb(l, table);
-    if (a == nullptr) return;
-    if constexpr (Inverse) kernels::ntt_inverse_finish(a, views[table], idx - l * g.n);
-    else kernels::ntt_forward_finish(a, views[table], idx - l * g.n);
-  }
-};
-
 // The launcher of backend/switch_fused.hpp on one stream.
 struct GpuLaunch {
   cudaStream_t stream;
@@ -272,23 +127,7 @@ struct GpuLaunch {
     ht::cuda::for_each(count, body, stream);
   }
   void ntt(const kernels::LimbGrid& g, u64 limbs, bool inverse) {
-    if (limbs == 0) return;
-    const u64 n = g.n, butterflies = limbs * (n >> 1);
-    if (!inverse) {
-      u64 t = n;
-      for (u64 m = 1; m < n; m <<= 1) {
-        t >>= 1;
-        ht::cuda::for_each(butterflies, GridForward{g, views, m, t}, stream);
-      }
-      ht::cuda::for_each(limbs * n, GridFinish<false>{g, views}, stream);
-    } else {
-      u64 t = 1;
-      for (u64 h = n >> 1; h >= 1; h >>= 1) {
-        ht::cuda::for_each(butterflies, GridInverse{g, views, h, t}, stream);
-        t <<= 1;
-      }
-      ht::cuda::for_each(limbs * n, GridFinish<true>{g, views}, stream);
-    }
+    ntt_launch(LimbGridSource{g, views}, g.n, limbs, inverse, stream);
   }
 };
 
@@ -373,32 +212,12 @@ class CudaBackend final : public backend::Backend {
     if (count == 0 || n == 0) return;
     select();
     auto dm = staged(moduli, count);
-    const u64 total = count * n;
-    switch (op) {
-      case backend::Elementwise::add:
-        for_each(total, ElementwiseBody<backend::Elementwise::add>{out, a, b, dm.data(), n}, stream_);
-        break;
-      case backend::Elementwise::sub:
-        for_each(total, ElementwiseBody<backend::Elementwise::sub>{out, a, b, dm.data(), n}, stream_);
-        break;
-      case backend::Elementwise::mul:
-        for_each(total, ElementwiseBody<backend::Elementwise::mul>{out, a, b, dm.data(), n}, stream_);
-        break;
-      case backend::Elementwise::neg:
-        for_each(total, ElementwiseBody<backend::Elementwise::neg>{out, a, b, dm.data(), n}, stream_);
-        break;
-    }
+    elementwise_launch(op, out, a, b, dm.data(), count, n, stream_);
   }
 
   void mul_const(u64* const* out, const u64* const* a, const ShoupConst* w, const u64* q, std::size_t count,
                  u64 n) override {
-    if (count == 0 || n == 0) return;
-    select();
-    auto po = staged(out, count);
-    auto pa = staged(a, count);
-    auto pw = staged(w, count);
-    auto pq = staged(q, count);
-    for_each(count * n, MulConstBody{po.data(), pa.data(), pw.data(), pq.data(), n}, stream_);
+    per_limb<kernels::mul_const_limb>(count, n, out, a, w, q);
   }
 
   void centered_reduce(u64* const* out, const u64* const* in, u64 p, const Modulus* moduli, std::size_t count,
@@ -451,14 +270,7 @@ class CudaBackend final : public backend::Backend {
 
   void sub_mul_const(u64* const* out, const u64* const* a, const u64* const* b, const ShoupConst* inv, const u64* q,
                      std::size_t count, u64 n) override {
-    if (count == 0 || n == 0) return;
-    select();
-    auto po = staged(out, count);
-    auto pa = staged(a, count);
-    auto pb = staged(b, count);
-    auto pi = staged(inv, count);
-    auto pq = staged(q, count);
-    for_each(count * n, SubMulBody{po.data(), pa.data(), pb.data(), pi.data(), pq.data(), n}, stream_);
+    per_limb<kernels::sub_mul_const>(count, n, out, a, b, inv, q);
   }
 
   void key_switch_inner(u64* const* out0, u64* const* out1, const u64* const* d, const u64* const* kb,
@@ -501,24 +313,12 @@ class CudaBackend final : public backend::Backend {
 
   void mul_const_add(u64* const* out, const u64* const* a, const ShoupConst* w, const u64* q, std::size_t count,
                      u64 n) override {
-    if (count == 0 || n == 0) return;
-    select();
-    auto po = staged(out, count);
-    auto pa = staged(a, count);
-    auto pw = staged(w, count);
-    auto pq = staged(q, count);
-    for_each(count * n, MulConstAddBody{po.data(), pa.data(), pw.data(), pq.data(), n}, stream_);
+    per_limb<kernels::mul_const_add_limb>(count, n, out, a, w, q);
   }
 
   void add_const(u64* const* out, const u64* const* a, const u64* c, const u64* q, std::size_t count,
                  u64 n) override {
-    if (count == 0 || n == 0) return;
-    select();
-    auto po = staged(out, count);
-    auto pa = staged(a, count);
-    auto pc = staged(c, count);
-    auto pq = staged(q, count);
-    for_each(count * n, AddConstBody{po.data(), pa.data(), pc.data(), pq.data(), n}, stream_);
+    per_limb<kernels::add_const_limb>(count, n, out, a, c, q);
   }
 
   // The fused passes of backend/switch_fused.hpp over every job and target,
@@ -583,6 +383,19 @@ class CudaBackend final : public backend::Backend {
   template <class T>
   Staged<T> staged(const T* host, std::size_t count) {
     return Staged<T>(host, count, stream_);
+  }
+
+  // Kernel(lists[0][i], ..., k) over `count` limbs of n words (PerLimb), the
+  // host lists staged for the call.
+  template <auto Kernel, class... T>
+  void per_limb(std::size_t count, u64 n, const T*... lists) {
+    if (count == 0 || n == 0) return;
+    select();
+    launch_per_limb<Kernel>(count, n, Staged<T>(lists, count, stream_)...);
+  }
+  template <auto Kernel, class... T>
+  void launch_per_limb(std::size_t count, u64 n, const Staged<T>&... lists) {
+    for_each(count * n, PerLimb<Kernel, T...>{{lists.data()...}, n}, stream_);
   }
 
   // A level's switching constants on the device (kernels::SwitchConstView)
@@ -711,22 +524,7 @@ class CudaBackend final : public backend::Backend {
     }
     auto dv = staged(views.data(), count);
     auto dl = staged(limbs, count);
-    const u64 butterflies = count * (n >> 1);
-    if (!inverse) {
-      u64 t = n;
-      for (u64 m = 1; m < n; m <<= 1) {
-        t >>= 1;
-        for_each(butterflies, ForwardStage{dl.data(), dv.data(), n, m, t}, stream_);
-      }
-      for_each(count * n, Finish<false>{dl.data(), dv.data(), n}, stream_);
-    } else {
-      u64 t = 1;
-      for (u64 h = n >> 1; h >= 1; h >>= 1) {
-        for_each(butterflies, InverseStage{dl.data(), dv.data(), n, h, t}, stream_);
-        t <<= 1;
-      }
-      for_each(count * n, Finish<true>{dl.data(), dv.data(), n}, stream_);
-    }
+    ntt_launch(LimbList{dl.data(), dv.data(), n}, n, count, inverse, stream_);
   }
 
   friend cudaStream_t ht::cuda::stream_of(backend::Backend&);

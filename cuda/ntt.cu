@@ -10,44 +10,12 @@
 #include "core/error.hpp"
 #include "cuda_api.hpp"
 #include "device_buffer.cuh"
-#include "launch.cuh"
+#include "limb_bodies.cuh"
 
 namespace ht::cuda {
 namespace {
 
 using kernels::NttView;
-
-struct ForwardStage {
-  u64* a;
-  const NttView* views;  // [limbs]
-  u64 n, m, t;
-  __device__ void operator()(u64 idx) const {
-    const u64 half = n >> 1, limb = idx / half;
-    kernels::ntt_forward_butterfly(a + limb * n, views[limb], m, t, idx - limb * half);
-  }
-};
-
-struct InverseStage {
-  u64* a;
-  const NttView* views;
-  u64 n, h, t;
-  __device__ void operator()(u64 idx) const {
-    const u64 half = n >> 1, limb = idx / half;
-    kernels::ntt_inverse_butterfly(a + limb * n, views[limb], h, t, idx - limb * half);
-  }
-};
-
-template <bool Inverse>
-struct Finish {
-  u64* a;
-  const NttView* views;
-  u64 n;
-  __device__ void operator()(u64 idx) const {
-    const u64 limb = idx / n;
-    if constexpr (Inverse) kernels::ntt_inverse_finish(a + limb * n, views[limb], idx - limb * n);
-    else kernels::ntt_forward_finish(a + limb * n, views[limb], idx - limb * n);
-  }
-};
 
 // The twiddle tables of a batch on the device, with one NttView per limb
 // pointing into them.
@@ -91,22 +59,7 @@ void transform(u64* a, const NttTables* tables, std::size_t limbs, bool inverse)
   require_device(op);
   const DeviceTables dt = upload_tables(tables, limbs, n);
   DeviceBuffer<u64> d(a, limbs * n);
-  const u64 butterflies = limbs * (n >> 1);
-  if (!inverse) {
-    u64 t = n;
-    for (u64 m = 1; m < n; m <<= 1) {
-      t >>= 1;
-      for_each(butterflies, ForwardStage{d.data(), dt.views.data(), n, m, t});
-    }
-    for_each(limbs * n, Finish<false>{d.data(), dt.views.data(), n});
-  } else {
-    u64 t = 1;
-    for (u64 h = n >> 1; h >= 1; h >>= 1) {
-      for_each(butterflies, InverseStage{d.data(), dt.views.data(), n, h, t});
-      t <<= 1;
-    }
-    for_each(limbs * n, Finish<true>{d.data(), dt.views.data(), n});
-  }
+  ntt_launch(LimbBlock{d.data(), dt.views.data(), n}, n, limbs, inverse, nullptr);
   d.download(a);
 }
 
