@@ -1,6 +1,7 @@
 #include "backend/cpu_dot.hpp"
 
 #include "backend/cpu_simd.hpp"
+#include "backend/kernels/keyswitch.hpp"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -13,15 +14,7 @@ namespace {
 
 void dot_two_portable(u64* out0, u64* out1, const u64* const* d, const u64* const* kb, const u64* const* ka,
                       int terms, u64 n, const Modulus& m) {
-  for (u64 k = 0; k < n; ++k) {
-    Acc128 s0, s1;
-    for (int j = 0; j < terms; ++j) {
-      s0.mul_add(d[j][k], kb[j][k]);
-      s1.mul_add(d[j][k], ka[j][k]);
-    }
-    out0[k] = reduce_acc(s0, m);
-    out1[k] = reduce_acc(s1, m);
-  }
+  for (u64 k = 0; k < n; ++k) kernels::key_switch_dot(out0, out1, d, kb, ka, terms, m, k);
 }
 
 // The same sums with the term count known at compile time, two coefficients

@@ -27,6 +27,9 @@ bool avx2_ntt_usable(const NttTables& t) {
 #ifdef HT_HAVE_X86
 
 #define HT_AVX2 __attribute__((target("avx2"))) inline
+// The stage helpers below hold whole loops: forced inline so that each
+// transform compiles to the same code as with the loops written in place.
+#define HT_AVX2_FLAT __attribute__((target("avx2"), always_inline)) inline
 
 namespace {
 
@@ -109,6 +112,44 @@ HT_AVX2 void gs4_last(__m256i& x, __m256i& y, const W4& ninv, const W4& w_ninv, 
 HT_AVX2 __m256i load(const u64* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 HT_AVX2 void store(u64* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
 
+// Cooley-Tukey (forward) or Gentleman-Sande (inverse).
+template <bool Inverse>
+HT_AVX2_FLAT void butterfly4(__m256i& x, __m256i& y, const W4& w, const Q4& c) {
+  if constexpr (Inverse) gs4(x, y, w, c);
+  else ct4(x, y, w, c);
+}
+
+// The stage of half-size t = 2: `groups` groups [x0 x1 y0 y1], two per step, twiddles w[groups + i].
+template <bool Inverse>
+HT_AVX2_FLAT void stage_t2(u64* a, const ShoupConst* w, u64 groups, const Q4& c) {
+  for (u64 i = 0; i < groups; i += 2) {
+    u64* p = a + 4 * i;
+    const __m256i g0 = load(p), g1 = load(p + 4);
+    __m256i x = _mm256_permute2x128_si256(g0, g1, 0x20), y = _mm256_permute2x128_si256(g0, g1, 0x31);
+    butterfly4<Inverse>(x, y, lanes(w[groups + i], w[groups + i], w[groups + i + 1], w[groups + i + 1]), c);
+    store(p, _mm256_permute2x128_si256(x, y, 0x20));
+    store(p + 4, _mm256_permute2x128_si256(x, y, 0x31));
+  }
+}
+
+// The stage of half-size t = 1: `groups` pairs [x y], four per step (lanes
+// hold pairs 0, 2, 1, 3). Forward it is the last stage: outputs reduced to [0, q).
+template <bool Inverse>
+HT_AVX2_FLAT void stage_t1(u64* a, const ShoupConst* w, u64 groups, const Q4& c) {
+  for (u64 i = 0; i < groups; i += 4) {
+    u64* p = a + 2 * i;
+    const __m256i g0 = load(p), g1 = load(p + 4);
+    __m256i x = _mm256_unpacklo_epi64(g0, g1), y = _mm256_unpackhi_epi64(g0, g1);
+    butterfly4<Inverse>(x, y, lanes(w[groups + i], w[groups + i + 2], w[groups + i + 1], w[groups + i + 3]), c);
+    if constexpr (!Inverse) {
+      x = csub(csub(x, c.two_q_m1, c.two_q), c.q_m1, c.q);
+      y = csub(csub(y, c.two_q_m1, c.two_q), c.q_m1, c.q);
+    }
+    store(p, _mm256_unpacklo_epi64(x, y));
+    store(p + 4, _mm256_unpackhi_epi64(x, y));
+  }
+}
+
 }  // namespace
 
 __attribute__((target("avx2"))) void ntt_forward_avx2(u64* a, const NttTables& tb) {
@@ -144,55 +185,17 @@ __attribute__((target("avx2"))) void ntt_forward_avx2(u64* a, const NttTables& t
     }
     m <<= 1;
   }
-  // t = 2: groups [x0 x1 y0 y1], two groups per step.
-  for (u64 i = 0; i < m; i += 2) {
-    u64* p = a + 4 * i;
-    const __m256i g0 = load(p), g1 = load(p + 4);
-    __m256i x = _mm256_permute2x128_si256(g0, g1, 0x20), y = _mm256_permute2x128_si256(g0, g1, 0x31);
-    ct4(x, y, lanes(w[m + i], w[m + i], w[m + i + 1], w[m + i + 1]), c);
-    store(p, _mm256_permute2x128_si256(x, y, 0x20));
-    store(p + 4, _mm256_permute2x128_si256(x, y, 0x31));
-  }
-  m <<= 1;
-  // t = 1: pairs [x y], four pairs per step (lanes hold pairs 0, 2, 1, 3); outputs reduced to [0, q).
-  for (u64 i = 0; i < m; i += 4) {
-    u64* p = a + 2 * i;
-    const __m256i g0 = load(p), g1 = load(p + 4);
-    __m256i x = _mm256_unpacklo_epi64(g0, g1), y = _mm256_unpackhi_epi64(g0, g1);
-    ct4(x, y, lanes(w[m + i], w[m + i + 2], w[m + i + 1], w[m + i + 3]), c);
-    x = csub(csub(x, c.two_q_m1, c.two_q), c.q_m1, c.q);
-    y = csub(csub(y, c.two_q_m1, c.two_q), c.q_m1, c.q);
-    store(p, _mm256_unpacklo_epi64(x, y));
-    store(p + 4, _mm256_unpackhi_epi64(x, y));
-  }
+  stage_t2<false>(a, w, m, c);      // t = 2
+  stage_t1<false>(a, w, m << 1, c);  // t = 1
 }
 
 __attribute__((target("avx2"))) void ntt_inverse_avx2(u64* a, const NttTables& tb) {
   const u64 n = tb.n, q = tb.mod.value;
   const Q4 c = make_q4(q);
   const ShoupConst* w = tb.ipsi_rev.data();
-  u64 h = n >> 1, t = 1;
-  // t = 1: pairs [x y], four pairs per step.
-  for (u64 i = 0; i < h; i += 4) {
-    u64* p = a + 2 * i;
-    const __m256i g0 = load(p), g1 = load(p + 4);
-    __m256i x = _mm256_unpacklo_epi64(g0, g1), y = _mm256_unpackhi_epi64(g0, g1);
-    gs4(x, y, lanes(w[h + i], w[h + i + 2], w[h + i + 1], w[h + i + 3]), c);
-    store(p, _mm256_unpacklo_epi64(x, y));
-    store(p + 4, _mm256_unpackhi_epi64(x, y));
-  }
-  h >>= 1;
-  // t = 2: groups [x0 x1 y0 y1], two groups per step.
-  for (u64 i = 0; i < h; i += 2) {
-    u64* p = a + 4 * i;
-    const __m256i g0 = load(p), g1 = load(p + 4);
-    __m256i x = _mm256_permute2x128_si256(g0, g1, 0x20), y = _mm256_permute2x128_si256(g0, g1, 0x31);
-    gs4(x, y, lanes(w[h + i], w[h + i], w[h + i + 1], w[h + i + 1]), c);
-    store(p, _mm256_permute2x128_si256(x, y, 0x20));
-    store(p + 4, _mm256_permute2x128_si256(x, y, 0x31));
-  }
-  h >>= 1;
-  t = 4;
+  stage_t1<true>(a, w, n >> 1, c);  // t = 1
+  stage_t2<true>(a, w, n >> 2, c);  // t = 2
+  u64 h = n >> 3, t = 4;
   // log_n - 2 stages remain (n >= 16: at least 2); an odd count starts with one radix-2 stage.
   if ((tb.log_n - 2) % 2 == 1) {
     for (u64 i = 0; i < h; ++i) {
@@ -236,6 +239,7 @@ __attribute__((target("avx2"))) void ntt_inverse_avx2(u64* a, const NttTables& t
 }
 
 #undef HT_AVX2
+#undef HT_AVX2_FLAT
 
 #else
 
