@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "backend/switch.hpp"
 #include "core/ntt_tables.hpp"
@@ -161,6 +162,34 @@ bool has_factory(DeviceKind kind);
 // loop over limbs (the scheme's fused loops): the same CPU kernels.
 void ntt_forward(u64* a, const NttTables& t);
 void ntt_inverse(u64* a, const NttTables& t);
+
+// The limb lists of one constant op, gathered a limb at a time by host code:
+// limb j reads in[j] and writes out[j] with constant c[j] modulo q[j]
+// (C = ShoupConst for mul_const and mul_const_add, u64 for add_const).
+template <class C>
+struct ConstLimbs {
+  std::vector<u64*> out;
+  std::vector<const u64*> in;
+  std::vector<C> c;
+  std::vector<u64> q;
+  void push(u64* o, const u64* i, const C& ci, u64 qi) {
+    out.push_back(o);
+    in.push_back(i);
+    c.push_back(ci);
+    q.push_back(qi);
+  }
+};
+
+// Backend::mul_const, mul_const_add and add_const over such lists, limbs of n words.
+inline void mul_const(Backend& be, const ConstLimbs<ShoupConst>& l, u64 n) {
+  be.mul_const(l.out.data(), l.in.data(), l.c.data(), l.q.data(), l.out.size(), n);
+}
+inline void mul_const_add(Backend& be, const ConstLimbs<ShoupConst>& l, u64 n) {
+  be.mul_const_add(l.out.data(), l.in.data(), l.c.data(), l.q.data(), l.out.size(), n);
+}
+inline void add_const(Backend& be, const ConstLimbs<u64>& l, u64 n) {
+  be.add_const(l.out.data(), l.in.data(), l.c.data(), l.q.data(), l.out.size(), n);
+}
 
 inline DeviceBuffer::~DeviceBuffer() {
   if (owner_ != nullptr && ptr_ != nullptr) owner_->release(ptr_, words_);

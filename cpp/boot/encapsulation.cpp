@@ -13,7 +13,9 @@
 namespace ht {
 
 namespace {
-void require(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct, const char* op) {
+// Ct: a Ciphertext or a DeviceCiphertext.
+template <class Ct>
+void require(const Tables& ctx, const KeyChain& keys, const Ct& ct, const char* op) {
   if (ct.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context");
   if (ct.size != 2) fail(op, "relinearize the ciphertext first");
   if (!keys.has_encapsulation()) fail(op, "no encapsulation keys; create the context with bootstrap=True");
@@ -82,14 +84,6 @@ Ciphertext switch_to_dense(const Tables& ctx, const KeyChain& keys, const Cipher
 }
 
 namespace resident {
-
-namespace {
-void require(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct, const char* op) {
-  if (ct.context_id != ctx.id()) fail(op, "the ciphertext belongs to another context");
-  if (ct.size != 2) fail(op, "relinearize the ciphertext first");
-  if (!keys.has_encapsulation()) fail(op, "no encapsulation keys; create the context with bootstrap=True");
-}
-}  // namespace
 
 DeviceCiphertext switch_to_sparse(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct) {
   require(ctx, keys, ct, "switch to the sparse secret");

@@ -106,10 +106,7 @@ DeviceCiphertext mul_by_i(const Tables& ctx, const DeviceCiphertext& ct, bool ne
   const u64 n = ctx.n();
   DeviceCiphertext out = copy(ct);
   // Each limb's two halves times +-I_q and -+I_q (see the host form).
-  std::vector<u64*> o;
-  std::vector<const u64*> in;
-  std::vector<ShoupConst> w;
-  std::vector<u64> q;
+  backend::ConstLimbs<ShoupConst> l;
   for (int b = 0; b < ct.batch; ++b)
     for (int k = 0; k < ct.size; ++k)
       for (int i = 0; i < ct.limbs(); ++i) {
@@ -118,14 +115,10 @@ DeviceCiphertext mul_by_i(const Tables& ctx, const DeviceCiphertext& ct, bool ne
         u64 root = pow_mod(t.psi, n / 2, qi);
         if (negative) root = qi - root;
         u64* x = out.poly(b, k) + static_cast<size_t>(i) * n;
-        for (int half = 0; half < 2; ++half) {
-          o.push_back(x + half * (n / 2));
-          in.push_back(o.back());
-          w.push_back(make_shoup(half == 0 ? root : qi - root, qi));
-          q.push_back(qi);
-        }
+        for (int half = 0; half < 2; ++half)
+          l.push(x + half * (n / 2), x + half * (n / 2), make_shoup(half == 0 ? root : qi - root, qi), qi);
       }
-  ct.backend().mul_const(o.data(), in.data(), w.data(), q.data(), o.size(), n / 2);
+  backend::mul_const(ct.backend(), l, n / 2);
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "backend/backend.hpp"
 #include "backend/kernels/elementwise.hpp"
 #include "ckks/evaluator.hpp"
 #include "ckks/keyswitch.hpp"
@@ -126,19 +127,15 @@ void axpy(const Tables& ctx, DeviceCiphertext& acc, const DeviceCiphertext& x, l
   if (rc == 0) return;
   const int limbs = acc.limbs();
   const u64 n = ctx.n();
-  std::vector<u64*> out;
-  std::vector<const u64*> in;
-  std::vector<ShoupConst> w;
-  std::vector<u64> q;
+  backend::ConstLimbs<ShoupConst> l;
   for (int b = 0; b < acc.batch; ++b)
     for (int k = 0; k < x.size; ++k)
       for (int i = 0; i < limbs; ++i) {
-        out.push_back(acc.poly(b, k) + static_cast<size_t>(i) * n);
-        in.push_back(x.poly(b, k) + static_cast<size_t>(i) * n);
-        q.push_back(ctx.prime(i));
-        w.push_back(shoup(residue(rc, q.back()), q.back()));
+        const u64 q = ctx.prime(i);
+        l.push(acc.poly(b, k) + static_cast<size_t>(i) * n, x.poly(b, k) + static_cast<size_t>(i) * n,
+               shoup(residue(rc, q), q), q);
       }
-  acc.backend().mul_const_add(out.data(), in.data(), w.data(), q.data(), out.size(), n);
+  backend::mul_const_add(acc.backend(), l, n);
 }
 
 void add_const(const Tables& ctx, DeviceCiphertext& acc, long double v) {
@@ -146,17 +143,13 @@ void add_const(const Tables& ctx, DeviceCiphertext& acc, long double v) {
   if (rv == 0) return;
   const int limbs = acc.limbs();
   const u64 n = ctx.n();
-  std::vector<u64*> out;
-  std::vector<const u64*> in;
-  std::vector<u64> c, q;
+  backend::ConstLimbs<u64> l;
   for (int b = 0; b < acc.batch; ++b)
     for (int i = 0; i < limbs; ++i) {
-      out.push_back(acc.poly(b, 0) + static_cast<size_t>(i) * n);
-      in.push_back(out.back());
-      q.push_back(ctx.prime(i));
-      c.push_back(residue(rv, q.back()));
+      u64* x = acc.poly(b, 0) + static_cast<size_t>(i) * n;
+      l.push(x, x, residue(rv, ctx.prime(i)), ctx.prime(i));
     }
-  acc.backend().add_const(out.data(), in.data(), c.data(), q.data(), out.size(), n);
+  backend::add_const(acc.backend(), l, n);
 }
 
 // acc (size 3) += k * (a (x) b): the three products of each batch element into
@@ -171,10 +164,7 @@ void tensor_acc(const Tables& ctx, DeviceCiphertext& acc, const DeviceCiphertext
   std::vector<Modulus> moduli;
   for (int i = 0; i < limbs; ++i) moduli.push_back(ctx.modulus(i));
   backend::DeviceBuffer t = be.allocate(static_cast<size_t>(acc.batch) * 4 * words);
-  std::vector<u64*> out;
-  std::vector<const u64*> in;
-  std::vector<ShoupConst> w;
-  std::vector<u64> q;
+  backend::ConstLimbs<ShoupConst> l;
   for (int bb = 0; bb < acc.batch; ++bb) {
     u64* p = t.data() + static_cast<size_t>(bb) * 4 * words;
     const u64 *x0 = a.poly(bb, 0), *x1 = a.poly(bb, 1), *y0 = b.poly(bb, 0), *y1 = b.poly(bb, 1);
@@ -189,13 +179,12 @@ void tensor_acc(const Tables& ctx, DeviceCiphertext& acc, const DeviceCiphertext
     be.elementwise(backend::Elementwise::mul, p + 2 * words, x1, y1, moduli.data(), limbs, n);
     for (int part = 0; part < 3; ++part)
       for (int i = 0; i < limbs; ++i) {
-        out.push_back(acc.poly(bb, part) + static_cast<size_t>(i) * n);
-        in.push_back(p + part * words + static_cast<size_t>(i) * n);
-        q.push_back(ctx.prime(i));
-        w.push_back(shoup(k % q.back(), q.back()));
+        const u64 q = ctx.prime(i);
+        l.push(acc.poly(bb, part) + static_cast<size_t>(i) * n, p + part * words + static_cast<size_t>(i) * n,
+               shoup(k % q, q), q);
       }
   }
-  be.mul_const_add(out.data(), in.data(), w.data(), q.data(), out.size(), n);
+  backend::mul_const_add(be, l, n);
 }
 
 DeviceCiphertext relin_rescale(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a) {
