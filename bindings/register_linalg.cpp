@@ -271,17 +271,7 @@ void register_linalg_resident(py::module_& m) {
   });
   m.def("linalg_zeros", [](ht::Engine& e, const DeviceCiphertext& like, int count) {
     if (count < 1 || count > (1 << 16)) throw ht::InvalidArgument("linalg_zeros: count must be in [1, 65536]");
-    DeviceCiphertext out;
-    out.n = e.tables().n();
-    out.batch = count;
-    out.size = 2;
-    out.level = like.level;
-    out.scale = like.scale;
-    out.context_id = e.tables().id();
-    const std::size_t words = static_cast<std::size_t>(count) * 2 * out.limbs() * out.n;
-    out.data = like.backend().allocate(words);
-    like.backend().zero(out.data.data(), words);
-    return out;
+    return ht::resident::make_batch(e.tables(), like.backend(), count, 2, like.level, like.scale, true);
   });
   py::object cls = m.attr("LinalgProgram");
   cls.attr("run") = py::cpp_function(

@@ -14,34 +14,10 @@
 namespace ht {
 
 namespace boot_ops {
-// One overload set per operation, host and resident, so that the circuit
-// below is written once over the ciphertext type.
-using ht::add;
-using ht::add_scalar;
-using ht::apply_linear_transform;
-using ht::conjugate;
-using ht::eval_chebyshev_at_scale;
-using ht::level_to;
-using ht::mod_raise;
-using ht::mul_by_i;
-using ht::mul_scalar;
-using ht::square;
-using ht::sub;
-using ht::switch_to_dense;
-using ht::switch_to_sparse;
-using ht::resident::add;
-using ht::resident::add_scalar;
-using ht::resident::apply_linear_transform;
-using ht::resident::conjugate;
-using ht::resident::eval_chebyshev_at_scale;
-using ht::resident::level_to;
-using ht::resident::mod_raise;
-using ht::resident::mul_by_i;
-using ht::resident::mul_scalar;
-using ht::resident::square;
-using ht::resident::sub;
-using ht::resident::switch_to_dense;
-using ht::resident::switch_to_sparse;
+// The host operations (namespace ht) and their resident twins as one overload
+// set (the directive places ht::resident's names beside ht's), so that the
+// circuit below is written once over the ciphertext type.
+using namespace ht::resident;
 
 inline Ciphertext copy_of(const Ciphertext& c) { return Ciphertext(c); }
 inline DeviceCiphertext copy_of(const DeviceCiphertext& c) { return resident::copy(c); }

@@ -66,14 +66,7 @@ DeviceCiphertext mod_raise(const Tables& ctx, const DeviceCiphertext& ct) {
   const u64 n = ctx.n();
   const int L = ctx.max_level();
   const size_t polys = static_cast<size_t>(ct.batch) * 2;
-  DeviceCiphertext out;
-  out.data = be.allocate(polys * (L + 1) * n);
-  out.n = n;
-  out.batch = ct.batch;
-  out.size = 2;
-  out.level = L;
-  out.scale = ct.scale;
-  out.context_id = ctx.id();
+  DeviceCiphertext out = make_batch(ctx, be, ct.batch, 2, L, ct.scale, false);
   // q_0's limb of every polynomial in the coefficient domain ...
   backend::DeviceBuffer coef = be.allocate(polys * n);
   std::vector<u64*> c(polys);

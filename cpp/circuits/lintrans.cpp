@@ -214,13 +214,7 @@ DeviceCiphertext apply_linear_transform(const Tables& ctx, const KeyChain& keys,
   const DeviceCiphertext& ct = in.level == lt.level ? in : lowered;
   check_scale(ct.scale, lt);
   backend::Backend& be = ct.backend();
-  DeviceCiphertext out;
-  out.data = be.allocate(static_cast<size_t>(ct.batch) * 2 * lt.level * ctx.n());
-  out.n = ctx.n();
-  out.batch = ct.batch;
-  out.size = 2;
-  out.level = lt.level - 1;
-  out.context_id = ctx.id();
+  DeviceCiphertext out = make_batch(ctx, be, ct.batch, 2, lt.level - 1, 1.0, false);
   // The backend's own product (the one a GPU runs), also on the CPU backend.
   run_transform(be, ctx, keys, lt, ct, out, false);
   out.scale = ctx.scale_at(out.level);

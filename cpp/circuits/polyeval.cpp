@@ -196,17 +196,7 @@ DeviceCiphertext relin(const Tables& ctx, const KeyChain& keys, const DeviceCiph
 DeviceCiphertext divide(const Tables& ctx, const DeviceCiphertext& a) { return resident::rescale(ctx, a); }
 DeviceCiphertext zero_like(const Tables& ctx, const DeviceCiphertext& like, int size, int level, double scale,
                            int batch) {
-  backend::Backend& be = like.backend();
-  DeviceCiphertext out;
-  out.data = be.allocate(static_cast<size_t>(batch) * size * (level + 1) * ctx.n());
-  be.zero(out.data.data(), out.data.size());
-  out.n = ctx.n();
-  out.batch = batch;
-  out.size = size;
-  out.level = level;
-  out.scale = scale;
-  out.context_id = ctx.id();
-  return out;
+  return resident::make_batch(ctx, like.backend(), batch, size, level, scale, true);
 }
 DeviceCiphertext clone(const DeviceCiphertext& a) { return resident::copy(a); }
 
@@ -553,6 +543,12 @@ Ciphertext evaluate(const Tables& ctx, const KeyChain& keys, const Ciphertext& c
   return out;
 }
 
+// The Chebyshev form of a polynomial given by its power-basis coefficients (at least one).
+ChebyshevPoly from_power(const std::vector<double>& power_coeffs) {
+  if (power_coeffs.empty()) fail(kOp, "the polynomial has no coefficients");
+  return chebyshev_from_power(power_coeffs);
+}
+
 }  // namespace
 
 Ciphertext eval_chebyshev(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct, const ChebyshevPoly& p,
@@ -567,8 +563,7 @@ Ciphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys, cons
 
 Ciphertext eval_power(const Tables& ctx, const KeyChain& keys, const Ciphertext& ct,
                       const std::vector<double>& power_coeffs, PolyEvalStats* stats) {
-  if (power_coeffs.empty()) fail(kOp, "the polynomial has no coefficients");
-  return eval_chebyshev(ctx, keys, ct, chebyshev_from_power(power_coeffs), stats);
+  return evaluate(ctx, keys, ct, from_power(power_coeffs), 0.0, stats);
 }
 
 namespace resident {
@@ -580,8 +575,7 @@ DeviceCiphertext eval_chebyshev_at_scale(const Tables& ctx, const KeyChain& keys
 
 DeviceCiphertext eval_power(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& ct,
                             const std::vector<double>& power_coeffs, PolyEvalStats* stats) {
-  if (power_coeffs.empty()) fail(kOp, "the polynomial has no coefficients");
-  return evaluate(ctx, keys, ct, chebyshev_from_power(power_coeffs), 0.0, stats);
+  return evaluate(ctx, keys, ct, from_power(power_coeffs), 0.0, stats);
 }
 
 }  // namespace resident

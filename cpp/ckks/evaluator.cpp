@@ -60,14 +60,6 @@ void check_scales(const Ciphertext& a, const Ciphertext& b, const char* op) {
                  "); rescale the product first");
 }
 
-// Residue of the integer nearest to x modulo q (|x| < 2^63).
-u64 residue_of(long double x, u64 q) {
-  const long double r = std::fmod(std::nearbyint(x), static_cast<long double>(q));
-  i64 v = static_cast<i64>(r);
-  if (v < 0) v += static_cast<i64>(q);
-  return static_cast<u64>(v);
-}
-
 Ciphertext add_or_sub(const Tables& ctx, const Ciphertext& a0, const Ciphertext& b0, bool subtract) {
   const char* op = subtract ? "subtract" : "add";
   check_pair(ctx, a0, b0, op);
@@ -133,6 +125,46 @@ Ciphertext truncate(const Tables& ctx, const Ciphertext& a, int level) {
 }
 
 }  // namespace
+
+u64 residue_of(long double x, u64 q) {
+  const long double r = std::fmod(std::nearbyint(x), static_cast<long double>(q));
+  i64 v = static_cast<i64>(r);
+  if (v < 0) v += static_cast<i64>(q);
+  return static_cast<u64>(v);
+}
+
+std::vector<u64> level_to_residues(const Tables& ctx, int from, double scale, int level) {
+  if (level > from)
+    fail("change level", "cannot raise a ciphertext from level " + std::to_string(from) + " to " +
+                              std::to_string(level) + " (that needs bootstrapping)");
+  if (level < 0) fail("change level", "level must be >= 0");
+  if (level == from) return {};
+  // Multiply by round(s_level * q_from / scale), rescale: the scale becomes s_level;
+  // then drop the remaining primes, which does not change the scale.
+  const long double c = std::nearbyint(static_cast<long double>(ctx.scale_at(level)) *
+                                       static_cast<long double>(ctx.prime(from)) / scale);
+  if (!(c >= 1) || c >= 9.2e18L) fail("change level", "the ciphertext's scale cannot be aligned");
+  std::vector<u64> res(from + 1);
+  for (int i = 0; i <= from; ++i) res[i] = residue_of(c, ctx.prime(i));
+  return res;
+}
+
+std::vector<u64> scalar_residues(const Tables& ctx, int level, double scale, double c, bool& rescale) {
+  std::vector<u64> res(level + 1);
+  // Integers cost no level at any magnitude; the callers check that the product fits.
+  rescale = c != std::nearbyint(c);
+  if (!rescale) {
+    for (int i = 0; i <= level; ++i) res[i] = residue_of(c, ctx.prime(i));
+    return res;
+  }
+  if (level < 1) fail("multiply by a scalar", "the ciphertext is at level 0 and a non-integer scalar needs one level");
+  // The constant lands the product on the canonical scale of level - 1 from
+  // whatever scale the input has.
+  const long double v = static_cast<long double>(c) * ctx.scale_at(level - 1) *
+                        (static_cast<long double>(ctx.prime(level)) / scale);
+  for (int i = 0; i <= level; ++i) res[i] = residue_of(v, ctx.prime(i));
+  return res;
+}
 
 void check_value_bound(const Tables& ctx, int level, double scale, double bound, const char* op) {
   double cap = 0;
@@ -229,21 +261,13 @@ Ciphertext add_scalar(const Tables& ctx, const Ciphertext& a, double c) {
 Ciphertext mul_scalar(const Tables& ctx, const Ciphertext& a, double c) {
   check_ct(ctx, a, "multiply by a scalar");
   if (!std::isfinite(c)) fail("multiply by a scalar", "the scalar is not finite");
-  std::vector<u64> res(a.limbs());
-  // Integers cost no level at any magnitude; finish() checks that the product fits.
-  if (c == std::nearbyint(c)) {
+  bool rescale_once = false;
+  const std::vector<u64> res = scalar_residues(ctx, a.level, a.scale, c, rescale_once);
+  if (!rescale_once) {  // an integer
     Ciphertext out = a;
-    for (int i = 0; i < a.limbs(); ++i) res[i] = residue_of(c, ctx.prime(i));
     mul_by_residues(ctx, out, res);
     return finish(ctx, std::move(out), a.bound * std::fabs(c), "multiply by a scalar");
   }
-  if (a.level < 1)
-    fail("multiply by a scalar", "the ciphertext is at level 0 and a non-integer scalar needs one level");
-  // The constant lands the product on the canonical scale of level - 1 from
-  // whatever scale the input has.
-  const long double v = static_cast<long double>(c) * ctx.scale_at(a.level - 1) *
-                        (static_cast<long double>(ctx.prime(a.level)) / a.scale);
-  for (int i = 0; i < a.limbs(); ++i) res[i] = residue_of(v, ctx.prime(i));
   Ciphertext t = a;
   mul_by_residues(ctx, t, res);
   Ciphertext out = rescale(ctx, t);
@@ -356,19 +380,8 @@ Ciphertext with_scale(const Ciphertext& a, double scale, double bound) {
 
 Ciphertext level_to(const Tables& ctx, const Ciphertext& a, int level) {
   check_ct(ctx, a, "change level");
-  if (level > a.level)
-    fail("change level", "cannot raise a ciphertext from level " + std::to_string(a.level) + " to " +
-                              std::to_string(level) + " (that needs bootstrapping)");
-  if (level < 0) fail("change level", "level must be >= 0");
-  if (level == a.level) return a;
-  // Multiply by round(s_level * q_top / scale), rescale: the scale becomes s_level;
-  // then drop the remaining primes, which does not change the scale.
-  const int top = a.level;
-  const long double c = std::nearbyint(static_cast<long double>(ctx.scale_at(level)) *
-                                       static_cast<long double>(ctx.prime(top)) / a.scale);
-  if (!(c >= 1) || c >= 9.2e18L) fail("change level", "the ciphertext's scale cannot be aligned");
-  std::vector<u64> res(a.limbs());
-  for (int i = 0; i < a.limbs(); ++i) res[i] = residue_of(c, ctx.prime(i));
+  const std::vector<u64> res = level_to_residues(ctx, a.level, a.scale, level);
+  if (res.empty()) return a;
   Ciphertext t = a;
   mul_by_residues(ctx, t, res);
   Ciphertext r = rescale(ctx, t);

@@ -16,6 +16,17 @@ namespace ht {
 // Level and scale effects are stated per function.
 // Refuses a result whose |value| <= bound at `scale` the lowest primes could not decrypt.
 void check_value_bound(const Tables& ctx, int level, double scale, double bound, const char* op);
+// The constants of level changes and scalar products, shared with the device-resident twins (ckks/resident).
+// Residue of the integer nearest to x modulo q (|x| < 2^63).
+u64 residue_of(long double x, u64 q);
+// The residues mod q_0 .. q_from of round(s_level * q_from / scale), the constant level_to multiplies a
+// ciphertext at (from, scale) by before its rescale; empty when level == from (nothing to do). Refuses a
+// level above `from` or below 0, and a scale the constant cannot align.
+std::vector<u64> level_to_residues(const Tables& ctx, int from, double scale, int level);
+// The residues mod q_0 .. q_level that multiply a ciphertext at (level, scale) by the finite scalar c: c
+// itself when it is an integer (no level: rescale = false), else round(c * s_{level-1} * q_level / scale),
+// rescaled once onto the canonical scale of level - 1 (rescale = true). Refuses a non-integer c at level 0.
+std::vector<u64> scalar_residues(const Tables& ctx, int level, double scale, double c, bool& rescale);
 Ciphertext add(const Tables& ctx, const Ciphertext& a, const Ciphertext& b);   // level min(a, b)
 Ciphertext sub(const Tables& ctx, const Ciphertext& a, const Ciphertext& b);   // level min(a, b)
 Ciphertext negate(const Tables& ctx, const Ciphertext& a);                      // no level

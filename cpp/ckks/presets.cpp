@@ -19,6 +19,17 @@ ParamsLiteral make(const char* name, int log_n, int levels, int dnum, int specia
   p.allow_insecure = insecure;
   return p;
 }
+
+// A bootstrappable chain at a 2^45 scale: q_0 at 60 bits, `low` levels at 45
+// bits (computation, SlotToCoeff) below 13 at 60 bits (EvalMod, CoeffToSlot);
+// P sized per key-switching digit (no fixed count of special primes).
+ParamsLiteral boot_chain(const char* name, int log_n, int low, int dnum, int special_bits, bool insecure) {
+  ParamsLiteral p = make(name, log_n, low + 13, dnum, special_bits, 0, insecure);
+  p.scale_bits = 45;
+  p.level_bits.assign(low, 45);
+  p.level_bits.insert(p.level_bits.end(), 13, 60);
+  return p;
+}
 }  // namespace
 
 // Shapes follow OpenFHE's / desilofhe's defaults (60-bit q_0, 40-bit scale):
@@ -44,28 +55,16 @@ ParamsLiteral preset_literal(const std::string& name) {
     // CoeffToSlot levels at 60 bits. log Q = 1380, dnum 5 (digits of <= 6
     // primes), P = 6 x 61 bits: log QP = 1746 <= 1747. Dense ternary secret;
     // ModRaise under an encapsulated h = 32 secret so |I| <= 16.
-    ParamsLiteral p = make("n16-boot", 16, 25, 5, 61, 0, false);
-    p.scale_bits = 45;
-    p.level_bits.assign(12, 45);
-    p.level_bits.insert(p.level_bits.end(), 13, 60);
-    return p;
+    return boot_chain("n16-boot", 16, 12, 5, 61, false);
   }
   if (name == "toy-boot-insecure") {
     // The same shape at N=2^12 (insecure, for tests): 4 computation levels.
-    ParamsLiteral p = make("toy-boot-insecure", 12, 20, 3, 60, 0, true);
-    p.scale_bits = 45;
-    p.level_bits.assign(7, 45);
-    p.level_bits.insert(p.level_bits.end(), 13, 60);
-    return p;
+    return boot_chain("toy-boot-insecure", 12, 7, 3, 60, true);
   }
   if (name == "n12-boot9-insecure") {
     // n16-boot's chain (9 computation levels between bootstraps) at N=2^12 (insecure, for
     // tests and short training runs that need n16-boot's depth per polynomial).
-    ParamsLiteral p = make("n12-boot9-insecure", 12, 25, 5, 61, 0, true);
-    p.scale_bits = 45;
-    p.level_bits.assign(12, 45);
-    p.level_bits.insert(p.level_bits.end(), 13, 60);
-    return p;
+    return boot_chain("n12-boot9-insecure", 12, 12, 5, 61, true);
   }
   std::string known;
   for (auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;

@@ -50,14 +50,6 @@ std::vector<Modulus> moduli(const Tables& ctx, int limbs, int polys = 1) {
   return m;
 }
 
-// Residue of the integer nearest to x modulo q (|x| < 2^63), as the host evaluator computes it.
-u64 residue_of(long double x, u64 q) {
-  const long double r = std::fmod(std::nearbyint(x), static_cast<long double>(q));
-  i64 v = static_cast<i64>(r);
-  if (v < 0) v += static_cast<i64>(q);
-  return static_cast<u64>(v);
-}
-
 // Every limb of every polynomial times per-prime constants, one backend call.
 void mul_by_residues(const Tables& ctx, DeviceCiphertext& c, const std::vector<u64>& res) {
   const size_t polys = static_cast<size_t>(c.batch) * c.size, limbs = c.limbs();
@@ -149,6 +141,13 @@ DeviceCiphertext copy(const DeviceCiphertext& ct) {
   auto out = empty_like<DeviceCiphertext>(ct.backend(), ct.n, ct.batch, ct.size, ct.level, ct.scale, ct.context_id);
   out.bound = ct.bound;
   ct.backend().copy(out.data.data(), ct.data.data(), ct.data.size());
+  return out;
+}
+
+DeviceCiphertext make_batch(const Tables& ctx, backend::Backend& be, int batch, int size, int level, double scale,
+                            bool zero) {
+  auto out = empty_like<DeviceCiphertext>(be, ctx.n(), batch, size, level, scale, ctx.id());
+  if (zero) be.zero(out.data.data(), out.words());
   return out;
 }
 
@@ -267,17 +266,8 @@ DeviceCiphertext rescale(const Tables& ctx, const DeviceCiphertext& a) {
 
 DeviceCiphertext level_to(const Tables& ctx, const DeviceCiphertext& a, int level) {
   check_ct(ctx, a, "change level");
-  if (level > a.level)
-    fail("change level", "cannot raise a ciphertext from level " + std::to_string(a.level) + " to " +
-                              std::to_string(level) + " (that needs bootstrapping)");
-  if (level < 0) fail("change level", "level must be >= 0");
-  if (level == a.level) return copy(a);
-  const int top = a.level;
-  const long double c = std::nearbyint(static_cast<long double>(ctx.scale_at(level)) *
-                                       static_cast<long double>(ctx.prime(top)) / a.scale);
-  if (!(c >= 1) || c >= 9.2e18L) fail("change level", "the ciphertext's scale cannot be aligned");
-  std::vector<u64> res(a.limbs());
-  for (int i = 0; i < a.limbs(); ++i) res[i] = residue_of(c, ctx.prime(i));
+  const std::vector<u64> res = level_to_residues(ctx, a.level, a.scale, level);
+  if (res.empty()) return copy(a);
   DeviceCiphertext t = copy(a);
   mul_by_residues(ctx, t, res);
   DeviceCiphertext r = rescale(ctx, t);
@@ -334,18 +324,13 @@ DeviceCiphertext mul_scalar(const Tables& ctx, const DeviceCiphertext& a, double
   const char* op = "multiply by a scalar";
   check_ct(ctx, a, op);
   if (!std::isfinite(c)) fail(op, "the scalar is not finite");
-  std::vector<u64> res(a.limbs());
+  bool rescale_once = false;
+  const std::vector<u64> res = scalar_residues(ctx, a.level, a.scale, c, rescale_once);
   DeviceCiphertext out;
-  if (c == std::nearbyint(c)) {  // integers cost no level at any magnitude
+  if (!rescale_once) {  // an integer
     out = copy(a);
-    for (int i = 0; i < a.limbs(); ++i) res[i] = residue_of(c, ctx.prime(i));
     mul_by_residues(ctx, out, res);
   } else {
-    if (a.level < 1) fail(op, "the ciphertext is at level 0 and a non-integer scalar needs one level");
-    // The constant lands the product on the canonical scale of level - 1.
-    const long double v = static_cast<long double>(c) * ctx.scale_at(a.level - 1) *
-                          (static_cast<long double>(ctx.prime(a.level)) / a.scale);
-    for (int i = 0; i < a.limbs(); ++i) res[i] = residue_of(v, ctx.prime(i));
     DeviceCiphertext t = copy(a);
     mul_by_residues(ctx, t, res);
     out = rescale(ctx, t);

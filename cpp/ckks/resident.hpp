@@ -47,6 +47,10 @@ DevicePlaintext upload(const Plaintext& pt, backend::Backend& be);
 Ciphertext download(const DeviceCiphertext& ct);
 // A copy on the same device.
 DeviceCiphertext copy(const DeviceCiphertext& ct);
+// `batch` ciphertexts of `size` polynomials at `level` and `scale` in the memory of `be`:
+// zeros, or uninitialized (zero = false) for a result that is written whole.
+DeviceCiphertext make_batch(const Tables& ctx, backend::Backend& be, int batch, int size, int level, double scale,
+                            bool zero);
 
 // The same level and scale effects as the host functions of ckks/evaluator.
 DeviceCiphertext add(const Tables& ctx, const DeviceCiphertext& a, const DeviceCiphertext& b);  // level min(a, b)

@@ -22,12 +22,18 @@ void check_items(const Tables& ctx, const std::vector<std::pair<const Ct*, int>>
     if (std::fabs(c.scale / f.scale - 1.0) > 1e-9) fail(op, "ciphertexts differ in scale");
   }
 }
+
+// The items `idx` of one batch, as assemble's list.
+template <class Ct>
+std::vector<std::pair<const Ct*, int>> items_of(const Ct& ct, const std::vector<int>& idx) {
+  std::vector<std::pair<const Ct*, int>> items;
+  for (int i : idx) items.push_back({&ct, i});
+  return items;
+}
 }  // namespace
 
 Ciphertext gather(const Tables& ctx, const Ciphertext& ct, const std::vector<int>& idx) {
-  std::vector<std::pair<const Ciphertext*, int>> items;
-  for (int i : idx) items.push_back({&ct, i});
-  return assemble(ctx, items);
+  return assemble(ctx, items_of(ct, idx));
 }
 
 Ciphertext assemble(const Tables& ctx, const std::vector<std::pair<const Ciphertext*, int>>& items) {
@@ -45,9 +51,7 @@ Ciphertext assemble(const Tables& ctx, const std::vector<std::pair<const Ciphert
 }
 
 DeviceCiphertext gather(const Tables& ctx, const DeviceCiphertext& ct, const std::vector<int>& idx) {
-  std::vector<std::pair<const DeviceCiphertext*, int>> items;
-  for (int i : idx) items.push_back({&ct, i});
-  return assemble(ctx, items);
+  return assemble(ctx, items_of(ct, idx));
 }
 
 DeviceCiphertext assemble(const Tables& ctx, const std::vector<std::pair<const DeviceCiphertext*, int>>& items) {
@@ -57,15 +61,8 @@ DeviceCiphertext assemble(const Tables& ctx, const std::vector<std::pair<const D
   for (auto& it : items)
     if (it.first->data.owner() != &be)
       fail("regroup ciphertexts", "the ciphertexts live on different devices; move them to one with .to(device)");
-  DeviceCiphertext out;
-  out.n = ctx.n();
-  out.batch = static_cast<int>(items.size());
-  out.size = f.size;
-  out.level = f.level;
-  out.scale = f.scale;
-  out.context_id = ctx.id();
+  DeviceCiphertext out = resident::make_batch(ctx, be, static_cast<int>(items.size()), f.size, f.level, f.scale, false);
   const size_t words = static_cast<size_t>(f.size) * f.limbs() * ctx.n();
-  out.data = be.allocate(words * items.size());
   double bound = 0;
   for (size_t k = 0; k < items.size(); ++k) {
     be.copy(out.poly(static_cast<int>(k), 0), items[k].first->poly(items[k].second, 0), words);

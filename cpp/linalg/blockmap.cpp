@@ -312,13 +312,7 @@ DeviceCiphertext apply_block_map(const Tables& ctx, const KeyChain& keys, const 
   const DeviceCiphertext& ct = in.level == map.level ? in : lowered;
   const MapPlan& p = map.plan;
   backend::Backend& be = ct.backend();
-  DeviceCiphertext out;
-  out.n = ctx.n();
-  out.batch = in.batch / p.in_cts * p.out_cts;
-  out.size = 2;
-  out.level = map.level - 1;
-  out.context_id = ctx.id();
-  out.data = be.allocate(static_cast<size_t>(out.batch) * 2 * out.limbs() * ctx.n());
+  DeviceCiphertext out = resident::make_batch(ctx, be, in.batch / p.in_cts * p.out_cts, 2, map.level - 1, 1.0, false);
   // The backend's own product (the one a GPU runs), also on the CPU backend.
   run_map(be, ctx, keys, encoder, ct, map, inner_groups, out, cost, false);
   return out;
@@ -379,6 +373,17 @@ namespace {
 inline long clamp_count(long block, long index, long total) {
   return std::max(0L, std::min(block, total - index * block));
 }
+
+// max over i < count of sum_{k < len} |w[i * si + k * sk]|: the largest column (row) sum of |W|.
+double max_abs_sum(const std::vector<cplx>& w, long count, long len, long si, long sk) {
+  double best = 0;
+  for (long i = 0; i < count; ++i) {
+    double sum = 0;
+    for (long k = 0; k < len; ++k) sum += std::abs(w[i * si + k * sk]);
+    best = std::max(best, sum);
+  }
+  return best;
+}
 }  // namespace
 
 void MatmulSource::values(long id, cplx* out) const {
@@ -423,12 +428,9 @@ std::shared_ptr<MatmulSource> matmul_source(const MatmulGeometry& g, bool right,
   src->wrows = wrows;
   src->wcols = wcols;
   src->w = std::move(w);
+  // |out| <= norm_inf * |in|: the largest column sum of |W| for Z = X W, the largest row sum for Z = W X.
+  src->norm_inf = right ? max_abs_sum(src->w, wcols, wrows, 1, wcols) : max_abs_sum(src->w, wrows, wcols, wcols, 1);
   if (right) {
-    for (long j = 0; j < wcols; ++j) {
-      double sum = 0;
-      for (long k = 0; k < wrows; ++k) sum += std::abs(src->w[k * wcols + j]);
-      src->norm_inf = std::max(src->norm_inf, sum);
-    }
     if (g.br_in != g.br_out) fail(op, "a right product keeps the rows");
     if (g.nb_in * g.bc_in < wrows || g.nb_out * g.bc_out < wcols) fail(op, "blocks do not cover the weight");
     for (long b = 0; b < g.nb_out; ++b)
@@ -444,11 +446,6 @@ std::shared_ptr<MatmulSource> matmul_source(const MatmulGeometry& g, bool right,
         }
       }
   } else {
-    for (long i = 0; i < wrows; ++i) {
-      double sum = 0;
-      for (long k = 0; k < wcols; ++k) sum += std::abs(src->w[i * wcols + k]);
-      src->norm_inf = std::max(src->norm_inf, sum);
-    }
     if (g.bc_in != g.bc_out) fail(op, "a left product keeps the columns");
     if (g.nb_in * g.br_in < wcols || g.nb_out * g.br_out < wrows) fail(op, "blocks do not cover the weight");
     for (long b = 0; b < g.nb_out; ++b)

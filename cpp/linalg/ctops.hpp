@@ -19,17 +19,7 @@ inline Ciphertext make_like(const Tables& ctx, const Ciphertext&, int batch, int
 }
 inline DeviceCiphertext make_like(const Tables& ctx, const DeviceCiphertext& like, int batch, int size, int level,
                                   double scale, bool zero) {
-  DeviceCiphertext out;
-  out.n = ctx.n();
-  out.batch = batch;
-  out.size = size;
-  out.level = level;
-  out.scale = scale;
-  out.context_id = ctx.id();
-  const std::size_t words = static_cast<std::size_t>(batch) * size * (level + 1) * ctx.n();
-  out.data = like.backend().allocate(words);
-  if (zero) like.backend().zero(out.data.data(), words);
-  return out;
+  return resident::make_batch(ctx, like.backend(), batch, size, level, scale, zero);
 }
 
 inline Ciphertext level_to(const Tables& ctx, const Ciphertext& a, int level) { return ht::level_to(ctx, a, level); }
