@@ -5,12 +5,8 @@
 #include <set>
 #include <string>
 
-#include "backend/kernels/elementwise.hpp"
-#include "ckks/keyswitch.hpp"
+#include "circuits/bsgs_run.hpp"
 #include "core/error.hpp"
-#include "core/galois.hpp"
-#include "core/naf.hpp"
-#include "runtime/parallel.hpp"
 
 namespace ht::bsgs {
 
@@ -94,142 +90,9 @@ std::size_t DeviceCopies::bytes() {
   return total;
 }
 
-namespace {
+// ---- the steps of one application (circuits/bsgs_run.hpp) ----------------------
 
-// Prime index of limb e of an extended (Q_level + P) polynomial.
-int ext_prime_index(const Tables& ctx, int level, int e) { return e <= level ? e : ctx.p_index(e - level - 1); }
-
-// The state of one application: the backend, the moduli of the extended
-// limbs, the rotation keys (held, so a wider key replacing one meanwhile
-// cannot free it) and scratch polynomials.
-struct Run {
-  backend::Backend& be;
-  const Tables& ctx;
-  const Plan& plan;
-  bool host;  // host memory on the CPU backend: fused loops over the same integers
-  bool extended;
-  u64 n;
-  int level, qn, ext, width;  // width: limbs of the babies and giant sums
-  std::size_t q_words, ext_words, w_words;
-  std::vector<Modulus> moduli;  // extended limbs
-  std::vector<std::shared_ptr<const SwitchKey>> held;
-  std::map<u64, KeyView> keys;
-  std::map<long, std::vector<u64>> composed;  // step -> power-of-two elements (steps without their own key)
-  backend::DeviceBuffer scratch, r0, r1, t0, t1;
-
-  Run(backend::Backend& b, const Tables& c, const KeyChain& chain, const Plan& p, int lvl, bool ext_diags,
-      bool host_loops)
-      : be(b), ctx(c), plan(p), host(host_loops), extended(ext_diags), n(c.n()), level(lvl), qn(lvl + 1),
-        ext(lvl + 1 + c.alpha()), width(ext_diags ? ext : qn), q_words(static_cast<std::size_t>(qn) * n),
-        ext_words(static_cast<std::size_t>(ext) * n), w_words(static_cast<std::size_t>(width) * n) {
-    for (int e = 0; e < ext; ++e) moduli.push_back(ctx.modulus(ext_prime_index(ctx, level, e)));
-    auto want = [&](u64 g) {
-      if (keys.count(g)) return;
-      held.push_back(chain.galois_key(g));
-      keys.emplace(g, chain.device_key(held.back(), be));
-    };
-    for (long step : plan.rotation_steps()) {
-      const u64 g = galois_element_for_step(step, n);
-      if (chain.has_galois_key(g)) {
-        want(g);
-        continue;
-      }
-      std::vector<u64> elts;
-      for (long t : power_of_two_terms(step, static_cast<long>(ctx.slots()))) {
-        elts.push_back(galois_element_for_step(t, n));
-        want(elts.back());
-      }
-      composed.emplace(step, std::move(elts));
-    }
-    scratch = be.allocate(ext_words);
-    t0 = be.allocate(ext_words);
-    t1 = be.allocate(ext_words);
-  }
-
-  bool direct(long step) const { return !composed.count(step); }
-
-  // dst[Q limbs] += P * phi(src), phi the automorphism perm (or none): the
-  // extended form of a Q ciphertext part (its P limbs are 0).
-  void add_p_times(const u64* src, const u32* perm, u64* dst) {
-    if (perm && host) {
-      parallel_for(static_cast<size_t>(qn), [&](size_t i) {
-        const u64 q = moduli[i].value;
-        const ShoupConst& pm = ctx.p_mod(static_cast<int>(i));
-        const u64* x = src + i * n;
-        u64* o = dst + i * n;
-        for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], mul_shoup(x[perm[k]], pm, q), q);
-      });
-      return;
-    }
-    if (perm) {
-      be.automorphism(scratch.data(), src, perm, static_cast<std::size_t>(qn), n);
-      src = scratch.data();
-    }
-    mul_p_add(be, ctx, src, level, dst);
-  }
-  // dst += phi(src) over the first `count` extended limbs.
-  void add(const u64* src, const u32* perm, u64* dst, int count) {
-    if (perm && host) {
-      parallel_for(static_cast<size_t>(count), [&](size_t e) {
-        const u64 q = moduli[e].value;
-        const u64* x = src + e * n;
-        u64* o = dst + e * n;
-        for (u64 k = 0; k < n; ++k) o[k] = add_mod(o[k], x[perm[k]], q);
-      });
-      return;
-    }
-    if (perm) {
-      be.automorphism(scratch.data(), src, perm, static_cast<std::size_t>(count), n);
-      src = scratch.data();
-    }
-    be.elementwise(backend::Elementwise::add, dst, dst, src, moduli.data(), static_cast<std::size_t>(count), n);
-  }
-  backend::DeviceBuffer zeros(std::size_t words) {
-    backend::DeviceBuffer b = be.allocate(words);
-    be.zero(b.data(), words);
-    return b;
-  }
-
-  // (x0, x1) over Q rotated by a step without its own key: its power-of-two
-  // elements one after another (full key switches), as the evaluator's
-  // composed rotations; the result in (r0, r1).
-  void rotate_composed(const u64* x0, const u64* x1, long step) {
-    if (r0.size() == 0) {
-      r0 = be.allocate(q_words);
-      r1 = be.allocate(q_words);
-    }
-    backend::DeviceBuffer a0 = be.allocate(q_words), a1 = be.allocate(q_words);
-    be.copy(a0.data(), x0, q_words);
-    be.copy(a1.data(), x1, q_words);
-    for (u64 g : composed.at(step)) {
-      galois_hoisted(be, ctx, a0.data(), a1.data(), level,
-                     {GaloisTarget{keys.at(g), ctx.galois_perm(g).data(), r0.data(), r1.data(), g}});
-      std::swap(a0, r0);
-      std::swap(a1, r1);
-    }
-    std::swap(a0, r0);
-    std::swap(a1, r1);
-  }
-
-  // The baby rotations of one input (c0, c1), in the width of the diagonals:
-  // (P phi_j(c0) + ks0, ks1) in Q*P, or ModDown of it in Q.
-  void babies(const Operand& c, const std::vector<long>& steps, std::vector<backend::DeviceBuffer>& b0,
-              std::vector<backend::DeviceBuffer>& b1);
-
-  // For the giants `giants` (terms of giant k: diagonals d[start[k]..]):
-  //   s0[k] = sum_t pt_t * baby0[t],  s1[k] = sum_t pt_t * baby1[t]   over `width` limbs.
-  void dot(const std::vector<const Giant*>& giants, const std::vector<const u64*>& d,
-           const std::vector<std::vector<backend::DeviceBuffer>>& b0,
-           const std::vector<std::vector<backend::DeviceBuffer>>& b1, const std::vector<u64*>& s0,
-           const std::vector<u64*>& s1);
-  void dot_host(const std::vector<const Giant*>& giants, const std::vector<const u64*>& d,
-                const std::vector<std::vector<backend::DeviceBuffer>>& b0,
-                const std::vector<std::vector<backend::DeviceBuffer>>& b1, const std::vector<u64*>& s0,
-                const std::vector<u64*>& s1);
-
-  // total += rot_step(acc) in Q*P (acc in the width of the diagonals; it may be overwritten).
-  void giant(long step, u64* acc0, u64* acc1, u64* total0, u64* total1);
-};
+namespace detail {
 
 void Run::babies(const Operand& c, const std::vector<long>& steps, std::vector<backend::DeviceBuffer>& b0,
                  std::vector<backend::DeviceBuffer>& b1) {
@@ -406,7 +269,6 @@ void Run::giant(long step, u64* acc0, u64* acc1, u64* total0, u64* total1) {
   add(t1.data(), nullptr, total1, ext);
 }
 
-// Babies `steps` of one input made from one decomposition, in every one of `groups` groups.
 void count_babies(Counts& c, const std::vector<long>& steps, long groups) {
   const long nz = static_cast<long>(std::count_if(steps.begin(), steps.end(), [](long x) { return x != 0; }));
   c.rotations += nz * groups;
@@ -414,46 +276,9 @@ void count_babies(Counts& c, const std::vector<long>& steps, long groups) {
   if (nz) c.decompositions += groups;
 }
 
-// Outputs whose giant sums (`per` units each) are held together, at most `cap`
-// units per group where possible: outputs that read the same inputs go
-// together, so an input's babies are made for as few groups as possible.
-std::vector<std::vector<int>> output_groups(const Plan& p, size_t cap, size_t per) {
-  std::vector<std::vector<int>> reads(p.out_cts);
-  for (int o = 0; o < p.out_cts; ++o) {
-    std::set<int> s;
-    for (auto& g : p.outputs[o])
-      for (auto& t : g.terms) s.insert(t.in);
-    reads[o].assign(s.begin(), s.end());
-  }
-  std::vector<int> order(p.out_cts);
-  for (int o = 0; o < p.out_cts; ++o) order[o] = o;
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return reads[a] < reads[b]; });
-  std::vector<std::vector<int>> groups;
-  size_t held = 0;
-  for (size_t k = 0; k < order.size();) {
-    size_t e = k, units = 0;  // the class of outputs reading the same inputs
-    while (e < order.size() && reads[order[e]] == reads[order[k]]) units += p.outputs[order[e++]].size() * per;
-    if (units <= cap) {  // the whole class: with the group being filled, or a new one
-      if (groups.empty() || held + units > cap) {
-        groups.emplace_back();
-        held = 0;
-      }
-      groups.back().insert(groups.back().end(), order.begin() + k, order.begin() + e);
-      held += units;
-    } else {  // split the class into near-equal parts (their babies are made once per part)
-      const size_t parts = (units + cap - 1) / cap, count = e - k;
-      for (size_t j = 0; j < parts; ++j) {
-        const size_t a = k + j * count / parts, b = k + (j + 1) * count / parts;
-        if (a < b) groups.emplace_back(order.begin() + a, order.begin() + b);
-      }
-      held = cap + 1;  // nothing joins a split class's last part
-    }
-    k = e;
-  }
-  return groups;
-}
+}  // namespace detail
 
-}  // namespace
+// ---- the schedule that holds every baby at once ------------------------------
 
 Counts apply(backend::Backend& be, const Tables& ctx, const KeyChain& keys, const Plan& plan, DiagonalStore& diagonals,
              int level, bool extended, bool host_loops, const std::vector<Operand>& in, const std::vector<Output>& out,
@@ -466,7 +291,7 @@ Counts apply(backend::Backend& be, const Tables& ctx, const KeyChain& keys, cons
   if (in.size() % plan.in_cts != 0 || out.size() != in.size() / plan.in_cts * plan.out_cts)
     fail(op, "the inputs and outputs do not form whole groups");
   const int groups = static_cast<int>(in.size() / plan.in_cts);
-  Run r(be, ctx, keys, plan, level, extended, host_loops);
+  detail::Run r(be, ctx, keys, plan, level, extended, host_loops);
   Counts counts;
   for (const auto& giants : plan.outputs)
     for (const auto& g : giants)
@@ -492,7 +317,7 @@ Counts apply(backend::Backend& be, const Tables& ctx, const KeyChain& keys, cons
       for (int i = 0; i < plan.in_cts; ++i)
         if (!plan.babies[i].empty()) r.babies(in[g * plan.in_cts + i], plan.babies[i], b0[g][i], b1[g][i]);
     }
-    for (int i = 0; i < plan.in_cts; ++i) count_babies(counts, plan.babies[i], groups);
+    for (int i = 0; i < plan.in_cts; ++i) detail::count_babies(counts, plan.babies[i], groups);
     for (int o = 0; o < plan.out_cts; ++o) {
       const auto& giants = plan.outputs[o];
       std::vector<backend::DeviceBuffer> total0, total1;
@@ -530,99 +355,7 @@ Counts apply(backend::Backend& be, const Tables& ctx, const KeyChain& keys, cons
     return counts;
   }
 
-  // Within work_bytes (in units of one group's baby): the giant sums of a few
-  // outputs held at once (every group's), each input's babies made a chunk at a
-  // time (every group's), each chunk's products added into the sums of the
-  // terms that read it; then each output's giants, one group's total at a time.
-  const std::size_t cap = std::max<std::size_t>(2, work_bytes / unit);
-  constexpr std::size_t kMinChunk = 32;
-  const std::size_t sums_cap = cap > 2 * kMinChunk ? cap - kMinChunk : cap / 2;
-  const std::size_t per = static_cast<std::size_t>(groups);
-  backend::DeviceBuffer u0 = be.allocate(r.w_words), u1 = be.allocate(r.w_words);  // a partial sum
-  for (const auto& og : output_groups(plan, sums_cap, per)) {
-    // sums[k][giant * groups + group], written[...]: whether the sum holds a partial sum yet.
-    std::vector<std::vector<backend::DeviceBuffer>> a0(og.size()), a1(og.size());
-    std::vector<std::vector<char>> written(og.size());
-    std::vector<std::set<int>> need(plan.in_cts);  // baby indices of each input this output group reads
-    std::size_t held = 0;
-    for (size_t k = 0; k < og.size(); ++k) {
-      const auto& giants = plan.outputs[og[k]];
-      for (size_t j = 0; j < giants.size() * per; ++j) {
-        a0[k].push_back(be.allocate(r.w_words));
-        a1[k].push_back(be.allocate(r.w_words));
-      }
-      written[k].assign(giants.size() * per, 0);
-      held += giants.size() * per;
-      for (const auto& giant : giants)
-        for (const auto& t : giant.terms) need[t.in].insert(t.baby);
-    }
-    // Babies per chunk: what is left after the sums, a partial sum and a total (Q*P).
-    const std::size_t chunk = std::max<std::size_t>(1, cap > held + 4 ? (cap - held - 4) / per : 1);
-    for (int i = 0; i < plan.in_cts; ++i) {
-      if (need[i].empty()) continue;
-      const std::vector<int> ids(need[i].begin(), need[i].end());
-      std::vector<int> pos(plan.babies[i].size(), -1);  // baby index -> position in the chunk
-      for (size_t s = 0; s < ids.size(); s += chunk) {
-        const size_t e = std::min(ids.size(), s + chunk);
-        std::vector<long> steps;
-        for (size_t k = s; k < e; ++k) {
-          pos[ids[k]] = static_cast<int>(k - s);
-          steps.push_back(plan.babies[i][ids[k]]);
-        }
-        std::vector<std::vector<std::vector<backend::DeviceBuffer>>> c0(groups), c1(groups);
-        for (int g = 0; g < groups; ++g) {
-          c0[g].resize(plan.in_cts);
-          c1[g].resize(plan.in_cts);
-          r.babies(in[g * plan.in_cts + i], steps, c0[g][i], c1[g][i]);
-        }
-        count_babies(counts, steps, groups);
-        for (size_t k = 0; k < og.size(); ++k) {
-          const auto& giants = plan.outputs[og[k]];
-          for (size_t j = 0; j < giants.size(); ++j) {
-            Giant sub{giants[j].step, {}};  // the giant's terms that read this chunk, babies renumbered
-            std::vector<int> idx;
-            for (size_t t = 0; t < giants[j].terms.size(); ++t) {
-              const Term& term = giants[j].terms[t];
-              if (term.in != i || pos[term.baby] < 0) continue;
-              sub.terms.push_back({i, pos[term.baby], term.diag});
-              idx.push_back(static_cast<int>(t));
-            }
-            if (idx.empty()) continue;
-            const std::vector<const u64*> d = diagonals.fetch_terms(be, og[k], static_cast<int>(j), idx);
-            for (int g = 0; g < groups; ++g) {
-              const size_t at = j * per + g;
-              const bool first = !written[k][at];
-              r.dot({&sub}, d, c0[g], c1[g], {first ? a0[k][at].data() : u0.data()},
-                    {first ? a1[k][at].data() : u1.data()});
-              if (!first) {
-                r.add(u0.data(), nullptr, a0[k][at].data(), r.width);
-                r.add(u1.data(), nullptr, a1[k][at].data(), r.width);
-              }
-              written[k][at] = 1;
-            }
-          }
-        }
-        for (size_t k = s; k < e; ++k) pos[ids[k]] = -1;
-      }
-    }
-    for (size_t k = 0; k < og.size(); ++k) {
-      const auto& giants = plan.outputs[og[k]];
-      for (int g = 0; g < groups; ++g) {
-        backend::DeviceBuffer total0 = r.zeros(r.ext_words), total1 = r.zeros(r.ext_words);
-        for (size_t j = 0; j < giants.size(); ++j) {
-          const size_t at = j * per + g;
-          if (!written[k][at]) continue;  // a giant without terms adds nothing
-          r.giant(giants[j].step, a0[k][at].data(), a1[k][at].data(), total0.data(), total1.data());
-        }
-        const Output& y = out[g * plan.out_cts + og[k]];
-        mod_down_rescale(be, ctx, total0.data(), level, y.o0);
-        mod_down_rescale(be, ctx, total1.data(), level, y.o1);
-      }
-      a0[k].clear();  // this output's sums are no longer needed
-      a1[k].clear();
-    }
-  }
-  return counts;
+  return detail::apply_within(r, diagonals, groups, in, out, work_bytes, counts);
 }
 
 }  // namespace ht::bsgs

@@ -12,6 +12,8 @@
 // Q only (babies brought down to Q, one ModDown each). The sequence is written
 // once over backend::Backend: host ciphertexts run it on the CPU backend (with
 // fused host loops over the same integers), device-resident ones on theirs.
+// bsgs.cpp: the plan, the steps (bsgs_run.hpp) and the schedule that holds
+// every baby; bsgs_schedule.cpp: the schedule within a workspace.
 #pragma once
 #include <array>
 #include <map>
