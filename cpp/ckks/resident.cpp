@@ -15,6 +15,7 @@ namespace ht::resident {
 using detail::check_ct;
 using detail::check_pair;
 using detail::empty_like;
+using detail::finish;
 
 namespace {
 
@@ -101,9 +102,7 @@ DeviceCiphertext add_or_sub(const Tables& ctx, const DeviceCiphertext& a0, const
     const auto all = moduli(ctx, level + 1, a.batch * size);
     be.elementwise(subtract ? backend::Elementwise::sub : backend::Elementwise::add, out.data.data(), a.data.data(),
                    b.data.data(), all.data(), all.size(), ctx.n());
-    out.bound = a.bound + b.bound;
-    check_value_bound(ctx, out.level, out.scale, out.bound, op);
-    return out;
+    return finish(ctx, std::move(out), a.bound + b.bound, op);
   }
   const auto m = moduli(ctx, level + 1);
   for (int bb = 0; bb < a.batch; ++bb)
@@ -118,9 +117,7 @@ DeviceCiphertext add_or_sub(const Tables& ctx, const DeviceCiphertext& a0, const
                        ctx.n());
       else be.copy(out.poly(bb, k), b.poly(bb, k), words);
     }
-  out.bound = a.bound + b.bound;
-  check_value_bound(ctx, out.level, out.scale, out.bound, op);
-  return out;
+  return finish(ctx, std::move(out), a.bound + b.bound, op);
 }
 
 }  // namespace
@@ -185,9 +182,7 @@ DeviceCiphertext mul_plain(const Tables& ctx, const DeviceCiphertext& a, const D
     fail(op, "the plaintext was encoded for another level or purpose; encode it with for_multiply=True at the "
              "ciphertext's level " + std::to_string(a.level));
   out.scale = ctx.scale_at(out.level);
-  out.bound = a.bound * p.bound;
-  check_value_bound(ctx, out.level, out.scale, out.bound, op);
-  return out;
+  return finish(ctx, std::move(out), a.bound * p.bound, op);
 }
 
 DeviceCiphertext multiply_no_relin(const Tables& ctx, const DeviceCiphertext& a0, const DeviceCiphertext& b0) {
@@ -259,9 +254,7 @@ DeviceCiphertext rescale(const Tables& ctx, const DeviceCiphertext& a) {
   be.ntt_forward(t.data(), tables.data(), t.size());
   // 3. (a_i - lift_i) / q_l.
   be.sub_mul_const(o.data(), a_l.data(), t_c.data(), inv.data(), q.data(), o.size(), n);
-  out.bound = a.bound;
-  check_value_bound(ctx, out.level, out.scale, out.bound, "rescale");
-  return out;
+  return finish(ctx, std::move(out), a.bound, "rescale");
 }
 
 DeviceCiphertext level_to(const Tables& ctx, const DeviceCiphertext& a, int level) {
@@ -273,9 +266,7 @@ DeviceCiphertext level_to(const Tables& ctx, const DeviceCiphertext& a, int leve
   DeviceCiphertext r = rescale(ctx, t);
   DeviceCiphertext out = r.level == level ? std::move(r) : truncate(r, level);
   out.scale = ctx.scale_at(level);
-  out.bound = a.bound;
-  check_value_bound(ctx, out.level, out.scale, out.bound, "change level");
-  return out;
+  return finish(ctx, std::move(out), a.bound, "change level");
 }
 
 DeviceCiphertext add_plain(const Tables& ctx, const DeviceCiphertext& a, const DevicePlaintext& p, bool negate_plain,
@@ -290,9 +281,7 @@ DeviceCiphertext add_plain(const Tables& ctx, const DeviceCiphertext& a, const D
   for (int b = 0; b < a.batch; ++b)  // the first a.limbs() limbs of p's polynomial
     a.backend().elementwise(negate_plain ? E::sub : E::add, out.poly(b, 0), out.poly(b, 0),
                             p.poly(p.batch == 1 ? 0 : b, 0), m.data(), a.limbs(), a.n);
-  out.bound = a.bound + p.bound;
-  check_value_bound(ctx, out.level, out.scale, out.bound, op);
-  return out;
+  return finish(ctx, std::move(out), a.bound + p.bound, op);
 }
 
 DeviceCiphertext add_scalar(const Tables& ctx, const DeviceCiphertext& a, double c) {
@@ -315,9 +304,7 @@ DeviceCiphertext add_scalar(const Tables& ctx, const DeviceCiphertext& a, double
       r[j] = residue_of(v, q[j]);
     }
   a.backend().add_const(o.data(), in.data(), r.data(), q.data(), count, a.n);
-  out.bound = a.bound + std::fabs(c);
-  check_value_bound(ctx, out.level, out.scale, out.bound, op);
-  return out;
+  return finish(ctx, std::move(out), a.bound + std::fabs(c), op);
 }
 
 DeviceCiphertext mul_scalar(const Tables& ctx, const DeviceCiphertext& a, double c) {
@@ -336,9 +323,7 @@ DeviceCiphertext mul_scalar(const Tables& ctx, const DeviceCiphertext& a, double
     out = rescale(ctx, t);
     out.scale = ctx.scale_at(out.level);
   }
-  out.bound = a.bound * std::fabs(c);
-  check_value_bound(ctx, out.level, out.scale, out.bound, op);
-  return out;
+  return finish(ctx, std::move(out), a.bound * std::fabs(c), op);
 }
 
 }  // namespace ht::resident

@@ -2,7 +2,9 @@
 // (resident.cpp, resident_switch.cpp); not part of its interface.
 #pragma once
 #include <string>
+#include <utility>
 
+#include "ckks/evaluator.hpp"
 #include "ckks/resident.hpp"
 #include "core/error.hpp"
 
@@ -19,6 +21,14 @@ Out empty_like(backend::Backend& be, u64 n, int batch, int size, int level, doub
   out.level = level;
   out.scale = scale;
   out.context_id = ctx;
+  return out;
+}
+
+// Sets the value bound of a result and refuses values that decryption could
+// not recover (check_value_bound), as the host evaluator's results.
+inline DeviceCiphertext finish(const Tables& ctx, DeviceCiphertext out, double bound, const char* op) {
+  out.bound = bound;
+  check_value_bound(ctx, out.level, out.scale, bound, op);
   return out;
 }
 

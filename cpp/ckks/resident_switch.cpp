@@ -20,6 +20,7 @@ namespace ht::resident {
 using detail::check_ct;
 using detail::check_pair;
 using detail::empty_like;
+using detail::finish;
 
 namespace {
 
@@ -146,9 +147,7 @@ DeviceCiphertext multiply(const Tables& ctx, const KeyChain& keys, const DeviceC
                      "more levels (Context.max_level)");
   DeviceCiphertext out = relinearize_rescale(ctx, keys, multiply_no_relin(ctx, a, b));
   if (std::fabs(out.scale / ctx.scale_at(out.level) - 1) < 1e-6) out.scale = ctx.scale_at(out.level);
-  out.bound = a.bound * b.bound;
-  check_value_bound(ctx, out.level, out.scale, out.bound, "multiply");
-  return out;
+  return finish(ctx, std::move(out), a.bound * b.bound, "multiply");
 }
 
 DeviceCiphertext square(const Tables& ctx, const KeyChain& keys, const DeviceCiphertext& a) {
