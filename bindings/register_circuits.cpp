@@ -13,6 +13,20 @@ namespace py = pybind11;
 using ht::ChebyshevPoly;
 using ht::PolyEvalStats;
 
+namespace {
+// The counters of PolyEvalStats, each named once: a read-only property and an entry of as_dict.
+struct StatsField {
+  const char* name;
+  int PolyEvalStats::*member;
+};
+constexpr StatsField kStatsFields[] = {
+    {"ct_products", &PolyEvalStats::ct_products}, {"relinearizations", &PolyEvalStats::relinearizations},
+    {"rescales", &PolyEvalStats::rescales},       {"scalar_products", &PolyEvalStats::scalar_products},
+    {"powers", &PolyEvalStats::powers},           {"baby_step", &PolyEvalStats::baby_step},
+    {"levels", &PolyEvalStats::levels},
+};
+}  // namespace
+
 void register_circuits(py::module_& m) {
   py::class_<ChebyshevPoly>(m, "ChebyshevPoly")
       .def(py::init([](double a, double b, std::vector<double> coeffs) {
@@ -34,25 +48,13 @@ void register_circuits(py::module_& m) {
         os << "ChebyshevPoly(degree=" << p.degree() << ", interval=[" << p.a << ", " << p.b << "])";
         return os.str();
       });
-  py::class_<PolyEvalStats>(m, "PolyEvalStats")
-      .def_readonly("ct_products", &PolyEvalStats::ct_products)
-      .def_readonly("relinearizations", &PolyEvalStats::relinearizations)
-      .def_readonly("rescales", &PolyEvalStats::rescales)
-      .def_readonly("scalar_products", &PolyEvalStats::scalar_products)
-      .def_readonly("powers", &PolyEvalStats::powers)
-      .def_readonly("baby_step", &PolyEvalStats::baby_step)
-      .def_readonly("levels", &PolyEvalStats::levels)
-      .def("as_dict", [](const PolyEvalStats& s) {
-        py::dict d;
-        d["ct_products"] = s.ct_products;
-        d["relinearizations"] = s.relinearizations;
-        d["rescales"] = s.rescales;
-        d["scalar_products"] = s.scalar_products;
-        d["powers"] = s.powers;
-        d["baby_step"] = s.baby_step;
-        d["levels"] = s.levels;
-        return d;
-      });
+  py::class_<PolyEvalStats> stats(m, "PolyEvalStats");
+  for (const StatsField& f : kStatsFields) stats.def_readonly(f.name, f.member);
+  stats.def("as_dict", [](const PolyEvalStats& s) {
+    py::dict d;
+    for (const StatsField& f : kStatsFields) d[f.name] = s.*f.member;
+    return d;
+  });
   m.def("chebyshev_interpolate", &ht::chebyshev_interpolate, py::arg("f"), py::arg("a"), py::arg("b"),
         py::arg("degree"));
   m.def("chebyshev_from_power", &ht::chebyshev_from_power, py::arg("power_coeffs"));
