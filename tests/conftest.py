@@ -22,6 +22,7 @@ os.environ.setdefault("HETENSOR_PLAINTEXT_BUDGET", str(256 << 20))
 
 import hetensor as ht  # noqa: E402
 from hetensor import _core, cuda  # noqa: E402
+from hetensor import linalg as la  # noqa: E402
 
 # Rotation steps that the shared toy context has keys for. Large steps
 # (slots + 3, -slots - 1, ...) reuse these keys after reduction mod slots.
@@ -74,6 +75,16 @@ def rotated_reference(x: np.ndarray, k: int, slots: int) -> np.ndarray:
     return rolled.reshape(-1)[: x.size].reshape(x.shape)
 
 
+def linalg_context(seed: int, budget: int = 64 << 20, **options):
+    """The body of a linalg test module's context fixture (``yield from linalg_context(seed)``): a
+    toy-insecure context of its own seed whose cached weight diagonals are capped at ``budget``
+    bytes (the default budget is sized for models) and dropped with it."""
+    c = ht.Context.from_preset("toy-insecure", seed=seed, **options)
+    la.set_plaintext_budget(c, budget)
+    yield c
+    la.clear_cache(c)
+
+
 @pytest.fixture(scope="session")
 def bits_of():
     """The `bits(got, ref)` helper as a fixture."""
@@ -116,6 +127,16 @@ def restore_threads():
     before = ht.get_num_threads()
     yield before
     ht.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread(restore_threads):
+    """One core thread for the test (``pytestmark = pytest.mark.usefixtures("one_thread")``), put back after.
+
+    Polynomial evaluation and bootstrapping run hundreds of short parallel regions; on a shared
+    2-core machine two OpenMP threads can wait on each other for a whole scheduler slice per region.
+    """
+    ht.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -172,6 +193,13 @@ def pytest_runtest_protocol(item, nextitem):
 # Device-resident tests run on "cpu" (the CPU backend's own memory) and on cuda:0 where one is usable.
 DEVICES = ["cpu", pytest.param("cuda:0", marks=[pytest.mark.gpu, pytest.mark.skipif(
     not cuda.is_available(), reason="no usable CUDA device")])]
+
+
+def encrypted_pair(ctx, rng, rows: int):
+    """(x, y, X, Y): two (rows, slots) arrays uniform in [-1, 1] from `rng` and their encryptions under `ctx`."""
+    x = rng.uniform(-1, 1, (rows, ctx.slots))
+    y = rng.uniform(-1, 1, (rows, ctx.slots))
+    return x, y, ctx.encrypt(x), ctx.encrypt(y)
 
 
 def resident(x: ht.CipherTensor, device: str) -> ht.CipherTensor:

@@ -23,10 +23,7 @@ from conftest import bits
 NOISE = 2.0 ** -18  # CKKS noise bound after a polynomial at a 40-bit scale, with margin
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(restore_threads):
-    # see tests/test_polyeval.py: short parallel regions on a shared 2-core machine
-    ht.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 @pytest.fixture(scope="session")

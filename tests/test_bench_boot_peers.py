@@ -9,6 +9,8 @@ to 20 GB each.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from hetensor.bench.peers import make_adapter
@@ -20,12 +22,17 @@ NOTE_FIELDS = ("bits vs the float64 input", "levels left", "bootstrapping key ge
                "peak RSS through key generation", "parameters:", "security:")
 
 
-def _adapter_or_skip(name: str):
+@contextmanager
+def _peer(name: str):
+    """The adapter of peer ``name``, released after the block; the test is skipped when the peer is not usable."""
     adapter = make_adapter(name)
     probe = adapter.probe()
     if probe.status != "ok":
         pytest.skip(f"{name}: {probe.status}: {probe.reason}")
-    return adapter
+    try:
+        yield adapter
+    finally:
+        adapter.release()
 
 
 def _bootstrap(adapter, preset: str):
@@ -39,26 +46,28 @@ def _bootstrap(adapter, preset: str):
     return session, bench, rec
 
 
+def _has_every_figure(note: str) -> None:
+    for field in NOTE_FIELDS:
+        assert field in note, field
+
+
 def test_note_carries_every_figure():
     fig = BootFigures(library="lib", parameters="log Q [60, 40x9]", security="128-bit", keygen_s=1.5,
                       key_bytes=2e9, key_bytes_method="exact", setup_s=0.1, peak_rss_setup=3e9, bits=24.4,
                       levels_left=9, input_level=0, cpu_wall=1.01)
     note = fig.note()
-    for field in NOTE_FIELDS:
-        assert field in note, field
+    _has_every_figure(note)
     assert "24.4 bits" in note and "9 levels left" in note and "2.00 GB" in note and "3.00 GB" in note
 
 
 def test_orion_bootstraps_at_a_toy_boot_preset():
-    adapter = _adapter_or_skip("orion")
-    try:
+    with _peer("orion") as adapter:
         session, bench, rec = _bootstrap(adapter, "toy-boot-insecure")
         assert isinstance(session, BootOnlySession)
         if rec is None:
             pytest.skip(f"Orion cannot bootstrap small here: {bench.reason}")
         assert rec["status"] == "ok" and rec["median"] > 0 and rec["peak_rss_bytes"] > 0
-        for field in NOTE_FIELDS:
-            assert field in bench.note, field
+        _has_every_figure(bench.note)
         assert "INSECURE" in bench.note and "log QP 1546" in bench.note
         # float32 crosses Orion's binding: about 24 bits at best; Lattigo's default circuit keeps 9 levels
         bits = float(bench.note.split(" bits vs the float64 input")[0].rsplit(" ", 1)[1])
@@ -67,13 +76,10 @@ def test_orion_bootstraps_at_a_toy_boot_preset():
         other = session.bench("add")
         assert isinstance(other, Unavailable) and "only 'bootstrap'" in other.reason
         assert session.params.levels == 9 and session.params.log_qp == 1546
-    finally:
-        adapter.release()
 
 
 def test_orion_bootstraps_from_an_ordinary_session_and_rebuilds_it():
-    adapter = _adapter_or_skip("orion")
-    try:
+    with _peer("orion") as adapter:
         session, bench, rec = _bootstrap(adapter, "toy-insecure")
         if rec is None:
             pytest.skip(f"Orion cannot bootstrap small here: {bench.reason}")
@@ -81,40 +87,30 @@ def test_orion_bootstraps_from_an_ordinary_session_and_rebuilds_it():
         # Lattigo has one scheme per process: the session's own scheme is back after the samples
         metrics = session.metrics()
         assert metrics["precision_bits"] > 15 and metrics["fresh_precision_bits"] > 15
-    finally:
-        adapter.release()
 
 
 def test_orion_secure_preset_of_another_ring_is_unavailable():
-    adapter = _adapter_or_skip("orion")
-    from hetensor.bench.peers.orion_boot import config_for
+    with _peer("orion"):
+        from hetensor.bench.peers.orion_boot import config_for
 
-    reason = config_for(preset_spec("n14"))
-    assert isinstance(reason, str) and "N=2^16" in reason
-    assert config_for(preset_spec("n16-boot")).log_qp == 1546
-    adapter.release()
+        reason = config_for(preset_spec("n14"))
+        assert isinstance(reason, str) and "N=2^16" in reason
+        assert config_for(preset_spec("n16-boot")).log_qp == 1546
 
 
 def test_desilofhe_says_why_it_cannot_bootstrap_small():
-    adapter = _adapter_or_skip("desilofhe")
-    try:
+    with _peer("desilofhe") as adapter:
         _, bench, rec = _bootstrap(adapter, "toy-boot-insecure")
         assert rec is None and isinstance(bench, Unavailable)
         assert "N=2^16" in bench.reason and "toy-boot-insecure" in bench.reason
-    finally:
-        adapter.release()
 
 
 def test_desilofhe_bootstrap_result_small():
-    adapter = _adapter_or_skip("desilofhe")
-    try:
+    with _peer("desilofhe") as adapter:
         _, bench, rec = _bootstrap(adapter, "toy-insecure")
         if rec is None:
             pytest.skip(f"desilofhe cannot bootstrap small: {bench.reason}")
-        for field in NOTE_FIELDS:
-            assert field in bench.note, field
-    finally:
-        adapter.release()
+        _has_every_figure(bench.note)
 
 
 def test_cli_runs_the_peers_alone():

@@ -31,9 +31,7 @@ def any_order(request):
     return request.getfixturevalue(request.param)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(restore_threads):
-    ht.set_num_threads(1)  # short parallel regions on a shared 2-core machine
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def test_output_bound_is_the_inputs_plus_the_error(any_order):

@@ -24,9 +24,7 @@ def bctx():
     return ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=61)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(restore_threads):
-    ht.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def _same(got, want) -> None:
@@ -39,6 +37,18 @@ def _same(got, want) -> None:
 
 def _input(ctx, x, level):
     return ctx.encrypt(x).level_to(level)
+
+
+def _pair_equals_the_python_sequence(ctx, boot, first, second, stc_first, min_bits) -> None:
+    """boot.bootstrap_pair of two real inputs, each (ciphertext, float64 values, bound): word for word
+    the Python sequence's pair, and each output within ``min_bits`` of its values."""
+    (X, x, bx), (Y, y, by) = first, second
+    ga, gb = boot.bootstrap_pair(X._ct, Y._ct, bx, by, stc_first)
+    wa, wb = ref.bootstrap_pair(boot, X._ct, Y._ct, bx, by, stc_first)
+    _same(ga, wa)
+    _same(gb, wb)
+    assert bits(ctx.decrypt(X._like(ga)).real, x) >= min_bits
+    assert bits(ctx.decrypt(X._like(gb)).real, y) >= min_bits
 
 
 @pytest.mark.parametrize("stc_first", [True, False])
@@ -63,12 +73,7 @@ def test_a_pair_equals_the_python_sequence(bctx, stc_first):
     rng = np.random.default_rng(6)
     x, y = rng.uniform(-1, 1, bctx.slots), 0.5 * rng.uniform(-1, 1, bctx.slots)
     X, Y = _input(bctx, x, 5), _input(bctx, y, 3)
-    ga, gb = boot.bootstrap_pair(X._ct, Y._ct, 1.0, 0.5, stc_first)
-    wa, wb = ref.bootstrap_pair(boot, X._ct, Y._ct, 1.0, 0.5, stc_first)
-    _same(ga, wa)
-    _same(gb, wb)
-    assert bits(bctx.decrypt(X._like(ga)).real, x) >= 22
-    assert bits(bctx.decrypt(X._like(gb)).real, y) >= 22
+    _pair_equals_the_python_sequence(bctx, boot, (X, x, 1.0), (Y, y, 0.5), stc_first, 22)
 
 
 def test_bootstrap_many_equals_pairs_and_a_single(bctx):
@@ -106,12 +111,7 @@ def test_other_parameters_equal_the_python_sequence(params, order):
     x, y = rng.uniform(-1, 1, bctx.slots), rng.uniform(-1, 1, bctx.slots)
     X, Y = _input(bctx, x, 4), _input(bctx, y, 4)
     _same(boot.bootstrap(X._ct, 1.0, stc_first), ref.bootstrap(boot, X._ct, 1.0, stc_first))
-    ga, gb = boot.bootstrap_pair(X._ct, Y._ct, 1.0, 1.0, stc_first)
-    wa, wb = ref.bootstrap_pair(boot, X._ct, Y._ct, 1.0, 1.0, stc_first)
-    _same(ga, wa)
-    _same(gb, wb)
-    assert bits(bctx.decrypt(X._like(ga)).real, x) >= 18
-    assert bits(bctx.decrypt(X._like(gb)).real, y) >= 18
+    _pair_equals_the_python_sequence(bctx, boot, (X, x, 1.0), (Y, y, 1.0), stc_first, 18)
 
 
 @pytest.mark.parametrize("device", DEVICES)

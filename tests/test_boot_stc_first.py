@@ -28,9 +28,7 @@ def classic():
     return ht.Context.from_preset("toy-boot-insecure", bootstrap=True, seed=42, bootstrap_order="classic")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(restore_threads):
-    ht.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def test_the_contract_of_each_order(bctx, classic):

@@ -17,7 +17,7 @@ import hetensor as ht
 from hetensor import linalg as la
 from hetensor.layout import FlatLayout, Layout
 
-from conftest import bits
+from conftest import bits, linalg_context
 
 CPMM_BITS = 20   # one plaintext product: ~27 bits observed at N = 2^12
 CCMM_BITS = 18   # two levels, ciphertext x ciphertext: ~25 bits observed
@@ -27,10 +27,7 @@ CCMM_BITS = 18   # two levels, ciphertext x ciphertext: ~25 bits observed
 def ctx():
     """toy-insecure (N = 2^12, 6 levels), one per test so that its keys and cached
     diagonals (up to 128 MiB; the default budget is sized for models) go with it."""
-    c = ht.Context.from_preset("toy-insecure", seed=515)
-    la.set_plaintext_budget(c, 128 << 20)
-    yield c
-    la.clear_cache(c)
+    yield from linalg_context(515, 128 << 20)
 
 
 @pytest.fixture

@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
-import hetensor as ht
 from hetensor import linalg as la
 
-from conftest import bits
+from conftest import bits, linalg_context
 
 LORA_BITS = 17   # two or three levels of ct x ct products at N = 2^12 (~24 bits observed)
 
 
 @pytest.fixture(scope="module")
 def ctx():
-    c = ht.Context.from_preset("toy-insecure", seed=808, auto_keys=True)
-    la.set_plaintext_budget(c, 64 << 20)
-    yield c
-    la.clear_cache(c)
+    yield from linalg_context(808, auto_keys=True)
 
 
 def enc(ctx, a, layout="matrix"):

@@ -14,22 +14,18 @@ import math
 import numpy as np
 import pytest
 
-import hetensor as ht
 from hetensor import _core
 from hetensor import linalg as la
 from hetensor.linalg import products, runmode
 
-from conftest import bits
+from conftest import bits, linalg_context
 
 STEP_CALLS = ("linalg_apply_map", "linalg_rotate_sum", "linalg_bilinear", "linalg_gather")
 
 
 @pytest.fixture(scope="module")
 def ctx():
-    c = ht.Context.from_preset("toy-insecure", seed=909, auto_keys=True)
-    la.set_plaintext_budget(c, 64 << 20)
-    yield c
-    la.clear_cache(c)
+    yield from linalg_context(909, auto_keys=True)
 
 
 def step_by_step(fn, *args):

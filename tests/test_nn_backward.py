@@ -16,6 +16,7 @@ from hetensor import torch as htt  # noqa: E402
 from hetensor.nn import linear as linear_mod  # noqa: E402
 from hetensor.nn.run import Run  # noqa: E402
 from hetensor.nn.tensors import PlainArray  # noqa: E402
+from _lora_nets import lora_into_attention  # noqa: E402
 from conftest import rel_bits as bits  # noqa: E402
 
 
@@ -148,13 +149,7 @@ def test_layernorm_backward(monkeypatch):
 
 
 def test_gk_attention_backward(monkeypatch):
-    torch.manual_seed(2)
-    l1 = htt.LoRALinear(4, 8, rank=2)
-    att = htt.GaussianKernelAttention(8, 2, lora_rank=2)
-    for m in (l1, att.q, att.k, att.v):
-        with torch.no_grad():
-            m.lora_B.normal_(0, 0.3)
-    net = torch.nn.Sequential(l1, att).double()
+    net = lora_into_attention(htt.GaussianKernelAttention, 8, 2, seed=2)
     x = np.random.default_rng(3).normal(0, 1, (2, 3, 4))
     model, _, grads = check(net, x, monkeypatch=monkeypatch)
     assert len(grads) == 8 and all(np.max(np.abs(g)) > 0 for g in grads)
@@ -164,13 +159,8 @@ def test_gk_attention_backward(monkeypatch):
 def test_full_qkv_backward(monkeypatch, attention):
     """Full fine-tuning (hnn.full_qkv: the q, k, v weights train, LoRA merged in): the
     gradients of the three weights and of the adapter below against autograd (>= 30 bits)."""
-    torch.manual_seed(6)
-    l1 = htt.LoRALinear(4, 8, rank=2)
-    att = attention(8, 2, lora_rank=2)
-    for mod in (l1, att.q, att.k, att.v):
-        with torch.no_grad():
-            mod.lora_B.normal_(0, 0.3)
-    net = torch.nn.Sequential(l1, att).double()
+    net = lora_into_attention(attention, 8, 2, seed=6)
+    att = net[1]
     x = np.random.default_rng(6).normal(0, 1, (2, 3, 4))
     merged = att.q.base.weight.detach().numpy() + att.q.scaling * (att.q.lora_B @ att.q.lora_A).detach().numpy()
     model, _, grads = check(net, x, monkeypatch=monkeypatch, prepare=hnn.full_qkv)
@@ -285,15 +275,7 @@ def test_softmax_attention_backward(monkeypatch, max_depth):
     reciprocal a polynomial plus Newton steps): plain mode against autograd on the same
     forward (>= 30 bits); the scores are spread so that K >= 1, and at 3 levels per
     polynomial Newton steps run."""
-    torch.manual_seed(4)
-    l1 = htt.LoRALinear(4, 8, rank=2)
-    att = htt.SoftmaxAttention(8, 2, lora_rank=2)
-    for mod in (l1, att.q, att.k, att.v):
-        with torch.no_grad():
-            mod.lora_B.normal_(0, 0.3)
-    with torch.no_grad():
-        att.q.base.weight.mul_(3.0)
-    net = torch.nn.Sequential(l1, att).double()
+    net = lora_into_attention(htt.SoftmaxAttention, 8, 2, seed=4, q_gain=3.0)
     x = np.random.default_rng(4).normal(0, 1, (2, 3, 4))
     model, _, grads = check(net, x, monkeypatch=monkeypatch, max_depth=max_depth)
     sm = model[1]
@@ -329,24 +311,17 @@ def test_per_sequence_backward(monkeypatch, kind):
     padded keys: dX and the gradients of the q/k/v adapters (or of the q/k/v weights,
     hnn.full_qkv) against torch autograd on the same forward (>= 30 bits), and equal to the
     dense form's (tokens x tokens scores, block-diagonal mask) to ~2^-40."""
-    torch.manual_seed(9)
-    attention = htt.SoftmaxAttention if kind.startswith("softmax") else htt.GaussianKernelAttention
-    l1 = htt.LoRALinear(4, 8, rank=2)
-    att = attention(8, 2, lora_rank=2)
-    for mod in (l1, att.q, att.k, att.v):
-        with torch.no_grad():
-            mod.lora_B.normal_(0, 0.3)
-    if kind.startswith("softmax"):
-        with torch.no_grad():
-            att.q.base.weight.mul_(3.0)  # spread scores: K >= 1 normalised squarings
-    net = torch.nn.Sequential(l1, att).double()
+    softmax = kind.startswith("softmax")
+    # softmax: spread scores (K >= 1 normalised squarings)
+    net = lora_into_attention(htt.SoftmaxAttention if softmax else htt.GaussianKernelAttention, 8, 2, seed=9,
+                              q_gain=3.0 if softmax else None)
     rng = np.random.default_rng(9)
     x = rng.normal(0, 1, (3, 4, 4))
     mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=np.float64)  # padded keys
     model = hnn.from_torch(net, calibration=x, mask=mask, max_depth=4)
     if kind.endswith("full"):
         model = hnn.full_qkv(model)
-    if kind.startswith("softmax"):
+    if softmax:
         assert model[1].exp_steps()[1] >= 1
     G = rng.normal(0, 1, (12, 8))
     out, dx, grads, packed = input_and_weight_grads(model, x, G, mask)

@@ -6,7 +6,6 @@ AdamW update must agree with it to >= 10 bits (CKKS noise through products,
 bootstraps and the optimizer's inverse square root).
 """
 
-import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,6 +16,7 @@ import hetensor as ht  # noqa: E402
 import hetensor.nn as hnn  # noqa: E402
 import hetensor.optim as hopt  # noqa: E402
 from hetensor import torch as htt  # noqa: E402
+from _lora_nets import lora_into_attention  # noqa: E402
 from conftest import rel_bits as bits  # noqa: E402
 
 PRESET = "toy-boot-insecure"
@@ -32,15 +32,14 @@ def natural(p, ctx):
     return ctx.decrypt(p).T
 
 
-def plain_then_encrypted_gradients(model, ctx, x, target, loss, tokens=False):
-    """One plain backward (its adapter gradients copied and returned: the reference), then the
-    same backward encrypted, leaving the encrypted gradients in ``p.grad``. ``tokens``: x is
-    (batch, seq, d) and is encrypted with ``hnn.encrypt_tokens``; else a matrix."""
-    params = list(model.lora_parameters())
+def _plain_backward(model, x, target, loss, tokens, params):
     model.train()
     out = model(x)
     model.backward(loss(out.reshape(target.shape) if tokens else out, target))
-    plain = [p.grad.copy() for p in params]
+    return [p.grad.copy() for p in params]
+
+
+def _encrypted_backward(model, ctx, x, target, loss, tokens):
     model.zero_grad()
     hnn.encrypt_adapters(model, ctx)
     if tokens:
@@ -49,7 +48,29 @@ def plain_then_encrypted_gradients(model, ctx, x, target, loss, tokens=False):
     else:
         out = model(ctx.encrypt(x, layout="matrix"), auto_keys=True)
     model.backward(loss(out, target))
+
+
+def plain_then_encrypted_gradients(model, ctx, x, target, loss, tokens=False):
+    """One plain backward (its adapter gradients copied and returned: the reference), then the
+    same backward encrypted, leaving the encrypted gradients in ``p.grad``. ``tokens``: x is
+    (batch, seq, d) and is encrypted with ``hnn.encrypt_tokens``; else a matrix."""
+    plain = _plain_backward(model, x, target, loss, tokens, list(model.lora_parameters()))
+    _encrypted_backward(model, ctx, x, target, loss, tokens)
     return plain
+
+
+def plain_adamw_then_encrypted_gradients(model, ctx, x, target, loss, params, adamw, tokens=False):
+    """As :func:`plain_then_encrypted_gradients` for ``params``, with one plain ``AdamW(**adamw)``
+    step of them in between, undone (their data put back): (plain gradients, data before the
+    step, the plain step)."""
+    plain = _plain_backward(model, x, target, loss, tokens, params)
+    init = [p.data.copy() for p in params]
+    hopt.AdamW(params, **adamw).step()
+    plain_step = [p.data - i for p, i in zip(params, init)]
+    for p, i in zip(params, init):
+        p.data = i
+    _encrypted_backward(model, ctx, x, target, loss, tokens)
+    return plain, init, plain_step
 
 
 def planned_training_refreshes(model, ctx, shape, target, loss):
@@ -82,21 +103,8 @@ def test_lora_gradients_and_adamw_step(ctx):
     loss = hnn.MSELoss()
     hnn.calibrate_training(model, x, target, loss)
     params = list(model.lora_parameters())
-    # plain: gradients and one AdamW step
-    model.train()
-    model.backward(loss(model(x), target))
-    plain_grads = [p.grad.copy() for p in params]
-    init = [p.data.copy() for p in params]
     kw = dict(lr=0.05, eps=0.1, weight_decay=0.01, extra_newton=0)  # a short 1/sqrt interval: few Newton steps
-    hopt.AdamW(params, **kw).step()
-    plain_step = [p.data - i for p, i in zip(params, init)]
-    for p, i in zip(params, init):
-        p.data = i
-    model.zero_grad()
-    # encrypted
-    hnn.encrypt_adapters(model, ctx)
-    out = model(ctx.encrypt(x, layout="matrix"), auto_keys=True)
-    model.backward(loss(out, target))
+    plain_grads, init, plain_step = plain_adamw_then_encrypted_gradients(model, ctx, x, target, loss, params, kw)
     for p, g in zip(params, plain_grads):
         enc = natural(p.grad, ctx) * p.scale
         if np.max(np.abs(g)) == 0:  # dA of the adapter whose B is 0
@@ -132,20 +140,10 @@ def test_adamw_step_at_eight_levels_per_polynomial():
     loss = hnn.MSELoss()
     hnn.calibrate_training(model, x, target, loss)
     params = list(model.lora_parameters())
-    model.train()
-    model.backward(loss(model(x), target))
-    init = [p.data.copy() for p in params]
     kw = dict(lr=0.05, eps=1e-5, weight_decay=0.01)
     poly, _, _ = hopt.AdamW(params, **kw).inv_sqrt_plan(params[1], SimpleNamespace(mode="encrypted", ctx=bctx))
     assert poly.depth == 8 and poly.a <= 2.0 ** -15
-    hopt.AdamW(params, **kw).step()
-    plain_step = [p.data - i for p, i in zip(params, init)]
-    for p, i in zip(params, init):
-        p.data = i
-    model.zero_grad()
-    hnn.encrypt_adapters(model, bctx)
-    out = model(bctx.encrypt(x, layout="matrix"), auto_keys=True)
-    model.backward(loss(out, target))
+    _, init, plain_step = plain_adamw_then_encrypted_gradients(model, bctx, x, target, loss, params, kw)
     hopt.AdamW(params, **kw).step()
     for p, i, d in zip(params, init, plain_step):
         assert bits(natural(p.data, bctx) / p.scale - i, d) >= 12, p
@@ -167,14 +165,8 @@ def test_cross_entropy_gradient_encrypted(ctx):
     loss = hnn.CrossEntropyLoss()
     hnn.calibrate_training(model, x, y, loss)
     params = list(model.lora_parameters())
-    model.train()
-    model.backward(loss(model(x), y))
-    plain_grads = [p.grad.copy() for p in params]
-    model.zero_grad()
     assert loss.steps(ctx.usable_levels - 1, 10).k >= 1  # at least one normalised squaring runs
-    hnn.encrypt_adapters(model, ctx)
-    out = model(ctx.encrypt(x, layout="matrix"), auto_keys=True)
-    model.backward(loss(out, y))
+    plain_grads = plain_then_encrypted_gradients(model, ctx, x, y, loss)
     for p, g in zip(params, plain_grads):
         assert bits(natural(p.grad, ctx) * p.scale, g) >= 10, p
     assert any(b["site"].startswith("loss.") for b in model.last_run.bootstraps)
@@ -229,13 +221,7 @@ def test_gk_attention_gradients_encrypted(ctx, form):
     two sequences, so the per-sequence form by default: rolled keys and values, small
     plaintext products; or the dense form): the encrypted adapter gradients against plain
     mode (>= 10 bits)."""
-    torch.manual_seed(4)
-    l1 = htt.LoRALinear(4, 4, rank=2)
-    att = htt.GaussianKernelAttention(4, 2, lora_rank=2)
-    for m in (l1, att.q, att.k, att.v):
-        with torch.no_grad():
-            m.lora_B.normal_(0, 0.3)
-    net = torch.nn.Sequential(l1, att).double()
+    net = lora_into_attention(htt.GaussianKernelAttention, 4, 2, seed=4)
     rng = np.random.default_rng(4)
     x = rng.normal(0, 1, (2, 3, 4))
     target = rng.normal(0, 1, (6, 4))
@@ -268,15 +254,7 @@ def test_softmax_attention_gradients_encrypted(ctx):
     """A LoRA layer into the range-reduced softmax attention (one head, two sequences of three
     tokens; scores spread so that one normalised squaring and Newton steps run): the encrypted
     adapter gradients against plain mode (>= 10 bits)."""
-    torch.manual_seed(5)
-    l1 = htt.LoRALinear(4, 4, rank=2)
-    att = htt.SoftmaxAttention(4, 1, lora_rank=2)
-    for m in (l1, att.q, att.k, att.v):
-        with torch.no_grad():
-            m.lora_B.normal_(0, 0.3)
-    with torch.no_grad():
-        att.q.base.weight.mul_(3.0)
-    net = torch.nn.Sequential(l1, att).double()
+    net = lora_into_attention(htt.SoftmaxAttention, 4, 1, seed=5, q_gain=3.0)
     rng = np.random.default_rng(5)
     x = rng.normal(0, 1, (2, 3, 4))
     target = rng.normal(0, 1, (6, 4))
@@ -338,19 +316,8 @@ def test_full_qkv_gradients_and_adamw_encrypted(ctx):
     hnn.calibrate_training(model, x, target.reshape(2, 3, 4), loss, batch_size=2,
                            optimizer=lambda ps: hopt.AdamW(ps, **kw))
     params = [p for p in model.lora_parameters() if p.name == "weight"]
-    model.train()
-    model.backward(loss(model(x).reshape(6, 4), target))
-    plain_grads = [p.grad.copy() for p in params]
-    init = [p.data.copy() for p in params]
-    hopt.AdamW(params, **kw).step()
-    plain_step = [p.data - i for p, i in zip(params, init)]
-    for p, i in zip(params, init):
-        p.data = i
-    model.zero_grad()
-    hnn.encrypt_adapters(model, ctx)
-    ct, seq_len = hnn.encrypt_tokens(ctx, x)
-    out = model(ct, seq_len=seq_len, auto_keys=True)
-    model.backward(loss(out, target))
+    plain_grads, init, plain_step = plain_adamw_then_encrypted_gradients(model, ctx, x, target, loss, params, kw,
+                                                                         tokens=True)
     assert len(params) == 3
     got = [bits(natural(p.grad, ctx), g) for p, g in zip(params, plain_grads)]
     hopt.AdamW(params, **kw).step()

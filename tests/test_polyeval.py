@@ -23,12 +23,7 @@ from conftest import bits
 NOISE_BITS = 20
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(restore_threads):
-    # Polynomial evaluation runs hundreds of short parallel regions; on a
-    # shared 2-core machine two OpenMP threads can wait on each other for a
-    # whole scheduler slice per region. One thread keeps these tests fast.
-    ht.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 @pytest.fixture(scope="session")

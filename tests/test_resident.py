@@ -15,7 +15,7 @@ import pytest
 import hetensor as ht
 from hetensor import _core, cuda
 
-from conftest import DEVICES, bits, resident
+from conftest import DEVICES, bits, encrypted_pair, resident
 
 
 
@@ -28,9 +28,7 @@ def same_limbs(host: ht.CipherTensor, dev: ht.CipherTensor) -> bool:
 
 @pytest.fixture
 def pair(toy_ctx, rng):
-    x = rng.uniform(-1, 1, (3, toy_ctx.slots))
-    y = rng.uniform(-1, 1, (3, toy_ctx.slots))
-    return x, y, toy_ctx.encrypt(x), toy_ctx.encrypt(y)
+    return encrypted_pair(toy_ctx, rng, 3)
 
 
 @pytest.mark.parametrize("device", DEVICES)

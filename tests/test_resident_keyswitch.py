@@ -18,7 +18,7 @@ import pytest
 import hetensor as ht
 from hetensor import _core, cuda
 
-from conftest import DEVICES, bits, resident
+from conftest import DEVICES, bits, encrypted_pair, resident
 
 
 
@@ -40,9 +40,7 @@ def compact_ctx():
 
 @pytest.fixture
 def data(toy_ctx, rng):
-    x = rng.uniform(-1, 1, (2, toy_ctx.slots))
-    y = rng.uniform(-1, 1, (2, toy_ctx.slots))
-    return x, y, toy_ctx.encrypt(x), toy_ctx.encrypt(y)
+    return encrypted_pair(toy_ctx, rng, 2)
 
 
 @pytest.mark.parametrize("device", DEVICES)

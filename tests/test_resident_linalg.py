@@ -24,15 +24,12 @@ from hetensor import _core
 from hetensor import linalg as la
 from hetensor.linalg import products
 
-from conftest import DEVICES, bits, resident
+from conftest import DEVICES, bits, linalg_context, resident
 
 
 @pytest.fixture(scope="module")
 def ctx():
-    c = ht.Context.from_preset("toy-insecure", seed=911, auto_keys=True)
-    la.set_plaintext_budget(c, 64 << 20)
-    yield c
-    la.clear_cache(c)
+    yield from linalg_context(911, auto_keys=True)
 
 
 def _host(dev) -> _core.Ciphertext:

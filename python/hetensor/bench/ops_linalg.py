@@ -130,6 +130,22 @@ class Footprint:
         return text
 
 
+def case_bench(case: Any, mem: Footprint, divisor: float = 1) -> Any:
+    """The Bench of a peer's linalg ``case`` (``run``, ``check`` after each sample, ``note()``) set up
+    since ``mem`` began: after the samples its note is the case's note and ``mem``'s footprint."""
+    from .timing import Bench
+
+    bench = Bench(run=case.run, cleanup=case.check, note=case.note(), divisor=divisor)  # type: ignore[arg-type]
+
+    def finalize() -> None:
+        mem.samples_done()
+        bench.note = f"{case.note()}; {mem.note()}"
+        bench.finalize = None  # no cycle: the keys and operands go with the Bench
+
+    bench.finalize = finalize
+    return bench
+
+
 class LinalgCase:
     """Inputs, keys and the timed product of one linalg op on a hetensor context."""
 
@@ -272,4 +288,5 @@ def hetensor_bench(session, op: str):
     return bench
 
 
-__all__ = ["Footprint", "LINALG_OP_NAMES", "LINALG_OP_SPECS", "LinalgCase", "LinalgInputs", "hetensor_bench", "linalg_inputs"]
+__all__ = ["Footprint", "LINALG_OP_NAMES", "LINALG_OP_SPECS", "LinalgCase", "LinalgInputs", "case_bench",
+           "hetensor_bench", "linalg_inputs"]

@@ -214,17 +214,22 @@ def materialize_transpose(x):
     return relayout(t, target)
 
 
+def _add_gathered(ctx, ct, groups):
+    """The sum of the ciphertexts gathered by each index list of ``groups`` (additions only, in order)."""
+    total = None
+    for idx in groups:
+        part = rm.gather(ctx, ct, idx)
+        total = part if total is None else rm.add(ctx, total, part)
+    return total
+
+
 def _sum_rows_physical(ctx, ct, lay: Layout, cost: MatmulCost):
     """Sum over the stored rows: result stored as one row per item (row 0 of each super-slot)."""
     pm, pn = lay.physical
     nrb, ncb = lay.nrb, lay.ncb
     if nrb > 1:
-        total = None
-        for rb in range(nrb):
-            idx = [it * lay.per_item + rb * ncb + cb for it in range(lay.batch) for cb in range(ncb)]
-            part = rm.gather(ctx, ct, idx)
-            total = part if total is None else rm.add(ctx, total, part)
-        ct = total
+        ct = _add_gathered(ctx, ct, ([it * lay.per_item + rb * ncb + cb for it in range(lay.batch) for cb in range(ncb)]
+                                     for rb in range(nrb)))
     ct = rm.rotate_sum(ctx, ct, doubling(min(pm, lay.br), 1), cost)
     return ct, dict(bm=lay.bm, br=1, bc=lay.bc), (1, pn)
 
@@ -233,12 +238,8 @@ def _sum_cols_physical(ctx, ct, lay: Layout, cost: MatmulCost):
     pm, pn = lay.physical
     nrb, ncb = lay.nrb, lay.ncb
     if ncb > 1:
-        total = None
-        for cb in range(ncb):
-            idx = [it * lay.per_item + rb * ncb + cb for it in range(lay.batch) for rb in range(nrb)]
-            part = rm.gather(ctx, ct, idx)
-            total = part if total is None else rm.add(ctx, total, part)
-        ct = total
+        ct = _add_gathered(ctx, ct, ([it * lay.per_item + rb * ncb + cb for it in range(lay.batch) for rb in range(nrb)]
+                                     for cb in range(ncb)))
     ct = rm.rotate_sum(ctx, ct, doubling(min(pn, lay.bc), lay.bm), cost)
     return ct, dict(bm=lay.bm, br=lay.br, bc=1), (pm, 1)
 
@@ -272,11 +273,7 @@ def tensor_sum(x, dim=None, keepdim: bool = False):
         names = ["r"]
     which = {names[d] for d in dims}
     if "b" in which and b > 1:
-        total = None
-        for it in range(b):
-            part = rm.gather(ctx, ct, list(range(it * lay.per_item, (it + 1) * lay.per_item)))
-            total = part if total is None else rm.add(ctx, total, part)
-        ct = total
+        ct = _add_gathered(ctx, ct, (list(range(it * lay.per_item, (it + 1) * lay.per_item)) for it in range(b)))
         b = 1
         lay = lay.replace(matrix=(1, m, n))
     for name in ("r", "c"):

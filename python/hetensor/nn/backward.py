@@ -330,6 +330,14 @@ def _head_mask(d: int, h: int, dh: int) -> np.ndarray:
     return msk
 
 
+def _head_values_backward(ops: Ops, d_out: Any, sv: Dict[str, Any], d: int, h: int, dh: int) -> tuple:
+    """The values' part of head ``h``'s backward (both attentions), from its saved ``v`` and ``e``:
+    (dE = dO v^T, dv = (E^T dO) * mask_h: the head's columns of dv)."""
+    de = ops.mm(d_out, sv["v"].T, f"h{h}.dE")
+    dv_h = ops.mul(ops.mm(sv["e"].T, d_out, f"h{h}.dv"), _head_mask(d, h, dh), f"h{h}.dv_mask")
+    return de, dv_h
+
+
 @register(GaussianKernelAttention)
 def _gk_attention(m: GaussianKernelAttention, g: Any, run: Any, need_dx: bool) -> Any:
     """Per head (c = 1 / (2 sqrt(dh)), M the 0/1 mask, E = exp(Z) M):
@@ -348,10 +356,8 @@ def _gk_attention(m: GaussianKernelAttention, g: Any, run: Any, need_dx: bool) -
     dq = dk = dv = None
     for h in range(m.n_heads):
         sv = run.tape.get(m, h)
-        q, k, v, e, z, chain = sv["q"], sv["k"], sv["v"], sv["e"], sv["z"], sv["chain"]
-        hm = _head_mask(d, h, dh)
-        de = ops.mm(d_out, v.T, f"h{h}.dE")
-        dv_h = ops.mul(ops.mm(e.T, d_out, f"h{h}.dv"), hm, f"h{h}.dv_mask")
+        q, k, z, chain = sv["q"], sv["k"], sv["z"], sv["chain"]
+        de, dv_h = _head_values_backward(ops, d_out, sv, d, h, dh)
         # exp'(Z) of the approximation p(Z)^(2^k): D_0 = p'(Z), D_{j+1} = 2 e_j D_j
         dexp = ops.poly(z, dp, f"h{h}.z")
         for j, ej in enumerate(chain):
@@ -509,10 +515,8 @@ def _softmax_attention(m: SoftmaxAttention, g: Any, run: Any, need_dx: bool) -> 
     dq = dk = dv = None
     for h in range(m.n_heads):
         sv = run.tape.get(m, h)
-        q, k, v, e, z, steps = sv["q"], sv["k"], sv["v"], sv["e"], sv["z"], sv["softmax"]
-        hm = _head_mask(d, h, dh)
-        dy = ops.mm(d_out, v.T, f"h{h}.dE")
-        dv_h = ops.mul(ops.mm(e.T, d_out, f"h{h}.dv"), hm, f"h{h}.dv_mask")
+        q, k, z, steps = sv["q"], sv["k"], sv["z"], sv["softmax"]
+        dy, dv_h = _head_values_backward(ops, d_out, sv, d, h, dh)
         for t in range(len(steps) - 1, -1, -1):
             dw = _normalise_backward(ops, dy, steps[t], ops.mat(("ones", n), lambda: np.ones((n, n))), f"h{h}.s{t}.")
             if t:

@@ -173,56 +173,48 @@ def newton_inv_sqrt(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return 1.5 * y - 0.5 * x * y * y * y
 
 
-@lru_cache(maxsize=256)
-def inv_sqrt_steps(a: float, max_depth: int) -> Tuple[approx.Polynomial, int]:
-    """(polynomial of 1/sqrt(x) on [a, 1], Newton steps) with relative error below
-    2^-TARGET_BITS on [a, 1], the fewest levels (a Newton step costs 3)."""
+def _fewest_levels(a: float, max_depth: int, f: Callable[[np.ndarray], np.ndarray],
+                   newton: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                   rel_error: Callable[[np.ndarray, np.ndarray], float], step_levels: int, max_steps: int,
+                   positive: bool, what: str) -> Tuple[approx.Polynomial, int]:
+    """(polynomial of ``f`` on [a, 1], Newton steps) whose ``rel_error(grid, y)`` is below
+    2^-TARGET_BITS on [a, 1], with the fewest levels (a Newton step costs ``step_levels``);
+    ``positive``: a polynomial that is not > 0 on the grid is passed over."""
     best = None
     grid = np.geomspace(a, 1.0, 4001)
-    exact = 1.0 / np.sqrt(grid)
     top = max_degree(a, 1.0, max_depth)
-    for steps in range(0, 16):  # wide intervals at few levels: a long linear phase before quadratic convergence
+    for steps in range(0, max_steps):
         for d in sorted({1, 3, 7, 15, 31, 63, top}):
             if d > top:
                 continue
-            p = approx.chebyshev(lambda t: 1.0 / np.sqrt(t), a, 1.0, degree=d)
+            p = approx.chebyshev(f, a, 1.0, degree=d)
             y = p(grid)
-            if np.any(y <= 0):
+            if positive and np.any(y <= 0):
                 continue
             for _ in range(steps):
-                y = newton_inv_sqrt(grid, y)
-            err = float(np.max(np.abs(y / exact - 1.0)))
-            if err <= 2.0 ** -TARGET_BITS:
-                cost = p.depth + 3 * steps
+                y = newton(grid, y)
+            if rel_error(grid, y) <= 2.0 ** -TARGET_BITS:
+                cost = p.depth + step_levels * steps
                 if best is None or cost < best[2]:
                     best = (p, steps, cost)
                 break
     if best is None:
-        raise ValueError(f"cannot approximate 1/sqrt on [{a:g}, 1] within {max_depth} levels per step")
+        raise ValueError(f"cannot approximate {what} on [{a:g}, 1] within {max_depth} levels per step")
     return best[0], best[1]
+
+
+@lru_cache(maxsize=256)
+def inv_sqrt_steps(a: float, max_depth: int) -> Tuple[approx.Polynomial, int]:
+    """(polynomial of 1/sqrt(x) on [a, 1], Newton steps) with relative error below
+    2^-TARGET_BITS on [a, 1], the fewest levels (a Newton step costs 3)."""
+    # wide intervals at few levels: a long linear phase before quadratic convergence (up to 15 steps)
+    return _fewest_levels(a, max_depth, lambda t: 1.0 / np.sqrt(t), newton_inv_sqrt,
+                          lambda t, y: float(np.max(np.abs(y / (1.0 / np.sqrt(t)) - 1.0))), 3, 16, True, "1/sqrt")
 
 
 @lru_cache(maxsize=256)
 def reciprocal_steps(a: float, max_depth: int) -> Tuple[approx.Polynomial, int]:
     """(polynomial of 1/x on [a, 1], Newton steps y <- y (2 - x y)) with relative error
     below 2^-TARGET_BITS on [a, 1], the fewest levels (a Newton step costs 2)."""
-    grid = np.geomspace(a, 1.0, 4001)
-    top = max_degree(a, 1.0, max_depth)
-    best = None
-    for steps in range(0, 10):
-        for d in sorted({1, 3, 7, 15, 31, 63, top}):
-            if d > top:
-                continue
-            p = approx.chebyshev(lambda t: 1.0 / np.asarray(t), a, 1.0, degree=d)
-            y = p(grid)
-            for _ in range(steps):
-                y = y * (2.0 - grid * y)
-            err = float(np.max(np.abs(y * grid - 1.0)))
-            if err <= 2.0 ** -TARGET_BITS:
-                cost = p.depth + 2 * steps
-                if best is None or cost < best[2]:
-                    best = (p, steps, cost)
-                break
-    if best is None:
-        raise ValueError(f"cannot approximate 1/x on [{a:g}, 1] within {max_depth} levels per step")
-    return best[0], best[1]
+    return _fewest_levels(a, max_depth, lambda t: 1.0 / np.asarray(t), lambda t, y: y * (2.0 - t * y),
+                          lambda t, y: float(np.max(np.abs(y * t - 1.0))), 2, 10, False, "1/x")

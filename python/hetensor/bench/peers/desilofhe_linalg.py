@@ -32,8 +32,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..ops_linalg import Footprint, LinalgInputs, linalg_inputs
-from ..timing import Bench
+from ..ops_linalg import Footprint, LinalgInputs, case_bench, linalg_inputs
 from .base import BenchOrReason, unavailable
 
 BATCH = 256
@@ -284,15 +283,7 @@ def linalg_bench(op: str, threads: int, block: Optional[int] = None, level: Opti
     except ValueError as exc:
         return unavailable(f"desilofhe's batched {block}x{block} products cannot express {op}: {exc}")
     mem.setup_done()
-    bench = Bench(run=case.run, cleanup=case.check, note=case.note())
-
-    def finalize() -> None:
-        mem.samples_done()
-        bench.note = f"{case.note()}; {mem.note()}"
-        bench.finalize = None  # no cycle: the keys and operands go with the Bench
-
-    bench.finalize = finalize
-    return bench
+    return case_bench(case, mem)
 
 
 __all__ = ["BATCH", "DesiloLinalgCase", "Plan", "arrange", "arrangement", "blocks", "linalg_bench", "plan", "simulate",

@@ -82,6 +82,18 @@ class OrionBootConfig:
                 f"secret sparse ternary h={self.hamming_weight}; {CIRCUIT}")
 
 
+def decrypt_values(lib, ct: int) -> np.ndarray:
+    """Decrypt and decode Orion ciphertext handle ``ct`` (``lib``: Orion's LattigoLibrary) into float64,
+    freeing the Go-side plaintext and value array."""
+    raw = lib.lib
+    pt = raw.Decrypt(ct)
+    res = raw.Decode(pt)
+    out = np.ctypeslib.as_array(res.Data, shape=(int(res.Length),)).astype(np.float64)
+    lib.FreeCArray(ctypes.cast(res.Data, ctypes.c_void_p))
+    raw.DeletePlaintext(pt)
+    return out
+
+
 #: Lattigo's default bootstrapping set at N = 2^16 (N16QP1546H192H32), as Orion takes it.
 N16_DEFAULT = OrionBootConfig(
     label="Lattigo default N16QP1546H192H32 via Orion", log_n=16, log_q=(60,) + (40,) * 9, log_p=(61,) * 5,
@@ -163,16 +175,8 @@ class OrionBootCase(BootCase):
     def bootstrap_once(self) -> int:
         return self.raw.Bootstrap(self.ct_in, self.slots)
 
-    def _decrypt(self, ct: int) -> np.ndarray:
-        pt = self.raw.Decrypt(ct)
-        res = self.raw.Decode(pt)
-        out = np.ctypeslib.as_array(res.Data, shape=(int(res.Length),)).astype(np.float64)
-        self.lib.FreeCArray(ctypes.cast(res.Data, ctypes.c_void_p))
-        self.raw.DeletePlaintext(pt)
-        return out
-
     def check(self, out: int) -> None:
-        got = self._decrypt(out)[: self.slots]
+        got = decrypt_values(self.lib, out)[: self.slots]
         self.figures.bits = measure_bits(got, self.x)
         self.figures.extra_bits["the float32 input Orion encrypted"] = measure_bits(got, self.x32.astype(np.float64))
         self.figures.levels_left = int(self.raw.GetCiphertextLevel(out))
@@ -240,4 +244,4 @@ def boot_session(adapter, spec: PresetSpec, threads: int) -> BootOnlySession:
 
 
 __all__ = ["N16_DEFAULT", "OrionBootCase", "OrionBootConfig", "boot_session", "bootstrap_bench", "config_for",
-           "session_bench"]
+           "decrypt_values", "session_bench"]

@@ -28,6 +28,7 @@ from ..ops import HOISTED_K
 from ..spec import LibParams, PresetSpec, compare
 from ..timing import Bench
 from .base import Adapter, BenchOrReason, Probe, Session, precision_bits, probe_module, rng_values, unavailable
+from .orion_boot import decrypt_values
 
 HAMMING_WEIGHT = 192
 LATTIGO_MAX_PRIME_BITS = 61
@@ -127,12 +128,7 @@ class _OrionSession(Session):
         return ct
 
     def _decrypt(self, ct: int) -> np.ndarray:
-        pt = self.raw.Decrypt(ct)
-        res = self.raw.Decode(pt)
-        out = np.ctypeslib.as_array(res.Data, shape=(int(res.Length),)).astype(np.float64)
-        self.lib.FreeCArray(ctypes.cast(res.Data, ctypes.c_void_p))
-        self.raw.DeletePlaintext(pt)
-        return out
+        return decrypt_values(self.lib, ct)
 
     def _drop_ct(self, _arg, ct) -> None:
         if isinstance(ct, int):

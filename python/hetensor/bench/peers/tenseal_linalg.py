@@ -30,8 +30,7 @@ from typing import Any, List, Optional
 
 import numpy as np
 
-from ..ops_linalg import Footprint, LinalgInputs, linalg_inputs
-from ..timing import Bench
+from ..ops_linalg import Footprint, LinalgInputs, case_bench, linalg_inputs
 from .base import BenchOrReason
 
 LOG_N = 14
@@ -131,15 +130,7 @@ def linalg_bench(op: str, log_n: Optional[int] = None) -> BenchOrReason:
     mem = Footprint()
     case = TensealLinalgCase(op, log_n=log_n)
     mem.setup_done()
-    bench = Bench(run=case.run, cleanup=case.check, note=case.note(), divisor=case.divisor)  # type: ignore[arg-type]
-
-    def finalize() -> None:
-        mem.samples_done()
-        bench.note = f"{case.note()}; {mem.note()}"
-        bench.finalize = None  # no cycle: the keys and operands go with the Bench
-
-    bench.finalize = finalize
-    return bench
+    return case_bench(case, mem, divisor=case.divisor)
 
 
 __all__: List[str] = ["TensealLinalgCase", "linalg_bench"]
