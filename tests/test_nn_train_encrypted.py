@@ -27,6 +27,26 @@ def ctx():
     return ht.Context.from_preset(PRESET, bootstrap=True, seed=5)
 
 
+def lora_model(ctx, seed, d_out, then=None):
+    """LoRALinear(4, d_out, rank 2, alpha 2), B ~ N(0, 1) after ``torch.manual_seed(seed)`` (and a
+    second LoRALinear(d_out, then) when ``then``), as an HE model calibrated for training with MSE
+    at ``ctx``'s depth on x (8 x 4, uniform in [-1, 1]) and a target ~ N(0, 1) drawn from
+    ``np.random.default_rng(seed)``: (model, loss, x, target, that generator)."""
+    torch.manual_seed(seed)
+    l1 = htt.LoRALinear(4, d_out, rank=2, alpha=2.0)
+    with torch.no_grad():
+        l1.lora_B.normal_()
+    layers = [l1] if then is None else [l1, htt.LoRALinear(d_out, then, rank=2, alpha=2.0)]
+    net = torch.nn.Sequential(*layers).double()
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (8, 4))
+    target = rng.normal(0, 1, (8, d_out if then is None else then))
+    model = hnn.from_torch(net, calibration=x, max_depth=ctx.usable_levels - 1)
+    loss = hnn.MSELoss()
+    hnn.calibrate_training(model, x, target, loss)
+    return model, loss, x, target, rng
+
+
 def natural(p, ctx):
     """A decrypted encrypted adapter (A^T, s B^T) or its gradient in torch's (A, B) form."""
     return ctx.decrypt(p).T
@@ -91,17 +111,7 @@ def planned_training_refreshes(model, ctx, shape, target, loss):
 
 
 def test_lora_gradients_and_adamw_step(ctx):
-    torch.manual_seed(0)
-    l1 = htt.LoRALinear(4, 6, rank=2, alpha=2.0)
-    with torch.no_grad():
-        l1.lora_B.normal_()
-    net = torch.nn.Sequential(l1, htt.LoRALinear(6, 3, rank=2, alpha=2.0)).double()
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (8, 4))
-    target = rng.normal(0, 1, (8, 3))
-    model = hnn.from_torch(net, calibration=x, max_depth=ctx.usable_levels - 1)
-    loss = hnn.MSELoss()
-    hnn.calibrate_training(model, x, target, loss)
+    model, loss, x, target, _ = lora_model(ctx, 0, 6, then=3)
     params = list(model.lora_parameters())
     kw = dict(lr=0.05, eps=0.1, weight_decay=0.01, extra_newton=0)  # a short 1/sqrt interval: few Newton steps
     plain_grads, init, plain_step = plain_adamw_then_encrypted_gradients(model, ctx, x, target, loss, params, kw)
@@ -128,17 +138,7 @@ def test_adamw_step_at_eight_levels_per_polynomial():
     packing, that noise reached the paired operand and the update kept 1-3 bits (measured
     1.1 and 3.5); now >= 12 (measured 14.3)."""
     bctx = ht.Context.from_preset("n12-boot9-insecure", bootstrap=True, seed=5)
-    torch.manual_seed(0)
-    l1 = htt.LoRALinear(4, 6, rank=2, alpha=2.0)
-    with torch.no_grad():
-        l1.lora_B.normal_()
-    net = torch.nn.Sequential(l1).double()
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (8, 4))
-    target = rng.normal(0, 1, (8, 6))
-    model = hnn.from_torch(net, calibration=x, max_depth=bctx.usable_levels - 1)
-    loss = hnn.MSELoss()
-    hnn.calibrate_training(model, x, target, loss)
+    model, loss, x, target, _ = lora_model(bctx, 0, 6)
     params = list(model.lora_parameters())
     kw = dict(lr=0.05, eps=1e-5, weight_decay=0.01)
     poly, _, _ = hopt.AdamW(params, **kw).inv_sqrt_plan(params[1], SimpleNamespace(mode="encrypted", ctx=bctx))
@@ -180,16 +180,7 @@ def test_adamw_encrypted_against_torch(ctx):
     the update; 1/sqrt runs on [2^-15, 1]."""
     from hetensor.nn.autograd import GRAD_MARGIN, grad_bound
 
-    torch.manual_seed(2)
-    lin = htt.LoRALinear(4, 6, rank=2, alpha=2.0)
-    with torch.no_grad():
-        lin.lora_B.normal_()
-    net = torch.nn.Sequential(lin).double()
-    rng = np.random.default_rng(2)
-    x = rng.uniform(-1, 1, (8, 4))
-    target = rng.normal(0, 1, (8, 6))
-    model = hnn.from_torch(net, calibration=x, max_depth=ctx.usable_levels - 1)
-    hnn.calibrate_training(model, x, target, hnn.MSELoss())
+    model, _, x, target, rng = lora_model(ctx, 2, 6)
     params = list(model.lora_parameters())
     bounds = [grad_bound(p) / (1.0 + GRAD_MARGIN) for p in params]
     grads = [[rng.choice([-1.0, 1.0], p.shape) * rng.uniform(G / 2, G, p.shape) for p, G in zip(params, bounds)]

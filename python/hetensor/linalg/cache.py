@@ -155,6 +155,22 @@ def encoded(ctx, key, plan, level: int):
     return m
 
 
+class EntryList:
+    """The entry list of a block map (out[oc][os] <- in[ic][is]) built in parts; a scalar
+    ciphertext index stands for every slot of its part. ``arrays()``: (oc, os, ic, is)."""
+
+    def __init__(self) -> None:
+        self._parts: tuple = ([], [], [], [])
+
+    def add(self, oc, os_, ic, is_) -> None:
+        n = np.size(os_)
+        for part, v in zip(self._parts, (oc, os_, ic, is_)):
+            part.append(np.full(n, v) if np.ndim(v) == 0 else v)
+
+    def arrays(self) -> tuple:
+        return tuple(np.concatenate(part) for part in self._parts)
+
+
 def entry_plan(slots: int, in_cts: int, out_cts: int, oc, os_, ic, is_, coef=None):
     """A block map from an entry list: out[oc][os] += coef * in[ic][is]."""
     oc = np.asarray(oc, dtype=np.int64).reshape(-1)

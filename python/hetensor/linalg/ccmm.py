@@ -16,10 +16,10 @@ import numpy as np
 from .. import _core
 from ..layout import Layout, next_pow2
 from . import runmode as rm
-from .cache import cache, entry_plan, plan as cached_plan
+from .cache import EntryList, cache, entry_plan, plan as cached_plan
 from .cost import MatmulCost, publish
 from .lora import repeat_setup, rowsum_setup
-from .moves import is_matrix, layout_of, lkey, make, relayout, to_matrix
+from .moves import is_matrix, layout_of, lkey, make, relayout, relayout_plan, to_matrix
 
 
 def chain_sides(ctx, cand) -> Tuple[bool, bool]:
@@ -99,7 +99,7 @@ def _jkls_setup(slots: int, lx, ly, B: int, tiles):
     nrt, nc, nq = -(-m // mt), -(-n // nt), -(-p // pt)
     ntc = [min(nt, n - c * nt) for c in range(nc)]
     # sigma: A(rt, c)[i + bh c'] = X[rt mt + i, c nt + (i + c') mod ntc]
-    oc, os_, ic, is_ = [], [], [], []
+    sigma_entries = EntryList()
     for rt in range(nrt):
         rows = min(mt, m - rt * mt)
         for c in range(nc):
@@ -107,10 +107,10 @@ def _jkls_setup(slots: int, lx, ly, B: int, tiles):
             i, cp = i.reshape(-1), cp.reshape(-1)
             k = c * nt + (i + cp) % ntc[c]
             cti, sli = lx.index(0, rt * mt + i, k)
-            oc.append(np.full(i.size, rt * nc + c)); os_.append(i + bh * cp); ic.append(cti); is_.append(sli)
-    sigma = (np.concatenate(oc), np.concatenate(os_), np.concatenate(ic), np.concatenate(is_))
+            sigma_entries.add(rt * nc + c, i + bh * cp, cti, sli)
+    sigma = sigma_entries.arrays()
     # tau: B(c, q)[r + bh j] = Y[c nt + (r + j) mod ntc, q pt + j]
-    oc, os_, ic, is_ = [], [], [], []
+    tau_entries = EntryList()
     for c in range(nc):
         for q in range(nq):
             cols = min(pt, p - q * pt)
@@ -118,8 +118,8 @@ def _jkls_setup(slots: int, lx, ly, B: int, tiles):
             r, j = r.reshape(-1), j.reshape(-1)
             k = c * nt + (r + j) % ntc[c]
             cti, sli = ly.index(0, k, q * pt + j)
-            oc.append(np.full(r.size, c * nq + q)); os_.append(r + bh * j); ic.append(cti); is_.append(sli)
-    tau = (np.concatenate(oc), np.concatenate(os_), np.concatenate(ic), np.concatenate(is_))
+            tau_entries.add(c * nq + q, r + bh * j, cti, sli)
+    tau = tau_entries.arrays()
     bx, by = lx.batch, ly.batch
     outputs = B * nrt * nq
     T, side, loop_w = _jkls_loop(nt, bh, bx * nrt * nc, by * nc * nq, outputs)
@@ -167,7 +167,7 @@ def _diag_setup(slots: int, lx: Layout, ly, B: int, rows: int = 1):
             key=lambda T: 0.6 * ncb * (T - 1) + 2 * (-(-pp // T)) - 1)
     # E'(a, d)[i + bm (t + g T)] = Y[a bc + (t + d) mod K, t mod pp] for i < rows
     t = np.arange(K)
-    oc, os_, ic, is_ = [], [], [], []
+    entries = EntryList()
     for a in range(ncb):
         for d in range(pp):
             u = (t + d) % K
@@ -179,9 +179,8 @@ def _diag_setup(slots: int, lx: Layout, ly, B: int, rows: int = 1):
             cti, sli = ly.index(0, k[ok], j[ok])
             shifted = (t[ok] + (d // T) * T) % K
             for i in range(rows):
-                oc.append(np.full(int(ok.sum()), a * pp + d)); os_.append(i + bm * shifted); ic.append(cti)
-                is_.append(sli)
-    emap = (np.concatenate(oc), np.concatenate(os_), np.concatenate(ic), np.concatenate(is_))
+                entries.add(a * pp + d, i + bm * shifted, cti, sli)
+    emap = entries.arrays()
     bx, by = lx.batch, ly.batch
     rounds = []
     for d in range(pp):
@@ -295,17 +294,6 @@ def _untransposed(lay: Layout) -> Layout:
     return Layout(lay.matrix, lay.slots, bm=lay.bm, transposed=False, shape=lay.shape)
 
 
-def _relayout_plan(ctx, src, dst):
-    key = ("relayout", lkey(src), dst.key())
-
-    def build():
-        ic, is_ = src.positions()
-        oc, os_ = dst.positions()
-        return entry_plan(ctx.slots, src.num_ciphertexts, dst.num_ciphertexts, oc, os_, ic, is_)
-
-    return key, cached_plan(ctx, key, build)
-
-
 def candidates(ctx, lx, ly, B: int, method: Optional[str] = None) -> List[Dict[str, Any]]:
     """Every way to run x @ y: each algorithm on the operands as stored, and (for operands stored
     transposed) after moving them into a non-transposed layout first (one more level). Best first."""
@@ -317,7 +305,7 @@ def candidates(ctx, lx, ly, B: int, method: Optional[str] = None) -> List[Dict[s
             extra = 0.0
             for pre, src in ((px, lx), (py, ly)):
                 if pre is not None:
-                    extra += _predict_keyswitches(_relayout_plan(ctx, src, pre)[1].predicted(src.batch))
+                    extra += _predict_keyswitches(relayout_plan(ctx, src, pre)[1].predicted(src.batch))
             plans = _ccmm_plans(ctx, px or lx, py or ly, B)
             for meth, (setup, mps, pred, key) in plans.items():
                 if method is not None and meth != method:
@@ -332,7 +320,7 @@ def _candidate_steps(ctx, cand, lx, ly) -> set:
     steps = set()
     for pre, src in ((cand["pre_x"], lx), (cand["pre_y"], ly)):
         if pre is not None:
-            steps.update(_relayout_plan(ctx, src, pre)[1].rotation_steps())
+            steps.update(relayout_plan(ctx, src, pre)[1].rotation_steps())
     for p in cand["maps"]:
         steps.update(p.rotation_steps())
     steps.update(loop_steps(ctx, cand))

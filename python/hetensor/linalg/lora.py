@@ -29,6 +29,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from ..layout import Layout, next_pow2
+from .cache import EntryList
 
 MAX_RANK = 64
 
@@ -49,7 +50,7 @@ def repeat_setup(slots: int, lx: Layout, ly, B: int) -> Optional[Dict[str, Any]]
     if n > MAX_RANK or nn > K:
         return None
     # C: lanes i of super-slot t <- x[rb br + i, t mod n'] (rows of each row block)
-    oc, os_, ic, is_ = [], [], [], []
+    c_entries = EntryList()
     t = np.arange(K)
     j = t % nn
     okj = j < n
@@ -58,12 +59,12 @@ def repeat_setup(slots: int, lx: Layout, ly, B: int) -> Optional[Dict[str, Any]]
         i, tt = np.meshgrid(np.arange(rows), t[okj], indexing="ij")
         i, tt = i.reshape(-1), tt.reshape(-1)
         cti, sli = lx.index(0, rb * br + i, tt % nn)
-        oc.append(np.full(i.size, rb)); os_.append(i + bm * tt); ic.append(cti); is_.append(sli)
-    cmap = (np.concatenate(oc), np.concatenate(os_), np.concatenate(ic), np.concatenate(is_))
+        c_entries.add(rb, i + bm * tt, cti, sli)
+    cmap = c_entries.arrays()
     # D[c, d]: row 0 of super-slot t <- y[(t + d) mod n', c K + t]
     ncb_out = -(-p // K)
     bc_out = min(p, K)
-    oc, os_, ic, is_ = [], [], [], []
+    d_entries = EntryList()
     for c in range(ncb_out):
         for d in range(nn):
             jj = (t + d) % nn
@@ -72,8 +73,8 @@ def repeat_setup(slots: int, lx: Layout, ly, B: int) -> Optional[Dict[str, Any]]
             if not np.any(ok):
                 continue
             cti, sli = ly.index(0, jj[ok], k[ok])
-            oc.append(np.full(int(ok.sum()), c * nn + d)); os_.append(bm * t[ok]); ic.append(cti); is_.append(sli)
-    dmap = (np.concatenate(oc), np.concatenate(os_), np.concatenate(ic), np.concatenate(is_))
+            d_entries.add(c * nn + d, bm * t[ok], cti, sli)
+    dmap = d_entries.arrays()
     bx, by = lx.batch, ly.batch
     rounds = []
     for d in range(nn):
@@ -122,13 +123,12 @@ def rowsum_setup(slots: int, lt: Layout, lw: Layout, B: int, thin_left: bool) ->
     rounds = [(0, 0, np.asarray(terms, dtype=np.int64).reshape(-1))]
     lanesum = [1 << e for e in range(_log2(n))]
     # place: out ct a, slot j + bm k <- in ct (j, a), slot bm k
-    oc, os_, ic, is_ = [], [], [], []
+    place_entries = EntryList()
     for jj in range(r):
         for a in range(ncb):
             k = np.arange(min(lw.bc, d - a * lw.bc))
-            oc.append(np.full(k.size, a)); os_.append(jj + bm * k); ic.append(np.full(k.size, jj * ncb + a))
-            is_.append(bm * k)
-    place = tuple(np.concatenate(v) for v in (oc, os_, ic, is_))
+            place_entries.add(a, jj + bm * k, jj * ncb + a, bm * k)
+    place = place_entries.arrays()
     phys = Layout((B, r, d), slots, bm=bm, br=r, bc=lw.bc, clean=True)
     out = phys if thin_left else phys.T
     return dict(cmap=cmap, c_cts=r, spread=spread, rounds=rounds, lanesum=lanesum, place=place, place_in=r * ncb,

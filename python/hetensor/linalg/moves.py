@@ -95,6 +95,32 @@ def _matrix_target(shape, slots: int) -> Layout:
     return Layout.for_matrix(shape[:-2] + (shape[-1], shape[-2]), slots).T
 
 
+def _through_map(x, key, plan, lay: Layout, cost: MatmulCost, own: bool, t0: float):
+    """``x`` through the block map ``plan`` (one level), stored in ``lay`` (clean); ``cost`` is
+    completed (levels, seconds since ``t0``) and published when the op owns it."""
+    level = int(x.level)
+    ct = rm.apply_map(x.context, key, plan, x._ct, level, 1, cost)
+    out = make(x.context, ct, lay.replace(clean=True), like=x)
+    if own:
+        cost.levels = level - int(out.level)
+        cost.seconds = time.perf_counter() - t0
+        publish(cost)
+    return out
+
+
+def relayout_plan(ctx, src, dst: Layout):
+    """(cache key, plan) of the block map that moves a tensor from layout ``src`` into ``dst``,
+    made once per context."""
+    key = ("relayout", lkey(src), dst.key())
+
+    def build():
+        ic, is_ = src.positions()
+        oc, os_ = dst.positions()
+        return entry_plan(ctx.slots, src.num_ciphertexts, dst.num_ciphertexts, oc, os_, ic, is_)
+
+    return key, cached_plan(ctx, key, build)
+
+
 @rm.planned("move a tensor to another layout")
 def relayout(x, target: Layout, cost: Optional[MatmulCost] = None):
     """``x`` moved into ``target`` (same logical shape) by one block linear map (one level, free when equal)."""
@@ -109,22 +135,8 @@ def relayout(x, target: Layout, cost: Optional[MatmulCost] = None):
     own = cost is None
     cost = cost or MatmulCost(op="relayout", method="map")
     t0 = time.perf_counter()
-    level = int(x.level)
-    key = ("relayout", lkey(src), target.key())
-
-    def build():
-        ic, is_ = src.positions()
-        oc, os_ = target.positions()
-        return entry_plan(ctx.slots, src.num_ciphertexts, target.num_ciphertexts, oc, os_, ic, is_)
-
-    plan = cached_plan(ctx, key, build)
-    ct = rm.apply_map(ctx, key, plan, x._ct, level, 1, cost)
-    out = make(ctx, ct, target.replace(clean=True), like=x)
-    if own:
-        cost.levels = level - int(out.level)
-        cost.seconds = time.perf_counter() - t0
-        publish(cost)
-    return out
+    key, plan = relayout_plan(ctx, src, target)
+    return _through_map(x, key, plan, target, cost, own, t0)
 
 
 @rm.planned("roll rows within blocks")
@@ -146,7 +158,6 @@ def roll_rows(x, shift: int, block: int, cost: Optional[MatmulCost] = None):
     own = cost is None
     cost = cost or MatmulCost(op="roll", method="map")
     t0 = time.perf_counter()
-    level = int(x.level)
     key = ("roll_rows", lay.key(), block, shift % block)
 
     def build():
@@ -156,14 +167,7 @@ def roll_rows(x, shift: int, block: int, cost: Optional[MatmulCost] = None):
         ic, is_ = lay.index(b.reshape(-1), src.reshape(-1), c.reshape(-1))
         return entry_plan(ctx.slots, lay.num_ciphertexts, lay.num_ciphertexts, oc, os_, ic, is_)
 
-    plan = cached_plan(ctx, key, build)
-    ct = rm.apply_map(ctx, key, plan, x._ct, level, 1, cost)
-    out = make(ctx, ct, lay.replace(clean=True), like=x)
-    if own:
-        cost.levels = level - int(out.level)
-        cost.seconds = time.perf_counter() - t0
-        publish(cost)
-    return out
+    return _through_map(x, key, cached_plan(ctx, key, build), lay, cost, own, t0)
 
 
 def lkey(lay) -> tuple:
