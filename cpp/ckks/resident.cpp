@@ -54,19 +54,14 @@ std::vector<Modulus> moduli(const Tables& ctx, int limbs, int polys = 1) {
 // Every limb of every polynomial times per-prime constants, one backend call.
 void mul_by_residues(const Tables& ctx, DeviceCiphertext& c, const std::vector<u64>& res) {
   const size_t polys = static_cast<size_t>(c.batch) * c.size, limbs = c.limbs();
-  std::vector<u64*> out(polys * limbs);
-  std::vector<const u64*> in(polys * limbs);
-  std::vector<ShoupConst> w(polys * limbs);
-  std::vector<u64> q(polys * limbs);
+  backend::ConstLimbs<ShoupConst> l;
   for (size_t p = 0; p < polys; ++p)
     for (size_t i = 0; i < limbs; ++i) {
-      const size_t j = p * limbs + i;
-      out[j] = c.data.data() + j * c.n;
-      in[j] = out[j];
-      q[j] = ctx.prime(static_cast<int>(i));
-      w[j] = ShoupConst{res[i], static_cast<u64>((u128(res[i]) << 64) / q[j])};
+      u64* x = c.data.data() + (p * limbs + i) * c.n;
+      const u64 q = ctx.prime(static_cast<int>(i));
+      l.push(x, x, ShoupConst{res[i], static_cast<u64>((u128(res[i]) << 64) / q)}, q);
     }
-  c.backend().mul_const(out.data(), in.data(), w.data(), q.data(), out.size(), c.n);
+  backend::mul_const(c.backend(), l, c.n);
 }
 
 // The first `level + 1` limbs of every polynomial, copied on the device.
@@ -291,19 +286,15 @@ DeviceCiphertext add_scalar(const Tables& ctx, const DeviceCiphertext& a, double
   const long double v = static_cast<long double>(c) * a.scale;
   DeviceCiphertext out = copy(a);
   // A constant polynomial has the same value at every NTT point: one residue per limb.
-  const size_t limbs = a.limbs(), count = static_cast<size_t>(a.batch) * limbs;
-  std::vector<u64*> o(count);
-  std::vector<const u64*> in(count);
-  std::vector<u64> r(count), q(count);
+  const size_t limbs = a.limbs();
+  backend::ConstLimbs<u64> l;
   for (int b = 0; b < a.batch; ++b)
     for (size_t i = 0; i < limbs; ++i) {
-      const size_t j = b * limbs + i;
-      o[j] = out.poly(b, 0) + i * a.n;
-      in[j] = o[j];
-      q[j] = ctx.prime(static_cast<int>(i));
-      r[j] = residue_of(v, q[j]);
+      u64* x = out.poly(b, 0) + i * a.n;
+      const u64 q = ctx.prime(static_cast<int>(i));
+      l.push(x, x, residue_of(v, q), q);
     }
-  a.backend().add_const(o.data(), in.data(), r.data(), q.data(), count, a.n);
+  backend::add_const(a.backend(), l, a.n);
   return finish(ctx, std::move(out), a.bound + std::fabs(c), op);
 }
 
