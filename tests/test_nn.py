@@ -1,8 +1,6 @@
 """hetensor.nn in plain mode: the module system, from_torch, and the polynomial
 layers against their exact hetensor.torch twins (bounded by the approximation error)."""
 
-import math
-
 import numpy as np
 import pytest
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import hetensor as ht
 from hetensor import parallel
 
 from conftest import bits

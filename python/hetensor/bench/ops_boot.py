@@ -14,7 +14,6 @@ import resource
 import time
 from typing import Dict, Optional
 
-import numpy as np
 
 #: Bootstrappable preset used for a ring degree when the bench preset itself is not one.
 BOOT_PRESET_BY_LOG_N: Dict[int, str] = {12: "toy-boot-insecure", 16: "n16-boot"}

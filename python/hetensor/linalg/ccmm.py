@@ -245,7 +245,7 @@ def _ccmm_plans(ctx, lx, ly, B: int):
             return None
         ep = get(dkey + ("emap",), lambda: entry_plan(slots, ly.num_ciphertexts // ly.batch, ds["e_cts"],
                                                       *ds["emap"]), store)
-        nrb, ncb = lx.nrb, lx.ncb
+        nrb = lx.nrb
         pred = _predict_keyswitches(ep.predicted(ly.batch)) + ly.batch * ds["e_cts"] * len(ds["replicate"])
         pred += ds["loop"] + B * nrb * len(ds["fold"])
         return (ds, (ep,), pred, dkey)

@@ -14,7 +14,7 @@ products need no rotate-and-sum of their own and leave v in the layout of x.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 import numpy as np
 
